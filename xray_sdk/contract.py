@@ -1,0 +1,136 @@
+"""Step conventions: what a step's metrics must look like for cross-run queries to work.
+
+One function, `evaluate_metrics`, is the rule. The SDK calls it to raise early in strict
+mode; the server calls it to refuse unusable values and to flag missing required metrics.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .limits import DEFAULT_LIMITS, Limits
+from .vocabulary import REQUIRED_METRICS, STANDARD_METRICS
+
+# Clients round ratios; anything closer than this to the exact ratio is consistent.
+DROP_RATIO_TOLERANCE = 1e-3
+
+METRIC_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+
+
+@dataclass
+class MetricsVerdict:
+    """The outcome of checking one step's metrics against the contract."""
+
+    metrics: dict[str, Any] = field(default_factory=dict)
+    """The usable metrics, with `drop_ratio` derived when only the counts were given."""
+    errors: dict[str, str] = field(default_factory=dict)
+    """Metric name -> why its value is unusable. A step with errors must be fixed, not stored."""
+    violations: list[str] = field(default_factory=list)
+    """`missing_metric:<name>` for each metric the step type requires but did not get."""
+
+
+def derive_drop_ratio(candidates_in: int, candidates_out: int) -> float:
+    """The share of candidates a step removed; 0.0 when it had none to remove."""
+    if candidates_in <= 0:
+        return 0.0
+    return 1.0 - candidates_out / candidates_in
+
+
+def missing_metric(name: str) -> str:
+    """The violation code recorded when a required metric is absent."""
+    return f"missing_metric:{name}"
+
+
+def evaluate_metrics(
+    step_type: str, metrics: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS
+) -> MetricsVerdict:
+    """Check `metrics` for a step of `step_type`: types, bounds, consistency, required names."""
+    verdict = MetricsVerdict()
+    if metrics is None:
+        metrics = {}
+    if not isinstance(metrics, Mapping):
+        verdict.errors["metrics"] = "must be an object of metric name to number, string or boolean"
+        return verdict
+    if len(metrics) > limits.max_metrics:
+        verdict.errors["metrics"] = f"has {len(metrics)} entries; at most {limits.max_metrics} are kept per step"
+        return verdict
+    for name, value in metrics.items():
+        problem = _check_metric(name, value, limits)
+        if problem:
+            verdict.errors[str(name)[: limits.max_metric_key_chars]] = problem
+        elif value is not None:
+            verdict.metrics[name] = value
+    _check_counts(verdict)
+    for name in REQUIRED_METRICS.get(step_type, ()):
+        if name not in verdict.metrics and name not in verdict.errors:
+            verdict.violations.append(missing_metric(name))
+    return verdict
+
+
+def _check_metric(name: Any, value: Any, limits: Limits) -> str | None:
+    if not isinstance(name, str) or not METRIC_KEY_PATTERN.match(name):
+        return "metric names are letters, digits, '_', '.', '-', starting with a letter or '_'"
+    if len(name) > limits.max_metric_key_chars:
+        return f"metric names are at most {limits.max_metric_key_chars} characters"
+    if value is None:
+        return None
+    expected = STANDARD_METRICS.get(name)
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be a whole number of candidates"
+        if not 0 <= value <= limits.max_count:
+            return f"must be between 0 and {limits.max_count}"
+        return None
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return "must be a finite number"
+        if name == "drop_ratio" and not 0.0 <= value <= 1.0:
+            return "must be between 0 and 1 (the share of candidates removed)"
+        if name == "temperature" and value < 0:
+            return "must not be negative"
+        return None
+    if expected is str:
+        if not isinstance(value, str) or not value.strip():
+            return "must be a non-empty string (the model's name)"
+        if len(value) > limits.max_metric_text_chars:
+            return f"must be at most {limits.max_metric_text_chars} characters"
+        return None
+    return _check_custom_metric(value, limits)
+
+
+def _check_custom_metric(value: Any, limits: Limits) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number (NaN and infinities cannot be compared across runs)"
+    if isinstance(value, str):
+        if len(value) > limits.max_metric_text_chars:
+            return f"must be at most {limits.max_metric_text_chars} characters; put long text in `why` or an artifact"
+        return None
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > limits.max_count:
+        return f"must be between -{limits.max_count} and {limits.max_count}"
+    if isinstance(value, (bool, int, float)):
+        return None
+    return "must be a number, a string or a boolean; flatten structures into several metrics"
+
+
+def _check_counts(verdict: MetricsVerdict) -> None:
+    """Make candidates_in / candidates_out / drop_ratio agree, deriving the ratio if absent."""
+    m = verdict.metrics
+    cin, cout = m.get("candidates_in"), m.get("candidates_out")
+    if cin is None or cout is None:
+        return
+    if cout > cin:
+        verdict.errors["candidates_out"] = (
+            f"is {cout} but candidates_in is {cin}: a step cannot output more candidates than it received"
+        )
+        return
+    expected = derive_drop_ratio(cin, cout)
+    given = m.get("drop_ratio")
+    if given is None:
+        m["drop_ratio"] = expected
+    elif abs(given - expected) > DROP_RATIO_TOLERANCE:
+        verdict.errors["drop_ratio"] = (
+            f"is {given} but candidates_in={cin} and candidates_out={cout} give {expected:.4f}; "
+            "send the counts and let X-Ray derive the ratio"
+        )

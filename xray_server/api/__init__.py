@@ -1,0 +1,1 @@
+"""HTTP handlers: parse the request, call one function, answer. No business rules here."""

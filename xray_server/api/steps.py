@@ -1,0 +1,19 @@
+"""The cross-run query."""
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from .. import query
+from ..app import get_db
+from ..http_input import load_query
+from ..schemas.queries import REPEATABLE_PARAMETERS, StepQuerySchema
+
+bp = Blueprint("steps", __name__, url_prefix="/api/v1")
+_step_query = StepQuerySchema()
+
+
+@bp.get("/steps")
+def find_steps():
+    """Steps across runs, filtered, newest first."""
+    q = query.StepQuery(**load_query(_step_query, request.args, REPEATABLE_PARAMETERS))
+    return query.find_steps(get_db(), q)

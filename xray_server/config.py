@@ -1,0 +1,91 @@
+"""Server configuration, read from the environment in one place."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server can be told. Each field maps to one `XRAY_*` variable."""
+
+    database_url: str | None = None
+    """`XRAY_DATABASE_URL`. None: `xray serve` starts an embedded PostgreSQL in `data_dir`."""
+    data_dir: Path = Path(".xray")
+    """`XRAY_DATA_DIR`: where the embedded PostgreSQL keeps its data between restarts."""
+    pool_min_size: int = 2
+    """`XRAY_DB_POOL_MIN`: connections each worker keeps open."""
+    pool_max_size: int = 10
+    """`XRAY_DB_POOL_MAX`: connections each worker may open."""
+    pool_timeout: float = 2.0
+    """`XRAY_DB_POOL_TIMEOUT`: seconds a request waits for a connection before a 503."""
+    connect_timeout: int = 2
+    """`XRAY_DB_CONNECT_TIMEOUT`: seconds to open one connection to PostgreSQL."""
+    prepared_statements: bool = False
+    """`XRAY_DB_PREPARED_STATEMENTS`: off by default so transaction poolers (Supabase, pgbouncer) work."""
+    migrate_on_start: bool = True
+    """`XRAY_MIGRATE_ON_START`: apply schema.sql when a worker starts (idempotent, locked)."""
+    retry_after_seconds: int = 2
+    """`XRAY_RETRY_AFTER`: the `Retry-After` sent with a 503 when PostgreSQL is unreachable."""
+    host: str = "127.0.0.1"
+    """`XRAY_HOST`: the address `xray serve` binds; X-Ray has no auth, keep it private."""
+    port: int = 8000
+    """`XRAY_PORT`: the port `xray serve` binds."""
+    workers: int = 2
+    """`XRAY_WORKERS`: gunicorn worker processes."""
+    threads: int = 4
+    """`XRAY_THREADS`: threads per gunicorn worker (gthread)."""
+
+
+_FIELDS = {
+    "XRAY_DATABASE_URL": ("database_url", str),
+    "XRAY_DATA_DIR": ("data_dir", Path),
+    "XRAY_DB_POOL_MIN": ("pool_min_size", int),
+    "XRAY_DB_POOL_MAX": ("pool_max_size", int),
+    "XRAY_DB_POOL_TIMEOUT": ("pool_timeout", float),
+    "XRAY_DB_CONNECT_TIMEOUT": ("connect_timeout", int),
+    "XRAY_DB_PREPARED_STATEMENTS": ("prepared_statements", bool),
+    "XRAY_MIGRATE_ON_START": ("migrate_on_start", bool),
+    "XRAY_RETRY_AFTER": ("retry_after_seconds", int),
+    "XRAY_HOST": ("host", str),
+    "XRAY_PORT": ("port", int),
+    "XRAY_WORKERS": ("workers", int),
+    "XRAY_THREADS": ("threads", int),
+}
+
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(_FIELDS)
+
+
+def _parse(name: str, raw: str, kind: type) -> object:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r}: use one of 1/0, true/false, yes/no, on/off")
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a value of type {kind.__name__}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build `Settings` from `environ` (default: the process environment), then `overrides`."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, (attr, kind) in _FIELDS.items():
+        raw = environ.get(name)
+        if raw is not None and raw != "":
+            values[attr] = _parse(name, raw, kind)
+    values.update(overrides)
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.pool_min_size < 0 or settings.pool_max_size < max(1, settings.pool_min_size):
+        raise ConfigError("XRAY_DB_POOL_MAX must be at least 1 and at least XRAY_DB_POOL_MIN")
+    return settings

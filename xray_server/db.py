@@ -1,0 +1,73 @@
+"""The PostgreSQL connection pool, and the one place that turns its failures into 503s."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from .config import Settings
+from .errors import DatabaseUnavailable
+
+
+class Database:
+    """A pool of connections to the hot tier.
+
+    Connections are checked before they are lent, so a PostgreSQL that restarted costs no
+    request an error; when it is unreachable, `connection()` raises `DatabaseUnavailable`
+    within `pool_timeout` seconds instead of hanging, and the pool reconnects by itself.
+    """
+
+    def __init__(self, url: str, settings: Settings, *, open_wait: bool = False) -> None:
+        self.url = url
+        self.settings = settings
+        self.pool = ConnectionPool(
+            url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            timeout=settings.pool_timeout,
+            kwargs=connection_kwargs(settings),
+            check=ConnectionPool.check_connection,
+            open=False,
+            name="xray",
+        )
+        self.pool.open(wait=open_wait)
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """Lend a connection; commit when the block ends cleanly, roll back otherwise."""
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable("no PostgreSQL connection became available in time") from exc
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(_describe(exc)) from exc
+
+    def ping(self) -> None:
+        """Raise `DatabaseUnavailable` unless PostgreSQL answers a trivial query."""
+        with self.connection() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.pool.close()
+
+
+def connection_kwargs(settings: Settings) -> dict:
+    """Options for every connection: rows as dicts, bounded connects, pooler-safe statements."""
+    return {
+        "row_factory": dict_row,
+        "connect_timeout": settings.connect_timeout,
+        # Server-side prepared statements break behind transaction poolers (Supabase, pgbouncer).
+        "prepare_threshold": 5 if settings.prepared_statements else None,
+        "application_name": "xray-server",
+    }
+
+
+def _describe(exc: psycopg.OperationalError) -> str:
+    # The first line names the cause (refused, timed out, shutting down) without the DSN.
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"PostgreSQL is unreachable: {first_line[:200]}"

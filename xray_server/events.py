@@ -1,0 +1,164 @@
+"""Turn validated events into rows: the bounding and contract checks applied to each.
+
+Pure functions: no database, no Flask. `ingest` feeds them and writes what they return.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from xray_sdk.capture import bound_json, truncate_text
+from xray_sdk.contract import evaluate_metrics
+from xray_sdk.limits import DEFAULT_LIMITS, Limits
+from xray_sdk.vocabulary import STANDARD_METRICS, EventType, StepStatus
+
+# Artifact ids are derived from (run, step, name) so that a replayed step_end maps onto
+# the rows it already made instead of adding new ones.
+ARTIFACT_NAMESPACE = uuid.UUID("6f0e8c1a-3b7d-5e2f-9a41-58524159a001")
+
+
+class EventRejected(Exception):
+    """An event broke a rule beyond its schema; `fields` says which and why."""
+
+    def __init__(self, fields: dict[str, list[str]]):
+        super().__init__(fields)
+        self.fields = fields
+
+
+@dataclass
+class PreparedEvent:
+    """One valid event, bounded, with the row fragment it contributes."""
+
+    index: int
+    event_id: str
+    type: str
+    ts: datetime
+    step_row: dict[str, Any] | None = None
+    artifact_rows: list[dict[str, Any]] = field(default_factory=list)
+    finish: dict[str, Any] | None = None
+    violations: list[str] = field(default_factory=list)
+    truncated: list[str] = field(default_factory=list)
+
+
+def artifact_id(run_id: str, step_id: str, name: str) -> str:
+    """The stable id of a step's artifact."""
+    return str(uuid.uuid5(ARTIFACT_NAMESPACE, f"{run_id}/{step_id}/{name}"))
+
+
+def prepare(run_id: str, index: int, event: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> PreparedEvent:
+    """Bound a schema-valid event's text and apply the metric contract to it."""
+    prepared = PreparedEvent(index=index, event_id=str(event["event_id"]), type=event["type"], ts=event["ts"])
+    if event["type"] == EventType.STEP_START.value:
+        prepared.step_row = _start_row(event, prepared, limits)
+    elif event["type"] == EventType.STEP_END.value:
+        prepared.step_row = _end_row(event, prepared, limits)
+        prepared.artifact_rows = [_artifact_row(run_id, event, a) for a in event["artifacts"]]
+    else:
+        prepared.finish = {
+            "status": event["status"],
+            "outcome": _bounded_json(event["outcome"], "outcome", prepared, limits),
+            "error": _bounded_error(event["error"], "error", prepared, limits),
+        }
+    return prepared
+
+
+def _identity(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "step_id": str(event["step_id"]),
+        "parent_step_id": str(event["parent_step_id"]) if event["parent_step_id"] else None,
+        "seq": event["seq"],
+        "name": event["name"],
+        "step_type": event["step_type"],
+    }
+
+
+def _start_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> dict[str, Any]:
+    row = _identity(event)
+    row.update(
+        status=StepStatus.RUNNING.value,
+        started_at=event["ts"].isoformat(),
+        ended_at=None,
+        input=_bounded_json(event["input"], "input", prepared, limits),
+        has_start=True,
+        end_event_id=None,
+    )
+    return row
+
+
+def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> dict[str, Any]:
+    verdict = evaluate_metrics(event["step_type"], event["metrics"], limits)
+    if verdict.errors:
+        raise EventRejected({f"metrics.{name}": [problem] for name, problem in verdict.errors.items()})
+    prepared.violations = verdict.violations
+    started = min(event["started_at"] or event["ts"], event["ts"])
+    row = _identity(event)
+    row.update({name: verdict.metrics.get(name) for name in STANDARD_METRICS})
+    extra = {k: v for k, v in verdict.metrics.items() if k not in STANDARD_METRICS}
+    row.update(
+        status=event["status"],
+        started_at=started.isoformat(),
+        ended_at=event["ts"].isoformat(),
+        metrics=extra or None,
+        output=_bounded_json(event["output"], "output", prepared, limits),
+        why=_bounded_text(event["why"], "why", limits.max_why_chars, prepared),
+        error=_bounded_error(event["error"], "error", prepared, limits),
+        contract_violations=verdict.violations or None,
+        has_start=False,
+        end_event_id=prepared.event_id,
+    )
+    return row
+
+
+def _artifact_row(run_id: str, event: dict[str, Any], artifact: dict[str, Any]) -> dict[str, Any]:
+    step_id = str(event["step_id"])
+    ref = artifact["ref"] or {}
+    if artifact["ref"] is not None:
+        status, reason = "referenced", None
+    elif artifact["dropped"] is not None:
+        status, reason = "dropped", artifact["dropped"]
+    else:
+        # The cold tier is not configured in this version: the payload is not kept, and the
+        # row says so rather than pretending.
+        status, reason = "dropped", "no_store"
+    return {
+        "artifact_id": artifact_id(run_id, step_id, artifact["name"]),
+        "step_id": step_id,
+        "name": artifact["name"],
+        "capture": artifact["capture"],
+        "content_type": artifact["content_type"],
+        "status": status,
+        "drop_reason": reason,
+        "store_key": ref.get("key"),
+        "size_bytes": ref.get("size_bytes"),
+        "sha256": ref.get("sha256"),
+    }
+
+
+def _bounded_text(text: str | None, name: str, max_chars: int, prepared: PreparedEvent) -> str | None:
+    if text is None:
+        return None
+    bounded, cut = truncate_text(text, max_chars)
+    if cut:
+        prepared.truncated.append(name)
+    return bounded
+
+
+def _bounded_json(value: Any, name: str, prepared: PreparedEvent, limits: Limits) -> Any:
+    if value is None:
+        return None
+    bounded, cut = bound_json(value, limits.max_summary_bytes)
+    if cut:
+        prepared.truncated.append(name)
+    return bounded
+
+
+def _bounded_error(error: dict[str, Any] | None, name: str, prepared: PreparedEvent, limits: Limits) -> Any:
+    if error is None:
+        return None
+    return {
+        "type": error["type"],
+        "message": _bounded_text(error["message"], f"{name}.message", limits.max_error_message_chars, prepared),
+        "stack": _bounded_text(error["stack"], f"{name}.stack", limits.max_error_stack_chars, prepared),
+    }

@@ -1,0 +1,40 @@
+"""gunicorn settings for X-Ray: `gunicorn -c python:xray_server.gunicorn_conf xray_server.wsgi:app`.
+
+With no XRAY_DATABASE_URL, the master starts the embedded PostgreSQL before forking workers,
+which inherit its URL, and stops it on exit.
+"""
+from __future__ import annotations
+
+import os
+
+from xray_server.config import load_settings
+
+_settings = load_settings()
+_embedded = None
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+# Threads overlap the waits on PostgreSQL; a slow client cannot hold a whole worker.
+worker_class = "gthread"
+threads = _settings.threads
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+
+
+def on_starting(server) -> None:
+    """Start the embedded PostgreSQL when no database is configured."""
+    global _embedded
+    if _settings.database_url:
+        return
+    from xray_server.embedded_pg import EmbeddedPostgres
+
+    _embedded = EmbeddedPostgres(_settings.data_dir / "pgdata")
+    os.environ["XRAY_DATABASE_URL"] = _embedded.start()
+    server.log.info("embedded PostgreSQL ready in %s", _embedded.data_dir)
+
+
+def on_exit(server) -> None:
+    """Stop the embedded PostgreSQL, if this master started it."""
+    if _embedded is not None:
+        _embedded.stop()

@@ -1,0 +1,306 @@
+"""Write runs and event batches into the hot tier.
+
+Rules this module owns:
+- Replaying a batch, or receiving events out of order or twice, leaves one final state:
+  each event_id is applied once per run (the `ingested_events` ledger), and the step
+  merge below is order-independent (earliest start, latest end wins, ties by event id).
+- Events for a run never created still land: the run is made implicitly.
+- A batch is one transaction and a handful of statements, whatever its size.
+- Valid events beside invalid ones are stored; the invalid ones are reported one by one.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from marshmallow import ValidationError
+from psycopg.types.json import Jsonb
+
+from xray_sdk.capture import bound_json
+from xray_sdk.limits import DEFAULT_LIMITS
+from xray_sdk.vocabulary import STANDARD_METRICS
+
+from .db import Database
+from .errors import Conflict, ValidationFailed
+from .events import EventRejected, PreparedEvent, prepare
+from .schemas.events import BatchSchema, load_event
+from .schemas.runs import RunCreateSchema
+
+_batch_schema = BatchSchema()
+_run_schema = RunCreateSchema()
+
+
+@dataclass
+class BatchResult:
+    """What happened to each event of a batch."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    contract_violations: list[dict[str, Any]] = field(default_factory=list)
+    truncated: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def http_status(self) -> int:
+        """207 when any event was refused, so a client cannot mistake it for full success."""
+        return 207 if self.rejected else 200
+
+    def to_dict(self) -> dict[str, Any]:
+        """The response body."""
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "contract_violations": self.contract_violations,
+            "truncated": self.truncated,
+        }
+
+
+def parse_run_id(run_id: str) -> str:
+    """The canonical form of a run id from a URL, or a 400 naming `run_id`."""
+    try:
+        return str(uuid.UUID(run_id))
+    except (ValueError, AttributeError, TypeError):
+        raise ValidationFailed({"run_id": ["must be a UUID, such as the one POST /api/v1/runs returned"]}) from None
+
+
+# --------------------------------------------------------------------------- runs
+
+_CREATE_RUN = """
+INSERT INTO runs AS r (run_id, pipeline, entity, tags, metadata, started_at, implicit)
+VALUES (%(run_id)s, %(pipeline)s, %(entity)s, %(tags)s, %(metadata)s, %(started_at)s, false)
+ON CONFLICT (run_id) DO UPDATE SET
+    pipeline = EXCLUDED.pipeline, entity = EXCLUDED.entity, tags = EXCLUDED.tags,
+    metadata = EXCLUDED.metadata, implicit = false,
+    started_at = LEAST(r.started_at, EXCLUDED.started_at)
+WHERE r.implicit
+RETURNING run_id
+"""
+
+
+def create_run(db: Database, payload: Any) -> tuple[str, bool]:
+    """Create a run, or fill in one that events created implicitly.
+
+    Returns the run id and whether this call created (or completed) it. Repeating the same
+    request is harmless; the same id with a different pipeline, entity or tags is a 409.
+    """
+    data = _load(_run_schema, payload)
+    run_id = str(data["run_id"] or uuid.uuid4())
+    metadata, _ = bound_json(data["metadata"], DEFAULT_LIMITS.max_metadata_bytes) if data["metadata"] is not None else (None, False)
+    row = {
+        "run_id": run_id,
+        "pipeline": data["pipeline"],
+        "entity": data["entity"],
+        "tags": Jsonb(data["tags"]),
+        "metadata": Jsonb(metadata) if metadata is not None else None,
+        "started_at": data["started_at"] or datetime.now(timezone.utc),
+    }
+    with db.connection() as conn:
+        if conn.execute(_CREATE_RUN, row).fetchone() is not None:
+            return run_id, True
+        existing = conn.execute(
+            "SELECT pipeline, entity, tags FROM runs WHERE run_id = %s", (run_id,)
+        ).fetchone()
+    mismatched = [key for key in ("pipeline", "entity", "tags") if existing[key] != data[key]]
+    if mismatched:
+        raise Conflict(
+            f"run {run_id} already exists with a different {', '.join(mismatched)}; "
+            "use a new run_id for a new run",
+            {"run_id": run_id, "fields": mismatched},
+        )
+    return run_id, False
+
+
+# --------------------------------------------------------------------------- events
+
+def ingest_events(db: Database, run_id: str, payload: Any) -> BatchResult:
+    """Validate a batch, then apply its valid events to the run in one transaction."""
+    run_id = parse_run_id(run_id)
+    raw_events = _load(_batch_schema, payload)["events"]
+    result = BatchResult()
+    prepared = _prepare_all(run_id, raw_events, result)
+    if not prepared:
+        return result
+    unique = _first_of_each_event_id(prepared)
+    result.duplicates += len(prepared) - len(unique)
+    with db.connection() as conn:
+        with conn.transaction():
+            _ensure_run(conn, run_id, min(p.ts for p in unique))
+            new_ids = _record_in_ledger(conn, run_id, [p.event_id for p in unique])
+            fresh = [p for p in unique if p.event_id in new_ids]
+            _upsert_steps(conn, run_id, [p.step_row for p in fresh if p.step_row])
+            _insert_artifacts(conn, run_id, [a for p in fresh for a in p.artifact_rows])
+            for p in fresh:
+                if p.finish:
+                    _finish_run(conn, run_id, p)
+    result.accepted = len(fresh)
+    result.duplicates += len(unique) - len(fresh)
+    _report(fresh, result)
+    return result
+
+
+def _prepare_all(run_id: str, raw_events: list[Any], result: BatchResult) -> list[PreparedEvent]:
+    prepared = []
+    for index, raw in enumerate(raw_events):
+        try:
+            prepared.append(prepare(run_id, index, load_event(raw)))
+        except ValidationError as exc:
+            result.rejected.append(_rejection(index, raw, _as_field_errors(exc.messages)))
+        except EventRejected as exc:
+            result.rejected.append(_rejection(index, raw, exc.fields))
+    return prepared
+
+
+def _rejection(index: int, raw: Any, errors: dict[str, Any]) -> dict[str, Any]:
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    return {"index": index, "event_id": event_id if isinstance(event_id, str) else None, "errors": errors}
+
+
+def _first_of_each_event_id(prepared: list[PreparedEvent]) -> list[PreparedEvent]:
+    seen: dict[str, PreparedEvent] = {}
+    for p in prepared:
+        seen.setdefault(p.event_id, p)
+    return list(seen.values())
+
+
+def _report(fresh: list[PreparedEvent], result: BatchResult) -> None:
+    for p in fresh:
+        if p.violations:
+            result.contract_violations.append(
+                {"index": p.index, "event_id": p.event_id, "step_id": p.step_row["step_id"], "violations": p.violations}
+            )
+        if p.truncated:
+            result.truncated.append({"index": p.index, "event_id": p.event_id, "fields": p.truncated})
+
+
+def _ensure_run(conn, run_id: str, earliest: datetime) -> None:
+    conn.execute(
+        """
+        INSERT INTO runs AS r (run_id, implicit, started_at) VALUES (%s, true, %s)
+        ON CONFLICT (run_id) DO UPDATE SET started_at = LEAST(r.started_at, EXCLUDED.started_at)
+        WHERE r.implicit AND EXCLUDED.started_at < r.started_at
+        """,
+        (run_id, earliest),
+    )
+
+
+def _record_in_ledger(conn, run_id: str, event_ids: list[str]) -> set[str]:
+    # Sorted so that concurrent batches lock ledger entries in the same order.
+    rows = conn.execute(
+        """
+        INSERT INTO ingested_events (run_id, event_id)
+        SELECT %s, e FROM unnest(%s::uuid[]) AS e ORDER BY e
+        ON CONFLICT DO NOTHING RETURNING event_id
+        """,
+        (run_id, sorted(event_ids)),
+    ).fetchall()
+    return {str(row["event_id"]) for row in rows}
+
+
+# A step_end wins over the stored one if it is later (ties broken by event id): so the
+# final state does not depend on arrival order.
+_END_WINS = (
+    "EXCLUDED.end_event_id IS NOT NULL AND (s.end_event_id IS NULL OR "
+    "(EXCLUDED.ended_at, EXCLUDED.end_event_id) > (s.ended_at, s.end_event_id))"
+)
+_END_COLUMNS = (
+    "seq", "name", "step_type", "parent_step_id", "status", "ended_at", *STANDARD_METRICS,
+    "metrics", "output", "why", "error", "contract_violations", "end_event_id",
+)
+_STEP_COLUMNS = (
+    ("step_id", "uuid"), ("parent_step_id", "uuid"), ("seq", "integer"), ("name", "text"),
+    ("step_type", "text"), ("status", "text"), ("started_at", "timestamptz"), ("ended_at", "timestamptz"),
+    ("candidates_in", "bigint"), ("candidates_out", "bigint"), ("drop_ratio", "double precision"),
+    ("model", "text"), ("temperature", "double precision"), ("metrics", "jsonb"), ("input", "jsonb"),
+    ("output", "jsonb"), ("why", "text"), ("error", "jsonb"), ("contract_violations", "text[]"),
+    ("has_start", "boolean"), ("end_event_id", "uuid"),
+)
+_UPSERT_STEPS = "\n".join([
+    f"INSERT INTO steps AS s (run_id, {', '.join(c for c, _ in _STEP_COLUMNS)})",
+    f"SELECT %(run_id)s, {', '.join('f.' + c for c, _ in _STEP_COLUMNS)}",
+    f"FROM jsonb_to_recordset(%(rows)s) AS f({', '.join(f'{c} {t}' for c, t in _STEP_COLUMNS)})",
+    "ORDER BY f.step_id",
+    "ON CONFLICT (run_id, step_id) DO UPDATE SET",
+    "    started_at = LEAST(s.started_at, EXCLUDED.started_at),",
+    "    has_start = s.has_start OR EXCLUDED.has_start,",
+    "    input = CASE WHEN EXCLUDED.has_start AND NOT s.has_start THEN EXCLUDED.input ELSE s.input END,",
+    ",\n".join(f"    {c} = CASE WHEN {_END_WINS} THEN EXCLUDED.{c} ELSE s.{c} END" for c in _END_COLUMNS),
+])
+
+
+def _upsert_steps(conn, run_id: str, rows: list[dict[str, Any]]) -> None:
+    """Merge step fragments. One statement cannot touch a row twice, so a batch holding
+    several events of one step is applied in rounds: the n-th event of each step in round n."""
+    for round_rows in _rounds(rows):
+        conn.execute(_UPSERT_STEPS, {"run_id": run_id, "rows": Jsonb(round_rows)})
+
+
+def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    rounds: list[list[dict[str, Any]]] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        n = seen.get(row["step_id"], 0)
+        seen[row["step_id"]] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
+    return rounds
+
+
+def _insert_artifacts(conn, run_id: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    conn.execute(
+        """
+        INSERT INTO artifacts (run_id, artifact_id, step_id, name, capture, content_type,
+                               status, drop_reason, store_key, size_bytes, sha256)
+        SELECT %s, f.artifact_id, f.step_id, f.name, f.capture, f.content_type,
+               f.status, f.drop_reason, f.store_key, f.size_bytes, f.sha256
+        FROM jsonb_to_recordset(%s) AS f(artifact_id uuid, step_id uuid, name text, capture text,
+             content_type text, status text, drop_reason text, store_key text, size_bytes bigint, sha256 text)
+        ORDER BY f.artifact_id
+        ON CONFLICT (run_id, artifact_id) DO NOTHING
+        """,
+        (run_id, Jsonb(rows)),
+    )
+
+
+def _finish_run(conn, run_id: str, p: PreparedEvent) -> None:
+    # The latest run_finish wins (ties by event id), whatever order they arrive in.
+    conn.execute(
+        """
+        UPDATE runs SET status = %(status)s, outcome = %(outcome)s, error = %(error)s,
+                        ended_at = %(ts)s, finish_event_id = %(event_id)s
+        WHERE run_id = %(run_id)s
+          AND (finish_event_id IS NULL OR (ended_at, finish_event_id) < (%(ts)s, %(event_id)s::uuid))
+        """,
+        {
+            "run_id": run_id,
+            "status": p.finish["status"],
+            "outcome": Jsonb(p.finish["outcome"]) if p.finish["outcome"] is not None else None,
+            "error": Jsonb(p.finish["error"]) if p.finish["error"] is not None else None,
+            "ts": p.ts,
+            "event_id": p.event_id,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _load(schema, payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ValidationFailed({"body": ["must be a JSON object"]})
+    try:
+        return schema.load(payload)
+    except ValidationError as exc:
+        raise ValidationFailed(_as_field_errors(exc.messages)) from None
+
+
+def _as_field_errors(messages: Any) -> dict[str, Any]:
+    """Marshmallow's messages with `_schema` renamed to what it is about."""
+    if isinstance(messages, dict):
+        return {("body" if key == "_schema" else str(key)): value for key, value in messages.items()}
+    return {"body": messages if isinstance(messages, list) else [str(messages)]}
+

@@ -1,0 +1,53 @@
+"""Bring a database's schema up to date, safely from several workers at once."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+SCHEMA_PATH = Path(__file__).with_name("schema.sql")
+# Every worker runs this at start: the lock makes the second one wait, then find nothing to do.
+# A transaction-scoped lock is released at commit, so it also works behind transaction poolers.
+_LOCK_KEY = 0x58524159  # "XRAY"
+
+# Version N is applied when the database is below N. Version 1 is schema.sql; later
+# changes go here as (version, sql) pairs, never as edits to what already shipped.
+MIGRATIONS: list[tuple[int, str]] = []
+
+LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])
+
+
+def current_version(conn: psycopg.Connection) -> int:
+    """The schema version recorded in the database, 0 if X-Ray's schema is absent."""
+    row = conn.execute("SELECT to_regclass('xray_schema_version') IS NOT NULL AS present").fetchone()
+    if not _first(row):
+        return 0
+    row = conn.execute("SELECT coalesce(max(version), 0) AS version FROM xray_schema_version").fetchone()
+    return int(_first(row))
+
+
+def migrate(conn: psycopg.Connection) -> int:
+    """Apply schema.sql and any later migration the database lacks; return the final version."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        version = current_version(conn)
+        if version < 1:
+            log.info("applying schema version 1 from %s", SCHEMA_PATH.name)
+            conn.execute(SCHEMA_PATH.read_text(encoding="utf-8"))
+            version = 1
+        for target, sql in MIGRATIONS:
+            if version < target:
+                log.info("applying schema migration %d", target)
+                conn.execute(sql)
+                conn.execute("INSERT INTO xray_schema_version (version) VALUES (%s)", (target,))
+                version = target
+    return version
+
+
+def _first(row: object) -> object:
+    if isinstance(row, dict):
+        return next(iter(row.values()))
+    return row[0]  # type: ignore[index]

@@ -1,0 +1,1 @@
+"""Marshmallow schemas for everything the API accepts. Pure: no database, no Flask."""

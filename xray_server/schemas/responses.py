@@ -1,0 +1,123 @@
+"""Shapes of what the API answers. Used for the OpenAPI document and checked by tests."""
+from __future__ import annotations
+
+from marshmallow import Schema, fields
+
+
+class ErrorDetailSchema(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+    details = fields.Dict(required=True)
+
+
+class ErrorSchema(Schema):
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
+class RunCreatedSchema(Schema):
+    run_id = fields.UUID(required=True)
+
+
+class RejectedEventSchema(Schema):
+    index = fields.Integer(required=True)
+    event_id = fields.String(allow_none=True)
+    errors = fields.Dict(required=True)
+
+
+class ViolationSchema(Schema):
+    index = fields.Integer(required=True)
+    event_id = fields.String(required=True)
+    step_id = fields.String(required=True)
+    violations = fields.List(fields.String(), required=True)
+
+
+class TruncationSchema(Schema):
+    index = fields.Integer(required=True)
+    event_id = fields.String(required=True)
+    fields_ = fields.List(fields.String(), required=True, data_key="fields")
+
+
+class BatchResultSchema(Schema):
+    accepted = fields.Integer(required=True)
+    duplicates = fields.Integer(required=True)
+    rejected = fields.List(fields.Nested(RejectedEventSchema), required=True)
+    contract_violations = fields.List(fields.Nested(ViolationSchema), required=True)
+    truncated = fields.List(fields.Nested(TruncationSchema), required=True)
+
+
+class ArtifactViewSchema(Schema):
+    artifact_id = fields.UUID(required=True)
+    name = fields.String(required=True)
+    capture = fields.String(required=True)
+    content_type = fields.String(allow_none=True)
+    status = fields.String(required=True)
+    drop_reason = fields.String(allow_none=True)
+    store_key = fields.String(allow_none=True)
+    size_bytes = fields.Integer(allow_none=True)
+    sha256 = fields.String(allow_none=True)
+
+
+class StepSummarySchema(Schema):
+    run_id = fields.UUID(required=True)
+    step_id = fields.UUID(required=True)
+    parent_step_id = fields.UUID(allow_none=True)
+    seq = fields.Integer(required=True)
+    name = fields.String(required=True)
+    step_type = fields.String(required=True)
+    status = fields.String(required=True)
+    started_at = fields.DateTime(required=True)
+    ended_at = fields.DateTime(allow_none=True)
+    duration_ms = fields.Float(allow_none=True)
+    metrics = fields.Dict(required=True)
+    why = fields.String(allow_none=True)
+    error = fields.Dict(allow_none=True)
+    contract_violations = fields.List(fields.String(), required=True)
+    pipeline = fields.String(allow_none=True)
+    entity = fields.String(allow_none=True)
+
+
+class StepDetailSchema(StepSummarySchema):
+    input = fields.Raw(allow_none=True)
+    output = fields.Raw(allow_none=True)
+    artifacts = fields.List(fields.Nested(ArtifactViewSchema), required=True)
+
+
+class StepPageSchema(Schema):
+    steps = fields.List(fields.Nested(StepSummarySchema), required=True)
+    next_cursor = fields.String(allow_none=True)
+
+
+class RunSummarySchema(Schema):
+    run_id = fields.UUID(required=True)
+    pipeline = fields.String(allow_none=True)
+    entity = fields.String(allow_none=True)
+    tags = fields.Dict(required=True)
+    metadata = fields.Raw(allow_none=True)
+    status = fields.String(required=True)
+    outcome = fields.Raw(allow_none=True)
+    error = fields.Dict(allow_none=True)
+    implicit = fields.Boolean(required=True)
+    started_at = fields.DateTime(required=True)
+    ended_at = fields.DateTime(allow_none=True)
+    duration_ms = fields.Float(allow_none=True)
+
+
+class RunStatsSchema(Schema):
+    steps = fields.Integer(required=True)
+    errors = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+    contract_violations = fields.Integer(required=True)
+
+
+class RunViewSchema(RunSummarySchema):
+    steps = fields.List(fields.Nested(StepDetailSchema), required=True)
+    summary = fields.Nested(RunStatsSchema, required=True)
+
+
+class RunPageSchema(Schema):
+    runs = fields.List(fields.Nested(RunSummarySchema), required=True)
+    next_cursor = fields.String(allow_none=True)
+
+
+class StatusSchema(Schema):
+    status = fields.String(required=True)
