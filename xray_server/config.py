@@ -27,6 +27,10 @@ class Settings:
     """`XRAY_DB_POOL_TIMEOUT`: seconds a request waits for a connection before a 503."""
     connect_timeout: int = 2
     """`XRAY_DB_CONNECT_TIMEOUT`: seconds to open one connection to PostgreSQL."""
+    reconnect_timeout: float = 5.0
+    """`XRAY_DB_RECONNECT_TIMEOUT`: seconds the pool retries a lost connection in the background
+    before leaving it to the next request. Short, because psycopg_pool's backoff doubles
+    without a cap: a long value means minutes of 503s after PostgreSQL is back."""
     prepared_statements: bool = False
     """`XRAY_DB_PREPARED_STATEMENTS`: off by default so transaction poolers (Supabase, pgbouncer) work."""
     migrate_on_start: bool = True
@@ -50,6 +54,7 @@ _FIELDS = {
     "XRAY_DB_POOL_MAX": ("pool_max_size", int),
     "XRAY_DB_POOL_TIMEOUT": ("pool_timeout", float),
     "XRAY_DB_CONNECT_TIMEOUT": ("connect_timeout", int),
+    "XRAY_DB_RECONNECT_TIMEOUT": ("reconnect_timeout", float),
     "XRAY_DB_PREPARED_STATEMENTS": ("prepared_statements", bool),
     "XRAY_MIGRATE_ON_START": ("migrate_on_start", bool),
     "XRAY_RETRY_AFTER": ("retry_after_seconds", int),

@@ -28,6 +28,7 @@ class Database:
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             timeout=settings.pool_timeout,
+            reconnect_timeout=settings.reconnect_timeout,
             kwargs=connection_kwargs(settings),
             check=ConnectionPool.check_connection,
             open=False,

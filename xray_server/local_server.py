@@ -35,11 +35,13 @@ def gunicorn_command(host: str, port: int) -> list[str]:
 class LocalServer:
     """gunicorn serving X-Ray on a free local port, started and stopped by this object."""
 
-    def __init__(self, env: Mapping[str, str] | None = None, *, host: str = "127.0.0.1",
+    def __init__(self, env: Mapping[str, str | None] | None = None, *, host: str = "127.0.0.1",
                  port: int | None = None, log_path: Path | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
-        self.env = {**os.environ, **(env or {})}
+        # A None value removes the variable, e.g. XRAY_DATABASE_URL to get the embedded database.
+        merged = {**os.environ, **(env or {})}
+        self.env = {key: value for key, value in merged.items() if value is not None}
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self._log = None

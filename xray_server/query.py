@@ -57,16 +57,22 @@ def find_steps(db: Database, q: StepQuery) -> dict[str, Any]:
     _check_window(q.since, q.until)
     if q.min_drop_ratio is not None and q.max_drop_ratio is not None and q.min_drop_ratio > q.max_drop_ratio:
         raise ValidationFailed({"min_drop_ratio": ["must not exceed max_drop_ratio"]})
+    statement, params = step_query_sql(q)
+    with db.connection() as conn:
+        rows = conn.execute(statement, params).fetchall()
+    page, next_cursor = _paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"], r["step_id"]))
+    return {"steps": [step_summary(r) for r in page], "next_cursor": next_cursor}
+
+
+def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement `find_steps` runs for `q` (one more row than a page, to detect the next)."""
     where, params = _step_filters(q)
     statement = sql.SQL(
         "SELECT {columns}, r.pipeline, r.entity FROM steps s JOIN runs r ON r.run_id = s.run_id "
         "WHERE {where} ORDER BY s.started_at DESC, s.run_id DESC, s.step_id DESC LIMIT %(limit_plus_one)s"
     ).format(columns=sql.SQL(_STEP_SUMMARY_COLUMNS), where=sql.SQL(" AND ").join(where))
     params["limit_plus_one"] = q.limit + 1
-    with db.connection() as conn:
-        rows = conn.execute(statement, params).fetchall()
-    page, next_cursor = _paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"], r["step_id"]))
-    return {"steps": [step_summary(r) for r in page], "next_cursor": next_cursor}
+    return statement, params
 
 
 def _step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:

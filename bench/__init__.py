@@ -1,0 +1,1 @@
+"""X-Ray benchmarks: `python -m bench --help`. Figures go to BENCHMARKS.md, never into tests."""

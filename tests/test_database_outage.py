@@ -1,0 +1,69 @@
+"""PostgreSQL goes away: the API says 503 with Retry-After, quickly; it comes back: the API
+heals with no restart. The database is real; a proxy in front of it is what we cut."""
+import dataclasses
+import time
+
+import pytest
+from psycopg import conninfo
+
+from tests.support.events import competitor_run
+from tests.support.tcp_proxy import TcpProxy
+from tests.test_api_runs import post_json
+from xray_server.app import create_app
+
+# A liveness bound, not a performance figure: far above the configured 1 s pool timeout,
+# far below "hangs until the client gives up".
+NO_HANG_SECONDS = 15
+
+
+@pytest.fixture()
+def proxy(pg_url):
+    params = conninfo.conninfo_to_dict(pg_url)
+    host, port = params.get("host") or "localhost", int(params.get("port") or 5432)
+    target = f"{host}/.s.PGSQL.{port}" if host.startswith("/") else (host, port)
+    proxy = TcpProxy(target).start()
+    yield proxy
+    proxy.cut()
+
+
+@pytest.fixture()
+def outage_client(settings, pg_url, proxy):
+    url = conninfo.make_conninfo(pg_url, host="127.0.0.1", port=str(proxy.port))
+    app = create_app(dataclasses.replace(settings, database_url=url, pool_timeout=1.0, connect_timeout=1,
+                                         reconnect_timeout=2.0, retry_after_seconds=3))
+    yield app.test_client()
+    app.extensions["xray.db"].close()
+
+
+def timed(call):
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def test_outage_is_a_fast_503_then_heals_without_restart(outage_client, proxy, pipeline):
+    client = outage_client
+    run = {"pipeline": pipeline, "entity": "B0CASE"}
+    assert post_json(client, "/api/v1/runs", run).status_code == 201
+
+    proxy.cut()
+    for call in (lambda: post_json(client, "/api/v1/runs", run),
+                 lambda: post_json(client, f"/api/v1/runs/{'0' * 8}-0000-4000-8000-{'0' * 12}/events",
+                                   {"events": competitor_run()}),
+                 lambda: client.get("/api/v1/steps?since=1h"),
+                 lambda: client.get("/readyz")):
+        response, elapsed = timed(call)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "3"
+        assert response.get_json()["error"]["code"] == "database_unavailable"
+        assert elapsed < NO_HANG_SECONDS
+    assert client.get("/healthz").status_code == 200  # the process itself is fine
+
+    proxy.restore()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if client.get("/readyz").status_code == 200:
+            break
+        time.sleep(0.2)
+    assert client.get("/readyz").status_code == 200
+    assert post_json(client, "/api/v1/runs", run).status_code == 201

@@ -1,0 +1,57 @@
+"""End to end: gunicorn, as the Procfile runs it, over real HTTP, on real PostgreSQL."""
+from pathlib import Path
+
+import pytest
+
+from tests.support.events import competitor_run
+from tests.support.http import call
+from xray_server.local_server import LocalServer, gunicorn_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server(pg_url, tmp_path_factory):
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    with LocalServer({"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2"}, log_path=log) as running:
+        yield running
+
+
+def test_a_run_travels_through_gunicorn_and_back(server, pipeline):
+    status, created = call(server.base_url, "POST", "/api/v1/runs", {"pipeline": pipeline, "entity": "B0CASE"})
+    assert status == 201
+    run_id = created["run_id"]
+    status, result = call(server.base_url, "POST", f"/api/v1/runs/{run_id}/events",
+                          {"events": competitor_run(drop_ratio_bad=True)}, compress=True)
+    assert (status, result["accepted"]) == (200, 11)
+    status, view = call(server.base_url, "GET", f"/api/v1/runs/{run_id}")
+    assert status == 200
+    assert [s["step_type"] for s in view["steps"]] == ["llm", "search", "filter", "rank", "select"]
+    status, page = call(server.base_url, "GET", f"/api/v1/steps?pipeline={pipeline}&step_type=filter&min_drop_ratio=0.9")
+    assert status == 200
+    assert [s["run_id"] for s in page["steps"]] == [run_id]
+
+
+def test_errors_over_http_are_json(server):
+    status, body = call(server.base_url, "GET", "/api/v1/nowhere")
+    assert status == 404 and body["error"]["code"] == "not_found"
+    status, body = call(server.base_url, "POST", "/api/v1/runs", {"pipeline": ""})
+    assert status == 400 and set(body["error"]["details"]["fields"]) == {"pipeline", "entity"}
+
+
+def test_the_procfile_runs_the_same_gunicorn_settings():
+    procfile = (ROOT / "Procfile").read_text()
+    assert "-c python:xray_server.gunicorn_conf" in procfile
+    assert "xray_server.wsgi:app" in procfile
+    assert gunicorn_command("h", 1)[-1] == "xray_server.wsgi:app"
+
+
+def test_with_no_database_url_the_server_starts_and_reuses_an_embedded_postgres(tmp_path, pipeline):
+    env = {"XRAY_DATABASE_URL": None, "XRAY_DATA_DIR": str(tmp_path / "xray"), "XRAY_WORKERS": "1"}
+    with LocalServer(env, log_path=tmp_path / "first.log") as first:
+        status, created = call(first.base_url, "POST", "/api/v1/runs", {"pipeline": pipeline, "entity": "e"})
+        assert status == 201
+    assert (tmp_path / "xray" / "pgdata" / "PG_VERSION").exists()
+    with LocalServer(env, log_path=tmp_path / "second.log") as second:
+        status, view = call(second.base_url, "GET", f"/api/v1/runs/{created['run_id']}")
+        assert (status, view["pipeline"]) == (200, pipeline)

@@ -1,0 +1,72 @@
+"""schema.sql is applied once, idempotently, even by several workers starting together."""
+import threading
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import conninfo
+from psycopg.rows import dict_row
+
+from xray_server.migrations import LATEST_VERSION, SCHEMA_PATH, current_version, migrate
+
+
+@pytest.fixture()
+def empty_database(pg_server_url):
+    name = f"xray_migrate_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.errors.InsufficientPrivilege:
+        pytest.skip("this PostgreSQL does not let the tests create a database")
+    yield conninfo.make_conninfo(pg_server_url, dbname=name)
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_packaged_schema_is_the_top_level_schema_sql():
+    top_level = Path(__file__).resolve().parent.parent / "schema.sql"
+    assert SCHEMA_PATH.read_text() == top_level.read_text()
+
+
+def test_migrate_records_the_version_and_is_idempotent(empty_database):
+    with psycopg.connect(empty_database, row_factory=dict_row) as conn:
+        assert current_version(conn) == 0
+        assert migrate(conn) == LATEST_VERSION
+        assert migrate(conn) == LATEST_VERSION
+        versions = conn.execute("SELECT version FROM xray_schema_version").fetchall()
+    assert [row["version"] for row in versions] == [1]
+
+
+def test_concurrent_workers_migrate_once(empty_database):
+    outcomes, errors = [], []
+
+    def worker():
+        try:
+            with psycopg.connect(empty_database, row_factory=dict_row) as conn:
+                outcomes.append(migrate(conn))
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert outcomes == [LATEST_VERSION] * 4
+
+
+def test_every_table_key_includes_run_id(empty_database):
+    with psycopg.connect(empty_database, row_factory=dict_row) as conn:
+        migrate(conn)
+        rows = conn.execute("""
+            SELECT c.relname AS table, a.attname AS column, array_position(i.indkey::int2[], a.attnum) AS pos
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ANY(i.indkey)
+            WHERE i.indisprimary AND c.relname IN ('runs', 'steps', 'artifacts', 'ingested_events')
+            ORDER BY 1, 3""").fetchall()
+    first_key_column = {}
+    for row in rows:
+        first_key_column.setdefault(row["table"], row["column"])
+    assert first_key_column == {t: "run_id" for t in ("artifacts", "ingested_events", "runs", "steps")}
