@@ -132,9 +132,10 @@ def ingest_events(db: Database, run_id: str, payload: Any) -> BatchResult:
             fresh = [p for p in unique if p.event_id in new_ids]
             _upsert_steps(conn, run_id, [p.step_row for p in fresh if p.step_row])
             _insert_artifacts(conn, run_id, [a for p in fresh for a in p.artifact_rows])
-            for p in fresh:
-                if p.finish:
-                    _finish_run(conn, run_id, p)
+            finishes = [p for p in fresh if p.finish]
+            if finishes:
+                # Only the batch's latest can win against the stored one: one statement.
+                _finish_run(conn, run_id, max(finishes, key=lambda p: (p.ts, uuid.UUID(p.event_id))))
     result.accepted = len(fresh)
     result.duplicates += len(unique) - len(fresh)
     _report(fresh, result)

@@ -1,0 +1,48 @@
+"""A batch costs a handful of statements, not one per event."""
+import uuid
+from contextlib import contextmanager
+
+from tests.support.events import competitor_run
+from xray_server import ingest
+from xray_server.db import Database
+
+
+class CountingDatabase(Database):
+    """The real pool; each lent connection counts the statements sent through it."""
+
+    statements = 0
+
+    @contextmanager
+    def connection(self):
+        with super().connection() as conn:
+            original = conn.execute
+
+            def counted(*args, **kwargs):
+                CountingDatabase.statements += 1
+                return original(*args, **kwargs)
+
+            conn.execute = counted
+            try:
+                yield conn
+            finally:
+                del conn.execute
+
+
+def statements_for(db: CountingDatabase, copies: int) -> int:
+    # `copies` runs' worth of events sent as one run: 5 distinct steps and a run_finish each.
+    events = [e for _ in range(copies) for e in competitor_run()]
+    CountingDatabase.statements = 0
+    result = ingest.ingest_events(db, str(uuid.uuid4()), {"events": events})
+    assert result.accepted == len(events)
+    return CountingDatabase.statements
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_size(db, settings):
+    counting = CountingDatabase(settings.database_url, settings, open_wait=True)
+    try:
+        small, large = statements_for(counting, 1), statements_for(counting, 80)
+    finally:
+        counting.close()
+    assert small == large
+    # run, ledger, two rounds of step upserts (start, end), and the run_finish events
+    assert small <= 5
