@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS steps (
     contract_violations text[],              -- NULL when the step honours the contract
     -- Merge bookkeeping, so that any order or repetition of events gives one final state:
     has_start           boolean NOT NULL DEFAULT false,
+    input_from_start    boolean NOT NULL DEFAULT false,  -- a step_start's input beats a step_end's
     end_event_id        uuid,                -- the step_end that won (latest ts, then id)
     PRIMARY KEY (run_id, step_id)
 );

@@ -195,3 +195,24 @@ def test_a_malformed_envelope_or_run_id_is_a_validation_error(db):
     with pytest.raises(ValidationFailed) as info:
         ingest.ingest_events(db, "not-a-uuid", {"events": competitor_run()})
     assert "run_id" in info.value.details["fields"]
+
+
+def test_input_from_step_start_beats_step_end_in_any_order(db, pipeline):
+    for order in ((0, 1), (1, 0)):
+        run_id = create(db, pipeline)
+        step_id = new_id()
+        events = [step_start(step_id, 0, "f", "filter", at=ts(-1), input={"from": "start"}),
+                  step_end(step_id, 0, "f", "filter", input={"from": "end"},
+                           metrics={"candidates_in": 1, "candidates_out": 1})]
+        for i in order:
+            ingest.ingest_events(db, run_id, {"events": [events[i]]})
+        assert query.get_run(db, run_id)["steps"][0]["input"] == {"from": "start"}
+
+
+def test_input_known_only_at_the_end_is_kept(db, pipeline):
+    run_id = create(db, pipeline)
+    step_id = new_id()
+    ingest.ingest_events(db, run_id, {"events": [
+        step_start(step_id, 0, "s", "search", at=ts(-1)),
+        step_end(step_id, 0, "s", "search", input={"query": "phone case"})]})
+    assert query.get_run(db, run_id)["steps"][0]["input"] == {"query": "phone case"}

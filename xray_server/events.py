@@ -82,6 +82,7 @@ def _start_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -
         ended_at=None,
         input=_bounded_json(event["input"], "input", prepared, limits),
         has_start=True,
+        input_from_start=event["input"] is not None,
         end_event_id=None,
     )
     return row
@@ -101,11 +102,13 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
         started_at=started.isoformat(),
         ended_at=event["ts"].isoformat(),
         metrics=extra or None,
+        input=_bounded_json(event["input"], "input", prepared, limits),
         output=_bounded_json(event["output"], "output", prepared, limits),
         why=_bounded_text(event["why"], "why", limits.max_why_chars, prepared),
         error=_bounded_error(event["error"], "error", prepared, limits),
         contract_violations=verdict.violations or None,
         has_start=False,
+        input_from_start=False,
         end_event_id=prepared.event_id,
     )
     return row

@@ -216,7 +216,7 @@ _STEP_COLUMNS = (
     ("candidates_in", "bigint"), ("candidates_out", "bigint"), ("drop_ratio", "double precision"),
     ("model", "text"), ("temperature", "double precision"), ("metrics", "jsonb"), ("input", "jsonb"),
     ("output", "jsonb"), ("why", "text"), ("error", "jsonb"), ("contract_violations", "text[]"),
-    ("has_start", "boolean"), ("end_event_id", "uuid"),
+    ("has_start", "boolean"), ("input_from_start", "boolean"), ("end_event_id", "uuid"),
 )
 _UPSERT_STEPS = "\n".join([
     f"INSERT INTO steps AS s (run_id, {', '.join(c for c, _ in _STEP_COLUMNS)})",
@@ -226,7 +226,12 @@ _UPSERT_STEPS = "\n".join([
     "ON CONFLICT (run_id, step_id) DO UPDATE SET",
     "    started_at = LEAST(s.started_at, EXCLUDED.started_at),",
     "    has_start = s.has_start OR EXCLUDED.has_start,",
-    "    input = CASE WHEN EXCLUDED.has_start AND NOT s.has_start THEN EXCLUDED.input ELSE s.input END,",
+    # input: the first step_start that had one, else the winning step_end's.
+    "    input = CASE WHEN s.input_from_start THEN s.input",
+    "                 WHEN EXCLUDED.input_from_start THEN EXCLUDED.input",
+    f"                 WHEN EXCLUDED.input IS NOT NULL AND {_END_WINS} THEN EXCLUDED.input",
+    "                 ELSE s.input END,",
+    "    input_from_start = s.input_from_start OR EXCLUDED.input_from_start,",
     ",\n".join(f"    {c} = CASE WHEN {_END_WINS} THEN EXCLUDED.{c} ELSE s.{c} END" for c in _END_COLUMNS),
 ])
 

@@ -94,6 +94,8 @@ class StepEndSchema(StepEventSchema):
 
     status = fields.String(required=True, validate=validate.OneOf(FINAL_STEP_STATUSES))
     started_at = EventTime(load_default=None)
+    # Used when no step_start brought one (it was lost, or the input was known only later).
+    input = JsonValue(load_default=None)
     output = JsonValue(load_default=None)
     # Checked by xray_sdk.contract.evaluate_metrics, the rule the SDK applies too.
     metrics = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
