@@ -54,10 +54,16 @@ CREATE TABLE IF NOT EXISTS steps (
     why                 text,
     error               jsonb,
     contract_violations text[],              -- NULL when the step honours the contract
-    -- Merge bookkeeping, so that any order or repetition of events gives one final state:
-    has_start           boolean NOT NULL DEFAULT false,
-    input_from_start    boolean NOT NULL DEFAULT false,  -- a step_start's input beats a step_end's
-    end_event_id        uuid,                -- the step_end that won (latest ts, then id)
+    -- Merge bookkeeping, so that any order or repetition of events gives one final state.
+    -- Identity and end fields come from the winning step_end (latest ts, then event id), or
+    -- without one from the winning step_start (earliest ts, then event id). `input` comes
+    -- from the earliest step_start that had one, else from the latest step_end that had one.
+    start_ts            timestamptz,
+    start_event_id      uuid,
+    end_event_id        uuid,
+    input_from_start    boolean NOT NULL DEFAULT false,
+    input_ts            timestamptz,
+    input_event_id      uuid,
     PRIMARY KEY (run_id, step_id)
 );
 -- The cross-run query: one step type, a time window, newest first (keyset pagination).
@@ -89,6 +95,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
     store_key    text,
     size_bytes   bigint,
     sha256       text,
+    event_ts     timestamptz NOT NULL,       -- the step_end that described it: the latest wins
+    event_id     uuid NOT NULL,
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, artifact_id)
 );

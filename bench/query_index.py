@@ -31,11 +31,13 @@ FROM (SELECT g, now() - random() * interval '30 days' AS t FROM generate_series(
 # Per run: llm, search, filter, filter, rank, filter, search, rank, select, custom.
 _LOAD_STEPS = """
 INSERT INTO steps (run_id, step_id, seq, name, step_type, status, started_at, ended_at,
-                   candidates_in, candidates_out, drop_ratio, model, temperature, why, has_start, end_event_id)
+                   candidates_in, candidates_out, drop_ratio, model, temperature, why,
+                   start_ts, start_event_id, end_event_id)
 SELECT run_id, md5(run_id::text || seq)::uuid, seq, name, step_type, 'ok', at, at + interval '150 ms',
        cin, cout, CASE WHEN cin IS NULL THEN NULL ELSE 1 - cout::float8 / cin END,
        CASE WHEN step_type = 'llm' THEN 'fake-llm-1' END, CASE WHEN step_type = 'llm' THEN 0.2 END,
-       'kept candidates of the same category', true, md5('end' || run_id::text || seq)::uuid
+       'kept candidates of the same category', at, md5('start' || run_id::text || seq)::uuid,
+       md5('end' || run_id::text || seq)::uuid
 FROM (
   SELECT r.run_id, s.seq, (ARRAY['generate_keywords','search_catalogue','compat_filter','price_filter',
             'rank_candidates','brand_filter','search_related','rerank','select_best','audit'])[s.seq + 1] AS name,

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .limits import DEFAULT_LIMITS, Limits
+from .serialize import UNSTORABLE_TEXT
 from .vocabulary import REQUIRED_METRICS, STANDARD_METRICS
 
 # Clients round ratios; anything closer than this to the exact ratio is consistent.
 DROP_RATIO_TOLERANCE = 1e-3
 
-METRIC_KEY_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+METRIC_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 
 @dataclass
@@ -70,7 +71,7 @@ def evaluate_metrics(
 
 
 def _check_metric(name: Any, value: Any, limits: Limits) -> str | None:
-    if not isinstance(name, str) or not METRIC_KEY_PATTERN.match(name):
+    if not isinstance(name, str) or not METRIC_KEY_PATTERN.fullmatch(name):
         return "metric names are letters, digits, '_', '.', '-', starting with a letter or '_'"
     if len(name) > limits.max_metric_key_chars:
         return f"metric names are at most {limits.max_metric_key_chars} characters"
@@ -84,7 +85,7 @@ def _check_metric(name: Any, value: Any, limits: Limits) -> str | None:
             return f"must be between 0 and {limits.max_count}"
         return None
     if expected is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
             return "must be a finite number"
         if name == "drop_ratio" and not 0.0 <= value <= 1.0:
             return "must be between 0 and 1 (the share of candidates removed)"
@@ -96,8 +97,21 @@ def _check_metric(name: Any, value: Any, limits: Limits) -> str | None:
             return "must be a non-empty string (the model's name)"
         if len(value) > limits.max_metric_text_chars:
             return f"must be at most {limits.max_metric_text_chars} characters"
-        return None
+        return _text_problem(value)
     return _check_custom_metric(value, limits)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _text_problem(text: str) -> str | None:
+    if UNSTORABLE_TEXT.search(text):
+        return "must not contain NUL characters or unpaired surrogates"
+    return None
 
 
 def _check_custom_metric(value: Any, limits: Limits) -> str | None:
@@ -106,7 +120,7 @@ def _check_custom_metric(value: Any, limits: Limits) -> str | None:
     if isinstance(value, str):
         if len(value) > limits.max_metric_text_chars:
             return f"must be at most {limits.max_metric_text_chars} characters; put long text in `why` or an artifact"
-        return None
+        return _text_problem(value)
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > limits.max_count:
         return f"must be between -{limits.max_count} and {limits.max_count}"
     if isinstance(value, (bool, int, float)):

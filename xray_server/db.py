@@ -44,6 +44,9 @@ class Database:
                 yield conn
         except PoolTimeout as exc:
             raise DatabaseUnavailable("no PostgreSQL connection became available in time") from exc
+        except psycopg.errors.TransactionRollback as exc:
+            # A deadlock or serialization failure between concurrent batches: safe to retry.
+            raise DatabaseUnavailable(f"a concurrent write conflicted; retry ({type(exc).__name__})") from exc
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(_describe(exc)) from exc
 

@@ -54,7 +54,7 @@ def prepare(run_id: str, index: int, event: dict[str, Any], limits: Limits = DEF
         prepared.step_row = _start_row(event, prepared, limits)
     elif event["type"] == EventType.STEP_END.value:
         prepared.step_row = _end_row(event, prepared, limits)
-        prepared.artifact_rows = [_artifact_row(run_id, event, a) for a in event["artifacts"]]
+        prepared.artifact_rows = [_artifact_row(run_id, event, prepared.event_id, a) for a in event["artifacts"]]
     else:
         prepared.finish = {
             "status": event["status"],
@@ -76,16 +76,24 @@ def _identity(event: dict[str, Any]) -> dict[str, Any]:
 
 def _start_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> dict[str, Any]:
     row = _identity(event)
+    ts = event["ts"].isoformat()
     row.update(
         status=StepStatus.RUNNING.value,
-        started_at=event["ts"].isoformat(),
-        ended_at=None,
-        input=_bounded_json(event["input"], "input", prepared, limits),
-        has_start=True,
-        input_from_start=event["input"] is not None,
-        end_event_id=None,
+        started_at=ts,
+        start_ts=ts,
+        start_event_id=prepared.event_id,
+        **_input_source(event, prepared, limits, from_start=True, ts=ts),
     )
     return row
+
+
+def _input_source(event: dict[str, Any], prepared: PreparedEvent, limits: Limits, *,
+                  from_start: bool, ts: str) -> dict[str, Any]:
+    """The input an event offers, with the key the merge ranks it by."""
+    value = _bounded_json(event["input"], "input", prepared, limits)
+    if value is None:
+        return {"input": None, "input_from_start": False, "input_ts": None, "input_event_id": None}
+    return {"input": value, "input_from_start": from_start, "input_ts": ts, "input_event_id": prepared.event_id}
 
 
 def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> dict[str, Any]:
@@ -97,24 +105,23 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
     row = _identity(event)
     row.update({name: verdict.metrics.get(name) for name in STANDARD_METRICS})
     extra = {k: v for k, v in verdict.metrics.items() if k not in STANDARD_METRICS}
+    ended = event["ts"].isoformat()
     row.update(
         status=event["status"],
         started_at=started.isoformat(),
-        ended_at=event["ts"].isoformat(),
+        ended_at=ended,
         metrics=extra or None,
-        input=_bounded_json(event["input"], "input", prepared, limits),
+        **_input_source(event, prepared, limits, from_start=False, ts=ended),
         output=_bounded_json(event["output"], "output", prepared, limits),
         why=_bounded_text(event["why"], "why", limits.max_why_chars, prepared),
         error=_bounded_error(event["error"], "error", prepared, limits),
         contract_violations=verdict.violations or None,
-        has_start=False,
-        input_from_start=False,
         end_event_id=prepared.event_id,
     )
     return row
 
 
-def _artifact_row(run_id: str, event: dict[str, Any], artifact: dict[str, Any]) -> dict[str, Any]:
+def _artifact_row(run_id: str, event: dict[str, Any], event_id: str, artifact: dict[str, Any]) -> dict[str, Any]:
     step_id = str(event["step_id"])
     ref = artifact["ref"] or {}
     if artifact["ref"] is not None:
@@ -136,6 +143,8 @@ def _artifact_row(run_id: str, event: dict[str, Any], artifact: dict[str, Any]) 
         "store_key": ref.get("key"),
         "size_bytes": ref.get("size_bytes"),
         "sha256": ref.get("sha256"),
+        "event_ts": event["ts"].isoformat(),
+        "event_id": event_id,
     }
 
 

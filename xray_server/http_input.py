@@ -46,6 +46,8 @@ def parse_json(raw: bytes) -> Any:
         raise BadJson(f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise BadJson("the body is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BadJson(f"the body is not acceptable JSON: {str(exc)[:100]}") from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -63,6 +65,8 @@ def _gunzip(raw: bytes, max_bytes: int) -> bytes:
         raise _too_large(max_bytes)
     if not inflater.eof:
         raise BadJson("the gzip body is truncated")
+    if inflater.unused_data:
+        raise BadJson("the gzip body has data after its end; send one gzip member")
     return data
 
 

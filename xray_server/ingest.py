@@ -200,24 +200,47 @@ def _record_in_ledger(conn, run_id: str, event_ids: list[str]) -> set[str]:
     return {str(row["event_id"]) for row in rows}
 
 
-# A step_end wins over the stored one if it is later (ties broken by event id): so the
-# final state does not depend on arrival order.
+# The merge rules, as SQL over the stored row `s` and the incoming fragment EXCLUDED. Each
+# picks a winner by a total order, so the final row does not depend on arrival order.
 _END_WINS = (
-    "EXCLUDED.end_event_id IS NOT NULL AND (s.end_event_id IS NULL OR "
-    "(EXCLUDED.ended_at, EXCLUDED.end_event_id) > (s.ended_at, s.end_event_id))"
+    "(EXCLUDED.end_event_id IS NOT NULL AND (s.end_event_id IS NULL OR "
+    "(EXCLUDED.ended_at, EXCLUDED.end_event_id) > (s.ended_at, s.end_event_id)))"
 )
+_START_WINS = (
+    "(EXCLUDED.start_event_id IS NOT NULL AND (s.start_event_id IS NULL OR "
+    "(EXCLUDED.start_ts, EXCLUDED.start_event_id) < (s.start_ts, s.start_event_id)))"
+)
+# A step_start's input beats a step_end's; among starts the earliest, among ends the latest.
+_INPUT_WINS = (
+    "(EXCLUDED.input IS NOT NULL AND (s.input IS NULL"
+    " OR (EXCLUDED.input_from_start AND NOT s.input_from_start)"
+    " OR (EXCLUDED.input_from_start AND s.input_from_start"
+    "     AND (EXCLUDED.input_ts, EXCLUDED.input_event_id) < (s.input_ts, s.input_event_id))"
+    " OR (NOT EXCLUDED.input_from_start AND NOT s.input_from_start"
+    "     AND (EXCLUDED.input_ts, EXCLUDED.input_event_id) > (s.input_ts, s.input_event_id))))"
+)
+_IDENTITY_COLUMNS = ("seq", "name", "step_type", "parent_step_id")
 _END_COLUMNS = (
-    "seq", "name", "step_type", "parent_step_id", "status", "ended_at", *STANDARD_METRICS,
-    "metrics", "output", "why", "error", "contract_violations", "end_event_id",
+    "status", "ended_at", *STANDARD_METRICS, "metrics", "output", "why", "error", "contract_violations",
+    "end_event_id",
 )
+_START_COLUMNS = ("start_ts", "start_event_id")
+_INPUT_COLUMNS = ("input", "input_from_start", "input_ts", "input_event_id")
 _STEP_COLUMNS = (
     ("step_id", "uuid"), ("parent_step_id", "uuid"), ("seq", "integer"), ("name", "text"),
     ("step_type", "text"), ("status", "text"), ("started_at", "timestamptz"), ("ended_at", "timestamptz"),
     ("candidates_in", "bigint"), ("candidates_out", "bigint"), ("drop_ratio", "double precision"),
     ("model", "text"), ("temperature", "double precision"), ("metrics", "jsonb"), ("input", "jsonb"),
     ("output", "jsonb"), ("why", "text"), ("error", "jsonb"), ("contract_violations", "text[]"),
-    ("has_start", "boolean"), ("input_from_start", "boolean"), ("end_event_id", "uuid"),
+    ("start_ts", "timestamptz"), ("start_event_id", "uuid"), ("end_event_id", "uuid"),
+    ("input_from_start", "boolean"), ("input_ts", "timestamptz"), ("input_event_id", "uuid"),
 )
+
+
+def _pick(column: str, condition: str) -> str:
+    return f"    {column} = CASE WHEN {condition} THEN EXCLUDED.{column} ELSE s.{column} END"
+
+
 _UPSERT_STEPS = "\n".join([
     f"INSERT INTO steps AS s (run_id, {', '.join(c for c, _ in _STEP_COLUMNS)})",
     f"SELECT %(run_id)s, {', '.join('f.' + c for c, _ in _STEP_COLUMNS)}",
@@ -225,14 +248,12 @@ _UPSERT_STEPS = "\n".join([
     "ORDER BY f.step_id",
     "ON CONFLICT (run_id, step_id) DO UPDATE SET",
     "    started_at = LEAST(s.started_at, EXCLUDED.started_at),",
-    "    has_start = s.has_start OR EXCLUDED.has_start,",
-    # input: the first step_start that had one, else the winning step_end's.
-    "    input = CASE WHEN s.input_from_start THEN s.input",
-    "                 WHEN EXCLUDED.input_from_start THEN EXCLUDED.input",
-    f"                 WHEN EXCLUDED.input IS NOT NULL AND {_END_WINS} THEN EXCLUDED.input",
-    "                 ELSE s.input END,",
-    "    input_from_start = s.input_from_start OR EXCLUDED.input_from_start,",
-    ",\n".join(f"    {c} = CASE WHEN {_END_WINS} THEN EXCLUDED.{c} ELSE s.{c} END" for c in _END_COLUMNS),
+    ",\n".join(
+        [_pick(c, f"{_END_WINS} OR (s.end_event_id IS NULL AND {_START_WINS})") for c in _IDENTITY_COLUMNS]
+        + [_pick(c, _END_WINS) for c in _END_COLUMNS]
+        + [_pick(c, _START_WINS) for c in _START_COLUMNS]
+        + [_pick(c, _INPUT_WINS) for c in _INPUT_COLUMNS]
+    ),
 ])
 
 
@@ -260,17 +281,37 @@ def _insert_artifacts(conn, run_id: str, rows: list[dict[str, Any]]) -> None:
         return
     conn.execute(
         """
-        INSERT INTO artifacts (run_id, artifact_id, step_id, name, capture, content_type,
-                               status, drop_reason, store_key, size_bytes, sha256)
+        INSERT INTO artifacts AS a (run_id, artifact_id, step_id, name, capture, content_type,
+                               status, drop_reason, store_key, size_bytes, sha256, event_ts, event_id)
         SELECT %s, f.artifact_id, f.step_id, f.name, f.capture, f.content_type,
-               f.status, f.drop_reason, f.store_key, f.size_bytes, f.sha256
+               f.status, f.drop_reason, f.store_key, f.size_bytes, f.sha256, f.event_ts, f.event_id
         FROM jsonb_to_recordset(%s) AS f(artifact_id uuid, step_id uuid, name text, capture text,
-             content_type text, status text, drop_reason text, store_key text, size_bytes bigint, sha256 text)
+             content_type text, status text, drop_reason text, store_key text, size_bytes bigint, sha256 text,
+             event_ts timestamptz, event_id uuid)
         ORDER BY f.artifact_id
-        ON CONFLICT (run_id, artifact_id) DO NOTHING
+        ON CONFLICT (run_id, artifact_id) DO UPDATE SET
+            capture = EXCLUDED.capture, content_type = EXCLUDED.content_type, status = EXCLUDED.status,
+            drop_reason = EXCLUDED.drop_reason, store_key = EXCLUDED.store_key,
+            size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,
+            event_ts = EXCLUDED.event_ts, event_id = EXCLUDED.event_id
+        -- The latest step_end describing an artifact wins, as for the step itself.
+        WHERE (EXCLUDED.event_ts, EXCLUDED.event_id) > (a.event_ts, a.event_id)
         """,
-        (run_id, Jsonb(rows)),
+        (run_id, Jsonb(_one_per_key(rows, "artifact_id"))),
     )
+
+
+def _one_per_key(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The latest row per key: one statement may not touch a row twice."""
+    def rank(row: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
+        return datetime.fromisoformat(row["event_ts"]), uuid.UUID(row["event_id"])
+
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        current = latest.get(row[key])
+        if current is None or rank(row) > rank(current):
+            latest[row[key]] = row
+    return list(latest.values())
 
 
 def _finish_run(conn, run_id: str, p: PreparedEvent) -> None:

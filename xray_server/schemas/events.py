@@ -26,7 +26,7 @@ class BatchSchema(Schema):
     """The envelope: a list of events, each validated on its own afterwards."""
 
     events = fields.List(
-        fields.Raw(),
+        fields.Raw(allow_none=True),  # a null event is rejected on its own, not with its batch
         required=True,
         validate=validate.Length(min=1, max=L.max_events_per_batch),
     )
@@ -44,8 +44,8 @@ class ObjectRefSchema(Schema):
     """An object the client already put in the artifact store."""
 
     key = Text(required=True, validate=validate.Length(min=1, max=1024))
-    size_bytes = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=0))
-    sha256 = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    size_bytes = fields.Integer(strict=True, load_default=None, validate=validate.Range(min=0, max=2**63 - 1))
+    sha256 = fields.String(load_default=None, validate=validate.Regexp(r"[0-9a-f]{64}\Z"))
 
 
 class ArtifactSchema(Schema):
@@ -133,7 +133,8 @@ def load_event(raw: Any) -> dict[str, Any]:
     """Validate one event; raise `ValidationError` with messages per field."""
     if not isinstance(raw, dict):
         raise ValidationError({"_event": ["each event must be a JSON object"]})
-    schema = EVENT_SCHEMAS.get(raw.get("type"))  # type: ignore[arg-type]
+    event_type = raw.get("type")
+    schema = EVENT_SCHEMAS.get(event_type) if isinstance(event_type, str) else None
     if schema is None:
         raise ValidationError({"type": [f"must be one of: {', '.join(EVENT_TYPES)}"]})
     return schema.load(raw)

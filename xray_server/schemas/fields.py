@@ -9,17 +9,16 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from xray_sdk.limits import DEFAULT_LIMITS
+from xray_sdk.serialize import UNSTORABLE_TEXT
 
-# PostgreSQL refuses NUL in text and jsonb, and lone surrogates cannot be encoded as UTF-8:
-# either would turn a bad request into a 500, so they are refused at the door.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# NUL or a lone surrogate would turn a bad request into a 500, so they are refused at the door.
 _RELATIVE = re.compile(r"^(\d{1,6})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def unstorable_text_problem(text: str) -> str | None:
     """Why PostgreSQL could not store `text`, or None if it can."""
-    match = _UNSTORABLE.search(text)
+    match = UNSTORABLE_TEXT.search(text)
     if match is None:
         return None
     if match.group() == "\x00":
@@ -114,7 +113,13 @@ class TimeBound(fields.Field):
         match = _RELATIVE.match(value.strip())
         if match:
             amount, unit = int(match.group(1)), match.group(2)
-            return datetime.now(timezone.utc) - timedelta(**{_UNITS[unit]: amount})
+            try:
+                moment = datetime.now(timezone.utc) - timedelta(**{_UNITS[unit]: amount})
+            except OverflowError:
+                raise self.make_error("invalid") from None
+            if moment.year < 1970:
+                raise self.make_error("invalid")
+            return moment
         try:
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:

@@ -1,0 +1,135 @@
+"""Turn anything a pipeline hands us into JSON, without ever raising.
+
+The fast path is `json.dumps` with a `default` hook for common types; anything it refuses
+(NaN, cycles, odd objects, NUL characters, lone surrogates) goes through `to_json_safe`,
+which builds a clean copy: datetimes become ISO strings, sets lists, numpy values their
+Python equivalents, and unknown objects a truncated `repr`.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as _dt
+import decimal
+import enum
+import json
+import math
+import re
+import uuid
+from pathlib import PurePath
+from typing import Any, Mapping
+
+MAX_DEPTH = 32
+MAX_REPR_CHARS = 200
+# PostgreSQL refuses NUL in text and jsonb; lone surrogates are not valid Unicode.
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def dumps(value: Any) -> bytes:
+    """Compact UTF-8 JSON for `value`; never raises."""
+    try:
+        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False,
+                          default=_default).encode("utf-8")
+        if b"\\u0000" not in data:
+            return data
+    except (ValueError, TypeError, RecursionError, UnicodeEncodeError):
+        pass
+    except Exception:  # a hostile __str__/__iter__ in a `default` conversion
+        pass
+    return json.dumps(to_json_safe(value), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def to_json_safe(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
+    """A copy of `value` that `json.dumps` accepts and PostgreSQL can store; never raises."""
+    try:
+        return _safe(value, max_depth, set())
+    except Exception:
+        return _repr(value)
+
+
+def _safe(value: Any, depth: int, path: set[int]) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, str):
+        return clean_text(value)
+    if depth <= 0:
+        return "<max depth>"
+    converted = _default(value, strict=False)
+    if converted is not value:
+        return _safe(converted, depth - 1, path)
+    if id(value) in path:
+        return "<cycle>"
+    path.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return {_key(k): _safe(v, depth - 1, path) for k, v in list(value.items())}
+        if isinstance(value, (list, tuple)):
+            return [_safe(v, depth - 1, path) for v in value]
+    finally:
+        path.discard(id(value))
+    return _repr(value)
+
+
+def _default(value: Any, strict: bool = True) -> Any:
+    """One step of conversion for a non-JSON type; `json.dumps` recurses into the result."""
+    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, PurePath)):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return float(value) if value.is_finite() else str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset)):
+        items = list(value)
+        try:
+            return sorted(items)
+        except TypeError:
+            return items
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return "base64:" + base64.b64encode(raw[:4096]).decode("ascii")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+    for method in ("model_dump", "tolist", "item"):  # pydantic, numpy arrays, numpy scalars
+        try:
+            convert = getattr(value, method, None)
+            if callable(convert) and not isinstance(value, type):
+                return convert()
+        except Exception:
+            break
+    if strict:
+        return _repr(value)
+    return value
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return clean_text(key)
+    converted = _safe(key, 1, set())
+    return converted if isinstance(converted, str) else json.dumps(converted)
+
+
+def clean_text(text: str) -> str:
+    """`text` with NUL characters and lone surrogates replaced by U+FFFD."""
+    if UNSTORABLE_TEXT.search(text) is None:
+        return text
+    return UNSTORABLE_TEXT.sub("\ufffd", text)
+
+
+def _repr(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+    text = clean_text(text)
+    return text if len(text) <= MAX_REPR_CHARS else text[: MAX_REPR_CHARS - 1] + "…"
