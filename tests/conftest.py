@@ -72,6 +72,16 @@ def client(app):
     return app.test_client()
 
 
+@pytest.fixture(scope="session")
+def xray_server(pg_url, tmp_path_factory, db):
+    """X-Ray under gunicorn, as the Procfile runs it, on the test database."""
+    from xray_server.local_server import LocalServer
+
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    with LocalServer({"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2"}, log_path=log) as running:
+        yield running
+
+
 @pytest.fixture()
 def pipeline():
     """A pipeline name no other test uses, so cross-run queries see only this test's runs."""

@@ -10,11 +10,9 @@ from xray_server.local_server import LocalServer, gunicorn_command
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def server(pg_url, tmp_path_factory):
-    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    with LocalServer({"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2"}, log_path=log) as running:
-        yield running
+@pytest.fixture()
+def server(xray_server):
+    return xray_server
 
 
 def test_a_run_travels_through_gunicorn_and_back(server, pipeline):

@@ -25,7 +25,7 @@ from .delivery import EVENT, RUN, Delivery, DeliveryConfig, Item
 from .errors import XRayContractError, XRayDeliveryError
 from .limits import DEFAULT_LIMITS, Limits
 from .ratelog import RateLimitedLog
-from .serialize import clean_text, dumps
+from .serialize import RawJson, clean_text, dumps, encode, to_json_safe
 from .transport import HttpTransport
 from .vocabulary import CAPTURE_LEVELS, STEP_TYPES, CaptureLevel, RunStatus, StepStatus, StepType
 
@@ -109,14 +109,25 @@ class Client:
                   metadata: Any = None, run_id: str | None = None, capture: str | None = None) -> "Run":
         """Begin a run; returns at once (the id is made here, the create request is queued)."""
         run = Run(self, str(run_id or uuid.uuid4()), pipeline, entity, capture or self.capture)
-        body: dict[str, Any] = {"run_id": run.run_id, "pipeline": _label(pipeline, self.limits),
-                                "entity": _label(entity, self.limits), "started_at": _now()}
-        if tags:
-            body["tags"] = {_label(k, self.limits)[:64]: _label(v, self.limits)[:256] for k, v in dict(tags).items()}
-        if metadata is not None:
-            body["metadata"] = metadata
-        self._submit(run.run_id, RUN, body)
+        try:
+            body: dict[str, Any] = {"run_id": run.run_id, "pipeline": _label(pipeline, self.limits),
+                                    "entity": _label(entity, self.limits), "started_at": _now()}
+            if tags:
+                limits = self.limits
+                body["tags"] = {_label(k, limits)[: limits.max_tag_key_chars]: _label(v, limits)[: limits.max_tag_value_chars]
+                                for k, v in list(dict(tags).items())[: limits.max_tags]}
+            if metadata is not None:
+                body["metadata"] = self._bounded_metadata(metadata)
+            self._submit(run.run_id, RUN, body)
+        except Exception as exc:
+            self._internal_error(exc)
         return run
+
+    def _bounded_metadata(self, metadata: Any) -> Any:
+        data = dumps(metadata)
+        if len(data) <= self.limits.max_metadata_bytes:
+            return RawJson(data)
+        return {"_truncated": True, "_original_bytes": len(data)}
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait up to `timeout` seconds for queued events to be delivered. In strict mode,
@@ -155,7 +166,7 @@ class Client:
         if self.disabled:
             return
         try:
-            self._delivery.submit(Item(run_id, kind, dumps(body)))
+            self._delivery.submit(Item(run_id, kind, encode(body)))
         except Exception as exc:
             self._internal_error(exc)
 
@@ -171,6 +182,18 @@ class Client:
 
     def _artifact_dropped(self, reason: str) -> None:
         self._artifacts_dropped[reason] = self._artifacts_dropped.get(reason, 0) + 1
+
+
+def _guarded(method: Callable[..., "Step"]) -> Callable[..., "Step"]:
+    """A recording method that never raises into the pipeline: a failure is counted."""
+    @functools.wraps(method)
+    def wrapper(self: "Step", *args: Any, **kwargs: Any) -> "Step":
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            self.run.client._internal_error(exc)
+            return self
+    return wrapper
 
 
 class Run:
@@ -304,14 +327,19 @@ class Step:
         self._closed = False
         if step_type not in STEP_TYPES:
             self.step_type = StepType.CUSTOM.value
-            client._contract_error(f"step {self.name!r}: step type {step_type!r} is not one of {', '.join(STEP_TYPES)}")
-        event = self._identity("step_start", self.started_at)
-        if input is not None:
-            event["input"] = self._bounded(input)
-        client._submit(run.run_id, EVENT, event)
+            client._contract_error(
+                f"step {self.name!r}: step type {_label(step_type, client.limits)!r} is not one of {', '.join(STEP_TYPES)}")
+        try:
+            event = self._identity("step_start", self.started_at)
+            if input is not None:
+                event["input"] = self._bounded(input)
+            client._submit(run.run_id, EVENT, event)
+        except Exception as exc:
+            client._internal_error(exc)
 
     # ------------------------------------------------------------------ recording
 
+    @_guarded
     def metrics(self, values: Mapping[str, Any] | None = None, /, **more: Any) -> "Step":
         """Record metrics (merged with earlier ones)."""
         if values:
@@ -319,6 +347,7 @@ class Step:
         self._metrics.update(more)
         return self
 
+    @_guarded
     def candidates(self, before: Any, after: Any) -> "Step":
         """Record `candidates_in` / `candidates_out` from counts or collections; `drop_ratio`
         is derived from them."""
@@ -327,6 +356,7 @@ class Step:
         self._metrics.pop("drop_ratio", None)
         return self
 
+    @_guarded
     def model(self, name: str, temperature: float | None = None) -> "Step":
         """Record the LLM's `model` and `temperature`."""
         self._metrics["model"] = name
@@ -334,21 +364,25 @@ class Step:
             self._metrics["temperature"] = temperature
         return self
 
+    @_guarded
     def why(self, text: Any) -> "Step":
         """Say in a sentence why the step behaved as it did."""
-        self._why = text if isinstance(text, str) else str(text)
+        self._why = text if isinstance(text, str) else _label(text, Limits(max_name_chars=10**9))
         return self
 
+    @_guarded
     def input(self, value: Any) -> "Step":
         """A summary of what the step was given (if not given when the step started)."""
         self._input = value
         return self
 
+    @_guarded
     def output(self, value: Any) -> "Step":
         """A summary of what the step produced."""
         self._output = value
         return self
 
+    @_guarded
     def artifact(self, name: str, payload: Any, *, capture: str = CaptureLevel.SAMPLE.value,
                  content_type: str = "application/json") -> "Step":
         """Attach bulky evidence. Kept only if `capture` is within the step's capture level,
@@ -410,7 +444,7 @@ class Step:
         data = dumps(value)
         limit = self.run.client.limits.max_summary_bytes
         if len(data) <= limit:
-            return _Raw(data)
+            return RawJson(data)
         preview = data[: limit // 4].decode("utf-8", errors="ignore")
         return {"_truncated": True, "_original_bytes": len(data), "preview": preview + "…"}
 
@@ -434,7 +468,7 @@ class Step:
             elif len(data) > limits.max_artifact_payload_bytes:
                 ref["dropped"] = "too_large"
             else:
-                ref["payload"] = _Raw(data)
+                ref["payload"] = RawJson(data)
             if "dropped" in ref:
                 client._artifact_dropped(ref["dropped"])
             else:
@@ -443,13 +477,14 @@ class Step:
         return refs
 
 
-class _Raw(bytes):
-    """JSON already encoded once; `serialize.dumps` splices it in instead of re-encoding."""
-
-
 def _label(value: Any, limits: Limits) -> str:
-    text = clean_text(value if isinstance(value, str) else str(value))
-    return text[: limits.max_name_chars] or "unnamed"
+    """A short printable name for anything, never raising."""
+    if not isinstance(value, str):
+        safe = to_json_safe(value)
+        value = safe if isinstance(safe, str) else dumps(safe).decode("utf-8")
+    return clean_text(value)[: limits.max_name_chars] or "unnamed"
+
+
 
 
 def _count(value: Any) -> Any:

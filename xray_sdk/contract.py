@@ -138,13 +138,14 @@ def _check_counts(verdict: MetricsVerdict) -> None:
         verdict.errors["candidates_out"] = (
             f"is {cout} but candidates_in is {cin}: a step cannot output more candidates than it received"
         )
+        del m["candidates_out"]  # `metrics` holds only usable values
         return
     expected = derive_drop_ratio(cin, cout)
     given = m.get("drop_ratio")
-    if given is None:
-        m["drop_ratio"] = expected
-    elif abs(given - expected) > DROP_RATIO_TOLERANCE:
+    if given is not None and abs(given - expected) > DROP_RATIO_TOLERANCE:
         verdict.errors["drop_ratio"] = (
             f"is {given} but candidates_in={cin} and candidates_out={cout} give {expected:.4f}; "
             "send the counts and let X-Ray derive the ratio"
         )
+    if given is None or "drop_ratio" in verdict.errors:
+        m["drop_ratio"] = expected

@@ -278,10 +278,14 @@ class Delivery:
                 exhausted.append(item)
         retry = [i for i in failed.items if i.attempts < c.max_attempts] + [i for u in rest for i in u.items]
         with self._lock:
-            self._retries += 1
-            self._queue.extendleft(reversed(retry))
-            self._queued_bytes += sum(len(i.data) for i in retry)
-            self._inflight -= len(retry)
+            closed = self._closed
+            if not closed:
+                self._retries += 1
+                self._queue.extendleft(reversed(retry))
+                self._queued_bytes += sum(len(i.data) for i in retry)
+                self._inflight -= len(retry)
+        if closed:  # close() already gave up on the queue: these go the same way
+            self._resolve(len(retry), dropped={"shutdown": len(retry)})
         if exhausted:
             self._resolve(len(exhausted), dropped={"retries_exhausted": len(exhausted)})
 

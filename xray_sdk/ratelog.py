@@ -6,6 +6,8 @@ import threading
 import time
 
 logger = logging.getLogger("xray_sdk")
+# A library does not configure logging: the application decides where warnings go.
+logger.addHandler(logging.NullHandler())
 
 
 class RateLimitedLog:

@@ -133,3 +133,29 @@ def _repr(value: Any) -> str:
         return f"<unrepresentable {type(value).__name__}>"
     text = clean_text(text)
     return text if len(text) <= MAX_REPR_CHARS else text[: MAX_REPR_CHARS - 1] + "…"
+
+
+class RawJson(bytes):
+    """JSON encoded once already (to measure it against a limit); `encode` splices it in."""
+
+
+def encode(value: Any) -> bytes:
+    """Like `dumps`, but `RawJson` fragments inside dicts and lists are used as they are."""
+    if isinstance(value, RawJson):
+        return bytes(value)
+    if isinstance(value, dict) and _has_raw(value.values()):
+        return b"{" + b",".join(dumps(_key(k)) + b":" + encode(v) for k, v in value.items()) + b"}"
+    if isinstance(value, list) and _has_raw(value):
+        return b"[" + b",".join(encode(v) for v in value) + b"]"
+    return dumps(value)
+
+
+def _has_raw(values: Any) -> bool:
+    for v in values:
+        if isinstance(v, RawJson):
+            return True
+        if isinstance(v, dict) and _has_raw(v.values()):
+            return True
+        if isinstance(v, list) and _has_raw(v):
+            return True
+    return False

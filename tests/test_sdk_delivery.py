@@ -1,0 +1,125 @@
+"""Delivery against real HTTP servers that misbehave: the pipeline never waits, memory stays
+bounded, stats reconcile, and what was still queued arrives once a healthy server is back."""
+import time
+
+import pytest
+
+import xray_sdk
+from tests.support.scripted_server import ScriptedServer
+from xray_sdk.delivery import DeliveryConfig
+
+# A liveness bound, not a performance figure: the pipeline's steps must finish long before
+# the SDK's first request could even time out (the misbehaving server holds it 60 s).
+NEVER_WAITS_SECONDS = 2.0
+
+
+@pytest.fixture()
+def server():
+    running = ScriptedServer().start()
+    yield running
+    running.stop()
+
+
+def fast_client(url, **delivery):
+    config = DeliveryConfig(flush_interval=0.05, backoff_base=0.05, backoff_max=0.2, breaker_cooldown=0.2,
+                            breaker_cooldown_max=0.5, max_attempts=1000, **delivery)
+    return xray_sdk.Client(url, timeout=0.5, shutdown_timeout=0.5, delivery=config)
+
+
+def run_pipeline(client, steps=200):
+    started = time.monotonic()
+    with client.start_run("delivery_test", "B0X") as run:
+        for i in range(steps):
+            with run.step(f"filter_{i}", "filter") as step:
+                step.candidates(100, 10).why("kept ten")
+    return time.monotonic() - started
+
+
+def reconciles(stats):
+    return stats["enqueued"] == stats["sent"] + stats["dropped_total"] + stats["pending"]
+
+
+@pytest.mark.parametrize("mode", ["blackhole", "error500", "throttle429", "close"])
+def test_a_misbehaving_server_never_slows_the_pipeline_and_delivery_resumes(server, mode):
+    server.mode = mode
+    client = fast_client(server.url)
+    elapsed = run_pipeline(client)
+    assert elapsed < NEVER_WAITS_SECONDS
+    time.sleep(0.3)  # let the worker try and fail
+    stats = client.stats()
+    assert reconciles(stats)
+    assert stats["sent"] == 0 and stats["pending"] > 0
+    server.mode = "ok"
+    assert client.flush(15)
+    stats = client.stats()
+    assert reconciles(stats)
+    assert stats["pending"] == 0 and stats["dropped_total"] == 0
+    assert len(server.runs) == 1
+    assert len(set(server.event_ids())) == 401  # 200 starts, 200 ends, one run_finish
+    client.close()
+
+
+def test_memory_is_bounded_and_losses_are_counted_with_their_reason(server):
+    server.mode = "blackhole"
+    client = fast_client(server.url, max_queue_items=500, batch_max_items=100)
+    run_pipeline(client, steps=2000)
+    stats = client.stats()
+    assert stats["pending"] <= 500 + 100
+    assert stats["dropped"]["queue_full"] > 0
+    assert reconciles(stats)
+    client.close(0.2)
+    deadline = time.monotonic() + 5  # the request in flight ends at the 0.5 s transport timeout
+    while client.stats()["pending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stats = client.stats()
+    assert reconciles(stats) and stats["pending"] == 0
+    assert set(stats["dropped"]) == {"queue_full", "shutdown"}
+
+
+def test_the_queue_is_bounded_by_bytes_too(server):
+    server.mode = "blackhole"
+    client = fast_client(server.url, max_queue_bytes=64 * 1024)
+    with client.start_run("delivery_test", "B0X") as run:
+        for i in range(300):
+            with run.step("s", "search") as step:
+                step.why("x" * 1500)
+    stats = client.stats()
+    assert stats["queue_bytes"] <= 64 * 1024
+    assert stats["dropped"]["queue_full"] > 0
+    client.close(0.2)
+
+
+def test_a_burst_of_100000_steps_is_delivered_or_accounted_for(server):
+    client = fast_client(server.url)
+    with client.start_run("burst", "B0X") as run:
+        for i in range(100_000):
+            with run.step("s", "custom"):
+                pass
+    client.flush(60)
+    stats = client.stats()
+    assert reconciles(stats)
+    assert stats["sent"] == len(server.event_ids()) + len(server.runs)
+    assert stats["sent"] + stats["dropped"].get("queue_full", 0) == 200_002
+    client.close()
+
+
+def test_4xx_answers_are_not_retried_and_are_counted(server):
+    server.mode = "reject400"
+    client = fast_client(server.url)
+    run_pipeline(client, steps=10)
+    assert client.flush(5)
+    stats = client.stats()
+    assert reconciles(stats)
+    assert stats["retries"] == 0
+    assert stats["dropped"] == {"rejected_by_server": 22}  # the create, 20 step events, the finish
+    client.close()
+
+
+def test_the_run_create_goes_before_its_events(server):
+    client = fast_client(server.url)
+    with client.start_run("ordering", "B0X") as run:
+        run.step("s", "search", lambda step: None)
+    assert client.flush(5)
+    assert server.runs[0]["run_id"] == run.run_id
+    assert server.requests == 2  # one create, then one batch of events
+    client.close()
