@@ -107,8 +107,14 @@ def measure(url: str, q: StepQuery, repeat: int) -> dict[str, Any]:
     }
 
 
-def run(steps: int = 1_000_000, repeat: int = 200) -> dict[str, Any]:
-    """Load `steps` steps and time the headline query and a rare-condition variant."""
+def add_arguments(parser) -> None:
+    parser.add_argument("--steps", type=int, default=1_000_000, help="stored steps")
+    parser.add_argument("--repeat", type=int, default=200, help="timed repetitions per query")
+
+
+def run(args) -> dict[str, Any]:
+    """Load `args.steps` steps and time the headline query and a rare-condition variant."""
+    steps, repeat = args.steps, args.repeat
     since = datetime.now(timezone.utc) - timedelta(hours=24)
     queries = {
         "filter, drop_ratio >= 0.9, last 24 h": StepQuery(step_type=["filter"], min_drop_ratio=0.9, since=since),

@@ -55,7 +55,7 @@ def test_a_misbehaving_server_never_slows_the_pipeline_and_delivery_resumes(serv
     assert reconciles(stats)
     assert stats["pending"] == 0 and stats["dropped_total"] == 0
     assert len(server.runs) == 1
-    assert len(set(server.event_ids())) == 401  # 200 starts, 200 ends, one run_finish
+    assert len(set(server.event_ids())) == 201  # 200 short steps (one step_end each) and the run_finish
     client.close()
 
 
@@ -99,7 +99,7 @@ def test_a_burst_of_100000_steps_is_delivered_or_accounted_for(server):
     stats = client.stats()
     assert reconciles(stats)
     assert stats["sent"] == len(server.event_ids()) + len(server.runs)
-    assert stats["sent"] + stats["dropped"].get("queue_full", 0) == 200_002
+    assert stats["sent"] + stats["dropped"].get("queue_full", 0) == 100_002  # create, steps, finish
     client.close()
 
 
@@ -111,7 +111,7 @@ def test_4xx_answers_are_not_retried_and_are_counted(server):
     stats = client.stats()
     assert reconciles(stats)
     assert stats["retries"] == 0
-    assert stats["dropped"] == {"rejected_by_server": 22}  # the create, 20 step events, the finish
+    assert stats["dropped"] == {"rejected_by_server": 12}  # the create, 10 step_ends, the finish
     client.close()
 
 
@@ -122,4 +122,21 @@ def test_the_run_create_goes_before_its_events(server):
     assert client.flush(5)
     assert server.runs[0]["run_id"] == run.run_id
     assert server.requests == 2  # one create, then one batch of events
+    client.close()
+
+
+def test_a_long_step_is_visible_as_running_before_it_ends(server):
+    client = xray_sdk.Client(server.url, start_delay=0.1, delivery=DeliveryConfig(flush_interval=0.05))
+    run = client.start_run("long", "B0X")
+    with run.step("slow_search", "search", input={"q": "case"}):
+        deadline = time.monotonic() + 5
+        while not any(e["type"] == "step_start" for e in server.events) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        starts = [e for e in server.events if e["type"] == "step_start"]
+        assert [(e["name"], e["input"]) for e in starts] == [("slow_search", {"q": "case"})]
+    with run.step("quick", "custom"):
+        pass
+    assert client.flush(5)
+    assert sorted((e["name"], e["type"]) for e in server.events) == [
+        ("quick", "step_end"), ("slow_search", "step_end"), ("slow_search", "step_start")]
     client.close()

@@ -13,8 +13,8 @@ import contextvars
 import functools
 import itertools
 import os
+import time
 import traceback
-import uuid
 import weakref
 from datetime import datetime, timezone
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
@@ -23,6 +23,7 @@ from .capture import truncate_text
 from .contract import evaluate_metrics
 from .delivery import EVENT, RUN, Delivery, DeliveryConfig, Item
 from .errors import XRayContractError, XRayDeliveryError
+from .ids import new_id
 from .limits import DEFAULT_LIMITS, Limits
 from .ratelog import RateLimitedLog
 from .serialize import RawJson, clean_text, dumps, encode, to_json_safe
@@ -68,6 +69,7 @@ class Client:
         disabled: bool | None = None,
         timeout: float = 3.0,
         shutdown_timeout: float = 2.0,
+        start_delay: float = 1.0,
         delivery: DeliveryConfig | None = None,
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
@@ -79,6 +81,10 @@ class Client:
         self.disabled = _env_flag("XRAY_DISABLED") if disabled is None else disabled
         self.endpoint = endpoint or os.environ.get("XRAY_ENDPOINT") or DEFAULT_ENDPOINT
         self.shutdown_timeout = shutdown_timeout
+        # A step that ends within `start_delay` seconds costs one event (its step_end carries
+        # everything); only longer steps also send a step_start, so they show as running.
+        self.start_delay = start_delay
+        self._open_steps: dict[str, Step] = {}
         self._contract_errors = 0
         self._internal_errors = 0
         self._artifacts_kept = 0
@@ -90,7 +96,7 @@ class Client:
             self.log.warning("endpoint", "X-Ray disabled: %s", exc)
             self.disabled = True
             transport = HttpTransport(DEFAULT_ENDPOINT, timeout=timeout)
-        self._delivery = Delivery(transport, delivery)
+        self._delivery = Delivery(transport, delivery, on_tick=self._send_overdue_starts)
         ref = weakref.ref(self)
         atexit.register(lambda: (client := ref()) is not None and client._close_at_exit())
 
@@ -108,7 +114,7 @@ class Client:
     def start_run(self, pipeline: str, entity: str, *, tags: Mapping[str, str] | None = None,
                   metadata: Any = None, run_id: str | None = None, capture: str | None = None) -> "Run":
         """Begin a run; returns at once (the id is made here, the create request is queued)."""
-        run = Run(self, str(run_id or uuid.uuid4()), pipeline, entity, capture or self.capture)
+        run = Run(self, str(run_id or new_id()), pipeline, entity, capture or self.capture)
         try:
             body: dict[str, Any] = {"run_id": run.run_id, "pipeline": _label(pipeline, self.limits),
                                     "entity": _label(entity, self.limits), "started_at": _now()}
@@ -118,7 +124,7 @@ class Client:
                                 for k, v in list(dict(tags).items())[: limits.max_tags]}
             if metadata is not None:
                 body["metadata"] = self._bounded_metadata(metadata)
-            self._submit(run.run_id, RUN, body)
+            self._submit(run.run_id, RUN, body, raw=metadata is not None)
         except Exception as exc:
             self._internal_error(exc)
         return run
@@ -162,13 +168,23 @@ class Client:
         except Exception:
             pass
 
-    def _submit(self, run_id: str, kind: str, body: dict[str, Any]) -> None:
+    def _submit(self, run_id: str, kind: str, body: dict[str, Any], raw: bool = False) -> None:
+        """Encode `body` now (later changes to the caller's objects must not leak in) and queue
+        it. `raw`: the body holds `RawJson` fragments to splice in."""
         if self.disabled:
             return
         try:
-            self._delivery.submit(Item(run_id, kind, encode(body)))
+            self._delivery.submit(Item(run_id, kind, encode(body) if raw else dumps(body)))
         except Exception as exc:
             self._internal_error(exc)
+
+    def _send_overdue_starts(self) -> None:
+        """Called by the delivery thread: send step_start for steps running past start_delay."""
+        threshold = time.monotonic() - self.start_delay
+        for step in list(self._open_steps.values()):
+            if not step._start_sent and step._t0 <= threshold:
+                step._start_sent = True
+                self._submit(step.run.run_id, EVENT, step._start_event())
 
     def _internal_error(self, exc: BaseException) -> None:
         self._internal_errors += 1
@@ -236,7 +252,7 @@ class Run:
                 self.client._contract_error(f"run status {status!r} is not 'ok' or 'error'")
                 status = None
             status = status or (RunStatus.ERROR.value if error is not None else RunStatus.OK.value)
-            body: dict[str, Any] = {"event_id": str(uuid.uuid4()), "type": "run_finish", "ts": _now(),
+            body: dict[str, Any] = {"event_id": new_id(), "type": "run_finish", "ts": _now(),
                                     "status": status}
             if outcome is not None:
                 body["outcome"] = outcome
@@ -311,7 +327,7 @@ class Step:
     def __init__(self, run: Run, name: str, step_type: str, input: Any = None, capture: str | None = None) -> None:
         client = run.client
         self.run = run
-        self.step_id = str(uuid.uuid4())
+        self.step_id = new_id()
         self.seq = next(run._seq)
         self.name = _label(name, client.limits) if isinstance(name, str) and name else "unnamed"
         self.step_type = step_type
@@ -319,6 +335,8 @@ class Step:
         parent = _current_step.get()
         self.parent_step_id = parent.step_id if parent is not None and parent.run is run else None
         self.started_at = _now()
+        self._t0 = time.monotonic()
+        self._start_sent = False
         self._metrics: dict[str, Any] = {}
         self._why: str | None = None
         self._input = input
@@ -329,13 +347,8 @@ class Step:
             self.step_type = StepType.CUSTOM.value
             client._contract_error(
                 f"step {self.name!r}: step type {_label(step_type, client.limits)!r} is not one of {', '.join(STEP_TYPES)}")
-        try:
-            event = self._identity("step_start", self.started_at)
-            if input is not None:
-                event["input"] = self._bounded(input)
-            client._submit(run.run_id, EVENT, event)
-        except Exception as exc:
-            client._internal_error(exc)
+        if not client.disabled:
+            client._open_steps[self.step_id] = self
 
     # ------------------------------------------------------------------ recording
 
@@ -399,10 +412,11 @@ class Step:
             return
         self._closed = True
         client = self.run.client
+        client._open_steps.pop(self.step_id, None)
         problems: list[str] = []
         try:
             event = self._end_event(exc, problems)
-            client._submit(self.run.run_id, EVENT, event)
+            client._submit(self.run.run_id, EVENT, event, raw="artifacts" in event)
         except Exception as error:
             client._internal_error(error)
         if problems and exc is None:
@@ -432,8 +446,14 @@ class Step:
             event["artifacts"] = self._artifact_refs()
         return event
 
+    def _start_event(self) -> dict[str, Any]:
+        event = self._identity("step_start", self.started_at)
+        if self._input is not None:
+            event["input"] = self._bounded(self._input)
+        return event
+
     def _identity(self, event_type: str, ts: str) -> dict[str, Any]:
-        event = {"event_id": str(uuid.uuid4()), "type": event_type, "ts": ts, "step_id": self.step_id,
+        event = {"event_id": new_id(), "type": event_type, "ts": ts, "step_id": self.step_id,
                  "seq": self.seq, "name": self.name, "step_type": self.step_type}
         if self.parent_step_id:
             event["parent_step_id"] = self.parent_step_id
@@ -441,10 +461,14 @@ class Step:
 
     def _bounded(self, value: Any) -> Any:
         """`value` if its JSON fits the summary limit, else a marked preview (as the server would)."""
-        data = dumps(value)
         limit = self.run.client.limits.max_summary_bytes
+        if isinstance(value, (bool, int, float)) or value is None:
+            return value
+        if isinstance(value, str) and len(value) * 4 <= limit:
+            return value
+        data = dumps(value)
         if len(data) <= limit:
-            return RawJson(data)
+            return value  # small: encoding it twice costs less than splicing fragments
         preview = data[: limit // 4].decode("utf-8", errors="ignore")
         return {"_truncated": True, "_original_bytes": len(data), "preview": preview + "…"}
 

@@ -70,11 +70,26 @@ def evaluate_metrics(
     return verdict
 
 
-def _check_metric(name: Any, value: Any, limits: Limits) -> str | None:
+# Names already found valid: the same few metric names recur on every step of a pipeline.
+_VALID_NAMES: set[str] = set(STANDARD_METRICS)
+
+
+def _name_problem(name: Any, limits: Limits) -> str | None:
+    if name in _VALID_NAMES and len(name) <= limits.max_metric_key_chars:
+        return None
     if not isinstance(name, str) or not METRIC_KEY_PATTERN.fullmatch(name):
         return "metric names are letters, digits, '_', '.', '-', starting with a letter or '_'"
     if len(name) > limits.max_metric_key_chars:
         return f"metric names are at most {limits.max_metric_key_chars} characters"
+    if len(_VALID_NAMES) < 4096:
+        _VALID_NAMES.add(name)
+    return None
+
+
+def _check_metric(name: Any, value: Any, limits: Limits) -> str | None:
+    problem = _name_problem(name, limits)
+    if problem:
+        return problem
     if value is None:
         return None
     expected = STANDARD_METRICS.get(name)

@@ -21,7 +21,7 @@ import time
 import weakref
 from collections import Counter, deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .ratelog import RateLimitedLog
 from .transport import HttpTransport, Response, TransportError
@@ -69,9 +69,11 @@ class _Unit:
 class Delivery:
     """Owns the queue and the background thread of one client."""
 
-    def __init__(self, transport: HttpTransport, config: DeliveryConfig | None = None) -> None:
+    def __init__(self, transport: HttpTransport, config: DeliveryConfig | None = None,
+                 on_tick: Callable[[], None] | None = None) -> None:
         self.transport = transport
         self.config = config or DeliveryConfig()
+        self.on_tick = on_tick
         self.log = RateLimitedLog()
         self._reset()
         _instances.add(self)
@@ -189,6 +191,8 @@ class Delivery:
             self._wake.wait(self.config.flush_interval)
             self._wake.clear()
             try:
+                if self.on_tick is not None:
+                    self.on_tick()
                 self._drain()
             except Exception as exc:  # the loop must outlive any bug
                 self.log.warning("worker", "X-Ray delivery error: %s", type(exc).__name__)

@@ -139,23 +139,24 @@ class RawJson(bytes):
     """JSON encoded once already (to measure it against a limit); `encode` splices it in."""
 
 
-def encode(value: Any) -> bytes:
-    """Like `dumps`, but `RawJson` fragments inside dicts and lists are used as they are."""
+def encode(value: Any, depth: int = 3) -> bytes:
+    """Like `dumps`, but `RawJson` fragments within `depth` levels of dicts and lists are
+    used as they are (an event's artifact payloads sit at depth 3: event, list, artifact)."""
     if isinstance(value, RawJson):
         return bytes(value)
-    if isinstance(value, dict) and _has_raw(value.values()):
-        return b"{" + b",".join(dumps(_key(k)) + b":" + encode(v) for k, v in value.items()) + b"}"
-    if isinstance(value, list) and _has_raw(value):
-        return b"[" + b",".join(encode(v) for v in value) + b"]"
+    if depth > 0 and isinstance(value, dict) and _has_raw(value.values(), depth):
+        return b"{" + b",".join(dumps(_key(k)) + b":" + encode(v, depth - 1) for k, v in value.items()) + b"}"
+    if depth > 0 and isinstance(value, list) and _has_raw(value, depth):
+        return b"[" + b",".join(encode(v, depth - 1) for v in value) + b"]"
     return dumps(value)
 
 
-def _has_raw(values: Any) -> bool:
+def _has_raw(values: Any, depth: int) -> bool:
     for v in values:
         if isinstance(v, RawJson):
             return True
-        if isinstance(v, dict) and _has_raw(v.values()):
+        if depth > 1 and isinstance(v, dict) and _has_raw(v.values(), depth - 1):
             return True
-        if isinstance(v, list) and _has_raw(v):
+        if depth > 1 and isinstance(v, list) and _has_raw(v, depth - 1):
             return True
     return False
