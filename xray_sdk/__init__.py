@@ -16,7 +16,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from .client import Client, Run, Step, StepScope, current_run, current_step, step
+from .client import Client
+from .context import current_run, current_step
+from .run import Run, step
+from .step import Step
 from .contract import MetricsVerdict, derive_drop_ratio, evaluate_metrics
 from .delivery import DeliveryConfig
 from .errors import XRayContractError, XRayDeliveryError, XRayError
@@ -76,7 +79,7 @@ def stats() -> dict[str, Any]:
 __all__ = [
     "CAPTURE_LEVELS", "DEFAULT_LIMITS", "EVENT_TYPES", "REQUIRED_METRICS", "STANDARD_METRICS", "STEP_TYPES",
     "CaptureLevel", "Client", "DeliveryConfig", "EventType", "Limits", "MetricsVerdict", "Run", "RunStatus",
-    "Step", "StepScope", "StepStatus", "StepType", "XRayContractError", "XRayDeliveryError", "XRayError",
+    "Step", "StepStatus", "StepType", "XRayContractError", "XRayDeliveryError", "XRayError",
     "configure", "current_run", "current_step", "derive_drop_ratio", "evaluate_metrics", "flush",
     "get_client", "sample", "start_run", "stats", "step", "summarize",
 ]

@@ -1,0 +1,239 @@
+"""A step: what it records (metrics, why, input, output, artifacts) and the events it sends.
+
+A short step sends one event, its `step_end`, which carries everything including when it
+started; a step still running after the client's `start_delay` also sends a `step_start` (from
+the delivery thread), so that it shows as running.
+"""
+from __future__ import annotations
+
+import contextvars
+import time
+from typing import TYPE_CHECKING, Any, Mapping
+
+from .capture import truncate_text
+from .context import current_step_var
+from .contract import evaluate_metrics
+from .delivery import EVENT
+from .ids import new_id
+from .serialize import RawJson, clean_text, dumps
+from .values import error_info, label, now_iso
+from .vocabulary import CAPTURE_LEVELS, STEP_TYPES, CaptureLevel, StepStatus, StepType
+
+if TYPE_CHECKING:
+    from .run import Run
+
+_CAPTURE_ORDER = {level: rank for rank, level in enumerate(CAPTURE_LEVELS)}
+# Keep artifact payloads only while the queue is under this share of its bound, so that
+# metrics, which are never dropped by choice, always have room.
+_PAYLOAD_PRESSURE = 0.5
+
+
+class Step:
+    """One business decision of a run. A context manager (`with` and `async with`); its
+    recording methods return the step, never raise in best_effort mode, and are thread-safe
+    enough for a step's own threads (last write wins)."""
+
+    def __init__(self, run: "Run", name: str, step_type: str, input: Any = None, capture: str | None = None) -> None:
+        client = run.client
+        self.run = run
+        self.step_id = new_id()
+        self.seq = next(run._seq)
+        self.name = label(name, client.limits.max_name_chars)
+        self.step_type = step_type
+        self.capture = capture if capture in CAPTURE_LEVELS else run.capture
+        parent = current_step_var.get()
+        self.parent_step_id = parent.step_id if parent is not None and parent.run is run else None
+        self.started_at = now_iso()
+        self._t0 = time.monotonic()
+        self._start_sent = False
+        self._metrics: dict[str, Any] = {}
+        self._why: str | None = None
+        self._input = input
+        self._output: Any = None
+        self._artifacts: list[dict[str, Any]] = []
+        self._closed = False
+        self._token: contextvars.Token | None = None
+        if step_type not in STEP_TYPES:
+            self.step_type = StepType.CUSTOM.value
+            client._contract_error(f"step {self.name!r}: step type {label(step_type, 64)!r} is not one of "
+                                   f"{', '.join(STEP_TYPES)}")
+
+    # ------------------------------------------------------------------ recording
+
+    def metrics(self, values: Mapping[str, Any] | None = None, /, **more: Any) -> "Step":
+        """Record metrics (merged with earlier ones)."""
+        try:
+            if values:
+                self._metrics.update(values)
+            if more:
+                self._metrics.update(more)
+        except Exception as exc:
+            self.run.client._internal_error(exc)
+        return self
+
+    def candidates(self, before: Any, after: Any) -> "Step":
+        """Record `candidates_in` / `candidates_out` from counts or collections; `drop_ratio`
+        is derived from them."""
+        self._metrics["candidates_in"] = _count(before)
+        self._metrics["candidates_out"] = _count(after)
+        self._metrics.pop("drop_ratio", None)
+        return self
+
+    def model(self, name: str, temperature: float | None = None) -> "Step":
+        """Record the LLM's `model` and `temperature`."""
+        self._metrics["model"] = name
+        if temperature is not None:
+            self._metrics["temperature"] = temperature
+        return self
+
+    def why(self, text: Any) -> "Step":
+        """Say in a sentence why the step behaved as it did."""
+        self._why = text if isinstance(text, str) else label(text, 10**9)
+        return self
+
+    def input(self, value: Any) -> "Step":
+        """A summary of what the step was given."""
+        self._input = value
+        return self
+
+    def output(self, value: Any) -> "Step":
+        """A summary of what the step produced."""
+        self._output = value
+        return self
+
+    def artifact(self, name: str, payload: Any, *, capture: str = CaptureLevel.SAMPLE.value,
+                 content_type: str = "application/json") -> "Step":
+        """Attach bulky evidence. Kept only if `capture` is within the step's capture level,
+        the payload within the size limit, and the queue not under pressure; otherwise the
+        step records that it was dropped and why."""
+        self._artifacts.append({"name": name, "capture": capture, "content_type": content_type, "payload": payload})
+        return self
+
+    # ------------------------------------------------------------------ context manager
+
+    def __enter__(self) -> "Step":
+        self._token = current_step_var.set(self)
+        if not self.run.client.disabled:
+            self.run.client._open_steps[self.step_id] = self
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if self._token is not None:
+            try:
+                current_step_var.reset(self._token)
+            except ValueError:
+                pass  # left in another context than entered: nothing to restore
+        self._close(exc)
+
+    async def __aenter__(self) -> "Step":
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # ------------------------------------------------------------------ events
+
+    def _close(self, exc: BaseException | None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        client = self.run.client
+        client._open_steps.pop(self.step_id, None)
+        if client.disabled:
+            return
+        problems: list[str] = []
+        try:
+            event = self._end_event(exc, problems)
+            client._submit(self.run.run_id, EVENT, event, raw="artifacts" in event)
+        except Exception as error:
+            client._internal_error(error)
+        if problems and exc is None:
+            client._contract_error(f"step {self.name!r} ({self.step_type}): " + "; ".join(problems))
+        elif problems:
+            client._contract_errors += 1  # the pipeline's own exception wins
+
+    def _start_event(self) -> dict[str, Any]:
+        event = self._identity("step_start", self.started_at)
+        if self._input is not None:
+            event["input"] = self._bounded(self._input)
+        return event
+
+    def _end_event(self, exc: BaseException | None, problems: list[str]) -> dict[str, Any]:
+        limits = self.run.client.limits
+        event = self._identity("step_end", now_iso())
+        event["status"] = StepStatus.ERROR.value if exc is not None else StepStatus.OK.value
+        event["started_at"] = self.started_at
+        if self._metrics or self.step_type in ("filter", "rank", "llm"):
+            verdict = evaluate_metrics(self.step_type, self._metrics, limits)
+            problems += [f"metric {name} {problem}" for name, problem in verdict.errors.items()]
+            problems += verdict.violations
+            event["metrics"] = verdict.metrics  # unusable values left out, so the step still lands
+        if self._why is not None:
+            event["why"] = truncate_text(clean_text(self._why), limits.max_why_chars)[0]
+        if self._input is not None:
+            event["input"] = self._bounded(self._input)
+        if self._output is not None:
+            event["output"] = self._bounded(self._output)
+        if exc is not None:
+            event["error"] = error_info(exc, limits)
+        if self._artifacts:
+            event["artifacts"] = self._artifact_refs()
+        return event
+
+    def _identity(self, event_type: str, ts: str) -> dict[str, Any]:
+        event = {"event_id": new_id(), "type": event_type, "ts": ts, "step_id": self.step_id,
+                 "seq": self.seq, "name": self.name, "step_type": self.step_type}
+        if self.parent_step_id:
+            event["parent_step_id"] = self.parent_step_id
+        return event
+
+    def _bounded(self, value: Any) -> Any:
+        """`value` if its JSON fits the summary limit, else a marked preview (as the server would)."""
+        limit = self.run.client.limits.max_summary_bytes
+        if value is None or isinstance(value, (bool, int, float)):
+            return value
+        if isinstance(value, str) and len(value) * 4 <= limit:
+            return value
+        data = dumps(value)
+        if len(data) <= limit:
+            return value  # small: encoding it twice costs less than splicing fragments
+        preview = data[: limit // 4].decode("utf-8", errors="ignore")
+        return {"_truncated": True, "_original_bytes": len(data), "preview": preview + "…"}
+
+    def _artifact_refs(self) -> list[dict[str, Any]]:
+        client = self.run.client
+        limits = client.limits
+        refs, seen = [], set()
+        shed = client._delivery.pressure() >= _PAYLOAD_PRESSURE
+        for artifact in self._artifacts[: limits.max_artifacts_per_step]:
+            name = label(artifact["name"], limits.max_name_chars)
+            if name in seen:
+                continue
+            seen.add(name)
+            capture = artifact["capture"] if artifact["capture"] in CAPTURE_LEVELS else CaptureLevel.FULL.value
+            ref: dict[str, Any] = {"name": name, "capture": capture,
+                                   "content_type": label(artifact["content_type"], limits.max_name_chars)}
+            data = None if shed else dumps(artifact["payload"])
+            if _CAPTURE_ORDER[capture] > _CAPTURE_ORDER[self.capture]:
+                ref["dropped"] = "capture_policy"
+            elif data is None:
+                ref["dropped"] = "load_shed"
+            elif len(data) > limits.max_artifact_payload_bytes:
+                ref["dropped"] = "too_large"
+            else:
+                ref["payload"] = RawJson(data)
+            if "dropped" in ref:
+                client._artifact_dropped(ref["dropped"])
+            else:
+                client._artifacts_kept += 1
+            refs.append(ref)
+        return refs
+
+
+def _count(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        return len(value)
+    except Exception:
+        return value  # left for the contract check to report
