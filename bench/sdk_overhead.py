@@ -117,8 +117,40 @@ def per_step(steps: int) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- pipeline
 
-def _pipeline(run: Any, rng: random.Random, catalogue: list[dict]) -> None:
+class _SpanSteps:
+    """The same recording calls as an X-Ray step, as attributes of an OpenTelemetry span."""
+
+    def __init__(self, span: Any) -> None:
+        self.span = span
+
+    def model(self, name: str, temperature: float) -> "_SpanSteps":
+        self.span.set_attribute("model", name)
+        self.span.set_attribute("temperature", temperature)
+        return self
+
+    def metrics(self, **values: Any) -> "_SpanSteps":
+        self.span.set_attributes(values)
+        return self
+
+    def candidates(self, before: list, after: list) -> "_SpanSteps":
+        self.span.set_attributes({"candidates_in": len(before), "candidates_out": len(after),
+                                  "drop_ratio": 1 - len(after) / len(before) if before else 0.0})
+        return self
+
+    def why(self, text: str) -> "_SpanSteps":
+        self.span.set_attribute("why", text)
+        return self
+
+    def output(self, value: Any) -> "_SpanSteps":
+        self.span.set_attribute("output", json.dumps(value))
+        return self
+
+
+def _pipeline(run: Any, rng: random.Random, catalogue: list[dict], tracer: Any = None) -> None:
     def step(name: str, step_type: str, fn: Callable[[Any], Any]) -> Any:
+        if tracer is not None:
+            with tracer.start_as_current_span(name) as span:
+                return fn(_SpanSteps(span))
         if run is None:
             return fn(None)
         return run.step(name, step_type, fn)
@@ -160,11 +192,21 @@ def _pipeline(run: Any, rng: random.Random, catalogue: list[dict]) -> None:
 
 def pipeline(runs: int) -> dict[str, Any]:
     import xray_sdk
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+    class Nowhere(SpanExporter):
+        def export(self, spans):  # noqa: D102 - the baseline's exporter drops everything
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Nowhere()))
+    tracer = provider.get_tracer("bench")
     rng = random.Random(1)
     catalogue = [{"asin": f"B{i:07d}", "category": rng.choice(["phone_case", "laptop_stand", "cable"]),
                   "price": rng.uniform(5, 80), "score": rng.random()} for i in range(20_000)]
-    times: dict[str, list[float]] = {"no_xray": [], "healthy": [], "blackholed": [], "down": []}
+    times: dict[str, list[float]] = {"no_xray": [], "opentelemetry": [], "healthy": [], "blackholed": [],
+                                     "down": []}
     with sink("ok") as healthy_url, sink("blackhole") as blackhole_url:
         clients = {
             "healthy": xray_sdk.Client(healthy_url),
@@ -177,7 +219,10 @@ def pipeline(runs: int) -> dict[str, Any]:
                 client = clients.get(name)
                 started = time.perf_counter()
                 for _ in range(per_round):
-                    if client is None:
+                    if name == "opentelemetry":
+                        with tracer.start_as_current_span("run"):
+                            _pipeline(None, rng, catalogue, tracer)
+                    elif client is None:
                         _pipeline(None, rng, catalogue)
                     else:
                         with client.start_run("bench", "B0BENCH") as run:
@@ -186,6 +231,7 @@ def pipeline(runs: int) -> dict[str, Any]:
         drops = {name: c.stats()["dropped"] for name, c in clients.items()}
         for c in clients.values():
             c.close(0.2)
+    provider.shutdown()
     base = statistics.median(times["no_xray"])
     return {
         name: {"ms_per_run_median": round(statistics.median(v), 3),
@@ -281,8 +327,10 @@ def report(result: dict[str, Any]) -> str:
               "| collector | median (us) | p99 (us) |", "|---|---|---|"]
     for name, m in result["unreachable_collector"].items():
         lines.append(f"| {name} | {m['median_us']} | {m['p99_us']} |")
-    lines += ["", f"Pipeline ({result['sizes']['pipelines']} runs of 5 steps over 2,000 candidates per scenario):",
-              "", "| collector | ms per run (median) | ratio to no X-Ray | dropped |", "|---|---|---|---|"]
+    lines += ["", f"Pipeline ({result['sizes']['pipelines']} runs of 5 steps over 2,000 candidates per scenario; "
+                  "`opentelemetry` is the same pipeline with a span per step instead of X-Ray):",
+              "", "| instrumentation | ms per run (median) | ratio to no instrumentation | dropped |",
+              "|---|---|---|---|"]
     for name, m in result["pipeline"].items():
         lines.append(f"| {name} | {m['ms_per_run_median']} | {m['ratio_to_no_xray']} | {m['dropped'] or '-'} |")
     lines += ["", f"Resident memory over {result['sizes']['memory_steps']:,} steps (MB at each tenth):", "",

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .limits import DEFAULT_LIMITS, Limits
@@ -20,16 +19,20 @@ DROP_RATIO_TOLERANCE = 1e-3
 METRIC_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 
-@dataclass
 class MetricsVerdict:
-    """The outcome of checking one step's metrics against the contract."""
+    """The outcome of checking one step's metrics against the contract.
 
-    metrics: dict[str, Any] = field(default_factory=dict)
-    """The usable metrics, with `drop_ratio` derived when only the counts were given."""
-    errors: dict[str, str] = field(default_factory=dict)
-    """Metric name -> why its value is unusable. A step with errors must be fixed, not stored."""
-    violations: list[str] = field(default_factory=list)
-    """`missing_metric:<name>` for each metric the step type requires but did not get."""
+    - `metrics`: the usable metrics, with `drop_ratio` derived when only the counts were given;
+    - `errors`: metric name -> why its value is unusable (a step with errors must be fixed);
+    - `violations`: `missing_metric:<name>` for each metric the step type requires but lacks.
+    """
+
+    __slots__ = ("metrics", "errors", "violations")
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, Any] = {}
+        self.errors: dict[str, str] = {}
+        self.violations: list[str] = []
 
 
 def derive_drop_ratio(candidates_in: int, candidates_out: int) -> float:
@@ -57,17 +60,38 @@ def evaluate_metrics(
     if len(metrics) > limits.max_metrics:
         verdict.errors["metrics"] = f"has {len(metrics)} entries; at most {limits.max_metrics} are kept per step"
         return verdict
+    usable = verdict.metrics
     for name, value in metrics.items():
+        if _plainly_valid(name, value, limits):
+            usable[name] = value
+            continue
         problem = _check_metric(name, value, limits)
         if problem:
             verdict.errors[str(name)[: limits.max_metric_key_chars]] = problem
         elif value is not None:
-            verdict.metrics[name] = value
+            usable[name] = value
     _check_counts(verdict)
     for name in REQUIRED_METRICS.get(step_type, ()):
         if name not in verdict.metrics and name not in verdict.errors:
             verdict.violations.append(missing_metric(name))
     return verdict
+
+
+def _plainly_valid(name: Any, value: Any, limits: Limits) -> bool:
+    """The common case, decided without the full check: a known name and an ordinary value.
+    False means "look closer", not "invalid"."""
+    if name not in _VALID_NAMES:
+        return False
+    kind = type(value)
+    expected = STANDARD_METRICS.get(name)
+    if expected is None:
+        return (kind is int and -limits.max_count <= value <= limits.max_count) or kind is bool or (
+            kind is float and value - value == 0.0) or (kind is str and len(value) <= 64 and value.isprintable())
+    if expected is int:
+        return kind is int and 0 <= value <= limits.max_count
+    if expected is float:
+        return (kind is float or kind is int) and 0.0 <= value <= 1.0
+    return kind is str and 0 < len(value) <= 64 and value.isprintable() and not value.isspace()
 
 
 # Names already found valid: the same few metric names recur on every step of a pipeline.

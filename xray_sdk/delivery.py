@@ -32,14 +32,16 @@ EVENT = "event"
 _instances: "weakref.WeakSet[Delivery]" = weakref.WeakSet()
 
 
-@dataclass
 class Item:
     """One request body fragment: a run create, or one event of a run."""
 
-    run_id: str
-    kind: str
-    data: bytes
-    attempts: int = 0
+    __slots__ = ("run_id", "kind", "data", "attempts")
+
+    def __init__(self, run_id: str, kind: str, data: bytes) -> None:
+        self.run_id = run_id
+        self.kind = kind
+        self.data = data
+        self.attempts = 0
 
 
 @dataclass

@@ -33,6 +33,10 @@ class Step:
     recording methods return the step, never raise in best_effort mode, and are thread-safe
     enough for a step's own threads (last write wins)."""
 
+    # Slots: a step is allocated per decision, and fewer objects mean less garbage collection.
+    __slots__ = ("run", "step_id", "seq", "name", "step_type", "capture", "parent_step_id", "started_at", "_t0",
+                 "_start_sent", "_metrics", "_why", "_input", "_output", "_artifacts", "_closed", "_token")
+
     def __init__(self, run: "Run", name: str, step_type: str, input: Any = None, capture: str | None = None) -> None:
         client = run.client
         self.run = run
@@ -50,7 +54,7 @@ class Step:
         self._why: str | None = None
         self._input = input
         self._output: Any = None
-        self._artifacts: list[dict[str, Any]] = []
+        self._artifacts: list[dict[str, Any]] | None = None
         self._closed = False
         self._token: contextvars.Token | None = None
         if step_type not in STEP_TYPES:
@@ -106,6 +110,8 @@ class Step:
         """Attach bulky evidence. Kept only if `capture` is within the step's capture level,
         the payload within the size limit, and the queue not under pressure; otherwise the
         step records that it was dropped and why."""
+        if self._artifacts is None:
+            self._artifacts = []
         self._artifacts.append({"name": name, "capture": capture, "content_type": content_type, "payload": payload})
         return self
 
@@ -205,7 +211,7 @@ class Step:
         limits = client.limits
         refs, seen = [], set()
         shed = client._delivery.pressure() >= _PAYLOAD_PRESSURE
-        for artifact in self._artifacts[: limits.max_artifacts_per_step]:
+        for artifact in (self._artifacts or [])[: limits.max_artifacts_per_step]:
             name = label(artifact["name"], limits.max_name_chars)
             if name in seen:
                 continue
