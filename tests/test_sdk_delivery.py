@@ -140,3 +140,35 @@ def test_a_long_step_is_visible_as_running_before_it_ends(server):
     assert sorted((e["name"], e["type"]) for e in server.events) == [
         ("quick", "step_end"), ("slow_search", "step_end"), ("slow_search", "step_start")]
     client.close()
+
+
+def test_retry_after_is_honoured(server):
+    server.mode = "throttle429"  # answers Retry-After: 1
+    client = fast_client(server.url)
+    run_pipeline(client, steps=5)
+    time.sleep(1.5)
+    # Our own backoff would have retried every 0.05-0.2 s; Retry-After allows about two tries.
+    assert 1 <= server.requests <= 3
+    server.mode = "ok"
+    assert client.flush(10)
+    client.close()
+
+
+def test_repeated_failures_open_the_circuit_and_it_closes_when_the_server_is_back(server):
+    server.mode = "error500"
+    config = DeliveryConfig(flush_interval=0.05, backoff_base=0.01, backoff_max=0.02, breaker_threshold=3,
+                            breaker_cooldown=1.0, breaker_cooldown_max=1.0, max_attempts=1000)
+    client = xray_sdk.Client(server.url, timeout=0.5, delivery=config)
+    run_pipeline(client, steps=5)
+    deadline = time.monotonic() + 5
+    while client.stats()["circuit"] != "open" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert client.stats()["circuit"] == "open"
+    tried = server.requests
+    time.sleep(0.5)  # within the cool-down nothing is sent
+    assert server.requests == tried
+    server.mode = "ok"
+    assert client.flush(10)
+    assert client.stats()["circuit"] == "closed"
+    assert len(server.runs) == 1
+    client.close()
