@@ -99,3 +99,24 @@ def test_sql_in_a_parameter_is_just_a_value(client, pipeline):
     send_run(client, pipeline, competitor_run())
     assert steps(client, "pipeline=x%27%20OR%20%271%27=%271")["steps"] == []
     assert len(steps(client, f"pipeline={pipeline}")["steps"]) == 5
+
+
+def test_stats_give_each_steps_baseline(client, pipeline):
+    for bad in (True, False, False, False):
+        send_run(client, pipeline, competitor_run(drop_ratio_bad=bad))
+    response = client.get(f"/api/v1/steps/stats?pipeline={pipeline}&since=1h")
+    assert response.status_code == 200, response.get_json()
+    groups = {g["name"]: g for g in response.get_json()["groups"]}
+    assert set(groups) == {"generate_keywords", "search_catalogue", "compat_filter", "rank_candidates", "select_best"}
+    filt = groups["compat_filter"]
+    assert (filt["steps"], filt["runs"], filt["errors"], filt["violations"]) == (4, 4, 0, 0)
+    assert filt["drop_ratio"]["p50"] == 0.68  # three good runs (0.68) and one bad (0.994)
+    assert filt["drop_ratio"]["p99"] > 0.98
+    assert filt["candidates_in"]["p50"] == 2000
+    assert filt["duration_ms"]["p50"] == 500
+    assert groups["select_best"]["drop_ratio"] is None
+
+
+def test_stats_parameters_are_validated(client):
+    assert_error(client.get("/api/v1/steps/stats?min_drop_ratio=0.9"), 400, "validation_error", "min_drop_ratio")
+    assert_error(client.get("/api/v1/steps/stats?since=later"), 400, "validation_error", "since")

@@ -13,7 +13,7 @@ from xray_sdk.limits import DEFAULT_LIMITS
 from .schemas import responses as r
 from .schemas.events import RunFinishSchema, StepEndSchema, StepStartSchema
 from .schemas.fields import JsonValue, TimeBound
-from .schemas.queries import RunQuerySchema, StepQuerySchema
+from .schemas.queries import RunQuerySchema, StepQuerySchema, StepStatsQuerySchema
 from .schemas.runs import RunCreateSchema
 
 _UUID_PATH = {"in": "path", "name": "run_id", "required": True, "schema": {"type": "string", "format": "uuid"}}
@@ -47,6 +47,7 @@ def build_spec() -> dict[str, Any]:
         "RunFinish": RunFinishSchema, "Error": r.ErrorSchema,
         "RunCreated": r.RunCreatedSchema, "BatchResult": r.BatchResultSchema, "StepPage": r.StepPageSchema,
         "RunPage": r.RunPageSchema, "RunView": r.RunViewSchema, "Status": r.StatusSchema,
+        "StepStats": r.StepStatsSchema,
     }.items():
         spec.components.schema(name, schema=schema)
     _paths(spec)
@@ -93,6 +94,12 @@ def _paths(spec: APISpec) -> None:
         "summary": "Steps across runs, newest first",
         "parameters": [{"in": "query", "schema": StepQuerySchema}],
         "responses": {"200": _json("StepPage", "A page of steps"), **_ERRORS},
+    }})
+    spec.path("/api/v1/steps/stats", operations={"get": {
+        "summary": "Baselines per pipeline and step name: counts and p10/p50/p90/p99 of drop_ratio, "
+                   "candidate counts and duration over a window (default: the last 7 days)",
+        "parameters": [{"in": "query", "schema": StepStatsQuerySchema}],
+        "responses": {"200": _json("StepStats", "One group per pipeline, step name and type"), **_ERRORS},
     }})
     for path, summary in (("/healthz", "The process is up"), ("/readyz", "PostgreSQL is reachable")):
         spec.path(path, operations={"get": {"summary": summary, "responses": {

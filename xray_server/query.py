@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from psycopg import sql
@@ -30,6 +30,22 @@ class StepQuery:
     until: datetime | None = None
     limit: int = 100
     cursor: str | None = None
+
+
+@dataclass
+class StepStatsQuery:
+    """Filters of `GET /api/v1/steps/stats`; `since` defaults to seven days ago."""
+
+    pipeline: str | None = None
+    name: str | None = None
+    step_type: list[str] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+BASELINE_WINDOW = timedelta(days=7)
+MAX_STAT_GROUPS = 1000
+_QUANTILES = (0.1, 0.5, 0.9, 0.99)
 
 
 @dataclass
@@ -167,6 +183,56 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         "contract_violations": sum(1 for s in steps if s["contract_violations"]),
     }
     return view
+
+
+def step_stats(db: Database, q: StepStatsQuery) -> dict[str, Any]:
+    """Per pipeline and step name: counts, error and violation counts, and quantiles of
+    drop_ratio, candidate counts and duration over the window: the baseline a run is held to."""
+    since = q.since or datetime.now(timezone.utc) - BASELINE_WINDOW
+    _check_window(since, q.until)
+    where = [sql.SQL("s.started_at >= %(since)s")]
+    params: dict[str, Any] = {"since": since, "quantiles": list(_QUANTILES), "max_groups": MAX_STAT_GROUPS}
+    if q.pipeline is not None:
+        where.append(sql.SQL("r.pipeline = %(pipeline)s"))
+        params["pipeline"] = q.pipeline
+    if q.name is not None:
+        where.append(sql.SQL("s.name = %(name)s"))
+        params["name"] = q.name
+    if q.until is not None:
+        where.append(sql.SQL("s.started_at < %(until)s"))
+        params["until"] = q.until
+    if q.step_type:
+        where.append(sql.SQL("s.step_type = ANY(%(step_types)s)"))
+        params["step_types"] = sorted(set(q.step_type))
+    statement = sql.SQL("""
+        SELECT r.pipeline, s.name, s.step_type, count(*) AS steps, count(DISTINCT s.run_id) AS runs,
+               count(*) FILTER (WHERE s.status = 'error') AS errors,
+               count(*) FILTER (WHERE s.status = 'running') AS running,
+               count(*) FILTER (WHERE s.contract_violations IS NOT NULL) AS violations,
+               percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (ORDER BY s.drop_ratio) AS drop_ratio,
+               percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (ORDER BY s.candidates_in) AS candidates_in,
+               percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (ORDER BY s.candidates_out) AS candidates_out,
+               percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM s.ended_at - s.started_at) * 1000) AS duration_ms
+        FROM steps s JOIN runs r ON r.run_id = s.run_id
+        WHERE {where}
+        GROUP BY r.pipeline, s.name, s.step_type
+        ORDER BY r.pipeline NULLS LAST, s.name, s.step_type
+        LIMIT %(max_groups)s
+    """).format(where=sql.SQL(" AND ").join(where))
+    with db.connection() as conn:
+        rows = conn.execute(statement, params).fetchall()
+    return {"since": _iso(since), "until": _iso(q.until), "groups": [_stats_group(r) for r in rows]}
+
+
+def _stats_group(r: dict[str, Any]) -> dict[str, Any]:
+    group = {key: r[key] for key in ("pipeline", "name", "step_type", "steps", "runs", "errors", "running",
+                                     "violations")}
+    for key in ("drop_ratio", "candidates_in", "candidates_out", "duration_ms"):
+        values = r[key]
+        group[key] = None if values is None or values[0] is None else {
+            f"p{round(q * 100)}": round(float(v), 6) for q, v in zip(_QUANTILES, values)}
+    return group
 
 
 # --------------------------------------------------------------------------- rows -> JSON

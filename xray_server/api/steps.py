@@ -6,10 +6,11 @@ from flask import Blueprint, request
 from .. import query
 from ..app import get_db
 from ..http_input import load_query
-from ..schemas.queries import REPEATABLE_PARAMETERS, StepQuerySchema
+from ..schemas.queries import REPEATABLE_PARAMETERS, StepQuerySchema, StepStatsQuerySchema
 
 bp = Blueprint("steps", __name__, url_prefix="/api/v1")
 _step_query = StepQuerySchema()
+_stats_query = StepStatsQuerySchema()
 
 
 @bp.get("/steps")
@@ -17,3 +18,10 @@ def find_steps():
     """Steps across runs, filtered, newest first."""
     q = query.StepQuery(**load_query(_step_query, request.args, REPEATABLE_PARAMETERS))
     return query.find_steps(get_db(), q)
+
+
+@bp.get("/steps/stats")
+def step_stats():
+    """Baselines per pipeline and step name: counts and quantiles over a time window."""
+    q = query.StepStatsQuery(**load_query(_stats_query, request.args, REPEATABLE_PARAMETERS))
+    return query.step_stats(get_db(), q)

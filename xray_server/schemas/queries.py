@@ -43,3 +43,13 @@ class RunQuerySchema(PageSchema):
 
 
 REPEATABLE_PARAMETERS = frozenset({"step_type"})
+
+
+class StepStatsQuerySchema(Schema):
+    """`GET /api/v1/steps/stats`: baselines per pipeline and step name over a time window."""
+
+    pipeline = Text(load_default=None, validate=validate.Length(min=1, max=L.max_name_chars))
+    name = Text(load_default=None, validate=validate.Length(min=1, max=L.max_name_chars))
+    step_type = fields.List(fields.String(validate=validate.OneOf(STEP_TYPES)), load_default=list)
+    since = TimeBound(load_default=None)
+    until = TimeBound(load_default=None)

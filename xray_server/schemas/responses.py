@@ -121,3 +121,31 @@ class RunPageSchema(Schema):
 
 class StatusSchema(Schema):
     status = fields.String(required=True)
+
+
+class QuantilesSchema(Schema):
+    p10 = fields.Float(required=True)
+    p50 = fields.Float(required=True)
+    p90 = fields.Float(required=True)
+    p99 = fields.Float(required=True)
+
+
+class StepStatsGroupSchema(Schema):
+    pipeline = fields.String(allow_none=True)
+    name = fields.String(required=True)
+    step_type = fields.String(required=True)
+    steps = fields.Integer(required=True)
+    runs = fields.Integer(required=True)
+    errors = fields.Integer(required=True)
+    running = fields.Integer(required=True)
+    violations = fields.Integer(required=True)
+    drop_ratio = fields.Nested(QuantilesSchema, allow_none=True)
+    candidates_in = fields.Nested(QuantilesSchema, allow_none=True)
+    candidates_out = fields.Nested(QuantilesSchema, allow_none=True)
+    duration_ms = fields.Nested(QuantilesSchema, allow_none=True)
+
+
+class StepStatsSchema(Schema):
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(allow_none=True)
+    groups = fields.List(fields.Nested(StepStatsGroupSchema), required=True)

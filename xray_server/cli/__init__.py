@@ -1,0 +1,22 @@
+"""The `xray` command: serve the API, run the demo, and debug runs over HTTP."""
+from __future__ import annotations
+
+import logging
+
+import click
+
+from .debugging import diff, explain, runs, show, steps
+from .demo import demo
+from .serving import migrate, serve
+
+
+@click.group()
+def main() -> None:
+    """X-Ray: why a decision pipeline decided what it did."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+for command in (serve, migrate, demo, runs, show, steps, explain, diff):
+    main.add_command(command)
+
+__all__ = ["main"]

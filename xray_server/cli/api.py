@@ -1,0 +1,65 @@
+"""The HTTP client the debugging commands use, so they work against any X-Ray server."""
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+import click
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def default_url() -> str:
+    """XRAY_ENDPOINT (the SDK's variable too), else the local default."""
+    return os.environ.get("XRAY_ENDPOINT") or DEFAULT_URL
+
+
+class Api:
+    """GET and POST JSON; any failure becomes a ClickException that says what to do."""
+
+    def __init__(self, base_url: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+
+    def get(self, path: str, **params: Any) -> Any:
+        query = urllib.parse.urlencode([(k, v) for k, values in params.items() if values is not None
+                                        for v in (values if isinstance(values, (list, tuple)) else [values])])
+        return self._call("GET", path + (f"?{query}" if query else ""))
+
+    def get_all(self, path: str, key: str, limit: int = 1000, **params: Any) -> list[Any]:
+        """Every row of a paginated endpoint, following `next_cursor`."""
+        rows: list[Any] = []
+        cursor = None
+        while True:
+            page = self.get(path, limit=limit, cursor=cursor, **params)
+            rows += page[key]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return rows
+
+    def _call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base_url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            raise click.ClickException(_describe(error)) from None
+        except (urllib.error.URLError, OSError) as error:
+            raise click.ClickException(
+                f"cannot reach X-Ray at {self.base_url} ({getattr(error, 'reason', error)}); "
+                "start it with `xray serve`, or pass --url / set XRAY_ENDPOINT") from None
+
+
+def _describe(error: urllib.error.HTTPError) -> str:
+    try:
+        detail = json.load(error)["error"]
+        fields = detail.get("details", {}).get("fields")
+        return f"{error.code} {detail['code']}: {detail['message']}" + (f" {fields}" if fields else "")
+    except Exception:
+        return f"{error.code} {error.reason}"

@@ -1,0 +1,98 @@
+"""The debugging walkthrough `xray demo` prints, computed from the HTTP API alone."""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..rundiff import diff_runs
+from . import render
+from .api import Api
+from .debugging import diff_text, explain_for, explain_text, show_text, steps_text
+
+
+def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> dict[str, Any]:
+    """Find the bad runs of `pipeline` since `since`, explain one, and find the pattern."""
+    runs = api.get_all("/api/v1/runs", "runs", pipeline=pipeline, since=since)
+    flagged = api.get_all("/api/v1/steps", "steps", pipeline=pipeline, step_type="filter",
+                          min_drop_ratio=threshold, since=since)
+    bad_ids = list(dict.fromkeys(s["run_id"] for s in flagged))
+    result: dict[str, Any] = {"pipeline": pipeline, "since": since, "threshold": threshold, "runs": len(runs),
+                              "flagged_steps": flagged, "bad_runs": bad_ids}
+    if not bad_ids:
+        return result
+    example_id = bad_ids[0]
+    result["example"] = api.get(f"/api/v1/runs/{example_id}")
+    result["explain"] = explain_for(api, example_id)
+    good = _good_twin(runs, set(bad_ids), result["example"])
+    if good is not None:
+        result["diff"] = diff_runs(api.get(f"/api/v1/runs/{good['run_id']}"), result["example"])
+    result["pattern"] = pattern(runs, set(bad_ids), Counter(s["name"] for s in flagged))
+    return result
+
+
+def _good_twin(runs: list[dict[str, Any]], bad: set[str], example: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest good run with the example's tags where possible: the most telling diff."""
+    good = [r for r in runs if r["run_id"] not in bad and r["status"] == "ok"]
+    category = (example.get("tags") or {}).get("category")
+    alike = [r for r in good if (r.get("tags") or {}).get("category") == category]
+    return (alike or good or [None])[0]
+
+
+def pattern(runs: list[dict[str, Any]], bad: set[str], steps: Counter) -> dict[str, Any]:
+    """What the bad runs share that the others do not: for each tag value, its share among bad
+    runs and among the rest. A value on every bad run and few others is the pattern."""
+    bad_runs = [r for r in runs if r["run_id"] in bad]
+    other = [r for r in runs if r["run_id"] not in bad]
+    tag_values = sorted({(k, v) for r in runs for k, v in (r.get("tags") or {}).items()})
+    shares = []
+    for key, value in tag_values:
+        in_bad = sum(1 for r in bad_runs if (r.get("tags") or {}).get(key) == value)
+        in_other = sum(1 for r in other if (r.get("tags") or {}).get(key) == value)
+        if in_bad:
+            shares.append({"tag": key, "value": value, "bad": in_bad, "other": in_other})
+    shares.sort(key=lambda s: (-s["bad"], s["other"], s["tag"], s["value"]))
+    explaining = [s for s in shares if s["bad"] == len(bad_runs) and s["other"] == 0]
+    by_key: dict[str, list[str]] = {}
+    for s in shares:
+        by_key.setdefault(s["tag"], []).append(s["value"])
+    return {"step": steps.most_common(1)[0][0] if steps else None, "bad_runs": len(bad_runs), "runs": len(runs),
+            "tags": shares, "explaining_tags": explaining, "bad_values_by_tag": by_key}
+
+
+def walkthrough_text(result: dict[str, Any]) -> str:
+    """The walkthrough for a terminal."""
+    h = lambda text: render.paint(text, "cyan", bold=True)  # noqa: E731
+    pipeline, since = result["pipeline"], result["since"]
+    lines = [h(f"1. Which runs went wrong? Filter steps that dropped at least {result['threshold']:.0%} "
+               f"of their candidates:"),
+             f"   xray steps --pipeline {pipeline} --type filter --min-drop-ratio {result['threshold']} --since {since}",
+             ""]
+    flagged = result["flagged_steps"]
+    lines.append(steps_text(flagged[:10]))
+    if len(flagged) > 10:
+        lines.append(f"... and {len(flagged) - 10} more")
+    lines.append(f"\n{len(result['bad_runs'])} of {result['runs']} runs have such a step.")
+    if not result["bad_runs"]:
+        return "\n".join(lines)
+    example = result["example"]
+    lines += ["", h(f"2. One bad run, step by step:"), f"   xray show {example['run_id']}", "", show_text(example)]
+    lines += ["", h("3. Which step failed, and why (against the baseline of recent runs):"),
+              f"   xray explain {example['run_id']}", "", explain_text(result["explain"])]
+    if "diff" in result:
+        d = result["diff"]
+        lines += ["", h("4. A good run of the same category beside the bad one:"),
+                  f"   xray diff {d['a']['run_id']} {d['b']['run_id']}", "", diff_text(d)]
+    lines += ["", h("5. The pattern across runs:"), "", pattern_text(result["pattern"])]
+    return "\n".join(lines)
+
+
+def pattern_text(p: dict[str, Any]) -> str:
+    """The pattern in a sentence or two."""
+    lines = [f"The filter '{p['step']}' dropped at least 90% of its candidates in {p['bad_runs']} of {p['runs']} runs."]
+    for s in p["explaining_tags"]:
+        lines.append(f"Every one of them has {s['tag']}={s['value']}, and no other run does.")
+    for tag, values in sorted(p["bad_values_by_tag"].items()):
+        if not any(s["tag"] == tag for s in p["explaining_tags"]):
+            lines.append(f"By {tag}: all of them are {', '.join(values)}"
+                         + ("" if len(values) > 1 else "") + ".")
+    return "\n".join(lines)

@@ -1,0 +1,95 @@
+"""`xray explain`: which step of a run most likely failed, and why, by rules only.
+
+Each step is held to the baseline of the same pipeline and step name over recent runs
+(`GET /api/v1/steps/stats`). Findings are ranked by severity, then by how far the step is
+from normal; each carries the numbers that justify it. Deterministic: the same run and the
+same baseline give the same answer (the contract forbids AI-generated explanations).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+# Fewer baseline steps than this and "usual" means nothing.
+MIN_BASELINE = 5
+# A drop_ratio this far above its step's median is abnormal whatever the rest of the baseline.
+LARGE_GAP = 0.3
+SEVERITY = {"error": 4, "outlier": 3, "empty": 3, "violation": 2, "running": 2, "dropped_evidence": 1}
+
+
+def explain(run: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """Findings for `run` (a run view) against `stats` (a steps/stats answer for its pipeline)."""
+    baselines = {(g["name"], g["step_type"]): g for g in stats.get("groups", [])}
+    findings: list[dict[str, Any]] = []
+    for step in run["steps"]:
+        findings += _step_findings(step, baselines.get((step["name"], step["step_type"])))
+    findings.sort(key=lambda f: (-SEVERITY[f["kind"]], -f["score"], f["seq"]))
+    return {
+        "run_id": run["run_id"], "pipeline": run["pipeline"], "entity": run["entity"], "status": run["status"],
+        "outcome": run["outcome"], "error": run["error"], "findings": findings,
+        "verdict": _verdict(run, findings),
+    }
+
+
+def _step_findings(step: dict[str, Any], baseline: dict[str, Any] | None) -> list[dict[str, Any]]:
+    found = []
+    metrics = step["metrics"]
+
+    def add(kind: str, score: float, message: str, **evidence: Any) -> None:
+        found.append({"kind": kind, "score": round(score, 2), "step": step["name"], "seq": step["seq"],
+                      "step_type": step["step_type"], "message": message, "why": step["why"],
+                      "evidence": evidence})
+
+    if step["status"] == "error":
+        error = step["error"] or {}
+        add("error", 10, f"{step['name']} raised {error.get('type', 'an error')}: {error.get('message', '')}",
+            error=error)
+    if step["status"] == "running":
+        add("running", 1, f"{step['name']} never ended (no step_end arrived)")
+    if step["contract_violations"]:
+        add("violation", len(step["contract_violations"]),
+            f"{step['name']} is missing required metrics: {', '.join(step['contract_violations'])}; "
+            "cross-run queries cannot see it", violations=step["contract_violations"])
+    if metrics.get("candidates_in") and metrics.get("candidates_out") == 0:
+        add("empty", 5, f"{step['name']} kept none of its {metrics['candidates_in']} candidates",
+            candidates_in=metrics["candidates_in"])
+    if baseline is not None and baseline["steps"] >= MIN_BASELINE:
+        _outliers(step, baseline, add)
+    dropped = [a for a in step.get("artifacts", []) if a["status"] == "dropped"]
+    if dropped:
+        add("dropped_evidence", 0, f"{step['name']}: evidence not kept: "
+            + ", ".join(f"{a['name']} ({a['drop_reason']})" for a in dropped),
+            artifacts=[a["name"] for a in dropped])
+    return found
+
+
+def _outliers(step: dict[str, Any], baseline: dict[str, Any], add: Any) -> None:
+    metrics = step["metrics"]
+    ratio, usual = metrics.get("drop_ratio"), baseline.get("drop_ratio")
+    if ratio is not None and usual:
+        spread = max(usual["p90"] - usual["p10"], 0.05)
+        distance = (ratio - usual["p50"]) / spread
+        # Far above the median, or above p90: when a tenth of recent runs share the same bug,
+        # p90 is itself abnormal, so a large gap to the median is enough.
+        if ratio - usual["p50"] >= LARGE_GAP or (ratio > usual["p90"] and ratio - usual["p50"] >= 0.1):
+            add("outlier", distance,
+                f"{step['name']} dropped {ratio:.1%} of {metrics.get('candidates_in')} candidates, against a usual "
+                f"{usual['p50']:.1%} (p50; p90 {usual['p90']:.1%}) over {baseline['steps']} recent steps",
+                drop_ratio=ratio, baseline=usual, baseline_steps=baseline["steps"])
+    kept, usual_out = metrics.get("candidates_out"), baseline.get("candidates_out")
+    if kept is not None and usual_out and usual_out["p50"] >= 5 * max(kept, 1):
+        add("outlier", usual_out["p50"] / max(kept, 1) / 10,
+            f"{step['name']} kept {kept} candidates where it usually keeps {usual_out['p50']:.0f} (p50)",
+            candidates_out=kept, baseline=usual_out)
+    duration, usual_ms = step.get("duration_ms"), baseline.get("duration_ms")
+    if duration is not None and usual_ms and duration > 3 * usual_ms["p99"] and duration - usual_ms["p50"] > 50:
+        add("outlier", duration / max(usual_ms["p99"], 1) / 3,
+            f"{step['name']} took {duration:.0f} ms, usually {usual_ms['p50']:.0f} ms (p50; p99 {usual_ms['p99']:.0f})",
+            duration_ms=duration, baseline=usual_ms)
+
+
+def _verdict(run: dict[str, Any], findings: list[dict[str, Any]]) -> str:
+    serious = [f for f in findings if SEVERITY[f["kind"]] >= 2]
+    if not serious:
+        return "No step stands out from its baseline: nothing in the recorded metrics explains a failure."
+    top = serious[0]
+    return f"Most likely cause: step {top['seq']} '{top['step']}' ({top['step_type']}). {top['message']}."
