@@ -9,24 +9,25 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-# slug -> (display name, words its titles are made of)
-CATEGORIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "phone_case": ("Phone Cases", ("phone", "case", "slim", "shockproof", "clear", "silicone")),
-    "screen_protector": ("Screen Protectors", ("phone", "screen", "protector", "tempered", "glass", "clear")),
-    "phone_charger": ("Phone Chargers", ("phone", "charger", "wall", "adapter", "fast")),
-    "phone_mount": ("Phone Mounts", ("phone", "mount", "car", "vent", "magnetic")),
-    "laptop_stand": ("Laptop Stands", ("laptop", "stand", "aluminum", "adjustable", "phone", "carrying", "case")),
-    "laptop_sleeve": ("Laptop Sleeves", ("laptop", "sleeve", "padded", "neoprene", "slim")),
-    "tablet_case": ("Tablet Cases", ("tablet", "folio", "smart", "cover", "ipad", "trifold")),
-    "usb_cable": ("USB Cables", ("usb-c", "cable", "braided", "nylon", "6ft")),
-    "headphones": ("Headphones", ("headphones", "over-ear", "noise", "cancelling", "studio")),
-    "earbuds": ("Earbuds", ("earbuds", "in-ear", "bluetooth", "sport", "sweatproof")),
-    "smartwatch_band": ("Smartwatch Bands", ("watch", "band", "strap", "silicone", "sport")),
-    "keyboard": ("Keyboards", ("keyboard", "mechanical", "keys", "backlit", "wireless")),
-    "mouse": ("Mice", ("mouse", "ergonomic", "silent", "click", "wireless")),
-    "webcam": ("Webcams", ("webcam", "1080p", "streaming", "microphone", "autofocus")),
-    "power_bank": ("Power Banks", ("power", "bank", "portable", "10000mah", "battery")),
-    "desk_lamp": ("Desk Lamps", ("desk", "lamp", "led", "dimmable", "reading")),
+# slug -> (display name, what the product is, descriptors: before it, or after it with "with")
+CATEGORIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "phone_case": ("Phone Cases", "phone case", ("slim", "shockproof", "clear", "silicone", "with card slot")),
+    "screen_protector": ("Screen Protectors", "screen protector", ("tempered glass", "clear", "phone", "privacy")),
+    "phone_charger": ("Phone Chargers", "phone charger", ("fast", "wall", "dual port", "compact")),
+    "phone_mount": ("Phone Mounts", "phone mount", ("car", "vent", "magnetic", "dashboard")),
+    "laptop_stand": ("Laptop Stands", "laptop stand", ("aluminum", "adjustable", "ergonomic",
+                                                      "with phone holder and case", "with phone holder")),
+    "laptop_sleeve": ("Laptop Sleeves", "laptop sleeve", ("padded", "neoprene", "slim", "water resistant")),
+    "tablet_case": ("Tablet Cases", "tablet folio", ("smart", "trifold", "ipad", "leather")),
+    "usb_cable": ("USB Cables", "usb-c cable", ("braided", "nylon", "6ft", "fast charging")),
+    "headphones": ("Headphones", "headphones", ("over-ear", "noise cancelling", "studio", "foldable")),
+    "earbuds": ("Earbuds", "earbuds", ("in-ear", "bluetooth", "sport", "sweatproof")),
+    "smartwatch_band": ("Smartwatch Bands", "watch band", ("silicone", "sport", "leather", "quick release")),
+    "keyboard": ("Keyboards", "keyboard", ("mechanical", "backlit", "wireless", "compact")),
+    "mouse": ("Mice", "mouse", ("ergonomic", "silent", "wireless", "vertical")),
+    "webcam": ("Webcams", "webcam", ("1080p", "streaming", "autofocus", "with microphone")),
+    "power_bank": ("Power Banks", "power bank", ("portable", "10000mah", "slim", "usb-c")),
+    "desk_lamp": ("Desk Lamps", "desk lamp", ("led", "dimmable", "reading", "with usb port")),
 }
 # The category feed B files under its display name, and how often: it is the demo's subject.
 FEED_B_CATEGORIES = ("phone_case",)
@@ -55,7 +56,7 @@ class Product:
         return SLUG_OF.get(self.category, self.category)
 
 
-SLUG_OF = {display: slug for slug, (display, _) in CATEGORIES.items()}
+SLUG_OF = {display: slug for slug, (display, _, _) in CATEGORIES.items()}
 
 
 def build(seed: int = 7, size: int = SIZE) -> list[Product]:
@@ -65,10 +66,12 @@ def build(seed: int = 7, size: int = SIZE) -> list[Product]:
     others = sorted(slug for slug in CATEGORIES if slug != "phone_case")
     for i in range(size):
         slug = "phone_case" if rng.random() < PHONE_CASE_SHARE else others[i % len(others)]
-        display, words = CATEGORIES[slug]
+        display, noun, descriptors = CATEGORIES[slug]
         feed = "B" if slug in FEED_B_CATEGORIES and rng.random() < FEED_B_SHARE else "A"
-        title_words = rng.sample(words, k=min(len(words), rng.randint(3, 5)))
-        title = f"{rng.choice(BRANDS)} {' '.join(title_words)}".title()
+        chosen = rng.sample(descriptors, k=rng.randint(1, 3))
+        before = [d for d in chosen if not d.startswith("with ")]
+        after = [d for d in chosen if d.startswith("with ")][:1]
+        title = " ".join([rng.choice(BRANDS), *before, noun, *after]).title()
         products.append(Product(
             asin=f"B0{rng.randrange(16**8):08X}",
             title=title,

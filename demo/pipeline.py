@@ -31,10 +31,11 @@ _BRAND_WORDS = {b.lower() for b in BRANDS}
 
 
 def generate_keywords(step: xray_sdk.Step, product: Product) -> list[str]:
-    """A deterministic stand-in for an LLM: the title's words plus its category's vocabulary."""
+    """A deterministic stand-in for an LLM: the words of what the product is, and its noun."""
     step.model(MODEL, TEMPERATURE)
-    vocabulary = CATEGORIES.get(product.category_slug, ("", ()))[1]
-    keywords = sorted((product.words - _BRAND_WORDS) | set(vocabulary[:2]))
+    noun = CATEGORIES[product.category_slug][1] if product.category_slug in CATEGORIES else ""
+    main_part = product.title.lower().split(" with ")[0].split()  # what it is, not what it comes with
+    keywords = sorted((set(main_part) - _BRAND_WORDS) | set(noun.split()))
     step.output({"keywords": keywords}).why(f"{len(keywords)} keywords from the title and category")
     return keywords
 

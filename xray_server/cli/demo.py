@@ -57,6 +57,7 @@ def _run(url: str, runs: int, seed: int, as_json: bool) -> None:
     click.echo(f"Ran {runs} runs of '{pipeline.PIPELINE}' in {elapsed:.1f} s through the SDK "
                f"({stats['sent']} events sent, {stats['dropped_total']} dropped).\n")
     click.echo(walkthrough_text(result))
-    click.echo("\nTry: xray runs, xray show RUN_ID, xray explain RUN_ID, xray diff RUN_A RUN_B, "
-               f"xray steps --type filter --min-drop-ratio 0.9 --since 24h  (with --url {url} while it runs)")
+    click.echo("\nExplore further: start the server on the same data with `xray serve` (the embedded database "
+               "keeps it in ./.xray), then try `xray runs`, `xray show RUN_ID`, `xray explain RUN_ID`, "
+               "`xray diff RUN_A RUN_B`, `xray steps --type filter --min-drop-ratio 0.9 --since 24h`.")
 
