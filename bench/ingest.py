@@ -53,14 +53,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             elapsed = time.perf_counter() - started
         with psycopg.connect(url) as conn:
             stored = conn.execute("SELECT count(*) FROM steps").fetchone()[0]
-            hot_bytes = conn.execute(
-                "SELECT sum(pg_total_relation_size(t)) FROM unnest(ARRAY['runs','steps','ingested_events',"
-                "'artifacts']::regclass[]) t").fetchone()[0]
+            by_table = dict(conn.execute(
+                "SELECT t::text, pg_total_relation_size(t) FROM unnest(ARRAY['runs','steps','ingested_events',"
+                "'artifacts']::regclass[]) t").fetchall())
+            hot_bytes = sum(by_table.values())
     sent = sum(o["stats"]["sent"] for o in outputs)
     dropped = sum(o["stats"]["dropped_total"] for o in outputs)
     return {"database": where, "clients": args.clients, "workers": args.workers, "steps_sent": args.clients * args.steps,
             "steps_stored": stored, "events_sent": sent, "events_dropped": dropped, "seconds": round(elapsed, 2),
-            "steps_per_second": round(stored / elapsed), "hot_bytes_per_step": round(hot_bytes / stored)}
+            "steps_per_second": round(stored / elapsed), "hot_bytes_per_step": round(hot_bytes / stored),
+            "bytes_per_step_by_table": {t: round(b / stored) for t, b in by_table.items()}}
 
 
 def report(result: dict[str, Any]) -> str:
@@ -71,4 +73,7 @@ def report(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         f"| {result['steps_sent']:,} | {result['steps_stored']:,} | {result['events_dropped']} | {result['seconds']} | "
         f"{result['steps_per_second']:,} | {result['hot_bytes_per_step']} |",
+        "",
+        "Bytes per stored step, by table (with its indexes): "
+        + ", ".join(f"{t} {b}" for t, b in result["bytes_per_step_by_table"].items()) + ".",
     ])
