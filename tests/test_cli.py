@@ -80,3 +80,9 @@ def test_cli_errors_say_what_to_do(xray_server):
     assert result.exit_code == 1 and "cannot reach X-Ray" in result.output and "xray serve" in result.output
     result = invoke("steps", "--url", xray_server.base_url, "--since", "soon")
     assert result.exit_code == 1 and "since" in result.output
+
+
+def test_odd_run_ids_are_one_path_segment(xray_server):
+    for odd in ("a b", "../steps"):
+        result = invoke("show", "--url", xray_server.base_url, odd)
+        assert result.exit_code == 1 and "400 validation_error" in result.output, result.output

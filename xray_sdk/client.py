@@ -7,9 +7,9 @@ mistakes raise `XRayContractError` at the step.
 """
 from __future__ import annotations
 
-import atexit
 import os
 import time
+import uuid
 import weakref
 from typing import Any, Mapping
 
@@ -24,6 +24,8 @@ from .step import Step
 from .transport import HttpTransport
 from .values import label, now_iso
 from .vocabulary import CAPTURE_LEVELS, CaptureLevel
+
+_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
 
 BEST_EFFORT = "best_effort"
 STRICT = "strict"
@@ -78,9 +80,12 @@ class Client:
             self.log.warning("endpoint", "X-Ray disabled: %s", exc)
             self.disabled = True
             transport = HttpTransport(DEFAULT_ENDPOINT, timeout=timeout)
-        self._delivery = Delivery(transport, delivery, on_tick=self._send_overdue_starts)
-        ref = weakref.ref(self)
-        atexit.register(lambda: (client := ref()) is not None and client._close_at_exit())
+        # The delivery thread must not keep the client alive: it reaches it through a weak reference.
+        tick = weakref.WeakMethod(self._send_overdue_starts)
+        self._delivery = Delivery(transport, delivery, on_tick=lambda: (method := tick()) is not None and method())
+        # At exit, delivery.py closes every delivery of the process against one shared deadline.
+        self._delivery.shutdown_timeout = shutdown_timeout
+        _clients.add(self)
 
     def _choose(self, value: str | None, allowed: tuple[str, ...], default: str, name: str) -> str:
         if value is None or value in allowed:
@@ -96,7 +101,10 @@ class Client:
     def start_run(self, pipeline: str, entity: str, *, tags: Mapping[str, str] | None = None,
                   metadata: Any = None, run_id: str | None = None, capture: str | None = None) -> "Run":
         """Begin a run; returns at once (the id is made here, the create request is queued)."""
-        run = Run(self, str(run_id or new_id()), pipeline, entity, capture or self.capture)
+        if capture is not None and capture not in CAPTURE_LEVELS:
+            self._contract_error(f"capture {capture!r} is not one of {', '.join(CAPTURE_LEVELS)}")
+            capture = None
+        run = Run(self, self._run_id(run_id), pipeline, entity, capture or self.capture)
         try:
             limits = self.limits
             body: dict[str, Any] = {"run_id": run.run_id, "pipeline": label(pipeline, limits.max_name_chars),
@@ -110,6 +118,17 @@ class Client:
         except Exception as exc:
             self._internal_error(exc)
         return run
+
+    def _run_id(self, run_id: Any) -> str:
+        """The id to send: a UUID, as the server requires. Any other id is a contract error, and
+        is mapped to a UUID derived from it, so the same id always gives the same run."""
+        if run_id is None:
+            return new_id()
+        try:
+            return str(uuid.UUID(str(run_id)))
+        except ValueError:
+            self._contract_error(f"run_id {label(run_id, 64)!r} is not a UUID")
+            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"xray-run:{label(run_id, 10**6)}"))
 
     def _bounded_metadata(self, metadata: Any) -> Any:
         data = dumps(metadata)
@@ -144,12 +163,6 @@ class Client:
 
     # ------------------------------------------------------------------ internals
 
-    def _close_at_exit(self) -> None:
-        try:
-            self._delivery.close(self.shutdown_timeout)
-        except Exception:
-            pass
-
     def _submit(self, run_id: str, kind: str, body: dict[str, Any], raw: bool = False) -> None:
         """Encode `body` now (later changes to the caller's objects must not leak in) and queue
         it. `raw`: the body holds `RawJson` fragments to splice in."""
@@ -180,3 +193,13 @@ class Client:
 
     def _artifact_dropped(self, reason: str) -> None:
         self._artifacts_dropped[reason] = self._artifacts_dropped.get(reason, 0) + 1
+
+
+def _forget_open_steps_in_child() -> None:
+    # A forked child must not send step_start events for steps its parent has open.
+    for client in list(_clients):
+        client._open_steps = {}
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_open_steps_in_child)

@@ -57,11 +57,15 @@ def evaluate_metrics(
     if not isinstance(metrics, Mapping):
         verdict.errors["metrics"] = "must be an object of metric name to number, string or boolean"
         return verdict
-    if len(metrics) > limits.max_metrics:
-        verdict.errors["metrics"] = f"has {len(metrics)} entries; at most {limits.max_metrics} are kept per step"
-        return verdict
+    items = list(metrics.items())
+    if len(items) > limits.max_metrics:
+        # Keep the standard metrics and the first others: they are what cross-run queries use.
+        items.sort(key=lambda kv: kv[0] not in STANDARD_METRICS)
+        verdict.errors["metrics"] = (f"has {len(items)} entries; only the first {limits.max_metrics} "
+                                     "(standard metrics first) are kept")
+        items = items[: limits.max_metrics]
     usable = verdict.metrics
-    for name, value in metrics.items():
+    for name, value in items:
         if _plainly_valid(name, value, limits):
             usable[name] = value
             continue

@@ -14,6 +14,7 @@ BatchSpanProcessor, and better than both on these points):
 """
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import threading
@@ -76,6 +77,7 @@ class Delivery:
         self.transport = transport
         self.config = config or DeliveryConfig()
         self.on_tick = on_tick
+        self.shutdown_timeout = 2.0
         self.log = RateLimitedLog()
         self._reset()
         _instances.add(self)
@@ -98,6 +100,7 @@ class Delivery:
             else:
                 self._queue.append(item)
                 self._queued_bytes += len(item.data)
+                self._accepted += 1
                 full = False
             ready = len(self._queue) >= c.batch_max_items or self._queued_bytes >= c.batch_max_bytes
         if full:
@@ -115,10 +118,14 @@ class Delivery:
         return max(self._queued_bytes / c.max_queue_bytes, len(self._queue) / c.max_queue_items)
 
     def flush(self, timeout: float) -> bool:
-        """Wait until everything queued so far is delivered or dropped; False on timeout."""
+        """Wait until everything queued before this call is delivered or dropped (items queued
+        meanwhile by other threads are not waited for); False on timeout."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
-            while self._queue or self._inflight:
+            # Queued items are resolved in queue order (a retry goes back to the head), so when
+            # this many have been resolved, everything queued before the call has been.
+            target = self._accepted
+            while self._resolved < target:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._thread is None:
                     return False
@@ -137,6 +144,7 @@ class Delivery:
             self._queue.clear()
             self._queued_bytes = 0
             self._dropped["shutdown"] += left
+            self._resolved += left
         self._stop.set()
         self._wake.set()
         thread = self._thread
@@ -174,6 +182,7 @@ class Delivery:
         self._queued_bytes = 0
         self._inflight = 0
         self._enqueued = self._sent = self._requests = self._retries = 0
+        self._accepted = self._resolved = 0  # items that entered the queue / left it for good
         self._dropped: Counter[str] = Counter()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -231,7 +240,13 @@ class Delivery:
     def _deliver(self, units: list[_Unit]) -> bool:
         """Send units in order; on a retryable failure, put it and the rest back and back off."""
         for index, unit in enumerate(units):
-            outcome = self._send(unit)
+            try:
+                outcome = self._send(unit)
+            except Exception as exc:  # a bug or a bizarre answer: never leave items in flight
+                self._resolve(len(unit.items), dropped={"internal_error": len(unit.items)})
+                self.log.warning("send", "X-Ray delivery error, %d events dropped: %s", len(unit.items),
+                                 type(exc).__name__)
+                continue
             if outcome is not None:
                 self._back_off(units[index:], outcome)
                 return False
@@ -253,8 +268,8 @@ class Delivery:
         n = len(unit.items)
         if status in (200, 201):
             self._resolve(n, sent=n)
-        elif status == 207 and isinstance(response.body, dict):
-            rejected = len(response.body.get("rejected") or ())
+        elif status == 207 and isinstance(response.body, dict) and isinstance(response.body.get("rejected"), list):
+            rejected = min(n, len(response.body["rejected"]))
             self._resolve(n, sent=n - rejected, dropped={"rejected_by_server": rejected})
             self.log.warning("rejected", "X-Ray rejected %d of %d events: %s", rejected, n,
                              _first_error(response.body))
@@ -298,12 +313,12 @@ class Delivery:
     def _resolve(self, count: int, *, sent: int = 0, dropped: dict[str, int] | None = None) -> None:
         with self._lock:
             self._inflight -= count
+            self._resolved += count
             self._sent += sent
             for reason, n in (dropped or {}).items():
                 if n:
                     self._dropped[reason] += n
-            if not self._queue and not self._inflight:
-                self._idle.notify_all()
+            self._idle.notify_all()
 
 
 def _error_code(body: Any) -> str:
@@ -324,6 +339,23 @@ def _first_error(body: Any) -> str:
 def _after_fork_in_child() -> None:
     for delivery in list(_instances):
         delivery._reset()
+
+
+def _close_all_at_exit() -> None:
+    """At interpreter exit, give every delivery of this process one shared deadline (the
+    largest `shutdown_timeout` among them), so that many clients do not add up their waits."""
+    deliveries = [d for d in list(_instances) if d._pid == os.getpid()]
+    if not deliveries:
+        return
+    deadline = time.monotonic() + max(d.shutdown_timeout for d in deliveries)
+    for delivery in deliveries:
+        try:
+            delivery.close(max(0.0, deadline - time.monotonic()))
+        except Exception:
+            pass
+
+
+atexit.register(_close_all_at_exit)
 
 
 if hasattr(os, "register_at_fork"):

@@ -12,7 +12,7 @@ from .delivery import EVENT
 from .errors import XRayContractError
 from .ids import new_id
 from .step import Step
-from .values import error_info, now_iso
+from .values import bounded_summary, error_info, now_iso
 from .vocabulary import RunStatus, StepType
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Run:
                 "status": status or (RunStatus.ERROR.value if error is not None else RunStatus.OK.value),
             }
             if outcome is not None:
-                body["outcome"] = outcome
+                body["outcome"] = bounded_summary(outcome, client.limits.max_summary_bytes)
             if error is not None:
                 body["error"] = error_info(error, client.limits)
             client._submit(self.run_id, EVENT, body)
@@ -97,10 +97,14 @@ class Run:
         self.__exit__(exc_type, exc, tb)
 
 
-def step(name: str | None = None, step_type: str = StepType.CUSTOM.value, *,
-         capture: str | None = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
+def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
+         capture: str | None = None) -> Any:
     """Decorate a function so that each call is a step of the current run (found through
-    contextvars; outside a run the function simply runs). Use `current_step()` inside."""
+    contextvars; outside a run the function simply runs). Use `current_step()` inside.
+    `@step` alone names the step after the function, with type `custom`."""
+    if callable(name):
+        return step(None, step_type, capture=capture)(name)
+
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
         step_name = name or fn.__name__
         if inspect.iscoroutinefunction(fn):

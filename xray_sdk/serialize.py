@@ -12,6 +12,8 @@ import dataclasses
 import datetime as _dt
 import decimal
 import enum
+import inspect
+import itertools
 import json
 import math
 import re
@@ -21,6 +23,7 @@ from typing import Any, Mapping
 
 MAX_DEPTH = 32
 MAX_REPR_CHARS = 200
+MAX_ITEMS = 10_000  # of a generator or view: more is not a summary
 # PostgreSQL refuses NUL in text and jsonb; lone surrogates are not valid Unicode.
 UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
@@ -35,7 +38,10 @@ def dumps(value: Any) -> bytes:
         pass
     except Exception:  # a hostile __str__/__iter__ in a `default` conversion
         pass
-    return _SAFE.encode(to_json_safe(value)).encode("utf-8")
+    try:
+        return _SAFE.encode(to_json_safe(value)).encode("utf-8")
+    except Exception:
+        return _SAFE.encode(_repr(value)).encode("utf-8")
 
 
 def to_json_safe(value: Any, *, max_depth: int = MAX_DEPTH) -> Any:
@@ -50,7 +56,8 @@ def _safe(value: Any, depth: int, path: set[int]) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return int(value)
+        # JSON (and Python's own int-to-text) stops at a few thousand digits.
+        return int(value) if value.bit_length() <= 1000 else f"<int of {value.bit_length()} bits>"
     if isinstance(value, float):
         if math.isfinite(value):
             return value
@@ -91,6 +98,11 @@ def _default(value: Any, strict: bool = True) -> Any:
             return sorted(items)
         except TypeError:
             return items
+    if isinstance(value, Mapping) and not isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (range, type({}.keys()), type({}.values()), type({}.items()))) or \
+            inspect.isgenerator(value):
+        return list(itertools.islice(value, MAX_ITEMS))
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)
         try:

@@ -16,7 +16,7 @@ from .contract import evaluate_metrics
 from .delivery import EVENT
 from .ids import new_id
 from .serialize import RawJson, clean_text, dumps
-from .values import error_info, label, now_iso
+from .values import bounded_summary, error_info, label, now_iso
 from .vocabulary import CAPTURE_LEVELS, STEP_TYPES, CaptureLevel, StepStatus, StepType
 
 if TYPE_CHECKING:
@@ -194,23 +194,15 @@ class Step:
         return event
 
     def _bounded(self, value: Any) -> Any:
-        """`value` if its JSON fits the summary limit, else a marked preview (as the server would)."""
-        limit = self.run.client.limits.max_summary_bytes
-        if value is None or isinstance(value, (bool, int, float)):
-            return value
-        if isinstance(value, str) and len(value) * 4 <= limit:
-            return value
-        data = dumps(value)
-        if len(data) <= limit:
-            return value  # small: encoding it twice costs less than splicing fragments
-        preview = data[: limit // 4].decode("utf-8", errors="ignore")
-        return {"_truncated": True, "_original_bytes": len(data), "preview": preview + "…"}
+        return bounded_summary(value, self.run.client.limits.max_summary_bytes)
 
     def _artifact_refs(self) -> list[dict[str, Any]]:
         client = self.run.client
         limits = client.limits
         refs, seen = [], set()
         shed = client._delivery.pressure() >= _PAYLOAD_PRESSURE
+        # One event must fit the server's body limit with room to spare, whatever it carries.
+        budget = limits.max_body_bytes // 2
         for artifact in (self._artifacts or [])[: limits.max_artifacts_per_step]:
             name = label(artifact["name"], limits.max_name_chars)
             if name in seen:
@@ -224,10 +216,11 @@ class Step:
                 ref["dropped"] = "capture_policy"
             elif data is None:
                 ref["dropped"] = "load_shed"
-            elif len(data) > limits.max_artifact_payload_bytes:
+            elif len(data) > min(limits.max_artifact_payload_bytes, budget):
                 ref["dropped"] = "too_large"
             else:
                 ref["payload"] = RawJson(data)
+                budget -= len(data)
             if "dropped" in ref:
                 client._artifact_dropped(ref["dropped"])
             else:

@@ -9,7 +9,7 @@ from .capture import truncate_text
 from .limits import Limits
 from .serialize import clean_text, dumps, to_json_safe
 
-_LABELS: dict[str, str] = {}  # step and pipeline names recur: clean each once
+_LABELS: dict[str, str] = {}  # step and pipeline names recur: clean each once (uncut)
 
 
 _second: tuple[int, str] = (-1, "")
@@ -30,16 +30,28 @@ def now_iso() -> str:
 def label(value: Any, max_chars: int) -> str:
     """A short printable name for anything, never raising."""
     if isinstance(value, str):
-        cached = _LABELS.get(value)
-        if cached is not None and len(cached) <= max_chars:
-            return cached
+        cleaned = _LABELS.get(value)
+        if cleaned is None:
+            cleaned = clean_text(value)
+            if len(_LABELS) < 4096:
+                _LABELS[value] = cleaned
     else:
         safe = to_json_safe(value)
-        value = safe if isinstance(safe, str) else dumps(safe).decode("utf-8")
-    text = clean_text(value)[:max_chars] or "unnamed"
-    if len(_LABELS) < 4096 and isinstance(value, str):
-        _LABELS[value] = text
-    return text
+        cleaned = clean_text(safe if isinstance(safe, str) else dumps(safe).decode("utf-8"))
+    return cleaned[:max_chars] or "unnamed"
+
+
+def bounded_summary(value: Any, limit: int) -> Any:
+    """`value` if its JSON fits `limit` bytes, else a marked preview (as the server would)."""
+    if value is None or isinstance(value, (bool, float)) or (isinstance(value, int) and abs(value) < 2**63):
+        return value
+    if isinstance(value, str) and len(value) * 4 <= limit:
+        return value
+    data = dumps(value)
+    if len(data) <= limit:
+        return value  # small: encoding it twice costs less than splicing fragments
+    preview = data[: limit // 4].decode("utf-8", errors="ignore")
+    return {"_truncated": True, "_original_bytes": len(data), "preview": preview + "…"}
 
 
 def error_info(error: BaseException | Any, limits: Limits) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ScriptedServer:
-    """Modes: ok, error500, throttle429, reject400, close, blackhole. Switch with `mode = ...` at any time."""
+    """Modes: ok, error500, throttle429, reject400, weird207, close, blackhole. Switch with `mode = ...` at any time."""
 
     def __init__(self, mode: str = "ok") -> None:
         self.mode = mode
@@ -65,6 +65,8 @@ def _handler(server: ScriptedServer):
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if mode == "error500":
                 return self._answer(500, {"error": {"code": "internal_error", "message": "scripted"}})
+            if mode == "weird207":  # a body no X-Ray would send
+                return self._answer(207, {"rejected": 3})
             if mode == "reject400":
                 return self._answer(400, {"error": {"code": "validation_error", "message": "scripted"}})
             if mode == "throttle429":

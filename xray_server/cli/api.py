@@ -1,6 +1,7 @@
 """The HTTP client the debugging commands use, so they work against any X-Ray server."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -11,6 +12,11 @@ from typing import Any
 import click
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def segment(value: str) -> str:
+    """`value` as one path segment: an id can never reach another endpoint."""
+    return urllib.parse.quote(value, safe="")
 
 
 def default_url() -> str:
@@ -50,7 +56,7 @@ class Api:
                 return json.load(response)
         except urllib.error.HTTPError as error:
             raise click.ClickException(_describe(error)) from None
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
             raise click.ClickException(
                 f"cannot reach X-Ray at {self.base_url} ({getattr(error, 'reason', error)}); "
                 "start it with `xray serve`, or pass --url / set XRAY_ENDPOINT") from None

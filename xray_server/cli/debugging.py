@@ -8,7 +8,7 @@ import click
 from ..explain import explain as explain_run
 from ..rundiff import diff_runs
 from . import render
-from .api import Api, default_url
+from .api import Api, default_url, segment
 
 url_option = click.option("--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000",
                           help="The X-Ray server.")
@@ -41,7 +41,7 @@ def runs(url: str, as_json: bool, pipeline: str | None, entity: str | None, stat
 @click.argument("run_id")
 def show(url: str, as_json: bool, run_id: str) -> None:
     """One run's steps in order: metrics, why, status and artifacts."""
-    run = Api(url).get(f"/api/v1/runs/{run_id}")
+    run = Api(url).get(f"/api/v1/runs/{segment(run_id)}")
     if as_json:
         return render.emit_json(run)
     click.echo(show_text(run))
@@ -116,7 +116,7 @@ def explain(url: str, as_json: bool, baseline: str, run_id: str) -> None:
 
 def explain_for(api: Api, run_id: str, baseline: str = "7d") -> dict[str, Any]:
     """Fetch a run and its pipeline's baseline, and explain the run."""
-    run = api.get(f"/api/v1/runs/{run_id}")
+    run = api.get(f"/api/v1/runs/{segment(run_id)}")
     stats = api.get("/api/v1/steps/stats", pipeline=run["pipeline"], since=baseline) if run["pipeline"] else {}
     return explain_run(run, stats)
 
@@ -144,7 +144,7 @@ def explain_text(result: dict[str, Any]) -> str:
 def diff(url: str, as_json: bool, run_a: str, run_b: str) -> None:
     """Two runs lined up step by step: what changed in metrics, outputs and why."""
     api = Api(url)
-    result = diff_runs(api.get(f"/api/v1/runs/{run_a}"), api.get(f"/api/v1/runs/{run_b}"))
+    result = diff_runs(api.get(f"/api/v1/runs/{segment(run_a)}"), api.get(f"/api/v1/runs/{segment(run_b)}"))
     if as_json:
         return render.emit_json(result)
     click.echo(diff_text(result))
