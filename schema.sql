@@ -90,7 +90,7 @@ CREATE TABLE IF NOT EXISTS artifacts (
     name         text NOT NULL,
     capture      text NOT NULL,
     content_type text,
-    status       text NOT NULL,              -- referenced | dropped (more with the artifact store)
+    status       text NOT NULL,              -- pending | stored | dropped (| referenced without a store)
     drop_reason  text,
     store_key    text,
     size_bytes   bigint,
@@ -100,5 +100,8 @@ CREATE TABLE IF NOT EXISTS artifacts (
     created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (run_id, artifact_id)
 );
+-- GET /api/v1/artifacts/<artifact_id>, and the sweep that settles rows a crash left pending.
+CREATE INDEX IF NOT EXISTS artifacts_id_idx ON artifacts (artifact_id);
+CREATE INDEX IF NOT EXISTS artifacts_pending_idx ON artifacts (created_at) WHERE status = 'pending';
 
 INSERT INTO xray_schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;

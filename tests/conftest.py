@@ -48,8 +48,13 @@ def pg_url(pg_server_url):
 
 
 @pytest.fixture(scope="session")
-def settings(pg_url):
-    return load_settings({}, database_url=pg_url, pool_min_size=1, pool_max_size=4)
+def artifacts_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def settings(pg_url, artifacts_dir):
+    return load_settings({}, database_url=pg_url, pool_min_size=1, pool_max_size=4, artifacts_dir=artifacts_dir)
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +78,13 @@ def client(app):
 
 
 @pytest.fixture(scope="session")
-def xray_server(pg_url, tmp_path_factory, db):
+def xray_server(pg_url, tmp_path_factory, db, artifacts_dir):
     """X-Ray under gunicorn, as the Procfile runs it, on the test database."""
     from xray_server.local_server import LocalServer
 
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    with LocalServer({"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2"}, log_path=log) as running:
+    env = {"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2", "XRAY_ARTIFACTS_DIR": str(artifacts_dir)}
+    with LocalServer(env, log_path=log) as running:
         yield running
 
 

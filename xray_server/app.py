@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import psycopg
 from flask import Flask, current_app
@@ -11,7 +13,9 @@ from xray_sdk.limits import DEFAULT_LIMITS
 from . import errors
 from .config import ConfigError, Settings, load_settings
 from .db import Database, connection_kwargs
+from .artifact_writer import ArtifactWriter, resolve_stale_pending
 from .migrations import migrate
+from .stores import ArtifactStore, LocalDirStore, S3Store
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +27,44 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.config["MAX_CONTENT_LENGTH"] = DEFAULT_LIMITS.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     errors.init_app(app, settings.retry_after_seconds)
-    app.extensions["xray.db"] = database or open_database(settings)
+    db = database or open_database(settings)
+    store = open_store(settings)
+    app.extensions["xray.db"] = db
+    app.extensions["xray.settings"] = settings
+    app.extensions["xray.store"] = store
+    app.extensions["xray.writer"] = ArtifactWriter(
+        store, budget_ms=settings.artifact_budget_ms, budget_bytes=settings.artifact_budget_bytes,
+        concurrency=settings.artifact_concurrency)
+    start_pending_sweeper(db, store)
 
-    from .api import health, openapi, runs, steps
+    from .api import artifacts, health, openapi, runs, steps
 
-    for blueprint in (health.bp, runs.bp, steps.bp, openapi.bp):
+    for blueprint in (health.bp, runs.bp, steps.bp, artifacts.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def open_store(settings: Settings) -> ArtifactStore:
+    """The S3 store when XRAY_S3_ENDPOINT is set, else the local folder."""
+    if settings.s3_endpoint:
+        return S3Store(settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_bucket,
+                       secure=settings.s3_secure, timeout=settings.artifact_timeout)
+    return LocalDirStore(settings.artifacts_dir)
+
+
+def start_pending_sweeper(db: Database, store: ArtifactStore, every_seconds: float = 60.0) -> threading.Thread:
+    """Settle, now and then, artifact rows a crashed worker left `pending`."""
+    def sweep() -> None:
+        while True:
+            time.sleep(every_seconds)
+            try:
+                resolve_stale_pending(db, store)
+            except Exception as exc:  # PostgreSQL down: try again next time
+                log.warning("pending artifact sweep failed: %s", type(exc).__name__)
+
+    thread = threading.Thread(target=sweep, name="xray-artifact-sweeper", daemon=True)
+    thread.start()
+    return thread
 
 
 def open_database(settings: Settings) -> Database:
@@ -49,3 +84,18 @@ def open_database(settings: Settings) -> Database:
 def get_db() -> Database:
     """The current app's database."""
     return current_app.extensions["xray.db"]
+
+
+def get_writer() -> ArtifactWriter:
+    """The current app's artifact writer."""
+    return current_app.extensions["xray.writer"]
+
+
+def get_store() -> ArtifactStore:
+    """The current app's artifact store."""
+    return current_app.extensions["xray.store"]
+
+
+def get_settings() -> Settings:
+    """The current app's settings."""
+    return current_app.extensions["xray.settings"]

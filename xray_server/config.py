@@ -37,6 +37,28 @@ class Settings:
     """`XRAY_MIGRATE_ON_START`: apply schema.sql when a worker starts (idempotent, locked)."""
     retry_after_seconds: int = 2
     """`XRAY_RETRY_AFTER`: the `Retry-After` sent with a 503 when PostgreSQL is unreachable."""
+    artifacts_dir: Path = Path("artifacts")
+    """`XRAY_ARTIFACTS_DIR`: the local artifact store's folder, used when no S3 endpoint is set."""
+    s3_endpoint: str | None = None
+    """`XRAY_S3_ENDPOINT`: host:port of MinIO or any S3-compatible store; set it to use S3."""
+    s3_access_key: str = ""
+    """`XRAY_S3_ACCESS_KEY`: the S3 access key."""
+    s3_secret_key: str = ""
+    """`XRAY_S3_SECRET_KEY`: the S3 secret key."""
+    s3_bucket: str = "xray-artifacts"
+    """`XRAY_S3_BUCKET`: the bucket, created if missing."""
+    s3_secure: bool = False
+    """`XRAY_S3_SECURE`: use TLS to reach the S3 store."""
+    artifact_timeout: float = 1.0
+    """`XRAY_ARTIFACT_TIMEOUT`: seconds one store operation may take."""
+    artifact_budget_ms: int = 300
+    """`XRAY_ARTIFACT_BUDGET_MS`: time one ingest request may spend writing artifacts after commit."""
+    artifact_budget_bytes: int = 8 * 1024 * 1024
+    """`XRAY_ARTIFACT_BUDGET_BYTES`: artifact bytes one ingest request may write."""
+    artifact_concurrency: int = 2
+    """`XRAY_ARTIFACT_CONCURRENCY`: requests of one worker writing artifacts at once."""
+    max_capture: str = "full"
+    """`XRAY_MAX_CAPTURE`: the highest capture level kept; artifacts above it are dropped."""
     host: str = "127.0.0.1"
     """`XRAY_HOST`: the address `xray serve` binds; X-Ray has no auth, keep it private."""
     port: int = 8000
@@ -58,6 +80,17 @@ _FIELDS = {
     "XRAY_DB_PREPARED_STATEMENTS": ("prepared_statements", bool),
     "XRAY_MIGRATE_ON_START": ("migrate_on_start", bool),
     "XRAY_RETRY_AFTER": ("retry_after_seconds", int),
+    "XRAY_ARTIFACTS_DIR": ("artifacts_dir", Path),
+    "XRAY_S3_ENDPOINT": ("s3_endpoint", str),
+    "XRAY_S3_ACCESS_KEY": ("s3_access_key", str),
+    "XRAY_S3_SECRET_KEY": ("s3_secret_key", str),
+    "XRAY_S3_BUCKET": ("s3_bucket", str),
+    "XRAY_S3_SECURE": ("s3_secure", bool),
+    "XRAY_ARTIFACT_TIMEOUT": ("artifact_timeout", float),
+    "XRAY_ARTIFACT_BUDGET_MS": ("artifact_budget_ms", int),
+    "XRAY_ARTIFACT_BUDGET_BYTES": ("artifact_budget_bytes", int),
+    "XRAY_ARTIFACT_CONCURRENCY": ("artifact_concurrency", int),
+    "XRAY_MAX_CAPTURE": ("max_capture", str),
     "XRAY_HOST": ("host", str),
     "XRAY_PORT": ("port", int),
     "XRAY_WORKERS": ("workers", int),
@@ -91,6 +124,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
             values[attr] = _parse(name, raw, kind)
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.max_capture not in ("summary", "sample", "full"):
+        raise ConfigError(f"XRAY_MAX_CAPTURE={settings.max_capture!r}: use summary, sample or full")
     if settings.pool_min_size < 0 or settings.pool_max_size < max(1, settings.pool_min_size):
         raise ConfigError("XRAY_DB_POOL_MAX must be at least 1 and at least XRAY_DB_POOL_MIN")
     return settings

@@ -4,6 +4,8 @@ Pure functions: no database, no Flask. `ingest` feeds them and writes what they 
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,7 +14,9 @@ from typing import Any
 from xray_sdk.capture import bound_json, truncate_text
 from xray_sdk.contract import evaluate_metrics
 from xray_sdk.limits import DEFAULT_LIMITS, Limits
-from xray_sdk.vocabulary import STANDARD_METRICS, EventType, StepStatus
+from xray_sdk.vocabulary import CAPTURE_LEVELS, STANDARD_METRICS, EventType, StepStatus
+
+from .artifact_writer import PendingArtifact
 
 # Artifact ids are derived from (run, step, name) so that a replayed step_end maps onto
 # the rows it already made instead of adding new ones.
@@ -40,6 +44,7 @@ class PreparedEvent:
     finish: dict[str, Any] | None = None
     violations: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
+    pending: list[PendingArtifact] = field(default_factory=list)
 
 
 def artifact_id(run_id: str, step_id: str, name: str) -> str:
@@ -47,14 +52,24 @@ def artifact_id(run_id: str, step_id: str, name: str) -> str:
     return str(uuid.uuid5(ARTIFACT_NAMESPACE, f"{run_id}/{step_id}/{name}"))
 
 
-def prepare(run_id: str, index: int, event: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> PreparedEvent:
+@dataclass(frozen=True)
+class ArtifactPolicy:
+    """What the server does with artifacts: whether a store exists, and the highest capture kept."""
+
+    has_store: bool = False
+    max_capture: str = "full"
+
+
+def prepare(run_id: str, index: int, event: dict[str, Any], limits: Limits = DEFAULT_LIMITS,
+            policy: ArtifactPolicy = ArtifactPolicy()) -> PreparedEvent:
     """Bound a schema-valid event's text and apply the metric contract to it."""
     prepared = PreparedEvent(index=index, event_id=str(event["event_id"]), type=event["type"], ts=event["ts"])
     if event["type"] == EventType.STEP_START.value:
         prepared.step_row = _start_row(event, prepared, limits)
     elif event["type"] == EventType.STEP_END.value:
         prepared.step_row = _end_row(event, prepared, limits)
-        prepared.artifact_rows = [_artifact_row(run_id, event, prepared.event_id, a) for a in event["artifacts"]]
+        prepared.artifact_rows = [_artifact_row(run_id, event, prepared, a, limits, policy)
+                                  for a in event["artifacts"]]
     else:
         prepared.finish = {
             "status": event["status"],
@@ -121,30 +136,37 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
     return row
 
 
-def _artifact_row(run_id: str, event: dict[str, Any], event_id: str, artifact: dict[str, Any]) -> dict[str, Any]:
+def _artifact_row(run_id: str, event: dict[str, Any], prepared: PreparedEvent, artifact: dict[str, Any],
+                  limits: Limits, policy: ArtifactPolicy) -> dict[str, Any]:
+    """The artifact's row. A payload or a reference is `pending` until the store settles it
+    after commit; without a store, or over a limit, it is `dropped` now, with the reason."""
     step_id = str(event["step_id"])
+    art_id = artifact_id(run_id, step_id, artifact["name"])
     ref = artifact["ref"] or {}
-    if artifact["ref"] is not None:
-        status, reason = "referenced", None
-    elif artifact["dropped"] is not None:
+    content_type = artifact["content_type"] or "application/json"
+    key, size, digest, data = ref.get("key"), ref.get("size_bytes"), ref.get("sha256"), None
+    if artifact["dropped"] is not None:
         status, reason = "dropped", artifact["dropped"]
+    elif CAPTURE_LEVELS.index(artifact["capture"]) > CAPTURE_LEVELS.index(policy.max_capture):
+        status, reason = "dropped", "capture_policy"
+    elif artifact["ref"] is not None:
+        status, reason = ("pending", None) if policy.has_store else ("referenced", None)
     else:
-        # The cold tier is not configured in this version: the payload is not kept, and the
-        # row says so rather than pretending.
-        status, reason = "dropped", "no_store"
+        data = json.dumps(artifact["payload"], separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        key, size, digest = f"runs/{run_id}/{step_id}/{art_id}.json", len(data), hashlib.sha256(data).hexdigest()
+        if size > limits.max_artifact_payload_bytes:
+            status, reason, data = "dropped", "too_large", None
+        elif not policy.has_store:
+            status, reason, data = "dropped", "no_store", None
+        else:
+            status, reason = "pending", None
+    if status == "pending":
+        prepared.pending.append(PendingArtifact(art_id, prepared.event_id, key, content_type, data,
+                                                prepared.index, artifact["name"]))
     return {
-        "artifact_id": artifact_id(run_id, step_id, artifact["name"]),
-        "step_id": step_id,
-        "name": artifact["name"],
-        "capture": artifact["capture"],
-        "content_type": artifact["content_type"],
-        "status": status,
-        "drop_reason": reason,
-        "store_key": ref.get("key"),
-        "size_bytes": ref.get("size_bytes"),
-        "sha256": ref.get("sha256"),
-        "event_ts": event["ts"].isoformat(),
-        "event_id": event_id,
+        "artifact_id": art_id, "step_id": step_id, "name": artifact["name"], "capture": artifact["capture"],
+        "content_type": content_type, "status": status, "drop_reason": reason, "store_key": key,
+        "size_bytes": size, "sha256": digest, "event_ts": event["ts"].isoformat(), "event_id": prepared.event_id,
     }
 
 

@@ -24,7 +24,8 @@ from xray_sdk.vocabulary import STANDARD_METRICS
 
 from .db import Database
 from .errors import Conflict, ValidationFailed
-from .events import EventRejected, PreparedEvent, prepare
+from .artifact_writer import ArtifactWriter
+from .events import ArtifactPolicy, EventRejected, PreparedEvent, prepare
 from .schemas.events import BatchSchema, load_event
 from .schemas.runs import RunCreateSchema
 
@@ -41,6 +42,7 @@ class BatchResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     contract_violations: list[dict[str, Any]] = field(default_factory=list)
     truncated: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def http_status(self) -> int:
@@ -55,6 +57,7 @@ class BatchResult:
             "rejected": self.rejected,
             "contract_violations": self.contract_violations,
             "truncated": self.truncated,
+            "artifacts": self.artifacts,
         }
 
 
@@ -115,12 +118,15 @@ def create_run(db: Database, payload: Any) -> tuple[str, bool]:
 
 # --------------------------------------------------------------------------- events
 
-def ingest_events(db: Database, run_id: str, payload: Any) -> BatchResult:
-    """Validate a batch, then apply its valid events to the run in one transaction."""
+def ingest_events(db: Database, run_id: str, payload: Any, writer: ArtifactWriter | None = None,
+                  max_capture: str = "full") -> BatchResult:
+    """Validate a batch, apply its valid events to the run in one transaction, then write the
+    artifact payloads with `writer` (after commit: metrics never wait on the cold tier)."""
     run_id = parse_run_id(run_id)
     raw_events = _load(_batch_schema, payload)["events"]
     result = BatchResult()
-    prepared = _prepare_all(run_id, raw_events, result)
+    policy = ArtifactPolicy(has_store=writer is not None, max_capture=max_capture)
+    prepared = _prepare_all(run_id, raw_events, result, policy)
     if not prepared:
         return result
     unique = _first_of_each_event_id(prepared)
@@ -139,14 +145,23 @@ def ingest_events(db: Database, run_id: str, payload: Any) -> BatchResult:
     result.accepted = len(fresh)
     result.duplicates += len(unique) - len(fresh)
     _report(fresh, result)
+    settled = {}
+    if writer is not None:
+        settled = {o["artifact_id"]: o for o in writer.settle(db, run_id, [a for p in fresh for a in p.pending])}
+    for p in fresh:
+        for row in p.artifact_rows:
+            outcome = settled.get(row["artifact_id"], row)
+            result.artifacts.append({"index": p.index, "name": row["name"], "artifact_id": row["artifact_id"],
+                                     "status": outcome["status"], "drop_reason": outcome["drop_reason"]})
     return result
 
 
-def _prepare_all(run_id: str, raw_events: list[Any], result: BatchResult) -> list[PreparedEvent]:
+def _prepare_all(run_id: str, raw_events: list[Any], result: BatchResult,
+                 policy: ArtifactPolicy) -> list[PreparedEvent]:
     prepared = []
     for index, raw in enumerate(raw_events):
         try:
-            prepared.append(prepare(run_id, index, load_event(raw)))
+            prepared.append(prepare(run_id, index, load_event(raw), policy=policy))
         except ValidationError as exc:
             result.rejected.append(_rejection(index, raw, _as_field_errors(exc.messages)))
         except EventRejected as exc:

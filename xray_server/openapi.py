@@ -101,6 +101,15 @@ def _paths(spec: APISpec) -> None:
         "parameters": [{"in": "query", "schema": StepStatsQuerySchema}],
         "responses": {"200": _json("StepStats", "One group per pipeline, step name and type"), **_ERRORS},
     }})
+    spec.path("/api/v1/artifacts/{artifact_id}", operations={"get": {
+        "summary": "An artifact's content, when it was kept",
+        "parameters": [{"in": "path", "name": "artifact_id", "required": True,
+                        "schema": {"type": "string", "format": "uuid"}}],
+        "responses": {"200": {"description": "The artifact, in its content type"},
+                      "404": _json("Error", "Unknown, or not kept: `artifact_dropped` with the reason"),
+                      "503": _json("Error", "`artifact_store_unavailable`, or PostgreSQL unreachable"),
+                      "400": _ERRORS["400"]},
+    }})
     for path, summary in (("/healthz", "The process is up"), ("/readyz", "PostgreSQL is reachable")):
         spec.path(path, operations={"get": {"summary": summary, "responses": {
             "200": _json("Status", "OK"), "503": _json("Error", "Not ready")}}})

@@ -1,6 +1,7 @@
 """Read the hot tier: steps across runs, recent runs, and one run's debugging view."""
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -176,6 +177,12 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         by_step.setdefault(str(a["step_id"]), []).append(artifact_view(a))
     view = run_summary(run)
     view["steps"] = [step_detail(s, by_step.get(str(s["step_id"]), [])) for s in steps]
+    counts = {"stored": 0, "pending": 0, "dropped": 0, "referenced": 0}
+    for a in artifacts:
+        counts[a["status"]] = counts.get(a["status"], 0) + 1
+    view["evidence"] = counts
+    # Degraded, never failed: a missing artifact leaves the run readable from its metrics.
+    view["degraded"] = counts["pending"] + counts["dropped"] > 0
     view["summary"] = {
         "steps": len(steps),
         "errors": sum(1 for s in steps if s["status"] == "error"),
@@ -318,7 +325,21 @@ def artifact_view(a: dict[str, Any]) -> dict[str, Any]:
         "store_key": a["store_key"],
         "size_bytes": a["size_bytes"],
         "sha256": a["sha256"],
+        "link": f"/api/v1/artifacts/{a['artifact_id']}" if a["status"] == "stored" else None,
     }
+
+
+def find_artifact(db: Database, artifact_id: str) -> dict[str, Any]:
+    """An artifact's row by id, or a 404 that says so."""
+    try:
+        artifact_id = str(uuid.UUID(artifact_id))
+    except ValueError:
+        raise ValidationFailed({"artifact_id": ["must be a UUID, as listed in GET /api/v1/runs/<run_id>"]}) from None
+    with db.connection() as conn:
+        row = conn.execute("SELECT * FROM artifacts WHERE artifact_id = %s LIMIT 1", (artifact_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"no artifact {artifact_id}", {"artifact_id": artifact_id})
+    return row
 
 
 def _paginate(rows: list[dict[str, Any]], limit: int, key) -> tuple[list[dict[str, Any]], str | None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, request
 
 from .. import ingest, query
-from ..app import get_db
+from ..app import get_db, get_settings, get_writer
 from ..http_input import load_query, read_json_body
 from ..schemas.queries import RunQuerySchema
 
@@ -22,7 +22,8 @@ def create_run():
 @bp.post("/runs/<run_id>/events")
 def post_events(run_id: str):
     """Apply a batch of events; 207 when some were rejected."""
-    result = ingest.ingest_events(get_db(), run_id, read_json_body(request))
+    result = ingest.ingest_events(get_db(), run_id, read_json_body(request), get_writer(),
+                                  get_settings().max_capture)
     return result.to_dict(), result.http_status
 
 

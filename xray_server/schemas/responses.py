@@ -37,12 +37,21 @@ class TruncationSchema(Schema):
     fields_ = fields.List(fields.String(), required=True, data_key="fields")
 
 
+class ArtifactOutcomeSchema(Schema):
+    index = fields.Integer(required=True)
+    name = fields.String(required=True)
+    artifact_id = fields.UUID(required=True)
+    status = fields.String(required=True)
+    drop_reason = fields.String(allow_none=True)
+
+
 class BatchResultSchema(Schema):
     accepted = fields.Integer(required=True)
     duplicates = fields.Integer(required=True)
     rejected = fields.List(fields.Nested(RejectedEventSchema), required=True)
     contract_violations = fields.List(fields.Nested(ViolationSchema), required=True)
     truncated = fields.List(fields.Nested(TruncationSchema), required=True)
+    artifacts = fields.List(fields.Nested(ArtifactOutcomeSchema), required=True)
 
 
 class ArtifactViewSchema(Schema):
@@ -55,6 +64,7 @@ class ArtifactViewSchema(Schema):
     store_key = fields.String(allow_none=True)
     size_bytes = fields.Integer(allow_none=True)
     sha256 = fields.String(allow_none=True)
+    link = fields.String(allow_none=True)
 
 
 class StepSummarySchema(Schema):
@@ -109,9 +119,18 @@ class RunStatsSchema(Schema):
     contract_violations = fields.Integer(required=True)
 
 
+class EvidenceSchema(Schema):
+    stored = fields.Integer(required=True)
+    pending = fields.Integer(required=True)
+    dropped = fields.Integer(required=True)
+    referenced = fields.Integer(required=True)
+
+
 class RunViewSchema(RunSummarySchema):
     steps = fields.List(fields.Nested(StepDetailSchema), required=True)
     summary = fields.Nested(RunStatsSchema, required=True)
+    evidence = fields.Nested(EvidenceSchema, required=True)
+    degraded = fields.Boolean(required=True)
 
 
 class RunPageSchema(Schema):

@@ -1,0 +1,160 @@
+"""Writing artifact payloads after the step is committed, within a budget, never at the cost
+of metrics. Every artifact row ends `stored` (the object exists) or `dropped` with a reason:
+
+- `store_unavailable`: the store failed or its circuit breaker is open;
+- `load_shed`: this request's time or bytes budget, or the worker's write slots, were spent;
+- `too_large` / `capture_policy`: decided at ingest, before anything is written;
+- `lost`: the row stayed `pending` (a worker died between commit and write) and no object exists;
+- `not_found`: a client's reference to an object the store does not have.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from .db import Database
+from .stores import ArtifactStore, BadKey, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PendingArtifact:
+    """An artifact row committed as `pending`, with what it takes to settle it."""
+
+    artifact_id: str
+    event_id: str
+    key: str
+    content_type: str
+    data: bytes | None  # None: a client's reference, only checked for existence
+    index: int = 0
+    name: str = ""
+
+
+@dataclass
+class Breaker:
+    """Stop calling a failing store for a cool-down that doubles up to a ceiling."""
+
+    threshold: int = 3
+    cooldown: float = 2.0
+    ceiling: float = 30.0
+    failures: int = 0
+    open_until: float = 0.0
+    _current: float = field(default=0.0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.failures, self._current = 0, 0.0
+                return
+            self.failures += 1
+            if self.failures >= self.threshold:
+                self._current = min(self.ceiling, self._current * 2 if self._current else self.cooldown)
+                self.open_until = time.monotonic() + self._current
+
+
+class ArtifactWriter:
+    """Settles the pending artifacts of one ingest request against the store."""
+
+    def __init__(self, store: ArtifactStore, *, budget_ms: int, budget_bytes: int, concurrency: int) -> None:
+        self.store = store
+        self.budget_ms = budget_ms
+        self.budget_bytes = budget_bytes
+        self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.breaker = Breaker()
+
+    def settle(self, db: Database, run_id: str, pending: list[PendingArtifact]) -> list[dict[str, Any]]:
+        """Write what the budget allows, record each outcome, and return the outcomes."""
+        if not pending:
+            return []
+        deadline = time.monotonic() + self.budget_ms / 1000
+        outcomes = []
+        acquired = self.slots.acquire(timeout=self.budget_ms / 1000)
+        try:
+            spent = 0
+            for item in pending:
+                status, reason = self._settle_one(item, acquired, deadline, spent)
+                if status == "stored" and item.data is not None:
+                    spent += len(item.data)
+                outcomes.append({"artifact_id": item.artifact_id, "event_id": item.event_id, "status": status,
+                                 "drop_reason": reason, "index": item.index, "name": item.name})
+        finally:
+            if acquired:
+                self.slots.release()
+        record_outcomes(db, run_id, outcomes)
+        return outcomes
+
+    def _settle_one(self, item: PendingArtifact, acquired: bool, deadline: float, spent: int) -> tuple[str, str | None]:
+        if not self.breaker.allows():
+            return "dropped", "store_unavailable"
+        if not acquired or time.monotonic() >= deadline:
+            return "dropped", "load_shed"
+        if item.data is not None and spent + len(item.data) > self.budget_bytes:
+            return "dropped", "load_shed"
+        try:
+            if item.data is None:
+                found = self.store.exists(item.key)
+                self.breaker.record(True)
+                return ("stored", None) if found else ("dropped", "not_found")
+            self.store.put(item.key, item.data, item.content_type)
+        except BadKey:
+            return "dropped", "invalid_key"
+        except StoreUnavailable as exc:
+            self.breaker.record(False)
+            log.warning("artifact store unavailable: %s", exc)
+            return "dropped", "store_unavailable"
+        self.breaker.record(True)
+        return "stored", None
+
+
+def record_outcomes(db: Database, run_id: str, outcomes: list[dict[str, Any]]) -> None:
+    """Settle pending rows; a row a newer step_end has since replaced is left to that one."""
+    if not outcomes:
+        return
+    with db.connection() as conn:
+        conn.execute(
+            """
+            UPDATE artifacts a SET status = f.status, drop_reason = f.drop_reason
+            FROM jsonb_to_recordset(%s) AS f(artifact_id uuid, event_id uuid, status text, drop_reason text)
+            WHERE a.run_id = %s AND a.artifact_id = f.artifact_id AND a.event_id = f.event_id
+              AND a.status = 'pending'
+            """,
+            (Jsonb([{k: o[k] for k in ("artifact_id", "event_id", "status", "drop_reason")} for o in outcomes]),
+             run_id),
+        )
+
+
+def resolve_stale_pending(db: Database, store: ArtifactStore, *, older_than_seconds: float = 60,
+                          limit: int = 500) -> int:
+    """Rows still `pending` long after their request: `stored` if the object exists (the write
+    finished before a crash), else `dropped` with reason `lost`. Returns how many were settled."""
+    with db.connection() as conn:
+        rows = conn.execute(
+            """
+            SELECT run_id, artifact_id, event_id, store_key FROM artifacts
+            WHERE status = 'pending' AND created_at < now() - make_interval(secs => %s)
+            ORDER BY created_at LIMIT %s
+            """,
+            (older_than_seconds, limit),
+        ).fetchall()
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        try:
+            found = bool(row["store_key"]) and store.exists(row["store_key"])
+        except (StoreUnavailable, BadKey):
+            continue  # try again later rather than call it lost
+        by_run.setdefault(str(row["run_id"]), []).append({
+            "artifact_id": str(row["artifact_id"]), "event_id": str(row["event_id"]),
+            "status": "stored" if found else "dropped", "drop_reason": None if found else "lost"})
+    for run_id, outcomes in by_run.items():
+        record_outcomes(db, run_id, outcomes)
+    return sum(len(v) for v in by_run.values())
