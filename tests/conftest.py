@@ -88,6 +88,19 @@ def xray_server(pg_url, tmp_path_factory, db, artifacts_dir):
         yield running
 
 
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 server (SeaweedFS from its pip wheel) for the whole session."""
+    from tests.support.seaweed import SeaweedS3
+
+    folder = tmp_path_factory.mktemp("seaweed")
+    server = SeaweedS3(folder / "data", folder / "weed.log")
+    (folder / "data").mkdir()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture()
 def pipeline():
     """A pipeline name no other test uses, so cross-run queries see only this test's runs."""

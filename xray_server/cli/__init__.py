@@ -7,7 +7,7 @@ import click
 
 from .debugging import diff, explain, runs, show, steps
 from .demo import demo
-from .serving import migrate, serve
+from .serving import gc, migrate, serve
 
 
 @click.group()
@@ -16,7 +16,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (serve, migrate, demo, runs, show, steps, explain, diff):
+for command in (serve, migrate, gc, demo, runs, show, steps, explain, diff):
     main.add_command(command)
 
 __all__ = ["main"]

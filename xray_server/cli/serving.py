@@ -38,3 +38,37 @@ def migrate() -> None:
         sys.exit(2)
     with psycopg.connect(settings.database_url, **connection_kwargs(settings)) as conn:
         click.echo(f"schema at version {apply(conn)}")
+
+
+@click.command()
+@click.option("--older-than", "older_than", default="30d", show_default=True,
+              help="Delete the artifacts of runs that started longer ago than this (30m, 24h, 30d, 8w).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def gc(older_than: str, dry_run: bool) -> None:
+    """Delete old artifacts from the store, mark their rows, and settle rows a crash left pending."""
+    import re
+    from datetime import timedelta
+
+    from ..app import open_store
+    from ..artifact_writer import resolve_stale_pending
+    from ..db import Database
+    from ..retention import collect
+
+    match = re.fullmatch(r"(\d+)([mhdw])", older_than.strip())
+    if not match:
+        raise click.BadParameter("use an age such as 30m, 24h, 30d or 8w", param_hint="--older-than")
+    unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+    settings = load_settings()
+    if not settings.database_url:
+        click.echo("XRAY_DATABASE_URL is not set: point it at the server's PostgreSQL.", err=True)
+        sys.exit(2)
+    db = Database(settings.database_url, settings, open_wait=True)
+    try:
+        store = open_store(settings)
+        settled = 0 if dry_run else resolve_stale_pending(db, store)
+        result = collect(db, store, timedelta(**{unit: int(match.group(1))}), dry_run=dry_run)
+    finally:
+        db.close()
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {result['deleted']} artifacts of runs started before {result['cutoff']}"
+               f"; {result['failed']} could not be deleted now; {settled} pending rows settled")
