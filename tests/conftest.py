@@ -54,7 +54,8 @@ def artifacts_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def settings(pg_url, artifacts_dir):
-    return load_settings({}, database_url=pg_url, pool_min_size=1, pool_max_size=4, artifacts_dir=artifacts_dir)
+    return load_settings({}, database_url=pg_url, pool_min_size=1, pool_max_size=4, artifacts_dir=artifacts_dir,
+                         artifact_sweep_seconds=0)
 
 
 @pytest.fixture(scope="session")

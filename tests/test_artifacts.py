@@ -88,7 +88,9 @@ def test_a_slow_store_does_not_hold_the_ingest_response(settings, db, s3_server)
         started = time.monotonic()
         run_id, result = send(client, [filter_end([{"name": f"a{i}", "payload": [i]} for i in range(5)])])
         assert time.monotonic() - started < WITHIN_BUDGET_SECONDS
-        assert {a["status"] for a in result["artifacts"]} == {"dropped"}
+        # Nothing claims `stored`: writes not started are shed, writes under way stay pending
+        # until the sweep reads what the store holds.
+        assert {a["status"] for a in result["artifacts"]} <= {"dropped", "pending"}
         assert client.get(f"/api/v1/runs/{run_id}").get_json()["steps"][0]["metrics"]["candidates_out"] == 5
     finally:
         proxy.stop()

@@ -35,7 +35,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.extensions["xray.writer"] = ArtifactWriter(
         store, budget_ms=settings.artifact_budget_ms, budget_bytes=settings.artifact_budget_bytes,
         concurrency=settings.artifact_concurrency)
-    start_pending_sweeper(db, store)
+    if settings.artifact_sweep_seconds > 0:
+        start_pending_sweeper(db, store, settings.artifact_sweep_seconds)
 
     from .api import artifacts, health, openapi, runs, steps
 

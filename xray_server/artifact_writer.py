@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,13 +64,21 @@ class Breaker:
 
 
 class ArtifactWriter:
-    """Settles the pending artifacts of one ingest request against the store."""
+    """Settles the pending artifacts of one ingest request against the store.
 
-    def __init__(self, store: ArtifactStore, *, budget_ms: int, budget_bytes: int, concurrency: int) -> None:
+    Writes run on a small thread pool shared by the worker's requests, so a batch's artifacts
+    go out in parallel; whatever has not finished when the request's budget runs out is not
+    waited for: not yet started, it is dropped (`load_shed`); already under way, its row stays
+    `pending` and the sweep settles it from what the store then holds.
+    """
+
+    def __init__(self, store: ArtifactStore, *, budget_ms: int, budget_bytes: int, concurrency: int,
+                 parallel_writes: int = 8) -> None:
         self.store = store
         self.budget_ms = budget_ms
         self.budget_bytes = budget_bytes
         self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.pool = ThreadPoolExecutor(max_workers=parallel_writes, thread_name_prefix="xray-artifacts")
         self.breaker = Breaker()
 
     def settle(self, db: Database, run_id: str, pending: list[PendingArtifact]) -> list[dict[str, Any]]:
@@ -77,29 +86,45 @@ class ArtifactWriter:
         if not pending:
             return []
         deadline = time.monotonic() + self.budget_ms / 1000
-        outcomes = []
         acquired = self.slots.acquire(timeout=self.budget_ms / 1000)
         try:
-            spent = 0
-            for item in pending:
-                status, reason = self._settle_one(item, acquired, deadline, spent)
-                if status == "stored" and item.data is not None:
-                    spent += len(item.data)
-                outcomes.append({"artifact_id": item.artifact_id, "event_id": item.event_id, "status": status,
-                                 "drop_reason": reason, "index": item.index, "name": item.name})
+            results = self._write_all(pending, acquired, deadline)
         finally:
             if acquired:
                 self.slots.release()
-        record_outcomes(db, run_id, outcomes)
+        outcomes = [{"artifact_id": item.artifact_id, "event_id": item.event_id, "status": status,
+                     "drop_reason": reason, "index": item.index, "name": item.name}
+                    for item, (status, reason) in zip(pending, results)]
+        record_outcomes(db, run_id, [o for o in outcomes if o["status"] != "pending"])
         return outcomes
 
-    def _settle_one(self, item: PendingArtifact, acquired: bool, deadline: float, spent: int) -> tuple[str, str | None]:
+    def _write_all(self, pending: list[PendingArtifact], acquired: bool, deadline: float) -> list[tuple[str, str | None]]:
+        results: list[tuple[str, str | None] | None] = [None] * len(pending)
+        futures = {}
+        spent = 0
+        for i, item in enumerate(pending):
+            if not self.breaker.allows():
+                results[i] = ("dropped", "store_unavailable")
+            elif not acquired:
+                results[i] = ("dropped", "load_shed")
+            elif item.data is not None and spent + len(item.data) > self.budget_bytes:
+                results[i] = ("dropped", "load_shed")
+            else:
+                spent += len(item.data or b"")
+                futures[self.pool.submit(self._write_one, item, deadline)] = i
+        done, not_done = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        for future in done:
+            results[futures[future]] = future.result()
+        for future in not_done:
+            # Not started: never will be. Started: its outcome is for the sweep to read.
+            results[futures[future]] = ("dropped", "load_shed") if future.cancel() else ("pending", None)
+        return results  # type: ignore[return-value]
+
+    def _write_one(self, item: PendingArtifact, deadline: float) -> tuple[str, str | None]:
+        if time.monotonic() >= deadline:
+            return "dropped", "load_shed"
         if not self.breaker.allows():
             return "dropped", "store_unavailable"
-        if not acquired or time.monotonic() >= deadline:
-            return "dropped", "load_shed"
-        if item.data is not None and spent + len(item.data) > self.budget_bytes:
-            return "dropped", "load_shed"
         try:
             if item.data is None:
                 found = self.store.exists(item.key)
@@ -111,6 +136,9 @@ class ArtifactWriter:
         except StoreUnavailable as exc:
             self.breaker.record(False)
             log.warning("artifact store unavailable: %s", exc)
+            return "dropped", "store_unavailable"
+        except Exception as exc:  # a store bug must not fail the ingest request
+            log.warning("artifact write failed: %s", type(exc).__name__)
             return "dropped", "store_unavailable"
         self.breaker.record(True)
         return "stored", None

@@ -57,6 +57,8 @@ class Settings:
     """`XRAY_ARTIFACT_BUDGET_BYTES`: artifact bytes one ingest request may write."""
     artifact_concurrency: int = 2
     """`XRAY_ARTIFACT_CONCURRENCY`: requests of one worker writing artifacts at once."""
+    artifact_sweep_seconds: float = 60.0
+    """`XRAY_ARTIFACT_SWEEP_SECONDS`: how often a worker settles rows a crash left pending (0: never)."""
     max_capture: str = "full"
     """`XRAY_MAX_CAPTURE`: the highest capture level kept; artifacts above it are dropped."""
     host: str = "127.0.0.1"
@@ -90,6 +92,7 @@ _FIELDS = {
     "XRAY_ARTIFACT_BUDGET_MS": ("artifact_budget_ms", int),
     "XRAY_ARTIFACT_BUDGET_BYTES": ("artifact_budget_bytes", int),
     "XRAY_ARTIFACT_CONCURRENCY": ("artifact_concurrency", int),
+    "XRAY_ARTIFACT_SWEEP_SECONDS": ("artifact_sweep_seconds", float),
     "XRAY_MAX_CAPTURE": ("max_capture", str),
     "XRAY_HOST": ("host", str),
     "XRAY_PORT": ("port", int),
