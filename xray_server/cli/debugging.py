@@ -60,7 +60,8 @@ def show_text(run: dict[str, Any]) -> str:
             lines.append(render.paint(f"  step {step['seq']} {step['name']} failed: {step['error']['type']}: "
                                       f"{step['error']['message']}", "red"))
         for a in step["artifacts"]:
-            state = a["status"] + (f" ({a['drop_reason']})" if a["drop_reason"] else "")
+            state = a["status"] + (f" ({a['drop_reason']})" if a["drop_reason"] else "") + (
+                f" {a['link']}" if a.get("link") else "")
             lines.append(f"  step {step['seq']} {step['name']}: artifact {a['name']} [{a['capture']}] {state}")
     return "\n".join(lines)
 

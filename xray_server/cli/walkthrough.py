@@ -23,11 +23,28 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
     example_id = bad_ids[0]
     result["example"] = api.get(f"/api/v1/runs/{segment(example_id)}")
     result["explain"] = explain_for(api, example_id)
+    result["evidence"] = _evidence(api, result["example"], result["explain"])
     good = _good_twin(runs, set(bad_ids), result["example"])
     if good is not None:
         result["diff"] = diff_runs(api.get(f"/api/v1/runs/{segment(good['run_id'])}"), result["example"])
     result["pattern"] = pattern(runs, set(bad_ids), Counter(s["name"] for s in flagged))
     return result
+
+
+def _evidence(api: Api, run: dict[str, Any], explained: dict[str, Any]) -> dict[str, Any] | None:
+    """The kept evidence of the step the explanation names, when the cold tier has it."""
+    findings = [f for f in explained["findings"] if f["kind"] in ("outlier", "empty", "error")]
+    if not findings:
+        return None
+    step = next(s for s in run["steps"] if s["seq"] == findings[0]["seq"])
+    stored = [a for a in step["artifacts"] if a.get("link")]
+    if not stored:
+        return {"step": step["name"], "artifacts": [a["name"] for a in step["artifacts"]], "kept": False}
+    content = api.get(stored[0]["link"])
+    categories = Counter(str(item.get("category")) for item in content if isinstance(item, dict)) \
+        if isinstance(content, list) else Counter()
+    return {"step": step["name"], "artifact": stored[0]["name"], "link": stored[0]["link"], "kept": True,
+            "items": len(content) if isinstance(content, list) else None, "categories": dict(categories.most_common())}
 
 
 def _good_twin(runs: list[dict[str, Any]], bad: set[str], example: dict[str, Any]) -> dict[str, Any] | None:
@@ -78,6 +95,13 @@ def walkthrough_text(result: dict[str, Any]) -> str:
     lines += ["", h(f"2. One bad run, step by step:"), f"   xray show {example['run_id']}", "", show_text(example)]
     lines += ["", h("3. Which step failed, and why (against the baseline of recent runs):"),
               f"   xray explain {example['run_id']}", "", explain_text(result["explain"])]
+    evidence = result.get("evidence")
+    if evidence and evidence["kept"]:
+        cats = ", ".join(f"{c} ({n})" for c, n in evidence["categories"].items())
+        lines += ["", h(f"   The evidence it kept ({evidence['artifact']}, a sample of what it rejected):"),
+                  f"   GET {evidence['link']}", f"   {evidence['items']} rejected candidates by category: {cats}"]
+    elif evidence:
+        lines += ["", f"   No evidence was kept for {evidence['step']}: the run is explained by its metrics alone."]
     if "diff" in result:
         d = result["diff"]
         lines += ["", h("4. A good run of the same category beside the bad one:"),
