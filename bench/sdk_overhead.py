@@ -50,12 +50,8 @@ def _percentile(values: list[float], p: float) -> float:
 
 # ----------------------------------------------------------------------------- per step
 
-def _body(candidates: list[int]) -> int:
-    return len(candidates) // 3
-
-
-def per_step(steps: int) -> dict[str, Any]:
-    import xray_sdk
+def _opentelemetry() -> tuple[Any, Any]:
+    """The baseline: an SDK tracer whose BatchSpanProcessor exports to nowhere."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
@@ -65,7 +61,16 @@ def per_step(steps: int) -> dict[str, Any]:
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Nowhere()))
-    tracer = provider.get_tracer("bench")
+    return provider, provider.get_tracer("bench")
+
+
+def _body(candidates: list[int]) -> int:
+    return len(candidates) // 3
+
+
+def per_step(steps: int) -> dict[str, Any]:
+    import xray_sdk
+    provider, tracer = _opentelemetry()
     candidates = list(range(30))
     samples: dict[str, list[float]] = {"bare": [], "opentelemetry": [], "xray": []}
 
@@ -192,16 +197,7 @@ def _pipeline(run: Any, rng: random.Random, catalogue: list[dict], tracer: Any =
 
 def pipeline(runs: int) -> dict[str, Any]:
     import xray_sdk
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class Nowhere(SpanExporter):
-        def export(self, spans):  # noqa: D102 - the baseline's exporter drops everything
-            return SpanExportResult.SUCCESS
-
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Nowhere()))
-    tracer = provider.get_tracer("bench")
+    provider, tracer = _opentelemetry()
     rng = random.Random(1)
     catalogue = [{"asin": f"B{i:07d}", "category": rng.choice(["phone_case", "laptop_stand", "cable"]),
                   "price": rng.uniform(5, 80), "score": rng.random()} for i in range(20_000)]

@@ -8,8 +8,8 @@ import uuid
 
 import psycopg
 import pytest
-from psycopg import conninfo
 
+from tests.support.databases import throwaway_database
 from xray_server.app import create_app
 from xray_server.config import load_settings
 from xray_server.db import Database
@@ -33,18 +33,10 @@ def pg_server_url(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pg_url(pg_server_url):
-    """A database of its own for this test session, dropped at the end when we could create it."""
-    name = f"xray_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.errors.InsufficientPrivilege:
-        # A hosted server may not let us create databases: share the given one.
-        yield pg_server_url
-        return
-    yield conninfo.make_conninfo(pg_server_url, dbname=name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    """A database of its own for this test session (or, on a hosted server that will not let
+    us create one, the given database)."""
+    with throwaway_database(pg_server_url, "xray_test") as url:
+        yield url or pg_server_url
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ import json
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from tests.support.events import competitor_run, new_id, step_end, ts
+from tests.support.events import competitor_run, new_id, step_end
 from tests.test_api_runs import assert_error, post_json
 
 

@@ -7,7 +7,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from psycopg.types.json import Jsonb
 
 from tests.support.events import new_id, step_end, ts
 from tests.support.tcp_proxy import TcpProxy
@@ -16,7 +15,7 @@ from xray_server import ingest, query
 from xray_server.app import create_app
 from xray_server.artifact_writer import ArtifactWriter, resolve_stale_pending
 from xray_server.retention import collect
-from xray_server.stores import BadKey, LocalDirStore, S3Store, StoreUnavailable
+from xray_server.stores import BadKey, LocalDirStore
 
 # Liveness bound for the slow store: the request's 300 ms artifact budget plus generous room;
 # far below the 5 s the slow store holds each request.

@@ -1,27 +1,21 @@
 """schema.sql is applied once, idempotently, even by several workers starting together."""
 import threading
-import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import conninfo
 from psycopg.rows import dict_row
 
+from tests.support.databases import throwaway_database
 from xray_server.migrations import LATEST_VERSION, SCHEMA_PATH, current_version, migrate
 
 
 @pytest.fixture()
 def empty_database(pg_server_url):
-    name = f"xray_migrate_{uuid.uuid4().hex[:10]}"
-    try:
-        with psycopg.connect(pg_server_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.errors.InsufficientPrivilege:
-        pytest.skip("this PostgreSQL does not let the tests create a database")
-    yield conninfo.make_conninfo(pg_server_url, dbname=name)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_database(pg_server_url, "xray_migrate") as url:
+        if url is None:
+            pytest.skip("this PostgreSQL does not let the tests create a database")
+        yield url
 
 
 def test_the_packaged_schema_is_the_top_level_schema_sql():

@@ -92,7 +92,7 @@ def walkthrough_text(result: dict[str, Any]) -> str:
     if not result["bad_runs"]:
         return "\n".join(lines)
     example = result["example"]
-    lines += ["", h(f"2. One bad run, step by step:"), f"   xray show {example['run_id']}", "", show_text(example)]
+    lines += ["", h("2. One bad run, step by step:"), f"   xray show {example['run_id']}", "", show_text(example)]
     lines += ["", h("3. Which step failed, and why (against the baseline of recent runs):"),
               f"   xray explain {example['run_id']}", "", explain_text(result["explain"])]
     evidence = result.get("evidence")
