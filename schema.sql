@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS steps (
     why                 text,
     error               jsonb,
     contract_violations text[],              -- NULL when the step honours the contract
+    rejections          jsonb,               -- reason -> candidates it removed (a metric, never dropped)
     -- Merge bookkeeping, so that any order or repetition of events gives one final state.
     -- Identity and end fields come from the winning step_end (latest ts, then event id), or
     -- without one from the winning step_start (earliest ts, then event id). `input` comes
@@ -71,6 +72,8 @@ CREATE INDEX IF NOT EXISTS steps_type_started_idx
     ON steps (step_type, started_at DESC, run_id DESC, step_id DESC);
 CREATE INDEX IF NOT EXISTS steps_started_idx
     ON steps (started_at DESC, run_id DESC, step_id DESC);
+-- "Steps where reason R removed candidates": rejections ? 'R', inside the type/time window.
+CREATE INDEX IF NOT EXISTS steps_rejections_idx ON steps USING gin (rejections);
 CREATE INDEX IF NOT EXISTS steps_violations_idx
     ON steps (started_at DESC, run_id DESC, step_id DESC) WHERE contract_violations IS NOT NULL;
 

@@ -81,6 +81,27 @@ def evaluate_metrics(
     return verdict
 
 
+def check_rejections(rejections: Any, candidates_in: Any, candidates_out: Any,
+                     limits: Limits = DEFAULT_LIMITS) -> str | None:
+    """Why a step's rejection counts (reason -> count) are unusable, or None. They may not
+    count more rejections than the step dropped."""
+    if not isinstance(rejections, Mapping):
+        return "must be an object of reason to count"
+    if len(rejections) > limits.max_reasons + 1:
+        return f"has {len(rejections)} reasons; send the {limits.max_reasons} most frequent and fold the rest into 'other'"
+    total = 0
+    for reason, count in rejections.items():
+        if not isinstance(reason, str) or not 0 < len(reason) <= limits.max_reason_chars or UNSTORABLE_TEXT.search(reason):
+            return f"reasons are 1 to {limits.max_reason_chars} printable characters"
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= limits.max_count:
+            return f"the count of {reason!r} must be a whole number of candidates"
+        total += count
+    if isinstance(candidates_in, int) and isinstance(candidates_out, int) and total > candidates_in - candidates_out:
+        return (f"count {total} rejections but candidates_in - candidates_out is "
+                f"{candidates_in - candidates_out}")
+    return None
+
+
 def _plainly_valid(name: Any, value: Any, limits: Limits) -> bool:
     """The common case, decided without the full check: a known name and an ordinary value.
     False means "look closer", not "invalid"."""

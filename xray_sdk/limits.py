@@ -32,6 +32,12 @@ class Limits:
     max_seq: int = 2**31 - 1
     max_count: int = 2**53
 
+    # Candidate decisions: counts per rejection reason are metrics (hot tier); samples are artifacts
+    max_reasons: int = 16
+    max_reason_chars: int = 64
+    kept_sample_size: int = 20
+    rejected_sample_per_reason: int = 5
+
     # Artifacts (cold tier)
     max_artifacts_per_step: int = 16
     max_artifact_payload_bytes: int = 1024 * 1024

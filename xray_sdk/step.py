@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from .capture import truncate_text
 from .context import current_step_var
 from .contract import evaluate_metrics
+from .decisions import Decisions
 from .delivery import EVENT
 from .ids import new_id
 from .serialize import RawJson, clean_text, dumps
@@ -35,7 +36,8 @@ class Step:
 
     # Slots: a step is allocated per decision, and fewer objects mean less garbage collection.
     __slots__ = ("run", "step_id", "seq", "name", "step_type", "capture", "parent_step_id", "started_at", "_t0",
-                 "_start_sent", "_metrics", "_why", "_input", "_output", "_artifacts", "_closed", "_token")
+                 "_start_sent", "_metrics", "_why", "_input", "_output", "_artifacts", "_closed", "_token",
+                 "_decisions")
 
     def __init__(self, run: "Run", name: str, step_type: str, input: Any = None, capture: str | None = None) -> None:
         client = run.client
@@ -57,6 +59,7 @@ class Step:
         self._artifacts: list[dict[str, Any]] | None = None
         self._closed = False
         self._token: contextvars.Token | None = None
+        self._decisions: Decisions | None = None
         if step_type not in STEP_TYPES:
             self.step_type = StepType.CUSTOM.value
             client._contract_error(f"step {self.name!r}: step type {label(step_type, 64)!r} is not one of "
@@ -82,6 +85,31 @@ class Step:
         self._metrics["candidates_out"] = _count(after)
         self._metrics.pop("drop_ratio", None)
         return self
+
+    def keep(self, candidate: Any) -> "Step":
+        """Record that `candidate` passed this step."""
+        self._record().keep(candidate)
+        return self
+
+    def reject(self, candidate: Any, reason: str) -> "Step":
+        """Record that `candidate` was dropped, and why (a short, stable reason code such as
+        `category_mismatch`: reasons are counted and compared across runs)."""
+        self._record().reject(candidate, reason)
+        return self
+
+    def decide(self, kept: Any, rejected: Any) -> "Step":
+        """Record many decisions at once: `kept` candidates, and `rejected` (candidate, reason)
+        pairs. `candidates_in`, `candidates_out` and `drop_ratio` follow from them."""
+        try:
+            self._record().extend(kept, rejected)
+        except Exception as exc:
+            self.run.client._internal_error(exc)
+        return self
+
+    def _record(self) -> Decisions:
+        if self._decisions is None:
+            self._decisions = Decisions(self.run.client.limits, keep_all=self.capture == CaptureLevel.FULL.value)
+        return self._decisions
 
     def model(self, name: str, temperature: float | None = None) -> "Step":
         """Record the LLM's `model` and `temperature`."""
@@ -169,6 +197,8 @@ class Step:
         event = self._identity("step_end", now_iso())
         event["status"] = StepStatus.ERROR.value if exc is not None else StepStatus.OK.value
         event["started_at"] = self.started_at
+        if self._decisions is not None:
+            self._apply_decisions(event)
         if self._metrics or self.step_type in ("filter", "rank", "llm"):
             verdict = evaluate_metrics(self.step_type, self._metrics, limits)
             problems += [f"metric {name} {problem}" for name, problem in verdict.errors.items()]
@@ -185,6 +215,21 @@ class Step:
         if self._artifacts:
             event["artifacts"] = self._artifact_refs()
         return event
+
+    def _apply_decisions(self, event: dict[str, Any]) -> None:
+        """Counts become metrics (exact, over every candidate); samples become artifacts."""
+        d = self._decisions
+        self._metrics.setdefault("candidates_in", d.kept + d.rejected)
+        self._metrics.setdefault("candidates_out", d.kept)
+        if d.counts:
+            event["rejections"] = d.reason_counts()
+        sample = CaptureLevel.SAMPLE.value
+        if d.kept_sample:
+            self.artifact("kept_sample", d.kept_sample, capture=sample)
+        if d.samples:
+            self.artifact("rejected_sample", d.rejected_sample(), capture=sample)
+        if d.rejected_all:
+            self.artifact("rejected_all", d.rejected_all, capture=CaptureLevel.FULL.value)
 
     def _identity(self, event_type: str, ts: str) -> dict[str, Any]:
         event = {"event_id": new_id(), "type": event_type, "ts": ts, "step_id": self.step_id,

@@ -68,6 +68,9 @@ STANDARD_METRICS: dict[str, type] = {
     "temperature": float,
 }
 
+# Rejection reasons past the most frequent `Limits.max_reasons` are counted under this one.
+OTHER_REASON = "other"
+
 # Without these, cross-run queries over a step type silently miss steps, so a step that
 # lacks them is stored but flagged as a contract violation (contract: "Metrics are mandatory").
 REQUIRED_METRICS: dict[str, tuple[str, ...]] = {

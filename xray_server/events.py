@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from xray_sdk.capture import bound_json, truncate_text
-from xray_sdk.contract import evaluate_metrics
+from xray_sdk.contract import check_rejections, evaluate_metrics
 from xray_sdk.limits import DEFAULT_LIMITS, Limits
 from xray_sdk.vocabulary import CAPTURE_LEVELS, STANDARD_METRICS, EventType, StepStatus
 
@@ -115,6 +115,12 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
     verdict = evaluate_metrics(event["step_type"], event["metrics"], limits)
     if verdict.errors:
         raise EventRejected({f"metrics.{name}": [problem] for name, problem in verdict.errors.items()})
+    rejections = event["rejections"]
+    if rejections is not None:
+        problem = check_rejections(rejections, verdict.metrics.get("candidates_in"),
+                                   verdict.metrics.get("candidates_out"), limits)
+        if problem:
+            raise EventRejected({"rejections": [problem]})
     prepared.violations = verdict.violations
     started = min(event["started_at"] or event["ts"], event["ts"])
     row = _identity(event)
@@ -131,6 +137,7 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
         why=_bounded_text(event["why"], "why", limits.max_why_chars, prepared),
         error=_bounded_error(event["error"], "error", prepared, limits),
         contract_violations=verdict.violations or None,
+        rejections=rejections or None,
         end_event_id=prepared.event_id,
     )
     return row

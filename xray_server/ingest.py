@@ -237,7 +237,7 @@ _INPUT_WINS = (
 _IDENTITY_COLUMNS = ("seq", "name", "step_type", "parent_step_id")
 _END_COLUMNS = (
     "status", "ended_at", *STANDARD_METRICS, "metrics", "output", "why", "error", "contract_violations",
-    "end_event_id",
+    "rejections", "end_event_id",
 )
 _START_COLUMNS = ("start_ts", "start_event_id")
 _INPUT_COLUMNS = ("input", "input_from_start", "input_ts", "input_event_id")
@@ -247,6 +247,7 @@ _STEP_COLUMNS = (
     ("candidates_in", "bigint"), ("candidates_out", "bigint"), ("drop_ratio", "double precision"),
     ("model", "text"), ("temperature", "double precision"), ("metrics", "jsonb"), ("input", "jsonb"),
     ("output", "jsonb"), ("why", "text"), ("error", "jsonb"), ("contract_violations", "text[]"),
+    ("rejections", "jsonb"),
     ("start_ts", "timestamptz"), ("start_event_id", "uuid"), ("end_event_id", "uuid"),
     ("input_from_start", "boolean"), ("input_ts", "timestamptz"), ("input_event_id", "uuid"),
 )

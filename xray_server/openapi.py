@@ -47,7 +47,7 @@ def build_spec() -> dict[str, Any]:
         "RunFinish": RunFinishSchema, "Error": r.ErrorSchema,
         "RunCreated": r.RunCreatedSchema, "BatchResult": r.BatchResultSchema, "StepPage": r.StepPageSchema,
         "RunPage": r.RunPageSchema, "RunView": r.RunViewSchema, "Status": r.StatusSchema,
-        "StepStats": r.StepStatsSchema,
+        "StepStats": r.StepStatsSchema, "Reasons": r.ReasonsSchema,
     }.items():
         spec.components.schema(name, schema=schema)
     _paths(spec)
@@ -100,6 +100,12 @@ def _paths(spec: APISpec) -> None:
                    "candidate counts and duration over a window (default: the last 7 days)",
         "parameters": [{"in": "query", "schema": StepStatsQuerySchema}],
         "responses": {"200": _json("StepStats", "One group per pipeline, step name and type"), **_ERRORS},
+    }})
+    spec.path("/api/v1/steps/reasons", operations={"get": {
+        "summary": "Rejection reasons across runs: steps, candidates removed in all, and the median share of "
+                   "a step's candidates each removed, over a window (default: the last 7 days)",
+        "parameters": [{"in": "query", "schema": StepStatsQuerySchema}],
+        "responses": {"200": _json("Reasons", "Most candidates removed first"), **_ERRORS},
     }})
     spec.path("/api/v1/artifacts/{artifact_id}", operations={"get": {
         "summary": "An artifact's content, when it was kept",

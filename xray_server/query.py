@@ -27,6 +27,8 @@ class StepQuery:
     min_drop_ratio: float | None = None
     max_drop_ratio: float | None = None
     violations: bool | None = None
+    reason: str | None = None
+    min_reason_share: float | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
@@ -65,13 +67,15 @@ class RunQuery:
 _STEP_SUMMARY_COLUMNS = (
     "s.run_id, s.step_id, s.parent_step_id, s.seq, s.name, s.step_type, s.status, s.started_at, "
     "s.ended_at, s.candidates_in, s.candidates_out, s.drop_ratio, s.model, s.temperature, s.metrics, "
-    "s.why, s.error, s.contract_violations"
+    "s.why, s.error, s.contract_violations, s.rejections"
 )
 
 
 def find_steps(db: Database, q: StepQuery) -> dict[str, Any]:
     """Steps across runs matching `q`, newest first, with their run's pipeline and entity."""
     _check_window(q.since, q.until)
+    if q.min_reason_share is not None and q.reason is None:
+        raise ValidationFailed({"min_reason_share": ["needs reason: the share of which reason?"]})
     if q.min_drop_ratio is not None and q.max_drop_ratio is not None and q.min_drop_ratio > q.max_drop_ratio:
         raise ValidationFailed({"min_drop_ratio": ["must not exceed max_drop_ratio"]})
     statement, params = step_query_sql(q)
@@ -123,6 +127,12 @@ def _step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
         add("s.started_at >= %(since)s", since=q.since)
     if q.until is not None:
         add("s.started_at < %(until)s", until=q.until)
+    if q.reason is not None:
+        add("s.rejections ? %(reason)s", reason=q.reason)
+        if q.min_reason_share is not None:
+            # The share of the step's candidates this reason removed.
+            add("(s.rejections ->> %(reason)s)::float8 / NULLIF(s.candidates_in, 0) >= %(min_reason_share)s",
+                min_reason_share=q.min_reason_share)
     if q.cursor:
         at, run_id, step_id = cursors.decode(q.cursor, 2)
         add("(s.started_at, s.run_id, s.step_id) < (%(c_at)s, %(c_run)s::uuid, %(c_step)s::uuid)",
@@ -190,6 +200,40 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         "contract_violations": sum(1 for s in steps if s["contract_violations"]),
     }
     return view
+
+
+def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
+    """Rejection reasons of the matching steps over the window: for each, how many steps it
+    appears in, the candidates it removed in all, and the median share of a step's candidates
+    it removed where it appears. Most candidates removed first."""
+    since = q.since or datetime.now(timezone.utc) - BASELINE_WINDOW
+    _check_window(since, q.until)
+    where = [sql.SQL("s.started_at >= %(since)s"), sql.SQL("s.rejections IS NOT NULL")]
+    params: dict[str, Any] = {"since": since}
+    for clause, key, value in (("r.pipeline = %(pipeline)s", "pipeline", q.pipeline),
+                               ("s.name = %(name)s", "name", q.name), ("s.started_at < %(until)s", "until", q.until)):
+        if value is not None:
+            where.append(sql.SQL(clause))
+            params[key] = value
+    if q.step_type:
+        where.append(sql.SQL("s.step_type = ANY(%(step_types)s)"))
+        params["step_types"] = sorted(set(q.step_type))
+    statement = sql.SQL("""
+        WITH chosen AS (
+            SELECT s.rejections, s.candidates_in FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE {where})
+        SELECT e.key AS reason, count(*) AS steps, sum(e.value::bigint) AS total,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY e.value::float8 / NULLIF(c.candidates_in, 0)) AS median_share,
+               (SELECT count(*) FROM chosen) AS of_steps
+        FROM chosen c, jsonb_each_text(c.rejections) e
+        GROUP BY e.key ORDER BY total DESC, e.key LIMIT 100
+    """).format(where=sql.SQL(" AND ").join(where))
+    with db.connection() as conn:
+        rows = conn.execute(statement, params).fetchall()
+    return {"since": _iso(since), "until": _iso(q.until), "steps": rows[0]["of_steps"] if rows else 0,
+            "reasons": [{"reason": r["reason"], "steps": r["steps"], "total": int(r["total"]),
+                         "median_share": None if r["median_share"] is None else round(r["median_share"], 6)}
+                        for r in rows]}
 
 
 def step_stats(db: Database, q: StepStatsQuery) -> dict[str, Any]:
@@ -297,6 +341,7 @@ def step_summary(r: dict[str, Any]) -> dict[str, Any]:
         "why": r["why"],
         "error": r["error"],
         "contract_violations": r["contract_violations"] or [],
+        "rejections": r["rejections"] or {},
     }
     if "pipeline" in r:
         view["pipeline"] = r["pipeline"]

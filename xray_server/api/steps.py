@@ -20,6 +20,13 @@ def find_steps():
     return query.find_steps(get_db(), q)
 
 
+@bp.get("/steps/reasons")
+def top_reasons():
+    """Rejection reasons across runs: total removed and median share, most removed first."""
+    q = query.StepStatsQuery(**load_query(_stats_query, request.args, REPEATABLE_PARAMETERS))
+    return query.top_reasons(get_db(), q)
+
+
 @bp.get("/steps/stats")
 def step_stats():
     """Baselines per pipeline and step name: counts and quantiles over a time window."""

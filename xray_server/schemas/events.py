@@ -101,6 +101,8 @@ class StepEndSchema(StepEventSchema):
     metrics = fields.Dict(keys=fields.String(), values=fields.Raw(allow_none=True), load_default=dict)
     why = Text(load_default=None)
     error = fields.Nested(ErrorInfoSchema, load_default=None)
+    # Candidates removed, by reason; checked by xray_sdk.contract.check_rejections.
+    rejections = fields.Dict(keys=fields.String(), values=fields.Raw(), load_default=None)
     artifacts = fields.List(
         fields.Nested(ArtifactSchema),
         load_default=list,

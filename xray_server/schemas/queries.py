@@ -32,6 +32,8 @@ class StepQuerySchema(PageSchema):
     min_drop_ratio = fields.Float(load_default=None, allow_nan=False, validate=_ratio)
     max_drop_ratio = fields.Float(load_default=None, allow_nan=False, validate=_ratio)
     violations = fields.Boolean(load_default=None)
+    reason = Text(load_default=None, validate=validate.Length(min=1, max=L.max_reason_chars))
+    min_reason_share = fields.Float(load_default=None, allow_nan=False, validate=_ratio)
 
 
 class RunQuerySchema(PageSchema):

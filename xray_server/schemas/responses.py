@@ -82,6 +82,7 @@ class StepSummarySchema(Schema):
     why = fields.String(allow_none=True)
     error = fields.Dict(allow_none=True)
     contract_violations = fields.List(fields.String(), required=True)
+    rejections = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     pipeline = fields.String(allow_none=True)
     entity = fields.String(allow_none=True)
 
@@ -162,6 +163,20 @@ class StepStatsGroupSchema(Schema):
     candidates_in = fields.Nested(QuantilesSchema, allow_none=True)
     candidates_out = fields.Nested(QuantilesSchema, allow_none=True)
     duration_ms = fields.Nested(QuantilesSchema, allow_none=True)
+
+
+class ReasonSchema(Schema):
+    reason = fields.String(required=True)
+    steps = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+    median_share = fields.Float(allow_none=True)
+
+
+class ReasonsSchema(Schema):
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(allow_none=True)
+    steps = fields.Integer(required=True)
+    reasons = fields.List(fields.Nested(ReasonSchema), required=True)
 
 
 class StepStatsSchema(Schema):
