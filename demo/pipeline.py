@@ -64,15 +64,19 @@ def compat_filter(step: xray_sdk.Step, product: Product, found: list[Product]) -
     """Keep candidates from a compatible category and a similar price band."""
     allowed = compatible_categories(product)
     low, high = product.price / 3, product.price * 3
-    kept = [p for p in found if p.category_slug in allowed and low <= p.price <= high]
-    kept_ids = {p.asin for p in kept}
-    rejected = [p for p in found if p.asin not in kept_ids]
-    step.candidates(found, kept)
+    kept, rejected = [], []
+    for p in found:
+        if p.category_slug not in allowed:
+            rejected.append((_row(p), "category_not_compatible"))
+        elif not low <= p.price <= high:
+            rejected.append((_row(p), "price_out_of_band"))
+        else:
+            kept.append(p)
+    # Counts per reason become metrics; a sample of each reason is kept as evidence.
+    step.decide([_row(p) for p in kept], rejected)
     step.why(f"kept candidates in {sorted(allowed)} priced {low:.0f}-{high:.0f} "
              f"(categories compatible with '{product.category}')")
     step.output(xray_sdk.summarize(kept, fields=["category"], examples=0, top=5))
-    step.artifact("rejected_sample", [_row(p) for p in xray_sdk.sample(rejected, 20, seed=product.asin)],
-                  capture="sample")
     return kept
 
 

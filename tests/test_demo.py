@@ -31,6 +31,10 @@ def test_the_walkthrough_finds_the_bad_filter_and_its_pattern(xray_server):
     assert (top["kind"], top["step"]) == ("outlier", "compat_filter")
     assert walk["example"]["outcome"]["competitor"]["category"] == "laptop_stand"
     assert walk["pattern"]["explaining_tags"] == [{"tag": "feed", "value": "B", "bad": len(bad), "other": 0}]
+    traced = walk["dropped_candidate"]["found"]
+    assert (traced["step"], traced["reason"]) == ("compat_filter", "category_not_compatible")
+    assert "Phone Case" in traced["candidate"]["title"]  # the right answer, thrown away
+    assert "category_not_compatible" in top["message"]
     diff = {s["name"]: s["changes"] for s in walk["diff"]["steps"]}
     ratio_before, ratio_after = diff["compat_filter"]["metrics.drop_ratio"]
     assert ratio_before < 0.9 <= ratio_after

@@ -86,3 +86,14 @@ def test_diff_of_a_run_with_itself_is_empty():
     a = run(step(0, "search", "search", metrics={"results": 1}))
     result = diff_runs(a, a)
     assert all(s["changes"] == {} for s in result["steps"]) and result["outcome"] is None
+
+
+def test_the_dominant_rejection_reason_is_part_of_the_evidence():
+    result = explain(run(step(1, "compat_filter", metrics={"candidates_in": 1000, "candidates_out": 40,
+                                                            "drop_ratio": 0.96},
+                              rejections={"category_not_compatible": 930, "price_out_of_band": 30})),
+                     BASELINE, {"compat_filter": {"reasons": [{"reason": "category_not_compatible",
+                                                               "median_share": 0.04}]}})
+    top = result["findings"][0]
+    assert "93% of its candidates for 'category_not_compatible', against a usual 4%" in top["message"]
+    assert top["evidence"]["reason"] == "category_not_compatible"

@@ -16,12 +16,15 @@ LARGE_GAP = 0.3
 SEVERITY = {"error": 4, "outlier": 3, "empty": 3, "violation": 2, "running": 2, "dropped_evidence": 1}
 
 
-def explain(run: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
-    """Findings for `run` (a run view) against `stats` (a steps/stats answer for its pipeline)."""
+def explain(run: dict[str, Any], stats: dict[str, Any],
+            reasons: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Findings for `run` (a run view) against `stats` (a steps/stats answer for its pipeline)
+    and `reasons` (per step name, a steps/reasons answer: the usual share of each reason)."""
     baselines = {(g["name"], g["step_type"]): g for g in stats.get("groups", [])}
     findings: list[dict[str, Any]] = []
     for step in run["steps"]:
-        findings += _step_findings(step, baselines.get((step["name"], step["step_type"])))
+        usual_reasons = {r["reason"]: r for r in (reasons or {}).get(step["name"], {}).get("reasons", [])}
+        findings += _step_findings(step, baselines.get((step["name"], step["step_type"])), usual_reasons)
     findings.sort(key=lambda f: (-SEVERITY[f["kind"]], -f["score"], f["seq"]))
     return {
         "run_id": run["run_id"], "pipeline": run["pipeline"], "entity": run["entity"], "status": run["status"],
@@ -30,7 +33,8 @@ def explain(run: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _step_findings(step: dict[str, Any], baseline: dict[str, Any] | None) -> list[dict[str, Any]]:
+def _step_findings(step: dict[str, Any], baseline: dict[str, Any] | None,
+                   usual_reasons: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     found = []
     metrics = step["metrics"]
 
@@ -53,7 +57,7 @@ def _step_findings(step: dict[str, Any], baseline: dict[str, Any] | None) -> lis
         add("empty", 5, f"{step['name']} kept none of its {metrics['candidates_in']} candidates",
             candidates_in=metrics["candidates_in"])
     if baseline is not None and baseline["steps"] >= MIN_BASELINE:
-        _outliers(step, baseline, add)
+        _outliers(step, baseline, add, usual_reasons)
     dropped = [a for a in step.get("artifacts", []) if a["status"] == "dropped"]
     if dropped:
         add("dropped_evidence", 0, f"{step['name']}: evidence not kept: "
@@ -62,7 +66,20 @@ def _step_findings(step: dict[str, Any], baseline: dict[str, Any] | None) -> lis
     return found
 
 
-def _outliers(step: dict[str, Any], baseline: dict[str, Any], add: Any) -> None:
+def _dominant_reason(step: dict[str, Any], usual_reasons: dict[str, dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """`; 92% of its candidates for 'reason', against a usual 17%`, and the numbers behind it."""
+    rejections, cin = step.get("rejections") or {}, step["metrics"].get("candidates_in")
+    if not rejections or not cin:
+        return "", {}
+    reason, count = max(rejections.items(), key=lambda kv: (kv[1], kv[0]))
+    share = count / cin
+    usual = (usual_reasons.get(reason) or {}).get("median_share") or 0.0
+    return (f"; {share:.0%} of its candidates for '{reason}', against a usual {usual:.0%}",
+            {"reason": reason, "reason_share": round(share, 4), "usual_reason_share": usual})
+
+
+def _outliers(step: dict[str, Any], baseline: dict[str, Any], add: Any,
+              usual_reasons: dict[str, dict[str, Any]]) -> None:
     metrics = step["metrics"]
     ratio, usual = metrics.get("drop_ratio"), baseline.get("drop_ratio")
     if ratio is not None and usual:
@@ -71,10 +88,11 @@ def _outliers(step: dict[str, Any], baseline: dict[str, Any], add: Any) -> None:
         # Far above the median, or above p90: when a tenth of recent runs share the same bug,
         # p90 is itself abnormal, so a large gap to the median is enough.
         if ratio - usual["p50"] >= LARGE_GAP or (ratio > usual["p90"] and ratio - usual["p50"] >= 0.1):
+            because, reason = _dominant_reason(step, usual_reasons)
             add("outlier", distance,
                 f"{step['name']} dropped {ratio:.1%} of {metrics.get('candidates_in')} candidates, against a usual "
-                f"{usual['p50']:.1%} (p50; p90 {usual['p90']:.1%}) over {baseline['steps']} recent steps",
-                drop_ratio=ratio, baseline=usual, baseline_steps=baseline["steps"])
+                f"{usual['p50']:.1%} (p50; p90 {usual['p90']:.1%}) over {baseline['steps']} recent steps{because}",
+                drop_ratio=ratio, baseline=usual, baseline_steps=baseline["steps"], **reason)
     kept, usual_out = metrics.get("candidates_out"), baseline.get("candidates_out")
     if kept is not None and usual_out and usual_out["p50"] >= 5 * max(kept, 1):
         add("outlier", usual_out["p50"] / max(kept, 1) / 10,

@@ -205,7 +205,7 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
 def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
     """Rejection reasons of the matching steps over the window: for each, how many steps it
     appears in, the candidates it removed in all, and the median share of a step's candidates
-    it removed where it appears. Most candidates removed first."""
+    it removed, over every matching step (0 where it does not appear). Most removed first."""
     since = q.since or datetime.now(timezone.utc) - BASELINE_WINDOW
     _check_window(since, q.until)
     where = [sql.SQL("s.started_at >= %(since)s"), sql.SQL("s.rejections IS NOT NULL")]
@@ -220,13 +220,17 @@ def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
         params["step_types"] = sorted(set(q.step_type))
     statement = sql.SQL("""
         WITH chosen AS (
-            SELECT s.rejections, s.candidates_in FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE {where})
-        SELECT e.key AS reason, count(*) AS steps, sum(e.value::bigint) AS total,
+            SELECT s.rejections, s.candidates_in FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE {where}),
+        reasons AS (SELECT DISTINCT jsonb_object_keys(rejections) AS reason FROM chosen)
+        -- A step without the reason counts as a share of 0: "usual" means over every step.
+        SELECT x.reason, count(*) FILTER (WHERE c.rejections ? x.reason) AS steps,
+               sum(coalesce((c.rejections ->> x.reason)::bigint, 0)) AS total,
                percentile_cont(0.5) WITHIN GROUP (
-                   ORDER BY e.value::float8 / NULLIF(c.candidates_in, 0)) AS median_share,
-               (SELECT count(*) FROM chosen) AS of_steps
-        FROM chosen c, jsonb_each_text(c.rejections) e
-        GROUP BY e.key ORDER BY total DESC, e.key LIMIT 100
+                   ORDER BY coalesce((c.rejections ->> x.reason)::float8, 0) / NULLIF(c.candidates_in, 0)
+               ) AS median_share,
+               count(*) AS of_steps
+        FROM reasons x CROSS JOIN chosen c
+        GROUP BY x.reason ORDER BY total DESC, x.reason LIMIT 100
     """).format(where=sql.SQL(" AND ").join(where))
     with db.connection() as conn:
         rows = conn.execute(statement, params).fetchall()

@@ -5,7 +5,7 @@ import logging
 
 import click
 
-from .debugging import diff, explain, runs, show, steps
+from .debugging import diff, explain, runs, show, steps, why_dropped
 from .demo import demo
 from .serving import gc, migrate, serve
 
@@ -16,7 +16,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (serve, migrate, gc, demo, runs, show, steps, explain, diff):
+for command in (serve, migrate, gc, demo, runs, show, steps, explain, diff, why_dropped):
     main.add_command(command)
 
 __all__ = ["main"]

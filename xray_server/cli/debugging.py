@@ -7,6 +7,8 @@ import click
 
 from ..explain import explain as explain_run
 from ..rundiff import diff_runs
+from ..whydropped import why_dropped as why_dropped_in
+from ..whydropped import why_dropped_text
 from . import render
 from .api import Api, default_url, segment
 
@@ -118,8 +120,12 @@ def explain(url: str, as_json: bool, baseline: str, run_id: str) -> None:
 def explain_for(api: Api, run_id: str, baseline: str = "7d") -> dict[str, Any]:
     """Fetch a run and its pipeline's baseline, and explain the run."""
     run = api.get(f"/api/v1/runs/{segment(run_id)}")
-    stats = api.get("/api/v1/steps/stats", pipeline=run["pipeline"], since=baseline) if run["pipeline"] else {}
-    return explain_run(run, stats)
+    if not run["pipeline"]:
+        return explain_run(run, {})
+    stats = api.get("/api/v1/steps/stats", pipeline=run["pipeline"], since=baseline)
+    reasons = {s["name"]: api.get("/api/v1/steps/reasons", pipeline=run["pipeline"], name=s["name"], since=baseline)
+               for s in run["steps"] if s.get("rejections")}
+    return explain_run(run, stats, reasons)
 
 
 def explain_text(result: dict[str, Any]) -> str:
@@ -135,6 +141,20 @@ def explain_text(result: dict[str, Any]) -> str:
         lines.append("  no findings")
     lines += ["", render.paint(result["verdict"], bold=True)]
     return "\n".join(lines)
+
+
+@click.command("why-dropped")
+@url_option
+@json_option
+@click.argument("run_id")
+@click.argument("candidate_id")
+def why_dropped(url: str, as_json: bool, run_id: str, candidate_id: str) -> None:
+    """Which step dropped a candidate, and why, from the evidence the run kept."""
+    api = Api(url)
+    answer = why_dropped_in(api.get(f"/api/v1/runs/{segment(run_id)}"), candidate_id, api.get)
+    if as_json:
+        return render.emit_json(answer)
+    click.echo(why_dropped_text(answer))
 
 
 @click.command()

@@ -5,6 +5,7 @@ from collections import Counter
 from typing import Any
 
 from ..rundiff import diff_runs
+from ..whydropped import why_dropped, why_dropped_text
 from . import render
 from .api import Api, segment
 from .debugging import diff_text, explain_for, explain_text, show_text, steps_text
@@ -24,6 +25,7 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
     result["example"] = api.get(f"/api/v1/runs/{segment(example_id)}")
     result["explain"] = explain_for(api, example_id)
     result["evidence"] = _evidence(api, result["example"], result["explain"])
+    result["dropped_candidate"] = _a_dropped_candidate(api, result["example"], result["evidence"])
     good = _good_twin(runs, set(bad_ids), result["example"])
     if good is not None:
         result["diff"] = diff_runs(api.get(f"/api/v1/runs/{segment(good['run_id'])}"), result["example"])
@@ -37,14 +39,37 @@ def _evidence(api: Api, run: dict[str, Any], explained: dict[str, Any]) -> dict[
     if not findings:
         return None
     step = next(s for s in run["steps"] if s["seq"] == findings[0]["seq"])
-    stored = [a for a in step["artifacts"] if a.get("link")]
+    stored = sorted((a for a in step["artifacts"] if a.get("link")),
+                    key=lambda a: a["name"] != "rejected_sample")  # what it threw away, first
     if not stored:
         return {"step": step["name"], "artifacts": [a["name"] for a in step["artifacts"]], "kept": False}
     content = api.get(stored[0]["link"])
-    categories = Counter(str(item.get("category")) for item in content if isinstance(item, dict)) \
-        if isinstance(content, list) else Counter()
+    items = [item.get("candidate", item) if isinstance(item, dict) else item
+             for item in (content if isinstance(content, list) else [])]
+    categories = Counter(str(item.get("category")) for item in items if isinstance(item, dict))
     return {"step": step["name"], "artifact": stored[0]["name"], "link": stored[0]["link"], "kept": True,
             "items": len(content) if isinstance(content, list) else None, "categories": dict(categories.most_common())}
+
+
+def _a_dropped_candidate(api: Api, run: dict[str, Any], evidence: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A rejected candidate of the run's own category, traced with why-dropped: the right
+    answer the step threw away, by id."""
+    if not evidence or not evidence.get("kept") or evidence.get("artifact") != "rejected_sample":
+        return None
+    content = api.get(evidence["link"])
+    category = _norm((run.get("tags") or {}).get("category", ""))
+    rows = [r for r in content if isinstance(r, dict) and isinstance(r.get("candidate"), dict)]
+    chosen = next((r for r in rows if _norm(str(r["candidate"].get("category", ""))) == category), rows[0] if rows else None)
+    if chosen is None:
+        return None
+    candidate_id = next((str(chosen["candidate"][f]) for f in ("id", "asin", "candidate_id") if f in chosen["candidate"]), None)
+    if candidate_id is None:
+        return None
+    return why_dropped(run, candidate_id, api.get)
+
+
+def _norm(category: str) -> str:
+    return category.strip().lower().replace(" ", "_").rstrip("s")
 
 
 def _good_twin(runs: list[dict[str, Any]], bad: set[str], example: dict[str, Any]) -> dict[str, Any] | None:
@@ -96,12 +121,18 @@ def walkthrough_text(result: dict[str, Any]) -> str:
     lines += ["", h("3. Which step failed, and why (against the baseline of recent runs):"),
               f"   xray explain {example['run_id']}", "", explain_text(result["explain"])]
     evidence = result.get("evidence")
+    example = result["example"]
     if evidence and evidence["kept"]:
         cats = ", ".join(f"{c} ({n})" for c, n in evidence["categories"].items())
         lines += ["", h(f"   The evidence it kept ({evidence['artifact']}, a sample of what it rejected):"),
                   f"   GET {evidence['link']}", f"   {evidence['items']} rejected candidates by category: {cats}"]
     elif evidence:
         lines += ["", f"   No evidence was kept for {evidence['step']}: the run is explained by its metrics alone."]
+    traced = result.get("dropped_candidate")
+    if traced and traced["found"]:
+        lines += ["", h("   One of the right candidates it dropped, traced by id:"),
+                  f"   xray why-dropped {example['run_id']} {traced['candidate_id']}", "",
+                  "   " + why_dropped_text(traced).replace("\n", "\n   ")]
     if "diff" in result:
         d = result["diff"]
         lines += ["", h("4. A good run of the same category beside the bad one:"),

@@ -1,0 +1,52 @@
+"""`xray why-dropped` answers its three cases against a real server: dropped (with the step
+and reason), kept, and not in the evidence (with the capture level that would have kept it)."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import xray_sdk
+from xray_server.cli import main
+
+
+def run_pipeline(server, pipeline, capture):
+    client = xray_sdk.Client(server.base_url, capture=capture)
+    candidates = [{"asin": f"B{i:04d}", "category": "phone_case" if i < 50 else "laptop_stand"} for i in range(200)]
+    with client.start_run(pipeline, "B0CASE") as run:
+        with run.step("compat_filter", "filter") as step:
+            step.decide([c for c in candidates if c["category"] == "laptop_stand"],
+                        [(c, "category_not_compatible") for c in candidates if c["category"] == "phone_case"])
+    assert client.flush(10)
+    return run.run_id
+
+
+def why(server, run_id, candidate_id):
+    result = CliRunner().invoke(main, ["why-dropped", "--url", server.base_url, run_id, candidate_id, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_sampled_rejection_is_found_with_its_step_and_reason(xray_server, pipeline):
+    run_id = run_pipeline(xray_server, pipeline, "sample")
+    answer = why(xray_server, run_id, "B0000")  # the first rejected: in the per-reason sample
+    assert answer["found"]["step"] == "compat_filter"
+    assert answer["found"]["reason"] == "category_not_compatible"
+    text = CliRunner().invoke(main, ["why-dropped", "--url", xray_server.base_url, run_id, "B0000"]).output
+    assert "Step 0 'compat_filter' dropped B0000: reason 'category_not_compatible'" in text
+
+
+def test_a_kept_candidate_is_said_to_be_kept(xray_server, pipeline):
+    run_id = run_pipeline(xray_server, pipeline, "sample")
+    answer = why(xray_server, run_id, "B0050")  # the first kept: in the kept sample
+    assert answer["found"] is None and answer["kept_by"] == ["compat_filter"]
+
+
+def test_a_candidate_outside_the_sample_says_which_capture_would_have_kept_it(xray_server, pipeline):
+    run_id = run_pipeline(xray_server, pipeline, "sample")
+    answer = why(xray_server, run_id, "B0049")
+    assert answer["found"] is None
+    unknown = answer["unknown_at"][0]
+    assert unknown["rejections"] == {"category_not_compatible": 50}
+    assert "capture 'full'" in unknown["advice"]
+    full_run = run_pipeline(xray_server, pipeline, "full")
+    assert why(xray_server, full_run, "B0049")["found"]["evidence"] == "rejected_all"
