@@ -8,9 +8,9 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import artifacts, ingest, query_index, sdk_overhead
+from . import artifacts, decisions, ingest, query_index, sdk_overhead
 
-BENCHMARKS = {"artifacts": artifacts, "ingest": ingest, "query_index": query_index, "sdk_overhead": sdk_overhead}
+BENCHMARKS = {"artifacts": artifacts, "decisions": decisions, "ingest": ingest, "query_index": query_index, "sdk_overhead": sdk_overhead}
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ import pytest
 
 import xray_sdk
 from tests.support.events import new_id, step_end
-from tests.support.http import call
 from tests.support.scripted_server import ScriptedServer
 from tests.test_api_runs import assert_error, post_json
 from xray_sdk.decisions import Decisions

@@ -2,7 +2,6 @@
 and reason), kept, and not in the evidence (with the capture level that would have kept it)."""
 import json
 
-import pytest
 from click.testing import CliRunner
 
 import xray_sdk
