@@ -24,6 +24,7 @@ from typing import Any
 from xray_server.local_server import LocalServer
 
 from .database import bench_database
+from .stats import percentile
 
 ROUNDS = 5
 
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         lat = sorted(latencies[name])
         table[name] = {"events_per_second": round(statistics.median(rates[name])),
                        "batch_ms_p50": round(statistics.median(lat), 1),
-                       "batch_ms_p99": round(lat[min(len(lat) - 1, int(0.99 * (len(lat) - 1)))], 1)}
+                       "batch_ms_p99": round(percentile(lat, 0.99), 1)}
     base = table["artifacts"]
     table["store_down_vs_healthy"] = {
         "throughput_ratio": round(table["artifacts_store_down"]["events_per_second"] / base["events_per_second"], 2),

@@ -21,6 +21,7 @@ from xray_server.migrations import migrate
 from xray_server.query import StepQuery, find_steps, step_query_sql
 
 from .database import bench_database
+from .stats import percentile
 
 _LOAD_RUNS = """
 INSERT INTO runs (run_id, pipeline, entity, status, started_at, ended_at)
@@ -69,10 +70,6 @@ def load(url: str, steps: int) -> dict[str, Any]:
             "steps_bytes_per_row": round(size / count)}
 
 
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
-
 
 def measure(url: str, q: StepQuery, repeat: int) -> dict[str, Any]:
     """Time the module call and the direct SQL, interleaved, so both see the same machine."""
@@ -98,10 +95,10 @@ def measure(url: str, q: StepQuery, repeat: int) -> dict[str, Any]:
     return {
         "rows": len(rows),
         "module_ms_p50": round(statistics.median(module), 3),
-        "module_ms_p95": round(_percentile(module, 0.95), 3),
+        "module_ms_p95": round(percentile(module, 0.95), 3),
         "direct_ms_p50": round(statistics.median(direct), 3),
-        "direct_ms_p95": round(_percentile(direct, 0.95), 3),
-        "ratio_p95": round(_percentile(module, 0.95) / _percentile(direct, 0.95), 2),
+        "direct_ms_p95": round(percentile(direct, 0.95), 3),
+        "ratio_p95": round(percentile(module, 0.95) / percentile(direct, 0.95), 2),
         "index_served": "Seq Scan on steps" not in plan_text,
         "plan": plan_text,
     }

@@ -21,6 +21,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
+from .stats import percentile
+
 ROUNDS = 10
 
 
@@ -42,10 +44,6 @@ def sink(mode: str) -> Iterator[str]:
         process.kill()
         process.wait()
 
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p * (len(ordered) - 1)))]
 
 
 # ----------------------------------------------------------------------------- per step
@@ -110,7 +108,7 @@ def per_step(steps: int) -> dict[str, Any]:
         delivered = client.stats()
         client.close()
     provider.shutdown()
-    table = {name: {"median_us": round(statistics.median(v), 2), "p99_us": round(_percentile(v, 0.99), 2)}
+    table = {name: {"median_us": round(statistics.median(v), 2), "p99_us": round(percentile(v, 0.99), 2)}
              for name, v in samples.items()}
     table["ratio_xray_to_opentelemetry"] = {
         "median": round(table["xray"]["median_us"] / table["opentelemetry"]["median_us"], 2),
@@ -290,7 +288,7 @@ def _enqueue_p99(steps: int) -> dict[str, Any]:
                 samples.append((time.perf_counter_ns() - t) / 1000)
             client.close(0.2)
             out[name] = {"median_us": round(statistics.median(samples), 2),
-                         "p99_us": round(_percentile(samples, 0.99), 2)}
+                         "p99_us": round(percentile(samples, 0.99), 2)}
     return out
 
 

@@ -18,12 +18,11 @@ from .delivery import EVENT
 from .ids import new_id
 from .serialize import RawJson, clean_text, dumps
 from .values import bounded_summary, error_info, label, now_iso
-from .vocabulary import CAPTURE_LEVELS, STEP_TYPES, CaptureLevel, StepStatus, StepType
+from .vocabulary import CAPTURE_LEVELS, CAPTURE_RANK, REQUIRED_METRICS, STEP_TYPES, CaptureLevel, StepStatus, StepType
 
 if TYPE_CHECKING:
     from .run import Run
 
-_CAPTURE_ORDER = {level: rank for rank, level in enumerate(CAPTURE_LEVELS)}
 # Keep artifact payloads only while the queue is under this share of its bound, so that
 # metrics, which are never dropped by choice, always have room.
 _PAYLOAD_PRESSURE = 0.5
@@ -199,7 +198,7 @@ class Step:
         event["started_at"] = self.started_at
         if self._decisions is not None:
             self._apply_decisions(event)
-        if self._metrics or self.step_type in ("filter", "rank", "llm"):
+        if self._metrics or self.step_type in REQUIRED_METRICS:
             verdict = evaluate_metrics(self.step_type, self._metrics, limits)
             problems += [f"metric {name} {problem}" for name, problem in verdict.errors.items()]
             problems += verdict.violations
@@ -256,16 +255,18 @@ class Step:
             capture = artifact["capture"] if artifact["capture"] in CAPTURE_LEVELS else CaptureLevel.FULL.value
             ref: dict[str, Any] = {"name": name, "capture": capture,
                                    "content_type": label(artifact["content_type"], limits.max_name_chars)}
-            data = None if shed else dumps(artifact["payload"])
-            if _CAPTURE_ORDER[capture] > _CAPTURE_ORDER[self.capture]:
+            # Decide before encoding: a payload that will not be sent is never serialised.
+            if CAPTURE_RANK[capture] > CAPTURE_RANK[self.capture]:
                 ref["dropped"] = "capture_policy"
-            elif data is None:
+            elif shed:
                 ref["dropped"] = "load_shed"
-            elif len(data) > min(limits.max_artifact_payload_bytes, budget):
-                ref["dropped"] = "too_large"
             else:
-                ref["payload"] = RawJson(data)
-                budget -= len(data)
+                data = dumps(artifact["payload"])
+                if len(data) > min(limits.max_artifact_payload_bytes, budget):
+                    ref["dropped"] = "too_large"
+                else:
+                    ref["payload"] = RawJson(data)
+                    budget -= len(data)
             if "dropped" in ref:
                 client._artifact_dropped(ref["dropped"])
             else:

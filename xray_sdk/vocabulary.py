@@ -57,6 +57,8 @@ RUN_STATUSES: tuple[str, ...] = tuple(s.value for s in RunStatus)
 FINAL_RUN_STATUSES: tuple[str, ...] = (RunStatus.OK.value, RunStatus.ERROR.value)
 EVENT_TYPES: tuple[str, ...] = tuple(e.value for e in EventType)
 CAPTURE_LEVELS: tuple[str, ...] = tuple(c.value for c in CaptureLevel)
+# summary < sample < full: an artifact is kept only at or below the allowed level.
+CAPTURE_RANK: dict[str, int] = {level: rank for rank, level in enumerate(CAPTURE_LEVELS)}
 
 # The standard metrics are typed, indexed columns in the hot tier; every other metric is
 # stored as-is in a JSON column. The Python type is what a value must be (bool excluded).

@@ -23,6 +23,8 @@ from .stores import ArtifactStore, BadKey, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
+_SWEEP_LOCK = 0x58524159_0002  # "XRAY", sweep
+
 
 @dataclass
 class PendingArtifact:
@@ -144,8 +146,10 @@ class ArtifactWriter:
         return "stored", None
 
 
-def record_outcomes(db: Database, run_id: str, outcomes: list[dict[str, Any]]) -> None:
-    """Settle pending rows; a row a newer step_end has since replaced is left to that one."""
+def record_outcomes(db: Database, run_id: str, outcomes: list[dict[str, Any]], *,
+                    from_status: str = "pending") -> None:
+    """Move rows still in `from_status` to their outcome; a row a newer step_end has since
+    replaced (another event_id) is left to that one."""
     if not outcomes:
         return
     with db.connection() as conn:
@@ -154,10 +158,10 @@ def record_outcomes(db: Database, run_id: str, outcomes: list[dict[str, Any]]) -
             UPDATE artifacts a SET status = f.status, drop_reason = f.drop_reason
             FROM jsonb_to_recordset(%s) AS f(artifact_id uuid, event_id uuid, status text, drop_reason text)
             WHERE a.run_id = %s AND a.artifact_id = f.artifact_id AND a.event_id = f.event_id
-              AND a.status = 'pending'
+              AND a.status = %s
             """,
             (Jsonb([{k: o[k] for k in ("artifact_id", "event_id", "status", "drop_reason")} for o in outcomes]),
-             run_id),
+             run_id, from_status),
         )
 
 
@@ -166,6 +170,9 @@ def resolve_stale_pending(db: Database, store: ArtifactStore, *, older_than_seco
     """Rows still `pending` long after their request: `stored` if the object exists (the write
     finished before a crash), else `dropped` with reason `lost`. Returns how many were settled."""
     with db.connection() as conn:
+        # Every worker sweeps; one at a time is enough. The lock ends with this transaction.
+        if not next(iter(conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_SWEEP_LOCK,)).fetchone().values())):
+            return 0
         rows = conn.execute(
             """
             SELECT run_id, artifact_id, event_id, store_key FROM artifacts

@@ -67,6 +67,16 @@ class DatabaseUnavailable(ApiError):
     code = "database_unavailable"
 
 
+def parse_uuid(value: str, field: str, hint: str) -> str:
+    """`value` as a canonical UUID, or a 400 naming `field` and what to send instead."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise ValidationFailed({field: [f"must be a UUID, {hint}"]}) from None
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON every error response carries."""
     return {"error": {"code": code, "message": message, "details": details or {}}}

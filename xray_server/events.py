@@ -14,7 +14,7 @@ from typing import Any
 from xray_sdk.capture import bound_json, truncate_text
 from xray_sdk.contract import check_rejections, evaluate_metrics
 from xray_sdk.limits import DEFAULT_LIMITS, Limits
-from xray_sdk.vocabulary import CAPTURE_LEVELS, STANDARD_METRICS, EventType, StepStatus
+from xray_sdk.vocabulary import CAPTURE_RANK, STANDARD_METRICS, EventType, StepStatus
 
 from .artifact_writer import PendingArtifact
 
@@ -154,7 +154,7 @@ def _artifact_row(run_id: str, event: dict[str, Any], prepared: PreparedEvent, a
     key, size, digest, data = ref.get("key"), ref.get("size_bytes"), ref.get("sha256"), None
     if artifact["dropped"] is not None:
         status, reason = "dropped", artifact["dropped"]
-    elif CAPTURE_LEVELS.index(artifact["capture"]) > CAPTURE_LEVELS.index(policy.max_capture):
+    elif CAPTURE_RANK[artifact["capture"]] > CAPTURE_RANK[policy.max_capture]:
         status, reason = "dropped", "capture_policy"
     elif artifact["ref"] is not None:
         status, reason = ("pending", None) if policy.has_store else ("referenced", None)

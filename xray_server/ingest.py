@@ -23,7 +23,7 @@ from xray_sdk.limits import DEFAULT_LIMITS
 from xray_sdk.vocabulary import STANDARD_METRICS
 
 from .db import Database
-from .errors import Conflict, ValidationFailed
+from .errors import Conflict, ValidationFailed, parse_uuid
 from .artifact_writer import ArtifactWriter
 from .events import ArtifactPolicy, EventRejected, PreparedEvent, prepare
 from .schemas.events import BatchSchema, load_event
@@ -63,10 +63,7 @@ class BatchResult:
 
 def parse_run_id(run_id: str) -> str:
     """The canonical form of a run id from a URL, or a 400 naming `run_id`."""
-    try:
-        return str(uuid.UUID(run_id))
-    except (ValueError, AttributeError, TypeError):
-        raise ValidationFailed({"run_id": ["must be a UUID, such as the one POST /api/v1/runs returned"]}) from None
+    return parse_uuid(run_id, "run_id", "such as the one POST /api/v1/runs returned")
 
 
 # --------------------------------------------------------------------------- runs

@@ -1,7 +1,6 @@
 """Read the hot tier: steps across runs, recent runs, and one run's debugging view."""
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -12,7 +11,7 @@ from xray_sdk.vocabulary import STANDARD_METRICS
 
 from . import cursor as cursors
 from .db import Database
-from .errors import NotFound, ValidationFailed
+from .errors import NotFound, ValidationFailed, parse_uuid
 from .ingest import parse_run_id
 
 
@@ -380,10 +379,7 @@ def artifact_view(a: dict[str, Any]) -> dict[str, Any]:
 
 def find_artifact(db: Database, artifact_id: str) -> dict[str, Any]:
     """An artifact's row by id, or a 404 that says so."""
-    try:
-        artifact_id = str(uuid.UUID(artifact_id))
-    except ValueError:
-        raise ValidationFailed({"artifact_id": ["must be a UUID, as listed in GET /api/v1/runs/<run_id>"]}) from None
+    artifact_id = parse_uuid(artifact_id, "artifact_id", "as listed in GET /api/v1/runs/<run_id>")
     with db.connection() as conn:
         row = conn.execute("SELECT * FROM artifacts WHERE artifact_id = %s LIMIT 1", (artifact_id,)).fetchone()
     if row is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .artifact_writer import record_outcomes
 from .db import Database
 from .stores import ArtifactStore, BadKey, ObjectMissing, StoreUnavailable
 
@@ -47,19 +48,5 @@ def collect(db: Database, store: ArtifactStore, older_than: timedelta, *, batch:
                 "artifact_id": str(row["artifact_id"]), "event_id": str(row["event_id"]),
                 "status": "dropped", "drop_reason": "retention"})
         for run_id, outcomes in by_run.items():
-            _mark_collected(db, run_id, outcomes)
+            record_outcomes(db, run_id, outcomes, from_status="stored")
     return {"cutoff": cutoff.isoformat(), "deleted": deleted, "failed": failed, "dry_run": dry_run}
-
-
-def _mark_collected(db: Database, run_id: str, outcomes: list[dict[str, Any]]) -> None:
-    from psycopg.types.json import Jsonb
-
-    with db.connection() as conn:
-        conn.execute(
-            """
-            UPDATE artifacts a SET status = 'dropped', drop_reason = 'retention'
-            FROM jsonb_to_recordset(%s) AS f(artifact_id uuid)
-            WHERE a.run_id = %s AND a.artifact_id = f.artifact_id AND a.status = 'stored'
-            """,
-            (Jsonb([{"artifact_id": o["artifact_id"]} for o in outcomes]), run_id),
-        )

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+from xray_sdk.client import DEFAULT_ENDPOINT as DEFAULT_URL
 
 
 def segment(value: str) -> str:
@@ -25,7 +25,7 @@ def default_url() -> str:
 
 
 class Api:
-    """GET and POST JSON; any failure becomes a ClickException that says what to do."""
+    """GET JSON; any failure becomes a ClickException that says what to do."""
 
     def __init__(self, base_url: str, timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
@@ -47,10 +47,8 @@ class Api:
             if not cursor:
                 return rows
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base_url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+    def _call(self, method: str, path: str) -> Any:
+        request = urllib.request.Request(self.base_url + path, method=method)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.load(response)

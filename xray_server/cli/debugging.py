@@ -117,9 +117,10 @@ def explain(url: str, as_json: bool, baseline: str, run_id: str) -> None:
     click.echo(explain_text(result))
 
 
-def explain_for(api: Api, run_id: str, baseline: str = "7d") -> dict[str, Any]:
-    """Fetch a run and its pipeline's baseline, and explain the run."""
-    run = api.get(f"/api/v1/runs/{segment(run_id)}")
+def explain_for(api: Api, run: str | dict[str, Any], baseline: str = "7d") -> dict[str, Any]:
+    """Explain a run (its id, or the run view already fetched) against its pipeline's baseline."""
+    if isinstance(run, str):
+        run = api.get(f"/api/v1/runs/{segment(run)}")
     if not run["pipeline"]:
         return explain_run(run, {})
     stats = api.get("/api/v1/steps/stats", pipeline=run["pipeline"], since=baseline)

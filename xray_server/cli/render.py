@@ -41,10 +41,6 @@ def metrics(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
-def short(run_id: str) -> str:
-    return run_id[:8]
-
-
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 

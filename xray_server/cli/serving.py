@@ -46,18 +46,16 @@ def migrate() -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 def gc(older_than: str, dry_run: bool) -> None:
     """Delete old artifacts from the store, mark their rows, and settle rows a crash left pending."""
-    import re
-    from datetime import timedelta
-
     from ..app import open_store
     from ..artifact_writer import resolve_stale_pending
     from ..db import Database
     from ..retention import collect
+    from ..schemas.fields import parse_age
 
-    match = re.fullmatch(r"(\d+)([mhdw])", older_than.strip())
-    if not match:
-        raise click.BadParameter("use an age such as 30m, 24h, 30d or 8w", param_hint="--older-than")
-    unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
     settings = load_settings()
     if not settings.database_url:
         click.echo("XRAY_DATABASE_URL is not set: point it at the server's PostgreSQL.", err=True)
@@ -66,7 +64,7 @@ def gc(older_than: str, dry_run: bool) -> None:
     try:
         store = open_store(settings)
         settled = 0 if dry_run else resolve_stale_pending(db, store)
-        result = collect(db, store, timedelta(**{unit: int(match.group(1))}), dry_run=dry_run)
+        result = collect(db, store, age, dry_run=dry_run)
     finally:
         db.close()
     verb = "would delete" if dry_run else "deleted"

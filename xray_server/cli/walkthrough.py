@@ -5,7 +5,7 @@ from collections import Counter
 from typing import Any
 
 from ..rundiff import diff_runs
-from ..whydropped import why_dropped, why_dropped_text
+from ..whydropped import ID_FIELDS, why_dropped, why_dropped_text
 from . import render
 from .api import Api, segment
 from .debugging import diff_text, explain_for, explain_text, show_text, steps_text
@@ -23,9 +23,9 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
         return result
     example_id = bad_ids[0]
     result["example"] = api.get(f"/api/v1/runs/{segment(example_id)}")
-    result["explain"] = explain_for(api, example_id)
-    result["evidence"] = _evidence(api, result["example"], result["explain"])
-    result["dropped_candidate"] = _a_dropped_candidate(api, result["example"], result["evidence"])
+    result["explain"] = explain_for(api, result["example"])
+    result["evidence"], content = _evidence(api, result["example"], result["explain"])
+    result["dropped_candidate"] = _a_dropped_candidate(api, result["example"], result["evidence"], content)
     good = _good_twin(runs, set(bad_ids), result["example"])
     if good is not None:
         result["diff"] = diff_runs(api.get(f"/api/v1/runs/{segment(good['run_id'])}"), result["example"])
@@ -33,36 +33,38 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
     return result
 
 
-def _evidence(api: Api, run: dict[str, Any], explained: dict[str, Any]) -> dict[str, Any] | None:
-    """The kept evidence of the step the explanation names, when the cold tier has it."""
+def _evidence(api: Api, run: dict[str, Any], explained: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
+    """The kept evidence of the step the explanation names, when the cold tier has it, and
+    the artifact's content."""
     findings = [f for f in explained["findings"] if f["kind"] in ("outlier", "empty", "error")]
     if not findings:
-        return None
+        return None, None
     step = next(s for s in run["steps"] if s["seq"] == findings[0]["seq"])
     stored = sorted((a for a in step["artifacts"] if a.get("link")),
                     key=lambda a: a["name"] != "rejected_sample")  # what it threw away, first
     if not stored:
-        return {"step": step["name"], "artifacts": [a["name"] for a in step["artifacts"]], "kept": False}
+        return {"step": step["name"], "artifacts": [a["name"] for a in step["artifacts"]], "kept": False}, None
     content = api.get(stored[0]["link"])
     items = [item.get("candidate", item) if isinstance(item, dict) else item
              for item in (content if isinstance(content, list) else [])]
     categories = Counter(str(item.get("category")) for item in items if isinstance(item, dict))
     return {"step": step["name"], "artifact": stored[0]["name"], "link": stored[0]["link"], "kept": True,
-            "items": len(content) if isinstance(content, list) else None, "categories": dict(categories.most_common())}
+            "items": len(content) if isinstance(content, list) else None,
+            "categories": dict(categories.most_common())}, content
 
 
-def _a_dropped_candidate(api: Api, run: dict[str, Any], evidence: dict[str, Any] | None) -> dict[str, Any] | None:
+def _a_dropped_candidate(api: Api, run: dict[str, Any], evidence: dict[str, Any] | None,
+                         content: Any) -> dict[str, Any] | None:
     """A rejected candidate of the run's own category, traced with why-dropped: the right
     answer the step threw away, by id."""
     if not evidence or not evidence.get("kept") or evidence.get("artifact") != "rejected_sample":
         return None
-    content = api.get(evidence["link"])
     category = _norm((run.get("tags") or {}).get("category", ""))
     rows = [r for r in content if isinstance(r, dict) and isinstance(r.get("candidate"), dict)]
     chosen = next((r for r in rows if _norm(str(r["candidate"].get("category", ""))) == category), rows[0] if rows else None)
     if chosen is None:
         return None
-    candidate_id = next((str(chosen["candidate"][f]) for f in ("id", "asin", "candidate_id") if f in chosen["candidate"]), None)
+    candidate_id = next((str(chosen["candidate"][f]) for f in ID_FIELDS if f in chosen["candidate"]), None)
     if candidate_id is None:
         return None
     return why_dropped(run, candidate_id, api.get)
@@ -121,7 +123,6 @@ def walkthrough_text(result: dict[str, Any]) -> str:
     lines += ["", h("3. Which step failed, and why (against the baseline of recent runs):"),
               f"   xray explain {example['run_id']}", "", explain_text(result["explain"])]
     evidence = result.get("evidence")
-    example = result["example"]
     if evidence and evidence["kept"]:
         cats = ", ".join(f"{c} ({n})" for c, n in evidence["categories"].items())
         lines += ["", h(f"   The evidence it kept ({evidence['artifact']}, a sample of what it rejected):"),
@@ -148,6 +149,5 @@ def pattern_text(p: dict[str, Any]) -> str:
         lines.append(f"Every one of them has {s['tag']}={s['value']}, and no other run does.")
     for tag, values in sorted(p["bad_values_by_tag"].items()):
         if not any(s["tag"] == tag for s in p["explaining_tags"]):
-            lines.append(f"By {tag}: all of them are {', '.join(values)}"
-                         + ("" if len(values) > 1 else "") + ".")
+            lines.append(f"By {tag}: all of them are {', '.join(values)}.")
     return "\n".join(lines)

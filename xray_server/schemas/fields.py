@@ -102,6 +102,17 @@ class EventTime(fields.AwareDateTime):
         return moment
 
 
+def parse_age(text: str) -> timedelta:
+    """`30m`, `24h`, `7d`, `2w` as a timedelta; ValueError for anything else or too large."""
+    match = _RELATIVE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not an age such as 30m, 24h, 7d or 2w")
+    try:
+        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    except OverflowError:
+        raise ValueError(f"{text!r} is too large an age") from None
+
+
 class TimeBound(fields.Field):
     """A query bound: RFC 3339 (`2026-11-25T10:00:00Z`) or an age such as `30m`, `24h`, `7d`."""
 
@@ -110,12 +121,10 @@ class TimeBound(fields.Field):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str):
             raise self.make_error("invalid")
-        match = _RELATIVE.match(value.strip())
-        if match:
-            amount, unit = int(match.group(1)), match.group(2)
+        if _RELATIVE.match(value.strip()):
             try:
-                moment = datetime.now(timezone.utc) - timedelta(**{_UNITS[unit]: amount})
-            except OverflowError:
+                moment = datetime.now(timezone.utc) - parse_age(value)
+            except (ValueError, OverflowError):
                 raise self.make_error("invalid") from None
             if moment.year < 1970:
                 raise self.make_error("invalid")
