@@ -201,22 +201,22 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
     return view
 
 
+def _window_filters(q: StepStatsQuery) -> tuple[datetime, list[sql.Composable], dict[str, Any]]:
+    """The window (default: the last seven days) and filters of a stats query, built by the
+    same code as the cross-run query's."""
+    since = q.since or datetime.now(timezone.utc) - BASELINE_WINDOW
+    _check_window(since, q.until)
+    where, params = _step_filters(StepQuery(step_type=q.step_type, pipeline=q.pipeline, name=q.name,
+                                            since=since, until=q.until))
+    return since, where, params
+
+
 def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
     """Rejection reasons of the matching steps over the window: for each, how many steps it
     appears in, the candidates it removed in all, and the median share of a step's candidates
     it removed, over every matching step (0 where it does not appear). Most removed first."""
-    since = q.since or datetime.now(timezone.utc) - BASELINE_WINDOW
-    _check_window(since, q.until)
-    where = [sql.SQL("s.started_at >= %(since)s"), sql.SQL("s.rejections IS NOT NULL")]
-    params: dict[str, Any] = {"since": since}
-    for clause, key, value in (("r.pipeline = %(pipeline)s", "pipeline", q.pipeline),
-                               ("s.name = %(name)s", "name", q.name), ("s.started_at < %(until)s", "until", q.until)):
-        if value is not None:
-            where.append(sql.SQL(clause))
-            params[key] = value
-    if q.step_type:
-        where.append(sql.SQL("s.step_type = ANY(%(step_types)s)"))
-        params["step_types"] = sorted(set(q.step_type))
+    since, where, params = _window_filters(q)
+    where.append(sql.SQL("s.rejections IS NOT NULL"))
     statement = sql.SQL("""
         WITH chosen AS (
             SELECT s.rejections, s.candidates_in FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE {where}),
@@ -242,22 +242,8 @@ def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
 def step_stats(db: Database, q: StepStatsQuery) -> dict[str, Any]:
     """Per pipeline and step name: counts, error and violation counts, and quantiles of
     drop_ratio, candidate counts and duration over the window: the baseline a run is held to."""
-    since = q.since or datetime.now(timezone.utc) - BASELINE_WINDOW
-    _check_window(since, q.until)
-    where = [sql.SQL("s.started_at >= %(since)s")]
-    params: dict[str, Any] = {"since": since, "quantiles": list(_QUANTILES), "max_groups": MAX_STAT_GROUPS}
-    if q.pipeline is not None:
-        where.append(sql.SQL("r.pipeline = %(pipeline)s"))
-        params["pipeline"] = q.pipeline
-    if q.name is not None:
-        where.append(sql.SQL("s.name = %(name)s"))
-        params["name"] = q.name
-    if q.until is not None:
-        where.append(sql.SQL("s.started_at < %(until)s"))
-        params["until"] = q.until
-    if q.step_type:
-        where.append(sql.SQL("s.step_type = ANY(%(step_types)s)"))
-        params["step_types"] = sorted(set(q.step_type))
+    since, where, params = _window_filters(q)
+    params.update(quantiles=list(_QUANTILES), max_groups=MAX_STAT_GROUPS)
     statement = sql.SQL("""
         SELECT r.pipeline, s.name, s.step_type, count(*) AS steps, count(DISTINCT s.run_id) AS runs,
                count(*) FILTER (WHERE s.status = 'error') AS errors,

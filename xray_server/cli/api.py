@@ -36,6 +36,10 @@ class Api:
                                         for v in (values if isinstance(values, (list, tuple)) else [values])])
         return self._call("GET", path + (f"?{query}" if query else ""))
 
+    def run(self, run_id: str) -> Any:
+        """One run's view (`GET /api/v1/runs/<run_id>`), the id kept to one path segment."""
+        return self.get(f"/api/v1/runs/{segment(run_id)}")
+
     def get_all(self, path: str, key: str, limit: int = 1000, **params: Any) -> list[Any]:
         """Every row of a paginated endpoint, following `next_cursor`."""
         rows: list[Any] = []

@@ -10,7 +10,7 @@ from ..rundiff import diff_runs
 from ..whydropped import why_dropped as why_dropped_in
 from ..whydropped import why_dropped_text
 from . import render
-from .api import Api, default_url, segment
+from .api import Api, default_url
 
 url_option = click.option("--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000",
                           help="The X-Ray server.")
@@ -43,7 +43,7 @@ def runs(url: str, as_json: bool, pipeline: str | None, entity: str | None, stat
 @click.argument("run_id")
 def show(url: str, as_json: bool, run_id: str) -> None:
     """One run's steps in order: metrics, why, status and artifacts."""
-    run = Api(url).get(f"/api/v1/runs/{segment(run_id)}")
+    run = Api(url).run(run_id)
     if as_json:
         return render.emit_json(run)
     click.echo(show_text(run))
@@ -120,7 +120,7 @@ def explain(url: str, as_json: bool, baseline: str, run_id: str) -> None:
 def explain_for(api: Api, run: str | dict[str, Any], baseline: str = "7d") -> dict[str, Any]:
     """Explain a run (its id, or the run view already fetched) against its pipeline's baseline."""
     if isinstance(run, str):
-        run = api.get(f"/api/v1/runs/{segment(run)}")
+        run = api.run(run)
     if not run["pipeline"]:
         return explain_run(run, {})
     stats = api.get("/api/v1/steps/stats", pipeline=run["pipeline"], since=baseline)
@@ -152,7 +152,7 @@ def explain_text(result: dict[str, Any]) -> str:
 def why_dropped(url: str, as_json: bool, run_id: str, candidate_id: str) -> None:
     """Which step dropped a candidate, and why, from the evidence the run kept."""
     api = Api(url)
-    answer = why_dropped_in(api.get(f"/api/v1/runs/{segment(run_id)}"), candidate_id, api.get)
+    answer = why_dropped_in(api.run(run_id), candidate_id, api.get)
     if as_json:
         return render.emit_json(answer)
     click.echo(why_dropped_text(answer))
@@ -166,7 +166,7 @@ def why_dropped(url: str, as_json: bool, run_id: str, candidate_id: str) -> None
 def diff(url: str, as_json: bool, run_a: str, run_b: str) -> None:
     """Two runs lined up step by step: what changed in metrics, outputs and why."""
     api = Api(url)
-    result = diff_runs(api.get(f"/api/v1/runs/{segment(run_a)}"), api.get(f"/api/v1/runs/{segment(run_b)}"))
+    result = diff_runs(api.run(run_a), api.run(run_b))
     if as_json:
         return render.emit_json(result)
     click.echo(diff_text(result))

@@ -7,7 +7,7 @@ from typing import Any
 from ..rundiff import diff_runs
 from ..whydropped import ID_FIELDS, why_dropped, why_dropped_text
 from . import render
-from .api import Api, segment
+from .api import Api
 from .debugging import diff_text, explain_for, explain_text, show_text, steps_text
 
 
@@ -22,13 +22,13 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
     if not bad_ids:
         return result
     example_id = bad_ids[0]
-    result["example"] = api.get(f"/api/v1/runs/{segment(example_id)}")
+    result["example"] = api.run(example_id)
     result["explain"] = explain_for(api, result["example"])
     result["evidence"], content = _evidence(api, result["example"], result["explain"])
     result["dropped_candidate"] = _a_dropped_candidate(api, result["example"], result["evidence"], content)
     good = _good_twin(runs, set(bad_ids), result["example"])
     if good is not None:
-        result["diff"] = diff_runs(api.get(f"/api/v1/runs/{segment(good['run_id'])}"), result["example"])
+        result["diff"] = diff_runs(api.run(good["run_id"]), result["example"])
     result["pattern"] = pattern(runs, set(bad_ids), Counter(s["name"] for s in flagged))
     return result
 
