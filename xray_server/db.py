@@ -6,9 +6,11 @@ from typing import Iterator
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .config import Settings
+from . import jsonio
 from .errors import DatabaseUnavailable
 
 
@@ -31,6 +33,7 @@ class Database:
             reconnect_timeout=settings.reconnect_timeout,
             kwargs=connection_kwargs(settings),
             check=ConnectionPool.check_connection,
+            configure=_configure,
             open=False,
             name="xray",
         )
@@ -58,6 +61,11 @@ class Database:
     def close(self) -> None:
         """Close every pooled connection."""
         self.pool.close()
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    # jsonb parameters (the batch rows) are encoded by orjson: a tenth of json.dumps's time.
+    set_json_dumps(jsonio.dumps, conn)
 
 
 def connection_kwargs(settings: Settings) -> dict:

@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError
 from xray_sdk.limits import DEFAULT_LIMITS
 
 from .errors import BadJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from .jsonio import NotFast, loads_fast
 
 
 def read_json_body(request: Request, max_bytes: int = DEFAULT_LIMITS.max_body_bytes) -> Any:
@@ -36,6 +37,10 @@ def read_json_body(request: Request, max_bytes: int = DEFAULT_LIMITS.max_body_by
 
 def parse_json(raw: bytes) -> Any:
     """Strict JSON from bytes, or a 400 that says what is wrong with it."""
+    try:
+        return loads_fast(raw)
+    except NotFast:
+        pass
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

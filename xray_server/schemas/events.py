@@ -18,6 +18,7 @@ from xray_sdk.vocabulary import (
 )
 
 from .fields import EventTime, JsonValue, Text
+from .plain import NotPlain, PlainLoader
 
 L = DEFAULT_LIMITS
 
@@ -129,6 +130,7 @@ EVENT_SCHEMAS: dict[str, Schema] = {
     EventType.STEP_END.value: StepEndSchema(),
     EventType.RUN_FINISH.value: RunFinishSchema(),
 }
+_PLAIN_LOADERS = {event_type: PlainLoader(schema) for event_type, schema in EVENT_SCHEMAS.items()}
 
 
 def load_event(raw: Any) -> dict[str, Any]:
@@ -139,4 +141,7 @@ def load_event(raw: Any) -> dict[str, Any]:
     schema = EVENT_SCHEMAS.get(event_type) if isinstance(event_type, str) else None
     if schema is None:
         raise ValidationError({"type": [f"must be one of: {', '.join(EVENT_TYPES)}"]})
-    return schema.load(raw)
+    try:
+        return _PLAIN_LOADERS[event_type].load(raw)
+    except NotPlain:
+        return schema.load(raw)  # the result, or every field's error

@@ -93,7 +93,12 @@ class EventTime(fields.AwareDateTime):
         super().__init__(format="iso", **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
-        moment = super()._deserialize(value, attr, data, **kwargs)
+        return self.check_moment(super()._deserialize(value, attr, data, **kwargs))
+
+    def check_moment(self, moment: datetime) -> datetime:
+        """`moment` if it has a zone and is within the accepted window of the server's clock."""
+        if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
+            raise self.make_error("invalid_awareness", awareness=self.AWARENESS, obj_type=self.OBJ_TYPE)
         now = datetime.now(timezone.utc)
         if moment > now + timedelta(seconds=DEFAULT_LIMITS.max_clock_skew_seconds):
             raise ValidationError("is more than a day in the future: check the client's clock")

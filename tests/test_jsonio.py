@@ -1,0 +1,40 @@
+"""The fast JSON paths decode and encode exactly what the standard library does, or hand over."""
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xray_server.jsonio import NotFast, dumps, loads_fast
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**80, 2**80) | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(JSON_VALUES)
+def test_fast_decoding_matches_json_or_hands_over(value):
+    raw = json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    try:
+        fast = loads_fast(raw)
+    except NotFast:
+        return
+    expected = json.loads(raw.decode("utf-8"))
+    assert fast == expected
+    assert json.dumps(fast) == json.dumps(expected)  # same types too: an int stays an int
+
+
+@pytest.mark.parametrize("raw", [b"123456789012345678901234567890", b'["\\ud800"]', b"1e400", b"NaN", b"[1,]"])
+def test_what_orjson_would_read_differently_or_refuse_goes_to_json(raw):
+    with pytest.raises(NotFast):
+        loads_fast(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(JSON_VALUES)
+def test_encoding_round_trips_through_json(value):
+    assert json.loads(dumps(value).decode("utf-8", "surrogatepass")) == value
