@@ -8,9 +8,10 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import artifacts, decisions, ingest, query_index, sdk_overhead
+from . import artifacts, decisions, ingest, query_index, sdk_overhead, server_path
 
-BENCHMARKS = {"artifacts": artifacts, "decisions": decisions, "ingest": ingest, "query_index": query_index, "sdk_overhead": sdk_overhead}
+BENCHMARKS = {"artifacts": artifacts, "decisions": decisions, "ingest": ingest, "query_index": query_index, "sdk_overhead": sdk_overhead,
+              "server_path": server_path}
 
 
 def main() -> None:

@@ -1,79 +1,252 @@
-"""End-to-end ingest: SDK clients in separate processes, X-Ray under gunicorn, the embedded
-PostgreSQL (or XRAY_BENCH_DATABASE_URL's server), all on this machine.
+"""End-to-end ingest against COPY, gunicorn worker settings, and batch latency at half peak.
 
-Each client process sends `--steps` filter steps (three metrics and a `why`, 50 steps a run)
-as fast as its SDK will take them, then flushes. The figure is steps stored per second, from
-the first step to the last flush, and the hot-tier bytes per stored step.
+All on this machine: SDK clients in separate processes, X-Ray under gunicorn, the embedded
+PostgreSQL (or XRAY_BENCH_DATABASE_URL's server). Each round measures, back to back:
+- `COPY`: the rows those steps become, copied into a table like `steps` (same columns and
+  indexes) by one connection: the database's own ceiling for these rows;
+- for each gunicorn setting (`WORKERSxTHREADS`), the SDK clients sending `--steps` filter
+  steps each (three metrics and a `why`, 50 steps a run) as fast as their SDK takes them,
+  then flushing: steps stored per second, from the first step to the last flush.
+Then, with the first setting, batches of 100 events are posted on a fixed schedule at half
+the peak rate, and each batch's latency is measured from its scheduled time (a late sender
+counts against the server, so queueing is not hidden).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
+import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
+from xray_sdk.transport import HttpTransport
+from xray_sdk.values import now_iso
+from xray_server.events import prepare
+from xray_server.ingest import STEP_COLUMNS
 from xray_server.local_server import LocalServer
+from xray_server.migrations import migrate
+from xray_server.schemas.events import load_event
 
 from .database import bench_database
+from .stats import percentile
+
+STEPS_PER_RUN = 50
 
 _CLIENT = """
 import json, sys, time, xray_sdk
 from xray_sdk.delivery import DeliveryConfig
 url, steps, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 client = xray_sdk.Client(url, delivery=DeliveryConfig(max_queue_items=steps * 2, max_queue_bytes=2**30))
-started = time.perf_counter()
+started = time.time()
 for r in range(steps // 50):
     with client.start_run("ingest_bench", f"{name}-{r}") as run:
         for i in range(50):
             with run.step("compat_filter", "filter") as step:
                 step.metrics(candidates_in=2000, candidates_out=40 + i).why("kept same-category candidates")
-client.flush(300)
-print(json.dumps({"seconds": time.perf_counter() - started, "stats": client.stats()}))
+client.flush(600)
+print(json.dumps({"started": started, "ended": time.time(), "stats": client.stats()}))
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--clients", type=int, default=2, help="client processes")
-    parser.add_argument("--steps", type=int, default=20_000, help="steps per client")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--clients", type=int, default=2, help="SDK client processes")
+    parser.add_argument("--steps", type=int, default=20_000, help="steps per client per round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each measuring COPY and every setting")
+    parser.add_argument("--settings", default="2x1,2x4,4x1",
+                        help="gunicorn settings to compare, WORKERSxTHREADS; the first is used for latency")
+    parser.add_argument("--latency-seconds", type=float, default=20.0, help="duration of the latency phase")
+    parser.add_argument("--full", action="store_true", help="headline size: 5 rounds of 40,000 steps per client")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.full:
+        args.rounds, args.steps = max(args.rounds, 5), max(args.steps, 40_000)
+    settings = [_parse_setting(s) for s in args.settings.split(",")]
+    rows = _copy_rows(args.clients * args.steps)
+    copy_rates: list[float] = []
+    peaks: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in settings}
     with bench_database() as (url, where):
-        env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": str(args.workers), "XRAY_DB_POOL_MAX": "4"}
-        with LocalServer(env) as server:
-            started = time.perf_counter()
-            procs = [subprocess.Popen([sys.executable, "-c", _CLIENT, server.base_url, str(args.steps), f"c{i}"],
-                                      stdout=subprocess.PIPE, text=True) for i in range(args.clients)]
-            outputs = [json.loads(p.communicate(timeout=3600)[0]) for p in procs]
-            elapsed = time.perf_counter() - started
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn)
+            conn.execute("CREATE SCHEMA copy_baseline")
+            conn.execute("CREATE TABLE copy_baseline.steps (LIKE public.steps INCLUDING ALL)")
+        for _ in range(args.rounds):
+            copy_rates.append(_copy_round(url, rows))
+            for label, workers, threads in settings:
+                with LocalServer(_server_env(url, workers, threads)) as server:
+                    before = _count_steps(url)
+                    result = _sdk_round(server.base_url, args.clients, args.steps)
+                    result["steps_stored"] = _count_steps(url) - before
+                    peaks[label].append(result)
+        label, workers, threads = settings[0]
+        peak = statistics.median(r["steps_per_second"] for r in peaks[label])
+        with LocalServer(_server_env(url, workers, threads)) as server:
+            latency = _latency_phase(server.base_url, peak / 2, args.latency_seconds)
         with psycopg.connect(url) as conn:
-            stored = conn.execute("SELECT count(*) FROM steps").fetchone()[0]
+            stored = conn.execute("SELECT count(*) FROM public.steps").fetchone()[0]
             by_table = dict(conn.execute(
                 "SELECT t::text, pg_total_relation_size(t) FROM unnest(ARRAY['runs','steps','ingested_events',"
                 "'artifacts']::regclass[]) t").fetchall())
-            hot_bytes = sum(by_table.values())
-    sent = sum(o["stats"]["sent"] for o in outputs)
+    copy_median = statistics.median(copy_rates)
+    return {
+        "database": where, "clients": args.clients, "steps_per_client": args.steps, "rounds": args.rounds,
+        "copy_rows_per_second": [round(r) for r in copy_rates],
+        "settings": {
+            label: {"steps_per_second": [r["steps_per_second"] for r in results],
+                    "median_steps_per_second": round(statistics.median(r["steps_per_second"] for r in results)),
+                    "ratio_to_copy": round(statistics.median(
+                        r["steps_per_second"] / c for r, c in zip(results, copy_rates)), 3),
+                    "events_dropped": sum(r["events_dropped"] for r in results),
+                    "steps_lost": sum(r["steps_sent"] - r["steps_stored"] for r in results),
+                    "requests": sum(r["requests"] for r in results)}
+            for label, results in peaks.items()
+        },
+        "copy_median_rows_per_second": round(copy_median),
+        "latency": latency,
+        "hot_bytes_per_step": round(sum(by_table.values()) / stored),
+        "bytes_per_step_by_table": {t: round(b / stored) for t, b in by_table.items()},
+    }
+
+
+def _parse_setting(text: str) -> tuple[str, int, int]:
+    workers, _, threads = text.strip().partition("x")
+    return text.strip(), int(workers), int(threads or 1)
+
+
+def _server_env(url: str, workers: int, threads: int) -> dict[str, str]:
+    # Prepared statements: a direct connection, as the README recommends when there is no pooler.
+    return {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": str(workers), "XRAY_THREADS": str(threads),
+            "XRAY_DB_POOL_MAX": str(max(2, threads)), "XRAY_DB_PREPARED_STATEMENTS": "on"}
+
+
+def _sdk_round(base_url: str, clients: int, steps: int) -> dict[str, Any]:
+    """SDK clients in their own processes; steps stored per second from first step to last flush."""
+    procs = [subprocess.Popen([sys.executable, "-c", _CLIENT, base_url, str(steps), f"{uuid.uuid4().hex[:8]}-{i}"],
+                              stdout=subprocess.PIPE, text=True) for i in range(clients)]
+    outputs = [json.loads(p.communicate(timeout=3600)[0]) for p in procs]
+    seconds = max(o["ended"] for o in outputs) - min(o["started"] for o in outputs)
+    sent_steps = clients * (steps // STEPS_PER_RUN) * STEPS_PER_RUN
     dropped = sum(o["stats"]["dropped_total"] for o in outputs)
-    return {"database": where, "clients": args.clients, "workers": args.workers, "steps_sent": args.clients * args.steps,
-            "steps_stored": stored, "events_sent": sent, "events_dropped": dropped, "seconds": round(elapsed, 2),
-            "steps_per_second": round(stored / elapsed), "hot_bytes_per_step": round(hot_bytes / stored),
-            "bytes_per_step_by_table": {t: round(b / stored) for t, b in by_table.items()}}
+    return {"steps_per_second": round(sent_steps / seconds), "steps_sent": sent_steps, "events_dropped": dropped,
+            "requests": sum(o["stats"]["requests"] for o in outputs)}
+
+
+def _count_steps(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM public.steps").fetchone()[0]
+
+
+def _copy_rows(count: int) -> list[list[Any]]:
+    """The `steps` rows the SDK clients' steps become, through the server's own `prepare`."""
+    rows = []
+    for r in range(count // STEPS_PER_RUN):
+        run_id = str(uuid.uuid4())
+        for i in range(STEPS_PER_RUN):
+            event = load_event({"event_id": str(uuid.uuid4()), "type": "step_end", "ts": now_iso(),
+                                "step_id": str(uuid.uuid4()), "seq": i, "name": "compat_filter",
+                                "step_type": "filter", "status": "ok", "started_at": now_iso(),
+                                "metrics": {"candidates_in": 2000, "candidates_out": 40 + i},
+                                "why": "kept same-category candidates"})
+            row = prepare(run_id, i, event).step_row
+            rows.append([run_id] + [Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c)
+                                    for c, kind in STEP_COLUMNS])
+    return rows
+
+
+def _copy_round(url: str, rows: list[list[Any]]) -> float:
+    """COPY the rows into copy_baseline.steps with fresh ids; rows per second, commit included."""
+    for row in rows:
+        row[1] = uuid.uuid4()  # a new step id, so that every round inserts new rows
+    columns = ", ".join(["run_id"] + [c for c, _ in STEP_COLUMNS])
+    with psycopg.connect(url) as conn:
+        started = time.perf_counter()
+        with conn.cursor().copy(f"COPY copy_baseline.steps ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        conn.commit()
+        return len(rows) / (time.perf_counter() - started)
+
+
+def _latency_phase(base_url: str, steps_per_second: float, seconds: float) -> dict[str, Any]:
+    """Batches of 100 step_end events at a fixed rate; latency from each batch's scheduled time."""
+    batch = 100
+    interval = batch / steps_per_second
+    count = max(20, int(seconds / interval))
+    bodies = [_batch_body(batch) for _ in range(count)]
+    transport = HttpTransport(base_url, timeout=30)
+    latencies: list[float] = []
+    service: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.5
+
+    def send(k: int) -> None:
+        run_id, body = bodies[k]
+        due = start + k * interval
+        time.sleep(max(0.0, due - time.perf_counter()))
+        sent = time.perf_counter()
+        response = transport.post(f"/api/v1/runs/{run_id}/events", body)
+        done = time.perf_counter()
+        with lock:
+            latencies.append(done - due)
+            service.append(done - sent)
+            statuses[response.status] = statuses.get(response.status, 0) + 1
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(send, range(count)))
+    achieved = count * batch / (time.perf_counter() - start)
+    return {"target_steps_per_second": round(steps_per_second), "achieved_steps_per_second": round(achieved),
+            "batches": count, "statuses": {str(k): v for k, v in statuses.items()},
+            "p50_ms": round(percentile(latencies, 0.5) * 1000, 1), "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+            "service_p50_ms": round(percentile(service, 0.5) * 1000, 1),
+            "service_p99_ms": round(percentile(service, 0.99) * 1000, 1)}
+
+
+def _batch_body(size: int) -> tuple[str, bytes]:
+    run_id = str(uuid.uuid4())
+    events = [{"event_id": str(uuid.uuid4()), "type": "step_end", "ts": now_iso(), "step_id": str(uuid.uuid4()),
+               "seq": i, "name": "compat_filter", "step_type": "filter", "status": "ok",
+               "metrics": {"candidates_in": 2000, "candidates_out": 40 + i % 50},
+               "why": "kept same-category candidates"} for i in range(size)]
+    return run_id, json.dumps({"events": events}).encode()
 
 
 def report(result: dict[str, Any]) -> str:
-    return "\n".join([
-        f"Database: {result['database']}; {result['clients']} client processes, {result['workers']} gunicorn workers.",
+    copy = result["copy_median_rows_per_second"]
+    lines = [
+        f"Database: {result['database']}; {result['clients']} SDK client processes of "
+        f"{result['steps_per_client']:,} steps each per round; {result['rounds']} rounds.",
         "",
-        "| steps sent | steps stored | events dropped | seconds | steps/s | hot-tier bytes per step |",
-        "|---|---|---|---|---|---|",
-        f"| {result['steps_sent']:,} | {result['steps_stored']:,} | {result['events_dropped']} | {result['seconds']} | "
-        f"{result['steps_per_second']:,} | {result['hot_bytes_per_step']} |",
+        "| what | rows or steps per second, each round | median | ratio to COPY (median of rounds) | steps sent but not stored |",
+        "|---|---|---|---|---|",
+        f"| COPY into a copy of `steps` | {', '.join(f'{r:,}' for r in result['copy_rows_per_second'])} | {copy:,} | 1.0 | - |",
+    ]
+    for label, s in result["settings"].items():
+        workers, _, threads = label.partition("x")
+        lines.append(f"| X-Ray, gunicorn {workers} workers x {threads} threads | "
+                     f"{', '.join(f'{r:,}' for r in s['steps_per_second'])} | {s['median_steps_per_second']:,} | "
+                     f"{s['ratio_to_copy']} | {s['steps_lost']} |")
+    lat = result["latency"]
+    first = next(iter(result["settings"]))
+    lines += [
         "",
-        "Bytes per stored step, by table (with its indexes): "
-        + ", ".join(f"{t} {b}" for t, b in result["bytes_per_step_by_table"].items()) + ".",
-    ])
+        f"Latency per batch of 100 events with {first}, at half the peak: {lat['target_steps_per_second']:,} steps/s "
+        f"targeted, {lat['achieved_steps_per_second']:,} achieved, {lat['batches']} batches, statuses {lat['statuses']}:",
+        "",
+        "| measured from | p50 (ms) | p99 (ms) |",
+        "|---|---|---|",
+        f"| the batch's scheduled time | {lat['p50_ms']} | {lat['p99_ms']} |",
+        f"| the moment it was sent | {lat['service_p50_ms']} | {lat['service_p99_ms']} |",
+        "",
+        f"Hot-tier bytes per stored step: {result['hot_bytes_per_step']} ("
+        + ", ".join(f"{t} {b}" for t, b in result["bytes_per_step_by_table"].items()) + ").",
+    ]
+    return "\n".join(lines)

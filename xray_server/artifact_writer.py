@@ -169,7 +169,7 @@ def resolve_stale_pending(db: Database, store: ArtifactStore, *, older_than_seco
                           limit: int = 500) -> int:
     """Rows still `pending` long after their request: `stored` if the object exists (the write
     finished before a crash), else `dropped` with reason `lost`. Returns how many were settled."""
-    with db.connection() as conn:
+    with db.connection() as conn, conn.transaction():
         # Every worker sweeps; one at a time is enough. The lock ends with this transaction.
         if not next(iter(conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (_SWEEP_LOCK,)).fetchone().values())):
             return 0

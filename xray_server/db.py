@@ -41,7 +41,8 @@ class Database:
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """Lend a connection; commit when the block ends cleanly, roll back otherwise."""
+        """Lend a connection. It is in autocommit mode: each statement is its own transaction
+        (one round trip, no BEGIN and COMMIT); group statements with `conn.transaction()`."""
         try:
             with self.pool.connection() as conn:
                 yield conn
@@ -72,6 +73,8 @@ def connection_kwargs(settings: Settings) -> dict:
     """Options for every connection: rows as dicts, bounded connects, pooler-safe statements."""
     return {
         "row_factory": dict_row,
+        # Reads and single-statement writes need no BEGIN/COMMIT round trips around them.
+        "autocommit": True,
         "connect_timeout": settings.connect_timeout,
         # Server-side prepared statements break behind transaction poolers (Supabase, pgbouncer).
         "prepare_threshold": 5 if settings.prepared_statements else None,

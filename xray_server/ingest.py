@@ -5,12 +5,14 @@ Rules this module owns:
   each event_id is applied once per run (the `ingested_events` ledger), and the step
   merge below is order-independent (earliest start, latest end wins, ties by event id).
 - Events for a run never created still land: the run is made implicitly.
-- A batch is one transaction and a handful of statements, whatever its size.
+- A batch is atomic: usually one statement (ledger, run and steps together), whatever its
+  size; more only when it holds a step several times or artifacts, and then one transaction.
 - Valid events beside invalid ones are stored; the invalid ones are reported one by one.
 """
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -117,7 +119,7 @@ def create_run(db: Database, payload: Any) -> tuple[str, bool]:
 
 def ingest_events(db: Database, run_id: str, payload: Any, writer: ArtifactWriter | None = None,
                   max_capture: str = "full") -> BatchResult:
-    """Validate a batch, apply its valid events to the run in one transaction, then write the
+    """Validate a batch, apply its valid events to the run atomically, then write the
     artifact payloads with `writer` (after commit: metrics never wait on the cold tier)."""
     run_id = parse_run_id(run_id)
     raw_events = _load(_batch_schema, payload)["events"]
@@ -129,16 +131,7 @@ def ingest_events(db: Database, run_id: str, payload: Any, writer: ArtifactWrite
     unique = _first_of_each_event_id(prepared)
     result.duplicates += len(prepared) - len(unique)
     with db.connection() as conn:
-        with conn.transaction():
-            _ensure_run(conn, run_id, min(p.ts for p in unique))
-            new_ids = _record_in_ledger(conn, run_id, [p.event_id for p in unique])
-            fresh = [p for p in unique if p.event_id in new_ids]
-            _upsert_steps(conn, run_id, [p.step_row for p in fresh if p.step_row])
-            _insert_artifacts(conn, run_id, [a for p in fresh for a in p.artifact_rows])
-            finishes = [p for p in fresh if p.finish]
-            if finishes:
-                # Only the batch's latest can win against the stored one: one statement.
-                _finish_run(conn, run_id, max(finishes, key=lambda p: (p.ts, uuid.UUID(p.event_id))))
+        fresh = _apply(conn, run_id, unique)
     result.accepted = len(fresh)
     result.duplicates += len(unique) - len(fresh)
     _report(fresh, result)
@@ -188,28 +181,42 @@ def _report(fresh: list[PreparedEvent], result: BatchResult) -> None:
             result.truncated.append({"index": p.index, "event_id": p.event_id, "fields": p.truncated})
 
 
-def _ensure_run(conn, run_id: str, earliest: datetime) -> None:
-    conn.execute(
-        """
-        INSERT INTO runs AS r (run_id, implicit, started_at) VALUES (%s, true, %s)
-        ON CONFLICT (run_id) DO UPDATE SET started_at = LEAST(r.started_at, EXCLUDED.started_at)
-        WHERE r.implicit AND EXCLUDED.started_at < r.started_at
-        """,
-        (run_id, earliest),
-    )
+def _apply(conn, run_id: str, unique: list[PreparedEvent]) -> list[PreparedEvent]:
+    """Apply the batch's events; return those not seen before (the rest were replays).
+
+    The usual batch (each step once, no artifact) is one statement, atomic on its own: the
+    ledger, the run and the steps in one round trip. A step appearing several times, or
+    artifact rows, add statements, and then the whole is one transaction.
+    """
+    rounds = _rounds([p.step_row for p in unique if p.step_row])
+    has_artifacts = any(p.artifact_rows for p in unique)
+    with conn.transaction() if len(rounds) > 1 or has_artifacts else nullcontext():
+        new_ids = _apply_first_round(conn, run_id, unique, rounds[0] if rounds else [])
+        fresh = [p for p in unique if p.event_id in new_ids]
+        fresh_rows = {id(p.step_row) for p in fresh if p.step_row}
+        for later in rounds[1:]:
+            _upsert_steps(conn, run_id, [row for row in later if id(row) in fresh_rows])
+        _insert_artifacts(conn, run_id, [a for p in fresh for a in p.artifact_rows])
+    return fresh
 
 
-def _record_in_ledger(conn, run_id: str, event_ids: list[str]) -> set[str]:
-    # Sorted so that concurrent batches lock ledger entries in the same order.
-    rows = conn.execute(
-        """
-        INSERT INTO ingested_events (run_id, event_id)
-        SELECT %s, e FROM unnest(%s::uuid[]) AS e ORDER BY e
-        ON CONFLICT DO NOTHING RETURNING event_id
-        """,
-        (run_id, sorted(event_ids)),
-    ).fetchall()
-    return {str(row["event_id"]) for row in rows}
+def _apply_first_round(conn, run_id: str, unique: list[PreparedEvent], rows: list[dict[str, Any]]) -> set[str]:
+    finishes = [p for p in unique if p.finish]
+    # Only the batch's latest run_finish can win against the stored one.
+    finish = max(finishes, key=lambda p: (p.ts, uuid.UUID(p.event_id))) if finishes else None
+    params = {
+        "run_id": run_id,
+        # Sorted so that concurrent batches lock ledger entries in the same order.
+        "event_ids": sorted(p.event_id for p in unique),
+        "earliest": min(p.ts for p in unique),
+        "rows": Jsonb(rows),
+        "f_status": finish.finish["status"] if finish else None,
+        "f_outcome": Jsonb(finish.finish["outcome"]) if finish and finish.finish["outcome"] is not None else None,
+        "f_error": Jsonb(finish.finish["error"]) if finish and finish.finish["error"] is not None else None,
+        "f_ts": finish.ts if finish else None,
+        "f_event_id": finish.event_id if finish else None,
+    }
+    return {str(row["event_id"]) for row in conn.execute(_APPLY, params).fetchall()}
 
 
 # The merge rules, as SQL over the stored row `s` and the incoming fragment EXCLUDED. Each
@@ -238,7 +245,8 @@ _END_COLUMNS = (
 )
 _START_COLUMNS = ("start_ts", "start_event_id")
 _INPUT_COLUMNS = ("input", "input_from_start", "input_ts", "input_event_id")
-_STEP_COLUMNS = (
+# The columns a step fragment carries, with their SQL types (for jsonb_to_recordset).
+STEP_COLUMNS = (
     ("step_id", "uuid"), ("parent_step_id", "uuid"), ("seq", "integer"), ("name", "text"),
     ("step_type", "text"), ("status", "text"), ("started_at", "timestamptz"), ("ended_at", "timestamptz"),
     ("candidates_in", "bigint"), ("candidates_out", "bigint"), ("drop_ratio", "double precision"),
@@ -254,19 +262,60 @@ def _pick(column: str, condition: str) -> str:
     return f"    {column} = CASE WHEN {condition} THEN EXCLUDED.{column} ELSE s.{column} END"
 
 
-_UPSERT_STEPS = "\n".join([
-    f"INSERT INTO steps AS s (run_id, {', '.join(c for c, _ in _STEP_COLUMNS)})",
-    f"SELECT %(run_id)s, {', '.join('f.' + c for c, _ in _STEP_COLUMNS)}",
-    f"FROM jsonb_to_recordset(%(rows)s) AS f({', '.join(f'{c} {t}' for c, t in _STEP_COLUMNS)})",
-    "ORDER BY f.step_id",
-    "ON CONFLICT (run_id, step_id) DO UPDATE SET",
-    "    started_at = LEAST(s.started_at, EXCLUDED.started_at),",
-    ",\n".join(
-        [_pick(c, f"{_END_WINS} OR (s.end_event_id IS NULL AND {_START_WINS})") for c in _IDENTITY_COLUMNS]
-        + [_pick(c, _END_WINS) for c in _END_COLUMNS]
-        + [_pick(c, _START_WINS) for c in _START_COLUMNS]
-        + [_pick(c, _INPUT_WINS) for c in _INPUT_COLUMNS]
-    ),
+def _steps_merge(where: str = "true") -> str:
+    """The step merge over the fragments in %(rows)s that satisfy `where`."""
+    return "\n".join([
+        f"INSERT INTO steps AS s (run_id, {', '.join(c for c, _ in STEP_COLUMNS)})",
+        f"SELECT %(run_id)s, {', '.join('f.' + c for c, _ in STEP_COLUMNS)}",
+        f"FROM jsonb_to_recordset(%(rows)s) AS f({', '.join(f'{c} {t}' for c, t in STEP_COLUMNS)})",
+        f"WHERE {where}",
+        "ORDER BY f.step_id",
+        "ON CONFLICT (run_id, step_id) DO UPDATE SET",
+        "    started_at = LEAST(s.started_at, EXCLUDED.started_at),",
+        ",\n".join(
+            [_pick(c, f"{_END_WINS} OR (s.end_event_id IS NULL AND {_START_WINS})") for c in _IDENTITY_COLUMNS]
+            + [_pick(c, _END_WINS) for c in _END_COLUMNS]
+            + [_pick(c, _START_WINS) for c in _START_COLUMNS]
+            + [_pick(c, _INPUT_WINS) for c in _INPUT_COLUMNS]
+        ),
+    ])
+
+
+_UPSERT_STEPS = _steps_merge()
+
+# The latest run_finish wins (ties by event id), whatever order they arrive in; an implicit
+# run's start moves to its earliest event.
+_FINISH_WINS = (
+    "(EXCLUDED.finish_event_id IS NOT NULL AND (r.finish_event_id IS NULL"
+    " OR (r.ended_at, r.finish_event_id) < (EXCLUDED.ended_at, EXCLUDED.finish_event_id)))"
+)
+_EARLIER_START = "(r.implicit AND EXCLUDED.started_at < r.started_at)"
+_RUN_MERGE = "\n".join([
+    "INSERT INTO runs AS r (run_id, implicit, started_at, status, outcome, error, ended_at, finish_event_id)",
+    "VALUES (%(run_id)s, true, %(earliest)s, coalesce(%(f_status)s, 'running'), %(f_outcome)s, %(f_error)s,",
+    "        %(f_ts)s, %(f_event_id)s)",
+    "ON CONFLICT (run_id) DO UPDATE SET",
+    f"    started_at = CASE WHEN {_EARLIER_START} THEN EXCLUDED.started_at ELSE r.started_at END,",
+    ",\n".join(f"    {c} = CASE WHEN {_FINISH_WINS} THEN EXCLUDED.{c} ELSE r.{c} END"
+               for c in ("status", "outcome", "error", "ended_at", "finish_event_id")),
+    f"WHERE {_EARLIER_START} OR {_FINISH_WINS}",
+])
+
+# Data-modifying CTEs all run, to completion, in one statement: the ledger says which
+# events are new, and only their step fragments are merged (replays write nothing).
+_APPLY = "\n".join([
+    "WITH fresh AS (",
+    "    INSERT INTO ingested_events (run_id, event_id)",
+    "    SELECT %(run_id)s, e FROM unnest(%(event_ids)s::uuid[]) AS e ORDER BY e",
+    "    ON CONFLICT DO NOTHING RETURNING event_id",
+    "), run AS (",
+    _RUN_MERGE,
+    "    RETURNING 1",
+    "), merged AS (",
+    _steps_merge("coalesce(f.end_event_id, f.start_event_id) IN (SELECT event_id FROM fresh)"),
+    "    RETURNING 1",
+    ")",
+    "SELECT event_id FROM fresh",
 ])
 
 
@@ -325,26 +374,6 @@ def _one_per_key(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
         if current is None or rank(row) > rank(current):
             latest[row[key]] = row
     return list(latest.values())
-
-
-def _finish_run(conn, run_id: str, p: PreparedEvent) -> None:
-    # The latest run_finish wins (ties by event id), whatever order they arrive in.
-    conn.execute(
-        """
-        UPDATE runs SET status = %(status)s, outcome = %(outcome)s, error = %(error)s,
-                        ended_at = %(ts)s, finish_event_id = %(event_id)s
-        WHERE run_id = %(run_id)s
-          AND (finish_event_id IS NULL OR (ended_at, finish_event_id) < (%(ts)s, %(event_id)s::uuid))
-        """,
-        {
-            "run_id": run_id,
-            "status": p.finish["status"],
-            "outcome": Jsonb(p.finish["outcome"]) if p.finish["outcome"] is not None else None,
-            "error": Jsonb(p.finish["error"]) if p.finish["error"] is not None else None,
-            "ts": p.ts,
-            "event_id": p.event_id,
-        },
-    )
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,0 +1,167 @@
+"""The server's ingest path, stage by stage: what each optimisation bought, before against after.
+
+One process, no HTTP: a batch of 100 plain `step_end` events (three metrics and a `why`, as
+the SDK sends them) goes through each stage of `POST /runs/<id>/events`, and each stage's
+earlier way ("before") is timed beside its current way ("after") in interleaved rounds on
+the same input. CPU stages are microseconds per event; the SQL stage is the wall time of a
+batch on one connection to the embedded PostgreSQL, PostgreSQL's own work included.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+import uuid
+from contextlib import nullcontext
+from typing import Any, Callable
+
+import psycopg
+from marshmallow import Schema, fields, validate
+from psycopg.types.json import Jsonb, set_json_dumps
+
+from xray_sdk.values import now_iso
+from xray_server import ingest, jsonio
+from xray_server.config import load_settings
+from xray_server.db import connection_kwargs
+from xray_server.events import prepare
+from xray_server.migrations import migrate
+from xray_server.schemas.events import EVENT_SCHEMAS, BatchSchema, load_event
+
+from .database import bench_database
+
+BATCH = 100
+
+
+class _BatchSchemaBefore(Schema):
+    """The envelope as it was: marshmallow walked every item of the list."""
+
+    events = fields.List(fields.Raw(allow_none=True), required=True, validate=validate.Length(min=1, max=1000))
+
+
+# The batch as it was applied before: five statements in a transaction.
+_ENSURE_RUN = """
+INSERT INTO runs AS r (run_id, implicit, started_at) VALUES (%s, true, %s)
+ON CONFLICT (run_id) DO UPDATE SET started_at = LEAST(r.started_at, EXCLUDED.started_at)
+WHERE r.implicit AND EXCLUDED.started_at < r.started_at
+"""
+_LEDGER = """
+INSERT INTO ingested_events (run_id, event_id) SELECT %s, e FROM unnest(%s::uuid[]) AS e ORDER BY e
+ON CONFLICT DO NOTHING RETURNING event_id
+"""
+
+
+def _apply_before(conn: psycopg.Connection, run_id: str, prepared: list) -> None:
+    with conn.transaction():
+        conn.execute(_ENSURE_RUN, (run_id, min(p.ts for p in prepared)))
+        new = {str(r["event_id"]) for r in conn.execute(_LEDGER, (run_id, sorted(p.event_id for p in prepared)))}
+        conn.execute(ingest._UPSERT_STEPS, {"run_id": run_id, "rows": Jsonb(
+            [p.step_row for p in prepared if p.step_row and p.event_id in new])})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--batches", type=int, default=40, help="batches per variant per round")
+    parser.add_argument("--rounds", type=int, default=7)
+
+
+def _events(n: int = BATCH) -> list[dict[str, Any]]:
+    return [{"event_id": str(uuid.uuid4()), "type": "step_end", "ts": now_iso(), "step_id": str(uuid.uuid4()),
+             "seq": i, "name": "compat_filter", "step_type": "filter", "status": "ok", "started_at": now_iso(),
+             "metrics": {"candidates_in": 2000, "candidates_out": 40 + i % 50},
+             "why": "kept same-category candidates"} for i in range(n)]
+
+
+def _per_event_us(fn: Callable[[Any], Any], inputs: list[Any], per_input: int) -> float:
+    started = time.perf_counter()
+    for item in inputs:
+        fn(item)
+    return (time.perf_counter() - started) / (len(inputs) * per_input) * 1e6
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    batches = [_events() for _ in range(args.batches)]
+    bodies = [json.dumps({"events": b}).encode() for b in batches]
+    events = [e for b in batches for e in b]
+    loaded = [load_event(e) for e in events]
+    rows = [[prepare("r", i, e).step_row for i, e in enumerate(load_event(x) for x in b)] for b in batches]
+    before_envelope, after_envelope = _BatchSchemaBefore(), BatchSchema()
+    cpu_stages: dict[str, tuple[Callable, Callable, list, int]] = {
+        "decode the body (json → orjson)": (json.loads, jsonio.loads_fast, bodies, BATCH),
+        "check the envelope (List of Raw → the array as it is)": (
+            lambda b: before_envelope.load({"events": b}), lambda b: after_envelope.load({"events": b}), batches, BATCH),
+        "validate an event (marshmallow → plain loader)": (
+            lambda e: EVENT_SCHEMAS[e["type"]].load(e), load_event, events, 1),
+        "prepare the row (bound, contract)": (lambda e: prepare("r", 0, e), lambda e: prepare("r", 0, e), loaded, 1),
+        "encode the rows as jsonb (json → orjson)": (
+            lambda r: json.dumps(r).encode(), jsonio.dumps, rows, BATCH),
+    }
+    timings: dict[str, dict[str, list[float]]] = {name: {"before": [], "after": []} for name in cpu_stages}
+    for _ in range(args.rounds):
+        for name, (before, after, inputs, per_input) in cpu_stages.items():
+            timings[name]["before"].append(_per_event_us(before, inputs, per_input))
+            timings[name]["after"].append(_per_event_us(after, inputs, per_input))
+    result: dict[str, Any] = {"batch_events": BATCH, "rounds": args.rounds, "cpu": {}}
+    for name, t in timings.items():
+        b, a = statistics.median(t["before"]), statistics.median(t["after"])
+        result["cpu"][name] = {"before_us": round(b, 2), "after_us": round(a, 2), "ratio": round(a / b, 3)}
+    with bench_database() as (url, where):
+        result["database"] = where
+        result["sql"] = _sql_stage(url, args)
+    return result
+
+
+def _sql_stage(url: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Wall ms per batch applied: five statements in a transaction, against one statement
+    without BEGIN/COMMIT, without and with a server-side prepared statement."""
+    variants = {
+        "five statements in a transaction (before)": (False, lambda c, r, p: _apply_before(c, r, p)),
+        "one statement, autocommit": (False, lambda c, r, p: ingest._apply(c, r, p)),
+        "one statement, autocommit, prepared": (True, lambda c, r, p: ingest._apply(c, r, p)),
+    }
+    connections = {}
+    for name, (prepared_statements, _) in variants.items():
+        kwargs = connection_kwargs(load_settings({}, database_url=url, prepared_statements=prepared_statements))
+        connections[name] = psycopg.connect(url, **kwargs)
+        set_json_dumps(jsonio.dumps, connections[name])
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    try:
+        for round_ in range(args.rounds + 1):
+            for name, (_, apply) in variants.items():
+                work = []
+                for _ in range(args.batches):
+                    run_id = str(uuid.uuid4())
+                    work.append((run_id, [prepare(run_id, i, load_event(e)) for i, e in enumerate(_events())]))
+                started = time.perf_counter()
+                for run_id, prepared in work:
+                    apply(connections[name], run_id, prepared)
+                if round_:  # the first round warms caches and prepares statements
+                    timings[name].append((time.perf_counter() - started) / args.batches * 1000)
+    finally:
+        for conn in connections.values():
+            conn.close()
+    base = statistics.median(timings[next(iter(variants))])
+    return {name: {"ms_per_batch": round(statistics.median(t), 3), "ratio": round(statistics.median(t) / base, 3)}
+            for name, t in timings.items()}
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [
+        f"CPU per event, batches of {result['batch_events']} plain `step_end` events, median of "
+        f"{result['rounds']} interleaved rounds:",
+        "",
+        "| stage | before (µs) | after (µs) | after / before |",
+        "|---|---|---|---|",
+    ]
+    for name, t in result["cpu"].items():
+        lines.append(f"| {name} | {t['before_us']} | {t['after_us']} | {t['ratio']} |")
+    total_b = sum(t["before_us"] for t in result["cpu"].values())
+    total_a = sum(t["after_us"] for t in result["cpu"].values())
+    lines += [f"| all the stages above | {round(total_b, 1)} | {round(total_a, 1)} | {round(total_a / total_b, 3)} |",
+              "", f"Applying a batch of {result['batch_events']} events in {result['database']}, wall time on one "
+              "connection (PostgreSQL's work included):", "",
+              "| how | ms per batch | ratio to before |", "|---|---|---|"]
+    for name, t in result["sql"].items():
+        lines.append(f"| {name} | {t['ms_per_batch']} | {t['ratio']} |")
+    return "\n".join(lines)
