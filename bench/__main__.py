@@ -8,9 +8,9 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import artifacts, decisions, ingest, query_index, sdk_overhead, server_path
+from . import artifacts, decisions, ingest, query, sdk_overhead, server_path
 
-BENCHMARKS = {"artifacts": artifacts, "decisions": decisions, "ingest": ingest, "query_index": query_index, "sdk_overhead": sdk_overhead,
+BENCHMARKS = {"artifacts": artifacts, "decisions": decisions, "ingest": ingest, "query": query, "sdk_overhead": sdk_overhead,
               "server_path": server_path}
 
 

@@ -8,7 +8,7 @@ otherwise hands the value to `json`, so switching library changed no result (tes
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
@@ -33,9 +33,10 @@ def loads_fast(raw: bytes) -> Any:
         raise NotFast from None
 
 
-def dumps(value: Any) -> bytes:
-    """Compact UTF-8 JSON of an already validated value (no NaN: it was refused at the door)."""
+def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
+    """Compact UTF-8 JSON of an already validated value (no NaN: it was refused at the door);
+    `default` turns a value of another type into one JSON can hold."""
     try:
-        return orjson.dumps(value)
+        return orjson.dumps(value, default=default)
     except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits, a non-string key
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default).encode("utf-8")

@@ -277,10 +277,14 @@ def _stats_group(r: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- rows -> JSON
 
+_ZERO = timedelta(0)
+
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if moment.utcoffset() != _ZERO:  # a session in another time zone than UTC
+        moment = moment.astimezone(timezone.utc)
+    return moment.isoformat()[:-6] + "Z"  # "+00:00" is the last six characters
 
 
 def _duration_ms(start: datetime | None, end: datetime | None) -> float | None:
