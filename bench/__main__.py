@@ -1,17 +1,20 @@
-"""`python -m bench NAME [options]`: run one benchmark, print its table, optionally save JSON."""
+"""`python -m bench NAME [options]`: run one benchmark, print its table, optionally save JSON.
+`python -m bench report`: regenerate BENCHMARKS.md and the chart from bench/results/*.json."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import platform
+import shlex
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import artifacts, decisions, ingest, query, sdk_overhead, server_path
+from . import artifacts, decisions, ingest, query, report, sdk_overhead, server_path
 
-BENCHMARKS = {"artifacts": artifacts, "decisions": decisions, "ingest": ingest, "query": query, "sdk_overhead": sdk_overhead,
-              "server_path": server_path}
+BENCHMARKS = {"ingest": ingest, "server_path": server_path, "query": query, "sdk_overhead": sdk_overhead,
+              "artifacts": artifacts, "decisions": decisions}
 
 
 def main() -> None:
@@ -21,11 +24,18 @@ def main() -> None:
         sub = commands.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         module.add_arguments(sub)
         sub.add_argument("--json", type=Path, help="also write the result here")
+    writer = commands.add_parser("report", help="regenerate BENCHMARKS.md and the chart from bench/results")
+    writer.add_argument("--results", type=Path, default=report.RESULTS, help="where the JSON results are")
+    writer.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     args = parser.parse_args()
+    if args.name == "report":
+        print(f"wrote {report.write(args.results, args.out)}")
+        return
     module = BENCHMARKS[args.name]
     result = module.run(args)
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     result["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    result["command"] = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"Machine: {result['machine']}; date {result['date']}.\n")
     print(module.report(result))
     if args.json:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import random
 import statistics
 import time
@@ -125,7 +126,7 @@ def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
             statement, params = step_query_sql(StepQuery(step_type=["filter"], min_drop_ratio=ratio, since=since))
             path = "/api/v1/steps?" + urlencode({"step_type": "filter", "min_drop_ratio": ratio,
                                                   "since": since.isoformat(), "limit": 100})
-            rows = len(_get(http_conn, path)["steps"])
+            rows = len(json.loads(_get(http_conn, path))["steps"])
             timing = _interleaved(lambda: _get(http_conn, path), lambda: db.execute(statement, params).fetchall(),
                                   repeat)
             plan = db.execute(psycopg.sql.SQL("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ") + statement, params).fetchall()
@@ -136,24 +137,26 @@ def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
         ids = dict(db.execute("SELECT g, md5('run' || g)::uuid::text FROM unnest(%s::int[]) g",
                               ([int(p) for p in picks],)).fetchall())
         run_ids = iter([ids[int(p)] for p in picks] * 2)
-        steps_seen = len(_get(http_conn, f"/api/v1/runs/{ids[int(picks[0])]}")["steps"])
+        steps_seen = len(json.loads(_get(http_conn, f"/api/v1/runs/{ids[int(picks[0])]}"))["steps"])
         out["run"] = {"steps": steps_seen, **_interleaved(
             lambda: _get(http_conn, f"/api/v1/runs/{next(run_ids)}"),
             lambda: [db.execute(s, (rid,)).fetchall() for rid in [next(run_ids)] for s in _RUN_STATEMENTS],
             repeat)}
+        # The floor: a request that does no work at all, beside the smallest SQL round trip.
+        out["floor"] = _interleaved(lambda: _get(http_conn, "/healthz"), lambda: db.execute("SELECT 1").fetchall(),
+                                    repeat)
     http_conn.close()
     return out
 
 
-def _get(conn: http.client.HTTPConnection, path: str) -> Any:
-    import json
-
+def _get(conn: http.client.HTTPConnection, path: str) -> bytes:
+    """The body of a 200 (read to its end, not parsed: parsing is the client's work)."""
     conn.request("GET", path)
     response = conn.getresponse()
     body = response.read()
     if response.status != 200:
         raise RuntimeError(f"GET {path} answered {response.status}: {body[:300]!r}")
-    return json.loads(body)
+    return body
 
 
 def _interleaved(api: Callable[[], Any], direct: Callable[[], Any], repeat: int) -> dict[str, float]:
@@ -186,6 +189,9 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"| {size['steps']:,} | `GET /api/v1/runs/<id>`: one run, a different one each time | {r['steps']} "
                      f"steps | {r['api_ms_p50']} / {r['api_ms_p95']} | {r['direct_ms_p50']} / {r['direct_ms_p95']} | "
                      f"{r['ratio_p95']} | - |")
+        f = size["floor"]
+        lines.append(f"| {size['steps']:,} | the floor: `GET /healthz` against `SELECT 1` | - | {f['api_ms_p50']} / "
+                     f"{f['api_ms_p95']} | {f['direct_ms_p50']} / {f['direct_ms_p95']} | {f['ratio_p95']} | - |")
     lines += ["", "Loading and size: " + "; ".join(
         f"{s['steps']:,} steps loaded in {s['load_seconds']} s, `steps` table and indexes {s['steps_bytes_per_row']} "
         f"bytes per step" for s in result["sizes"]) + "."]
@@ -221,3 +227,46 @@ def chart(result: dict[str, Any], path: str) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+TITLE = "Queries at 100k, 1M and 10M stored steps, over HTTP, against the same SQL run directly"
+
+
+def reading(result: dict[str, Any]) -> str:
+    label = next(iter(result["sizes"][0]["queries"]))
+    sizes = result["sizes"]
+    first, last = sizes[0], sizes[-1]
+    head = [s["queries"][label] for s in sizes]
+    worst = max(h["ratio_p95"] for h in head)
+    worst_run = max(s["run"]["ratio_p95"] for s in sizes)
+    floor = last["floor"]
+    lines = [
+        f"- **The headline query is index-served at every size** "
+        f"({'yes' if all(h['index_served'] for h in head) else '**no**'}): the plan walks "
+        "`steps_type_started_idx` (step type, then time, newest first) and stops after 101 matches, so its "
+        "cost follows the window and the share of matches, not the table: p95 through the API "
+        + ", ".join(f"{h['api_ms_p95']} ms at {s['steps']:,}" for h, s in zip(head, sizes)) + ".",
+        f"- **API against direct SQL**: the worst p95 ratio is {worst} for `GET /api/v1/steps` and {worst_run} "
+        f"for `GET /api/v1/runs/<id>` (goal: at most 2). "
+        + ("Both goals are met." if max(worst, worst_run) <= 2 else
+           f"The gap is a fixed cost per request more than a cost per row: a request that does no work "
+           f"(`GET /healthz`) already takes {floor['api_ms_p50']} ms at the median through gunicorn and Flask "
+           f"on this machine, against {floor['direct_ms_p50']} ms for `SELECT 1`; a query that takes 1 to 3 ms "
+           "directly cannot stay within 2x of itself after that. What closes it: rows turned into the API's "
+           "JSON by PostgreSQL (`json_agg`) instead of Python, a leaner HTTP layer than Flask for the two hot "
+           "reads, or a machine where a request's fixed cost is smaller next to the query."),
+        "- **Optimisations behind these figures**: uuid columns arrive as text (no UUID object built and "
+        "formatted again), timestamps are written by orjson, responses are encoded by orjson, and a connection "
+        "used within the last second is lent without a check (one round trip less per request). Turning a "
+        "page's rows into the API's shape is still the largest cost the API adds beyond the fixed one.",
+        f"- **Size**: the `steps` table with its indexes holds {last['steps_bytes_per_row']} bytes per step at "
+        f"{last['steps']:,} steps (the load script's short `why`).",
+    ]
+    if first is not last and "rare" in " ".join(first["queries"]):
+        rare = next(k for k in first["queries"] if "rare" in k)
+        lines.append(f"- **The rare condition** (`drop_ratio >= 0.999`) has to read the whole day's window of "
+                     f"filter steps: {first['queries'][rare]['direct_ms_p95']} ms p95 directly at "
+                     f"{first['steps']:,} steps, {last['queries'][rare]['direct_ms_p95']} ms at {last['steps']:,}: "
+                     "it grows with the rows in the window, as an index on time must; a narrower window or a "
+                     "pipeline filter keeps it small.")
+    return "\n".join(lines)

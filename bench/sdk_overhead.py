@@ -333,3 +333,38 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {' → '.join(str(v) for _, v in m['rss_mb'])} | {m['worst_step_us']} | "
                      f"{m['pending']} | {m['dropped']} |")
     return "\n".join(lines)
+
+
+TITLE = "The SDK: what instrumenting a step costs the pipeline"
+
+
+def reading(result: dict[str, Any]) -> str:
+    p = result["per_step"]
+    r = p["ratio_xray_to_opentelemetry"]
+    un = result["unreachable_collector"]
+    pipe = result["pipeline"]
+    mem = result["memory"]
+    flat = {name: (m["rss_mb"][0][1], m["rss_mb"][-1][1]) for name, m in mem.items()}
+    return "\n".join([
+        f"- **Against OpenTelemetry**: an X-Ray step costs x{r['median']} of an OpenTelemetry span at the median "
+        f"and x{r['p99']} at p99, in the same run ({'goal met' if r['median'] <= 1 else '**goal not met**'}), "
+        "though it also checks the metric contract, bounds its values and encodes its event as JSON before "
+        "queueing it. Compare the ratio only: absolute times move by half between runs on this machine.",
+        "- **Unreachable collector**: a whole step costs "
+        + ", ".join(f"p99 {m['p99_us']} µs {name}" for name, m in un.items())
+        + ": nothing waits on the network (goal: p99 under 100 µs).",
+        f"- **Pipeline**: instrumenting a {pipe['no_xray']['ms_per_run_median']} ms five-step pipeline costs "
+        f"x{pipe['healthy']['ratio_to_no_xray']} with a healthy collector, x{pipe['blackholed']['ratio_to_no_xray']} "
+        f"blackholed and x{pipe['down']['ratio_to_no_xray']} down, against x{pipe['opentelemetry']['ratio_to_no_xray']} "
+        "for OpenTelemetry: the collector's state changes nothing beyond the noise. A pipeline whose steps call "
+        "a model or a search service (milliseconds to seconds each) pays the same few tens of µs per step.",
+        "- **Memory**: resident memory over the whole run, first tenth → last: "
+        + ", ".join(f"{a} → {b} MB {name}" for name, (a, b) in flat.items())
+        + ": the queue fills to its bound, then new events are dropped and counted (`queue_full`), and "
+        "`stats()` reconciles.",
+        "- **What the SDK's optimisations were** (each measured with `timeit` while it was made; this "
+        "benchmark measures the result): one event per short step instead of two (a `step_start` only for "
+        "steps running past 1 s), ids from a per-process random prefix and a counter instead of `uuid4()`, one "
+        "C JSON encoder built once, timestamps formatted once per second, a fast path for plainly valid "
+        "standard metrics, and slots on `Step` and queue items (fewer objects for the garbage collector).",
+    ])

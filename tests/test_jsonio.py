@@ -1,11 +1,12 @@
 """The fast JSON paths decode and encode exactly what the standard library does, or hand over."""
 import json
+from datetime import timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xray_server.jsonio import NotFast, dumps, loads_fast
+from xray_server.jsonio import NotFast, dumps, iso_utc, loads_fast
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers(-2**80, 2**80) | st.floats(allow_nan=False, allow_infinity=False)
@@ -38,3 +39,10 @@ def test_what_orjson_would_read_differently_or_refuse_goes_to_json(raw):
 @given(JSON_VALUES)
 def test_encoding_round_trips_through_json(value):
     assert json.loads(dumps(value).decode("utf-8", "surrogatepass")) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
+                                               timezone(timedelta(hours=-8))])))
+def test_iso_utc_writes_what_isoformat_writes_in_utc(moment):
+    assert iso_utc(moment) == moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -1,4 +1,4 @@
-"""A batch costs a handful of statements, not one per event."""
+"""A batch costs a handful of statements, not one per event; the usual batch costs one."""
 import uuid
 from contextlib import contextmanager
 
@@ -28,9 +28,9 @@ class CountingDatabase(Database):
                 del conn.execute
 
 
-def statements_for(db: CountingDatabase, copies: int) -> int:
+def statements_for(db: CountingDatabase, copies: int, *, ends_only: bool = False) -> int:
     # `copies` runs' worth of events sent as one run: 5 distinct steps and a run_finish each.
-    events = [e for _ in range(copies) for e in competitor_run()]
+    events = [e for _ in range(copies) for e in competitor_run() if not (ends_only and e["type"] == "step_start")]
     CountingDatabase.statements = 0
     result = ingest.ingest_events(db, str(uuid.uuid4()), {"events": events})
     assert result.accepted == len(events)
@@ -44,5 +44,15 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(db, settings):
     finally:
         counting.close()
     assert small == large
-    # run, ledger, two rounds of step upserts (start, end), and the run_finish events
-    assert small <= 5
+    # one statement for the ledger, the run and the first round of steps; one more round (the ends)
+    assert small == 2
+
+
+def test_a_batch_of_step_ends_and_a_finish_is_one_statement(db, settings):
+    """What the SDK sends for steps shorter than a second: each step once, and the run's end."""
+    counting = CountingDatabase(settings.database_url, settings, open_wait=True)
+    try:
+        assert statements_for(counting, 1, ends_only=True) == 1
+        assert statements_for(counting, 80, ends_only=True) == 1
+    finally:
+        counting.close()

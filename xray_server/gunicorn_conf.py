@@ -31,6 +31,9 @@ def on_starting(server) -> None:
 
     _embedded = EmbeddedPostgres(_settings.data_dir / "pgdata")
     os.environ["XRAY_DATABASE_URL"] = _embedded.start()
+    # A direct connection to a server of our own: no pooler to break prepared statements,
+    # which spare PostgreSQL planning the batch merge each time (BENCHMARKS.md, server_path).
+    os.environ.setdefault("XRAY_DB_PREPARED_STATEMENTS", "on")
     server.log.info("embedded PostgreSQL ready in %s", _embedded.data_dir)
 
 

@@ -8,6 +8,7 @@ otherwise hands the value to `json`, so switching library changed no result (tes
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import orjson
@@ -17,6 +18,7 @@ import orjson
 # tenth of the time a regular expression takes.
 _DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_NUMBER = b"0" * 20
+_ZERO = timedelta(0)
 
 
 class NotFast(Exception):
@@ -40,3 +42,11 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
         return orjson.dumps(value, default=default)
     except (orjson.JSONEncodeError, TypeError):  # an integer past 64 bits, a non-string key
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=default).encode("utf-8")
+
+
+def iso_utc(moment: datetime) -> str:
+    """RFC 3339 in UTC with a `Z`, as `isoformat` would write it (orjson writes it in a third
+    of the time: two per row of every page)."""
+    if moment.utcoffset() != _ZERO:
+        moment = moment.astimezone(timezone.utc)
+    return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode("ascii")

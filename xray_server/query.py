@@ -13,6 +13,7 @@ from . import cursor as cursors
 from .db import Database
 from .errors import NotFound, ValidationFailed, parse_uuid
 from .ingest import parse_run_id
+from .jsonio import iso_utc
 
 
 @dataclass
@@ -277,14 +278,8 @@ def _stats_group(r: dict[str, Any]) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- rows -> JSON
 
-_ZERO = timedelta(0)
-
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.utcoffset() != _ZERO:  # a session in another time zone than UTC
-        moment = moment.astimezone(timezone.utc)
-    return moment.isoformat()[:-6] + "Z"  # "+00:00" is the last six characters
+    return None if moment is None else iso_utc(moment)
 
 
 def _duration_ms(start: datetime | None, end: datetime | None) -> float | None:
