@@ -7,6 +7,7 @@ re-running a benchmark and this command brings the document up to date.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from . import artifacts, decisions, ingest, query, sdk_overhead, server_path
 
 RESULTS = Path(__file__).parent / "results"
-CHART = RESULTS / "query_latency.png"
+CHART_NAME = "query_latency.png"
 SECTIONS: list[tuple[str, ModuleType]] = [
     ("ingest", ingest), ("server_path", server_path), ("query", query),
     ("sdk_overhead", sdk_overhead), ("artifacts", artifacts), ("decisions", decisions),
@@ -105,7 +106,7 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def section(name: str, module: ModuleType, result: dict[str, Any]) -> str:
+def section(name: str, module: ModuleType, result: dict[str, Any], chart: str) -> str:
     """One benchmark: what it measures, the command, its tables, and what they say."""
     doc = (module.__doc__ or "").strip().split("\n", 1)[-1].strip()  # the title says the first line
     command = result.get("command", f"python -m bench {name}")
@@ -113,7 +114,7 @@ def section(name: str, module: ModuleType, result: dict[str, Any]) -> str:
              f".venv/bin/{command}", "```", "",
              f"Output ({result['machine']}; {result['date']}):", "", module.report(result)]
     if name == "query":
-        parts += ["", f"![Query latency against stored steps]({CHART.relative_to(RESULTS.parent.parent)})"]
+        parts += ["", f"![Query latency against stored steps]({chart})"]
     reading = module.reading(result)
     if reading:
         parts += ["", "Reading:", "", reading]
@@ -123,10 +124,12 @@ def section(name: str, module: ModuleType, result: dict[str, Any]) -> str:
 def write(directory: Path = RESULTS, out: Path = Path("BENCHMARKS.md")) -> Path:
     """Regenerate BENCHMARKS.md (and the chart) from the results in `directory`."""
     results = load_results(directory)
+    chart = directory / CHART_NAME
     if "query" in results:
-        query.chart(results["query"], str(CHART))
+        query.chart(results["query"], str(chart))
+    link = os.path.relpath(chart, out.resolve().parent if out.is_absolute() else Path.cwd() / out.parent)
     parts = [HEADER, goals(results)]
-    parts += [section(name, module, results[name]) for name, module in SECTIONS if name in results]
+    parts += [section(name, module, results[name], link) for name, module in SECTIONS if name in results]
     missing = [name for name, _ in SECTIONS if name not in results]
     if missing:
         parts.append("Not run yet: " + ", ".join(f"`{m}`" for m in missing) + ".")

@@ -95,10 +95,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             lambda r: json.dumps(r).encode(), jsonio.dumps, rows, BATCH),
     }
     timings: dict[str, dict[str, list[float]]] = {name: {"before": [], "after": []} for name in cpu_stages}
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds):
         for name, (before, after, inputs, per_input) in cpu_stages.items():
-            timings[name]["before"].append(_per_event_us(before, inputs, per_input))
-            timings[name]["after"].append(_per_event_us(after, inputs, per_input))
+            # Alternate which goes first, so that neither always meets a warmer (or busier) machine.
+            for which in (("before", "after") if round_ % 2 == 0 else ("after", "before")):
+                fn = before if which == "before" else after
+                timings[name][which].append(_per_event_us(fn, inputs, per_input))
     result: dict[str, Any] = {"batch_events": BATCH, "rounds": args.rounds, "cpu": {}}
     for name, t in timings.items():
         b, a = statistics.median(t["before"]), statistics.median(t["after"])
@@ -127,7 +129,10 @@ def _sql_stage(url: str, args: argparse.Namespace) -> dict[str, Any]:
     timings: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for round_ in range(args.rounds + 1):
-            for name, (_, apply) in variants.items():
+            # Rotate the order: each variant meets the growing table in every position.
+            order = list(variants.items())
+            order = order[round_ % len(order):] + order[:round_ % len(order)]
+            for name, (_, apply) in order:
                 work = []
                 for _ in range(args.batches):
                     run_id = str(uuid.uuid4())

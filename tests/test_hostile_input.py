@@ -25,6 +25,10 @@ def post_events(client, events):
     ({"metrics": {"a\n": 1}}, "metrics.a\n"),
     ({"type": ["step_end"]}, "type"),
     ({"type": {}}, "type"),
+    # A key with a lone surrogate is echoed in the error: the answer must still be encodable.
+    ({"\ud800": 1}, "\ud800"),
+    # Past 64 bits, negative: must stay an integer (orjson would read a float) and be refused.
+    ({"metrics": {"x": -9300000000000000000}}, "metrics.x"),
 ])
 def test_bad_event_is_rejected_alone_and_its_neighbours_kept(client, bad, field):
     good = step_end(new_id(), 0, "kept", "search")

@@ -29,7 +29,8 @@ def test_fast_decoding_matches_json_or_hands_over(value):
     assert json.dumps(fast) == json.dumps(expected)  # same types too: an int stays an int
 
 
-@pytest.mark.parametrize("raw", [b"123456789012345678901234567890", b'["\\ud800"]', b"1e400", b"NaN", b"[1,]"])
+@pytest.mark.parametrize("raw", [b"123456789012345678901234567890", b"-9223372036854775809", b'{"a": -9300000000000000000}',
+                                 b'["\\ud800"]', b"1e400", b"NaN", b"[1,]"])
 def test_what_orjson_would_read_differently_or_refuse_goes_to_json(raw):
     with pytest.raises(NotFast):
         loads_fast(raw)
@@ -46,3 +47,8 @@ def test_encoding_round_trips_through_json(value):
                                                timezone(timedelta(hours=-8))])))
 def test_iso_utc_writes_what_isoformat_writes_in_utc(moment):
     assert iso_utc(moment) == moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def test_a_lone_surrogate_echoed_in_an_error_is_still_encoded():
+    value = {"\ud800": ["Unknown field."], "event_id": "\udfff"}
+    assert json.loads(dumps(value)) == value

@@ -99,3 +99,23 @@ def test_an_event_with_an_error_and_artifacts_is_loaded_by_marshmallow():
         LOADERS["step_end"].load(event)
     loaded = load_event(event)
     assert loaded["error"]["type"] == "ValueError" and loaded["artifacts"][0]["name"] == "sample"
+
+
+def test_a_schema_with_a_hook_the_loader_does_not_honour_turns_it_off():
+    from marshmallow import fields, pre_load
+
+    class Lowered(EVENT_SCHEMAS["run_finish"].__class__):
+        @pre_load
+        def lower(self, data, **kwargs):
+            return {**data, "status": data["status"].lower()}
+
+    class Renamed(EVENT_SCHEMAS["run_finish"].__class__):
+        status = fields.String(required=True, data_key="state")
+
+    event = base_event("run_finish")
+    assert LOADERS["run_finish"].enabled and LOADERS["run_finish"].load(event)
+    for schema in (Lowered(), Renamed()):
+        loader = PlainLoader(schema)
+        assert not loader.enabled
+        with pytest.raises(NotPlain):
+            loader.load(event)

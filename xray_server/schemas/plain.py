@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Callable
 
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow.utils import missing
 
 from .fields import EventTime, JsonValue, Text, json_value_problem, unstorable_text_problem
@@ -138,18 +138,33 @@ def _with_validators(field: fields.Field, convert: Convert) -> Convert:
     return checked
 
 
+# Schema hooks this loader honours by construction: it takes artifacts only as `[]`, whose
+# names are unique. Any other hook (pre_load, post_load, validates...) turns it off.
+_HONOURED_HOOKS = {"validates_schema": {"_unique_artifact_names"}}
+
+
+def supports(schema: Schema) -> bool:
+    """Whether the fast loader can stand in for `schema`: unknown keys refused, no renamed
+    field, no hook it does not honour. A schema that grows one falls back to marshmallow."""
+    if schema.unknown != RAISE or any(f.data_key is not None for f in schema.load_fields.values()):
+        return False
+    return all({hook[0] for hook in hooks} <= _HONOURED_HOOKS.get(tag, set())
+               for tag, hooks in schema._hooks.items())
+
+
 class PlainLoader:
     """Loads what `schema.load` would, for plain input; raises `NotPlain` for anything else."""
 
     def __init__(self, schema: Schema) -> None:
-        self._allowed = frozenset(schema.load_fields)
+        self.enabled = supports(schema)
+        self._allowed = frozenset(schema.load_fields) if self.enabled else frozenset()
         self._fields = [
             (name, field.required, field.allow_none, field.load_default, _with_validators(field, _converter(field)))
             for name, field in schema.load_fields.items()
         ]
 
     def load(self, raw: dict[str, Any]) -> dict[str, Any]:
-        if not self._allowed.issuperset(raw):
+        if not self.enabled or not self._allowed.issuperset(raw):
             raise NotPlain
         out: dict[str, Any] = {}
         for name, required, allow_none, default, convert in self._fields:
