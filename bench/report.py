@@ -108,7 +108,7 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
 
 def section(name: str, module: ModuleType, result: dict[str, Any], chart: str) -> str:
     """One benchmark: what it measures, the command, its tables, and what they say."""
-    doc = (module.__doc__ or "").strip().split("\n", 1)[-1].strip()  # the title says the first line
+    doc = (module.__doc__ or "").strip().split("\n\n", 1)[-1].strip()  # the title says the first paragraph
     command = result.get("command", f"python -m bench {name}")
     parts = [f"## {module.TITLE}", "", doc, "", "Command:", "", "```sh",
              f".venv/bin/{command}", "```", "",

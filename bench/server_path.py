@@ -188,7 +188,7 @@ def reading(result: dict[str, Any]) -> str:
         "what it accepts, marshmallow accepts with an identical result.",
         f"- **All the CPU stages** together: {round(before, 1)} → {round(after, 1)} µs an event "
         f"(x{round(after / before, 2)}). orjson reads and writes JSON only where it gives exactly what `json` "
-        "would (a 20-digit integer, a lone surrogate or invalid JSON goes to `json`, tested in "
+        "would (an integer of 19 digits or more, a lone surrogate or invalid JSON goes to `json`, tested in "
         "`tests/test_jsonio.py`); the envelope no longer walks every event.",
         f"- **Applying a batch**: one statement (ledger, run and steps through data-modifying CTEs) in "
         f"autocommit instead of five in a transaction: x{sql[names[1]]['ratio']}; with a server-side prepared "
