@@ -17,13 +17,13 @@ import threading
 import time
 import urllib.request
 import uuid
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from xray_server.local_server import LocalServer
 
 from .database import bench_database
+from .events import filter_step_ends
 from .stats import percentile
 
 ROUNDS = 5
@@ -35,17 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _batch(with_artifact: bool) -> bytes:
     run_id = str(uuid.uuid4())
-    now = datetime.now(timezone.utc).isoformat()
-    events = []
-    for i in range(100):
-        event = {"event_id": str(uuid.uuid4()), "type": "step_end", "ts": now, "step_id": str(uuid.uuid4()),
-                 "seq": i, "name": "compat_filter", "step_type": "filter", "status": "ok",
-                 "metrics": {"candidates_in": 2000, "candidates_out": 40}, "why": "kept same-category candidates"}
-        if with_artifact:
-            event["artifacts"] = [{"name": "rejected_sample", "capture": "sample", "payload": [
-                {"asin": f"B{j:09d}", "title": "Kestrel Laptop Stand With Phone Holder", "category": "laptop_stand",
-                 "price": 31.5} for j in range(20)]}]
-        events.append(event)
+    events = filter_step_ends(100)
+    for event in events if with_artifact else ():
+        event["artifacts"] = [{"name": "rejected_sample", "capture": "sample", "payload": [
+            {"asin": f"B{j:09d}", "title": "Kestrel Laptop Stand With Phone Holder", "category": "laptop_stand",
+             "price": 31.5} for j in range(20)]}]
     return run_id, json.dumps({"events": events}).encode()
 
 

@@ -29,7 +29,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from xray_sdk.transport import HttpTransport
-from xray_sdk.values import now_iso
 from xray_server.events import prepare
 from xray_server.ingest import STEP_COLUMNS
 from xray_server.local_server import LocalServer
@@ -37,6 +36,7 @@ from xray_server.migrations import migrate
 from xray_server.schemas.events import load_event
 
 from .database import bench_database
+from .events import filter_step_ends
 from .stats import percentile
 
 STEPS_PER_RUN = 50
@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         peak = statistics.median(r["steps_per_second"] for r in peaks[label])
         with LocalServer(_server_env(url, workers, threads)) as server:
             latency = _latency_phase(server.base_url, peak / 2, args.latency_seconds)
+        stored = _count_steps(url)
         with psycopg.connect(url) as conn:
-            stored = conn.execute("SELECT count(*) FROM public.steps").fetchone()[0]
             by_table = dict(conn.execute(
                 "SELECT t::text, pg_total_relation_size(t) FROM unnest(ARRAY['runs','steps','ingested_events',"
                 "'artifacts']::regclass[]) t").fetchall())
@@ -180,13 +180,8 @@ def _copy_rows(count: int) -> list[list[Any]]:
     rows = []
     for r in range(count // STEPS_PER_RUN):
         run_id = str(uuid.uuid4())
-        for i in range(STEPS_PER_RUN):
-            event = load_event({"event_id": str(uuid.uuid4()), "type": "step_end", "ts": now_iso(),
-                                "step_id": str(uuid.uuid4()), "seq": i, "name": "compat_filter",
-                                "step_type": "filter", "status": "ok", "started_at": now_iso(),
-                                "metrics": {"candidates_in": 2000, "candidates_out": 40 + i},
-                                "why": "kept same-category candidates"})
-            row = prepare(run_id, i, event).step_row
+        for i, event in enumerate(filter_step_ends(STEPS_PER_RUN)):
+            row = prepare(run_id, i, load_event(event)).step_row
             rows.append([run_id] + [Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c)
                                     for c, kind in STEP_COLUMNS])
     return rows
@@ -242,12 +237,7 @@ def _latency_phase(base_url: str, steps_per_second: float, seconds: float) -> di
 
 
 def _batch_body(size: int) -> tuple[str, bytes]:
-    run_id = str(uuid.uuid4())
-    events = [{"event_id": str(uuid.uuid4()), "type": "step_end", "ts": now_iso(), "step_id": str(uuid.uuid4()),
-               "seq": i, "name": "compat_filter", "step_type": "filter", "status": "ok",
-               "metrics": {"candidates_in": 2000, "candidates_out": 40 + i % 50},
-               "why": "kept same-category candidates"} for i in range(size)]
-    return run_id, json.dumps({"events": events}).encode()
+    return str(uuid.uuid4()), json.dumps({"events": filter_step_ends(size)}).encode()
 
 
 def report(result: dict[str, Any]) -> str:

@@ -19,7 +19,6 @@ import psycopg
 from marshmallow import Schema, fields, validate
 from psycopg.types.json import Jsonb, set_json_dumps
 
-from xray_sdk.values import now_iso
 from xray_server import ingest, jsonio
 from xray_server.config import load_settings
 from xray_server.db import connection_kwargs
@@ -28,6 +27,7 @@ from xray_server.migrations import migrate
 from xray_server.schemas.events import EVENT_SCHEMAS, BatchSchema, load_event
 
 from .database import bench_database
+from .events import filter_step_ends
 
 BATCH = 100
 
@@ -63,13 +63,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=7)
 
 
-def _events(n: int = BATCH) -> list[dict[str, Any]]:
-    return [{"event_id": str(uuid.uuid4()), "type": "step_end", "ts": now_iso(), "step_id": str(uuid.uuid4()),
-             "seq": i, "name": "compat_filter", "step_type": "filter", "status": "ok", "started_at": now_iso(),
-             "metrics": {"candidates_in": 2000, "candidates_out": 40 + i % 50},
-             "why": "kept same-category candidates"} for i in range(n)]
-
-
 def _per_event_us(fn: Callable[[Any], Any], inputs: list[Any], per_input: int) -> float:
     started = time.perf_counter()
     for item in inputs:
@@ -78,7 +71,7 @@ def _per_event_us(fn: Callable[[Any], Any], inputs: list[Any], per_input: int) -
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    batches = [_events() for _ in range(args.batches)]
+    batches = [filter_step_ends(BATCH) for _ in range(args.batches)]
     bodies = [json.dumps({"events": b}).encode() for b in batches]
     events = [e for b in batches for e in b]
     loaded = [load_event(e) for e in events]
@@ -136,7 +129,8 @@ def _sql_stage(url: str, args: argparse.Namespace) -> dict[str, Any]:
                 work = []
                 for _ in range(args.batches):
                     run_id = str(uuid.uuid4())
-                    work.append((run_id, [prepare(run_id, i, load_event(e)) for i, e in enumerate(_events())]))
+                    events = enumerate(filter_step_ends(BATCH))
+                    work.append((run_id, [prepare(run_id, i, load_event(e)) for i, e in events]))
                 started = time.perf_counter()
                 for run_id, prepared in work:
                     apply(connections[name], run_id, prepared)
