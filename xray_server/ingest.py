@@ -210,12 +210,13 @@ def _apply_first_round(conn, run_id: str, unique: list[PreparedEvent], rows: lis
         "event_ids": sorted(p.event_id for p in unique),
         "earliest": min(p.ts for p in unique),
         "rows": Jsonb(rows),
-        "f_status": finish.finish["status"] if finish else None,
-        "f_outcome": Jsonb(finish.finish["outcome"]) if finish and finish.finish["outcome"] is not None else None,
-        "f_error": Jsonb(finish.finish["error"]) if finish and finish.finish["error"] is not None else None,
-        "f_ts": finish.ts if finish else None,
-        "f_event_id": finish.event_id if finish else None,
+        "f_status": None, "f_outcome": None, "f_error": None, "f_ts": None, "f_event_id": None,
     }
+    if finish is not None:
+        outcome, error = finish.finish["outcome"], finish.finish["error"]
+        params.update(f_status=finish.finish["status"], f_ts=finish.ts, f_event_id=finish.event_id,
+                      f_outcome=None if outcome is None else Jsonb(outcome),
+                      f_error=None if error is None else Jsonb(error))
     return {str(row["event_id"]) for row in conn.execute(_APPLY, params).fetchall()}
 
 
