@@ -10,6 +10,8 @@ from tests.support.events import competitor_run
 from tests.support.tcp_proxy import TcpProxy
 from tests.test_api_runs import post_json
 from xray_server.app import create_app
+from xray_server.db import TRUSTED_FOR_SECONDS, Database
+from xray_server.errors import DatabaseUnavailable
 
 # A liveness bound, not a performance figure: far above the configured 1 s pool timeout,
 # far below "hangs until the client gives up".
@@ -67,3 +69,40 @@ def test_outage_is_a_fast_503_then_heals_without_restart(outage_client, proxy, p
         time.sleep(0.2)
     assert client.get("/readyz").status_code == 200
     assert post_json(client, "/api/v1/runs", run).status_code == 201
+
+
+@pytest.fixture()
+def single_connection(settings, pg_url, proxy):
+    """A pool of one connection, through the proxy, so that each request gets the same one."""
+    url = conninfo.make_conninfo(pg_url, host="127.0.0.1", port=str(proxy.port))
+    database = Database(url, dataclasses.replace(settings, database_url=url, pool_min_size=1, pool_max_size=1,
+                                                 pool_timeout=5.0, connect_timeout=2), open_wait=True)
+    yield database
+    database.close()
+
+
+def ask(database):
+    with database.connection() as conn:
+        return conn.execute("SELECT 1 AS one").fetchone()["one"]
+
+
+def restart(proxy):
+    """Break every open connection and accept new ones: what clients see of a restart."""
+    proxy.cut()
+    proxy.restore()
+
+
+def test_a_connection_broken_while_idle_is_replaced_before_it_is_lent(single_connection, proxy):
+    assert ask(single_connection) == 1
+    restart(proxy)
+    time.sleep(TRUSTED_FOR_SECONDS + 0.3)
+    assert ask(single_connection) == 1  # checked, found broken, replaced: no request saw an error
+
+
+def test_a_connection_used_a_moment_ago_is_lent_unchecked_and_a_break_costs_one_503(single_connection, proxy):
+    # The price of saving a round trip per request under load, as RELIABILITY.md says.
+    assert ask(single_connection) == 1
+    restart(proxy)
+    with pytest.raises(DatabaseUnavailable):
+        ask(single_connection)
+    assert ask(single_connection) == 1  # the broken connection was discarded, a new one lent

@@ -32,7 +32,9 @@ class TcpProxy:
             listener, self._listener = self._listener, None
             doomed, self._sockets = self._sockets, set()
         if listener is not None:
-            listener.close()
+            # close() alone leaves the port listening while a thread blocks in accept():
+            # shutdown() wakes it, so the port is free for restore() at once.
+            _close(listener)
         for sock in doomed:
             _close(sock)
 
