@@ -76,7 +76,10 @@ def xray_server(pg_url, tmp_path_factory, db, artifacts_dir):
     from xray_server.local_server import LocalServer
 
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
-    env = {"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2", "XRAY_ARTIFACTS_DIR": str(artifacts_dir)}
+    # No sweep: this server lives all session on a database that other tests' servers fill with
+    # their own stores' rows; it would judge their `pending` rows by its folder and call them lost.
+    env = {"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2", "XRAY_ARTIFACTS_DIR": str(artifacts_dir),
+           "XRAY_ARTIFACT_SWEEP_SECONDS": "0"}
     with LocalServer(env, log_path=log) as running:
         yield running
 
