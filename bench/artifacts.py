@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from xray_server.local_server import LocalServer
+from xray_server.runtime.local_server import LocalServer
 
 from .database import bench_database
 from .events import filter_step_ends

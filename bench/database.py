@@ -12,7 +12,7 @@ from typing import Iterator
 import psycopg
 from psycopg import conninfo
 
-from xray_server.embedded_pg import EmbeddedPostgres
+from xray_server.storage.embedded_pg import EmbeddedPostgres
 
 
 @contextmanager

@@ -87,10 +87,10 @@ FROM (SELECT run_id, started_at, 50 + (random() * 800)::int AS k FROM runs) r
 
 
 def bytes_and_plan(url: str, steps: int) -> dict[str, Any]:
-    from xray_server.config import load_settings
-    from xray_server.db import Database
-    from xray_server.migrations import migrate
-    from xray_server.query import StepQuery, step_query_sql
+    from xray_server.runtime.config import load_settings
+    from xray_server.storage.pool import Database
+    from xray_server.storage.migrations import migrate
+    from xray_server.query.steps import StepQuery, step_query_sql
 
     sizes = {}
     for with_reasons in (False, True):

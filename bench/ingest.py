@@ -28,11 +28,11 @@ import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
-from xray_sdk.transport import HttpTransport
-from xray_server.events import prepare
-from xray_server.ingest import STEP_COLUMNS
-from xray_server.local_server import LocalServer
-from xray_server.migrations import migrate
+from xray_sdk.delivery.transport import HttpTransport
+from xray_server.ingest.rows import prepare
+from xray_server.ingest.merge import STEP_COLUMNS
+from xray_server.runtime.local_server import LocalServer
+from xray_server.storage.migrations import migrate
 from xray_server.schemas.events import load_event
 
 from .database import bench_database
@@ -43,7 +43,7 @@ STEPS_PER_RUN = 50
 
 _CLIENT = """
 import json, resource, sys, time, xray_sdk
-from xray_sdk.delivery import DeliveryConfig
+from xray_sdk.delivery.worker import DeliveryConfig
 url, steps, name = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 client = xray_sdk.Client(url, delivery=DeliveryConfig(max_queue_items=steps * 2, max_queue_bytes=2**30))
 started = time.time()

@@ -24,9 +24,9 @@ from urllib.parse import urlencode, urlsplit
 
 import psycopg
 
-from xray_server.local_server import LocalServer
-from xray_server.migrations import migrate
-from xray_server.query import StepQuery, step_query_sql
+from xray_server.runtime.local_server import LocalServer
+from xray_server.storage.migrations import migrate
+from xray_server.query.steps import StepQuery, step_query_sql
 
 from .database import bench_database
 from .stats import percentile

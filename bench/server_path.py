@@ -19,11 +19,13 @@ import psycopg
 from marshmallow import Schema, fields, validate
 from psycopg.types.json import Jsonb, set_json_dumps
 
-from xray_server import ingest, jsonio
-from xray_server.config import load_settings
-from xray_server.db import connection_kwargs
-from xray_server.events import prepare
-from xray_server.migrations import migrate
+from xray_server import jsonio
+from xray_server.ingest import batch as ingest
+from xray_server.ingest.merge import UPSERT_STEPS
+from xray_server.runtime.config import load_settings
+from xray_server.storage.pool import connection_kwargs
+from xray_server.ingest.rows import prepare
+from xray_server.storage.migrations import migrate
 from xray_server.schemas.events import EVENT_SCHEMAS, BatchSchema, load_event
 
 from .database import bench_database
@@ -54,7 +56,7 @@ def _apply_before(conn: psycopg.Connection, run_id: str, prepared: list) -> None
     with conn.transaction():
         conn.execute(_ENSURE_RUN, (run_id, min(p.ts for p in prepared)))
         new = {str(r["event_id"]) for r in conn.execute(_LEDGER, (run_id, sorted(p.event_id for p in prepared)))}
-        conn.execute(ingest._UPSERT_STEPS, {"run_id": run_id, "rows": Jsonb(
+        conn.execute(UPSERT_STEPS, {"run_id": run_id, "rows": Jsonb(
             [p.step_row for p in prepared if p.step_row and p.event_id in new])})
 
 

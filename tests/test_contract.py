@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from xray_sdk.contract import derive_drop_ratio, evaluate_metrics
+from xray_sdk.contract.metrics import derive_drop_ratio, evaluate_metrics
 
 
 def test_filter_drop_ratio_is_derived_from_the_counts():

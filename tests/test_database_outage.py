@@ -9,8 +9,8 @@ from psycopg import conninfo
 from tests.support.events import competitor_run
 from tests.support.tcp_proxy import TcpProxy
 from tests.test_api_runs import post_json
-from xray_server.app import create_app
-from xray_server.db import TRUSTED_FOR_SECONDS, Database
+from xray_server.web.app import create_app
+from xray_server.storage.pool import TRUSTED_FOR_SECONDS, Database
 from xray_server.errors import DatabaseUnavailable
 
 # A liveness bound, not a performance figure: far above the configured 1 s pool timeout,

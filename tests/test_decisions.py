@@ -8,7 +8,7 @@ from tests.support.events import new_id, step_end
 from tests.support.scripted_server import ScriptedServer
 from tests.test_api_runs import assert_error, post_json
 from xray_sdk.decisions import Decisions
-from xray_sdk.limits import DEFAULT_LIMITS
+from xray_sdk.contract.limits import DEFAULT_LIMITS
 
 
 def test_counts_are_exact_whatever_the_sample_size():

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from tests.support.http import call
-from xray_server.cli import main
+from xray_cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def _all_runs(server, since):
 def test_the_readme_demo_command_starts_everything_itself(tmp_path):
     """`xray demo` with nothing running: embedded PostgreSQL, gunicorn, pipeline, walkthrough."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_")}
-    result = subprocess.run([sys.executable, "-m", "xray_server.cli", "demo", "--runs", "40"], cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-m", "xray_cli", "demo", "--runs", "40"], cwd=tmp_path,
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout

@@ -5,7 +5,7 @@ import pytest
 
 from tests.support.events import competitor_run
 from tests.support.http import call
-from xray_server.local_server import LocalServer, gunicorn_command
+from xray_server.runtime.local_server import LocalServer, gunicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,9 +39,9 @@ def test_errors_over_http_are_json(server):
 
 def test_the_procfile_runs_the_same_gunicorn_settings():
     procfile = (ROOT / "Procfile").read_text()
-    assert "-c python:xray_server.gunicorn_conf" in procfile
-    assert "xray_server.wsgi:app" in procfile
-    assert gunicorn_command("h", 1)[-1] == "xray_server.wsgi:app"
+    assert "-c python:xray_server.runtime.gunicorn_conf" in procfile
+    assert "xray_server.runtime.wsgi:app" in procfile
+    assert gunicorn_command("h", 1)[-1] == "xray_server.runtime.wsgi:app"
 
 
 def test_with_no_database_url_the_server_starts_and_reuses_an_embedded_postgres(tmp_path, pipeline):

@@ -1,6 +1,6 @@
 """explain and diff are rules over the API's JSON: deterministic, and each finding justified."""
-from xray_server.explain import explain
-from xray_server.rundiff import diff_runs
+from xray_server.analysis.explain import explain
+from xray_server.analysis.diff import diff_runs
 
 
 def step(seq, name, step_type="filter", status="ok", metrics=None, why=None, **extra):

@@ -12,9 +12,9 @@ from psycopg import conninfo
 import xray_sdk
 from tests.support.tcp_proxy import TcpProxy
 from tests.test_api_runs import post_json
-from xray_sdk.delivery import DeliveryConfig
-from xray_server.app import create_app
-from xray_server.local_server import LocalServer
+from xray_sdk.delivery.worker import DeliveryConfig
+from xray_server.web.app import create_app
+from xray_server.runtime.local_server import LocalServer
 
 # Liveness bound, not a performance figure (the pool waits 0.5 s).
 FAST_503_SECONDS = 5
@@ -133,7 +133,7 @@ def test_an_exhausted_pool_answers_503_fast_and_recovers(settings, db):
 
 def test_a_real_postgres_restart_under_sdk_load_loses_nothing_acknowledged(tmp_path, pipeline):
     """PostgreSQL itself stopped (fast shutdown) and started again: not a proxy, a restart."""
-    from xray_server.embedded_pg import EmbeddedPostgres
+    from xray_server.storage.embedded_pg import EmbeddedPostgres
 
     embedded = EmbeddedPostgres(tmp_path / "pg" / "data", ephemeral=True)
     url = embedded.start()

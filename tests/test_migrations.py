@@ -7,7 +7,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests.support.databases import throwaway_database
-from xray_server.migrations import LATEST_VERSION, SCHEMA_PATH, current_version, migrate
+from xray_server.storage.migrations import LATEST_VERSION, SCHEMA_PATH, current_version, migrate
 
 
 @pytest.fixture()

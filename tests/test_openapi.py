@@ -4,7 +4,7 @@ import uuid
 
 from tests.support.events import competitor_run
 from tests.test_api_runs import post_json
-from xray_sdk.vocabulary import STEP_TYPES
+from xray_sdk.contract.vocabulary import STEP_TYPES
 
 
 def spec(client):

@@ -4,7 +4,7 @@ from contextlib import contextmanager
 
 from tests.support.events import competitor_run
 from xray_server import ingest
-from xray_server.db import Database
+from xray_server.storage.pool import Database
 
 
 class CountingDatabase(Database):

@@ -6,7 +6,7 @@ import pytest
 
 import xray_sdk
 from tests.support.scripted_server import ScriptedServer
-from xray_sdk.delivery import DeliveryConfig
+from xray_sdk.delivery.worker import DeliveryConfig
 
 # A liveness bound, not a performance figure: the pipeline's steps must finish long before
 # the SDK's first request could even time out (the misbehaving server holds it 60 s).

@@ -11,8 +11,8 @@ import pytest
 import xray_sdk
 from tests.support.http import call
 from tests.support.scripted_server import ScriptedServer
-from xray_sdk.contract import evaluate_metrics
-from xray_sdk.delivery import DeliveryConfig
+from xray_sdk.contract.metrics import evaluate_metrics
+from xray_sdk.delivery.worker import DeliveryConfig
 from xray_sdk.serialize import dumps
 from xray_sdk.values import label
 

@@ -7,7 +7,7 @@ import pytest
 import xray_sdk
 from tests.support.scripted_server import ScriptedServer
 from xray_sdk import XRayContractError, XRayDeliveryError
-from xray_sdk.delivery import DeliveryConfig
+from xray_sdk.delivery.worker import DeliveryConfig
 
 
 @pytest.fixture()

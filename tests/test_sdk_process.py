@@ -12,7 +12,7 @@ import pytest
 
 import xray_sdk
 from tests.support.scripted_server import ScriptedServer
-from xray_sdk.delivery import DeliveryConfig
+from xray_sdk.delivery.worker import DeliveryConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 # Liveness bound: exit must come from the SDK's 1 s shutdown deadline, not from the 60 s the

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 
 from tests.test_faults import proxied
-from xray_server.local_server import LocalServer
+from xray_server.runtime.local_server import LocalServer
 
 DURATION = 40
 CLIENTS = 3
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CLIENT = """
 import json, sys, time, xray_sdk
-from xray_sdk.delivery import DeliveryConfig
+from xray_sdk.delivery.worker import DeliveryConfig
 url, pipeline, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 client = xray_sdk.Client(url, capture="sample", delivery=DeliveryConfig(flush_interval=0.05, max_attempts=1000, backoff_max=0.5,
                                                       breaker_cooldown=0.5, breaker_cooldown_max=2.0))

@@ -5,7 +5,7 @@ import json
 from click.testing import CliRunner
 
 import xray_sdk
-from xray_server.cli import main
+from xray_cli import main
 
 
 def run_pipeline(server, pipeline, capture):

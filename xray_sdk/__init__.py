@@ -20,12 +20,12 @@ from .client import Client
 from .context import current_run, current_step
 from .run import Run, step
 from .step import Step
-from .contract import MetricsVerdict, derive_drop_ratio, evaluate_metrics
-from .delivery import DeliveryConfig
+from .contract.metrics import MetricsVerdict, derive_drop_ratio, evaluate_metrics
+from .delivery.worker import DeliveryConfig
 from .errors import XRayContractError, XRayDeliveryError, XRayError
-from .limits import DEFAULT_LIMITS, Limits
+from .contract.limits import DEFAULT_LIMITS, Limits
 from .summarize import sample, summarize
-from .vocabulary import (
+from .contract.vocabulary import (
     CAPTURE_LEVELS,
     EVENT_TYPES,
     REQUIRED_METRICS,

@@ -13,17 +13,17 @@ import uuid
 import weakref
 from typing import Any, Mapping
 
-from .delivery import EVENT, RUN, Delivery, DeliveryConfig, Item
+from .delivery.worker import EVENT, RUN, Delivery, DeliveryConfig, Item
 from .errors import XRayContractError, XRayDeliveryError
 from .ids import new_id
-from .limits import DEFAULT_LIMITS, Limits
+from .contract.limits import DEFAULT_LIMITS, Limits
 from .ratelog import RateLimitedLog
 from .run import Run
 from .serialize import RawJson, dumps, encode
 from .step import Step
-from .transport import HttpTransport
+from .delivery.transport import HttpTransport
 from .values import label, now_iso
-from .vocabulary import CAPTURE_LEVELS, CaptureLevel
+from .contract.vocabulary import CAPTURE_LEVELS, CaptureLevel
 
 _clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .limits import Limits
-from .vocabulary import OTHER_REASON
+from .contract.limits import Limits
+from .contract.vocabulary import OTHER_REASON
 
 
 class Decisions:

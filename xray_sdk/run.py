@@ -8,12 +8,12 @@ import itertools
 from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 from .context import current_run_var
-from .delivery import EVENT
+from .delivery.worker import EVENT
 from .errors import XRayContractError
 from .ids import new_id
 from .step import Step
 from .values import bounded_summary, error_info, now_iso
-from .vocabulary import RunStatus, StepType
+from .contract.vocabulary import RunStatus, StepType
 
 if TYPE_CHECKING:
     from .client import Client

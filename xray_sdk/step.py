@@ -10,15 +10,15 @@ import contextvars
 import time
 from typing import TYPE_CHECKING, Any, Mapping
 
-from .capture import truncate_text
+from .contract.bounds import truncate_text
 from .context import current_step_var
-from .contract import evaluate_metrics
+from .contract.metrics import evaluate_metrics
 from .decisions import Decisions
-from .delivery import EVENT
+from .delivery.worker import EVENT
 from .ids import new_id
 from .serialize import RawJson, clean_text, dumps
 from .values import bounded_summary, error_info, label, now_iso
-from .vocabulary import CAPTURE_LEVELS, CAPTURE_RANK, REQUIRED_METRICS, STEP_TYPES, CaptureLevel, StepStatus, StepType
+from .contract.vocabulary import CAPTURE_LEVELS, CAPTURE_RANK, REQUIRED_METRICS, STEP_TYPES, CaptureLevel, StepStatus, StepType
 
 if TYPE_CHECKING:
     from .run import Run

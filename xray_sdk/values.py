@@ -5,8 +5,8 @@ import time
 import traceback
 from typing import Any
 
-from .capture import truncate_text
-from .limits import Limits
+from .contract.bounds import truncate_text
+from .contract.limits import Limits
 from .serialize import clean_text, dumps, to_json_safe
 
 _LABELS: dict[str, str] = {}  # step and pipeline names recur: clean each once (uncut)

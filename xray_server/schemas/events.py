@@ -6,8 +6,8 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from xray_sdk.limits import DEFAULT_LIMITS
-from xray_sdk.vocabulary import (
+from xray_sdk.contract.limits import DEFAULT_LIMITS
+from xray_sdk.contract.vocabulary import (
     CAPTURE_LEVELS,
     EVENT_TYPES,
     FINAL_RUN_STATUSES,
@@ -17,8 +17,8 @@ from xray_sdk.vocabulary import (
     EventType,
 )
 
-from .fields import EventTime, JsonValue, Text
-from .plain import NotPlain, PlainLoader
+from xray_server.schemas.fields import EventTime, JsonValue, Text
+from xray_server.schemas.plain import NotPlain, PlainLoader
 
 L = DEFAULT_LIMITS
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow.utils import missing
 
-from .fields import EventTime, JsonValue, Text, json_value_problem, unstorable_text_problem
+from xray_server.schemas.fields import EventTime, JsonValue, Text, json_value_problem, unstorable_text_problem
 
 
 class NotPlain(Exception):

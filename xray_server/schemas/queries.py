@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from xray_sdk.limits import DEFAULT_LIMITS
-from xray_sdk.vocabulary import RUN_STATUSES, STEP_STATUSES, STEP_TYPES
+from xray_sdk.contract.limits import DEFAULT_LIMITS
+from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES, STEP_TYPES
 
-from .fields import Text, TimeBound
+from xray_server.schemas.fields import Text, TimeBound
 
 L = DEFAULT_LIMITS
 _ratio = validate.Range(min=0.0, max=1.0)

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from xray_sdk.limits import DEFAULT_LIMITS
+from xray_sdk.contract.limits import DEFAULT_LIMITS
 
-from .fields import EventTime, JsonValue, Tags, Text
+from xray_server.schemas.fields import EventTime, JsonValue, Tags, Text
 
 L = DEFAULT_LIMITS
 

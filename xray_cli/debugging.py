@@ -1,0 +1,211 @@
+"""Commands to debug runs from a terminal or a script: runs, show, steps, explain, diff."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from xray_server.analysis.explain import explain as explain_run
+from xray_server.analysis.diff import diff_runs
+from xray_server.analysis.why_dropped import why_dropped as why_dropped_in
+from xray_server.analysis.why_dropped import why_dropped_text
+from xray_cli import render
+from xray_cli.api import Api, default_url
+
+url_option = click.option("--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000",
+                          help="The X-Ray server.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+
+
+@click.command()
+@url_option
+@json_option
+@click.option("--pipeline")
+@click.option("--entity")
+@click.option("--status", type=click.Choice(["running", "ok", "error"]))
+@click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
+@click.option("--limit", type=int, default=20, show_default=True)
+def runs(url: str, as_json: bool, pipeline: str | None, entity: str | None, status: str | None,
+         since: str | None, limit: int) -> None:
+    """Recent runs, newest first."""
+    page = Api(url).get("/api/v1/runs", pipeline=pipeline, entity=entity, status=status, since=since, limit=limit)
+    if as_json:
+        return render.emit_json(page)
+    click.echo(render.table(
+        [[r["run_id"], r["started_at"], r["pipeline"], r["entity"], render.status(r["status"]),
+          r["duration_ms"], _outcome(r)] for r in page["runs"]],
+        ["run", "started", "pipeline", "entity", "status", "ms", "outcome"]))
+
+
+@click.command()
+@url_option
+@json_option
+@click.argument("run_id")
+def show(url: str, as_json: bool, run_id: str) -> None:
+    """One run's steps in order: metrics, why, status and artifacts."""
+    run = Api(url).run(run_id)
+    if as_json:
+        return render.emit_json(run)
+    click.echo(show_text(run))
+
+
+def show_text(run: dict[str, Any]) -> str:
+    """The step timeline of a run view, as `xray show` prints it."""
+    head = (f"run {run['run_id']}  pipeline {run['pipeline']}  entity {run['entity']}  "
+            f"status {render.status(run['status'])}  outcome {_outcome(run)}")
+    rows = [[s["seq"], s["name"], s["step_type"], render.status(s["status"]), s["duration_ms"],
+             render.metrics(s["metrics"]), s["why"] or ("; ".join(s["contract_violations"]) or None)]
+            for s in run["steps"]]
+    lines = [head, "", render.table(rows, ["seq", "step", "type", "status", "ms", "metrics", "why"], max_width=90)]
+    for step in run["steps"]:
+        if step["error"]:
+            lines.append(render.paint(f"  step {step['seq']} {step['name']} failed: {step['error']['type']}: "
+                                      f"{step['error']['message']}", "red"))
+        for a in step["artifacts"]:
+            state = a["status"] + (f" ({a['drop_reason']})" if a["drop_reason"] else "") + (
+                f" {a['link']}" if a.get("link") else "")
+            lines.append(f"  step {step['seq']} {step['name']}: artifact {a['name']} [{a['capture']}] {state}")
+    return "\n".join(lines)
+
+
+@click.command()
+@url_option
+@json_option
+@click.option("--type", "step_type", multiple=True, help="Step type; repeat for several.")
+@click.option("--pipeline")
+@click.option("--name", help="Step name.")
+@click.option("--status", type=click.Choice(["running", "ok", "error"]))
+@click.option("--min-drop-ratio", type=float)
+@click.option("--max-drop-ratio", type=float)
+@click.option("--violations/--no-violations", default=None, help="Only steps with (or without) contract violations.")
+@click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
+@click.option("--until")
+@click.option("--limit", type=int, default=50, show_default=True)
+def steps(url: str, as_json: bool, step_type: tuple[str, ...], pipeline: str | None, name: str | None,
+          status: str | None, min_drop_ratio: float | None, max_drop_ratio: float | None,
+          violations: bool | None, since: str | None, until: str | None, limit: int) -> None:
+    """The cross-run query: steps across runs, newest first."""
+    page = Api(url).get("/api/v1/steps", step_type=list(step_type), pipeline=pipeline, name=name, status=status,
+                        min_drop_ratio=min_drop_ratio, max_drop_ratio=max_drop_ratio,
+                        violations=None if violations is None else str(violations).lower(),
+                        since=since, until=until, limit=limit)
+    if as_json:
+        return render.emit_json(page)
+    click.echo(steps_text(page["steps"]))
+
+
+def steps_text(rows: list[dict[str, Any]]) -> str:
+    """Cross-run step rows as a table."""
+    return render.table(
+        [[s["run_id"], s["pipeline"], s["entity"], s["name"], render.status(s["status"]),
+          s["metrics"].get("candidates_in"), s["metrics"].get("candidates_out"),
+          f"{s['metrics']['drop_ratio']:.3f}" if "drop_ratio" in s["metrics"] else None, s["why"]]
+         for s in rows],
+        ["run", "pipeline", "entity", "step", "status", "in", "out", "drop_ratio", "why"])
+
+
+@click.command()
+@url_option
+@json_option
+@click.option("--baseline", default="7d", show_default=True, help="How far back the baseline runs go.")
+@click.argument("run_id")
+def explain(url: str, as_json: bool, baseline: str, run_id: str) -> None:
+    """Which step most likely failed and why, against the baseline of recent runs."""
+    result = explain_for(Api(url), run_id, baseline)
+    if as_json:
+        return render.emit_json(result)
+    click.echo(explain_text(result))
+
+
+def explain_for(api: Api, run: str | dict[str, Any], baseline: str = "7d") -> dict[str, Any]:
+    """Explain a run (its id, or the run view already fetched) against its pipeline's baseline."""
+    if isinstance(run, str):
+        run = api.run(run)
+    if not run["pipeline"]:
+        return explain_run(run, {})
+    stats = api.get("/api/v1/steps/stats", pipeline=run["pipeline"], since=baseline)
+    reasons = {s["name"]: api.get("/api/v1/steps/reasons", pipeline=run["pipeline"], name=s["name"], since=baseline)
+               for s in run["steps"] if s.get("rejections")}
+    return explain_run(run, stats, reasons)
+
+
+def explain_text(result: dict[str, Any]) -> str:
+    """Findings, most serious first, then the verdict."""
+    lines = [f"run {result['run_id']}  pipeline {result['pipeline']}  entity {result['entity']}  "
+             f"status {render.status(result['status'])}  outcome {_outcome(result)}", ""]
+    for f in result["findings"]:
+        colour = "red" if f["kind"] in ("error", "outlier", "empty") else "yellow"
+        lines.append(f"  [{render.paint(f['kind'], colour)}] step {f['seq']} {f['step']}: {f['message']}")
+        if f["why"] and f["kind"] in ("error", "outlier", "empty"):
+            lines.append(f"      the step's why: {f['why']}")
+    if not result["findings"]:
+        lines.append("  no findings")
+    lines += ["", render.paint(result["verdict"], bold=True)]
+    return "\n".join(lines)
+
+
+@click.command("why-dropped")
+@url_option
+@json_option
+@click.argument("run_id")
+@click.argument("candidate_id")
+def why_dropped(url: str, as_json: bool, run_id: str, candidate_id: str) -> None:
+    """Which step dropped a candidate, and why, from the evidence the run kept."""
+    api = Api(url)
+    answer = why_dropped_in(api.run(run_id), candidate_id, api.get)
+    if as_json:
+        return render.emit_json(answer)
+    click.echo(why_dropped_text(answer))
+
+
+@click.command()
+@url_option
+@json_option
+@click.argument("run_a")
+@click.argument("run_b")
+def diff(url: str, as_json: bool, run_a: str, run_b: str) -> None:
+    """Two runs lined up step by step: what changed in metrics, outputs and why."""
+    api = Api(url)
+    result = diff_runs(api.run(run_a), api.run(run_b))
+    if as_json:
+        return render.emit_json(result)
+    click.echo(diff_text(result))
+
+
+def diff_text(result: dict[str, Any]) -> str:
+    """The changes of a diff, step by step."""
+    a, b = result["a"], result["b"]
+    lines = [f"a: {a['run_id']} {a['entity']} ({a['status']})", f"b: {b['run_id']} {b['entity']} ({b['status']})"]
+    if not result["same_pipeline"]:
+        lines.append(render.paint(f"different pipelines: {a['pipeline']} vs {b['pipeline']}", "yellow"))
+    rows = []
+    for step in result["steps"]:
+        if "only_in" in step:
+            rows.append([step["name"], "(step)", f"only in {step['only_in']}", ""])
+        for field, (left, right) in step["changes"].items():
+            rows.append([step["name"], field, _brief(left), _brief(right)])
+        if not step["changes"] and "only_in" not in step:
+            rows.append([step["name"], "", "same", "same"])
+    lines += ["", render.table(rows, ["step", "field", "a", "b"], max_width=70)]
+    if result["outcome"]:
+        lines += ["", f"outcome: {_brief(result['outcome'][0])}  ->  {_brief(result['outcome'][1])}"]
+    return "\n".join(lines)
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, (dict, list)):
+        import json
+        return json.dumps(value, separators=(",", ":"))
+    return "-" if value is None else str(value)
+
+
+def _outcome(run: dict[str, Any]) -> str:
+    if run.get("error"):
+        return f"error {run['error'].get('type')}"
+    outcome = run.get("outcome")
+    if isinstance(outcome, dict) and isinstance(outcome.get("competitor"), dict):
+        c = outcome["competitor"]
+        return f"{c.get('asin')} ({c.get('category')})"
+    return "-" if outcome is None else render._cell(str(outcome), 50)

@@ -1,0 +1,72 @@
+"""Commands that run the server: serve, migrate."""
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from xray_server.runtime.config import load_settings
+
+
+@click.command()
+@click.option("--host", help="Address to bind (default XRAY_HOST or 127.0.0.1; X-Ray has no auth).")
+@click.option("--port", type=int, help="Port to bind (default XRAY_PORT or 8000).")
+@click.option("--workers", type=int, help="gunicorn workers (default XRAY_WORKERS or 2).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the API under gunicorn; starts an embedded PostgreSQL if XRAY_DATABASE_URL is unset."""
+    from xray_server.runtime.local_server import gunicorn_command
+
+    settings = load_settings()
+    if workers:
+        os.environ["XRAY_WORKERS"] = str(workers)
+    command = gunicorn_command(host or settings.host, port or settings.port)
+    os.execv(command[0], command)
+
+
+@click.command()
+def migrate() -> None:
+    """Apply the schema to XRAY_DATABASE_URL (the server also does this when it starts)."""
+    import psycopg
+
+    from xray_server.storage.pool import connection_kwargs
+    from xray_server.storage.migrations import migrate as apply
+
+    settings = load_settings()
+    if not settings.database_url:
+        click.echo("XRAY_DATABASE_URL is not set; `xray serve` migrates its embedded database itself.", err=True)
+        sys.exit(2)
+    with psycopg.connect(settings.database_url, **connection_kwargs(settings)) as conn:
+        click.echo(f"schema at version {apply(conn)}")
+
+
+@click.command()
+@click.option("--older-than", "older_than", default="30d", show_default=True,
+              help="Delete the artifacts of runs that started longer ago than this (30m, 24h, 30d, 8w).")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+def gc(older_than: str, dry_run: bool) -> None:
+    """Delete old artifacts from the store, mark their rows, and settle rows a crash left pending."""
+    from xray_server.web.app import open_store
+    from xray_server.artifacts.writer import resolve_stale_pending
+    from xray_server.storage.pool import Database
+    from xray_server.artifacts.retention import collect
+    from xray_server.schemas.fields import parse_age
+
+    try:
+        age = parse_age(older_than)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    settings = load_settings()
+    if not settings.database_url:
+        click.echo("XRAY_DATABASE_URL is not set: point it at the server's PostgreSQL.", err=True)
+        sys.exit(2)
+    db = Database(settings.database_url, settings, open_wait=True)
+    try:
+        store = open_store(settings)
+        settled = 0 if dry_run else resolve_stale_pending(db, store)
+        result = collect(db, store, age, dry_run=dry_run)
+    finally:
+        db.close()
+    verb = "would delete" if dry_run else "deleted"
+    click.echo(f"{verb} {result['deleted']} artifacts of runs started before {result['cutoff']}"
+               f"; {result['failed']} could not be deleted now; {settled} pending rows settled")

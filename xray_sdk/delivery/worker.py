@@ -1,0 +1,362 @@
+"""Background delivery: a bounded queue and one thread that batches, sends and retries.
+
+The contract with the pipeline (after sentry-python's worker and OpenTelemetry's
+BatchSpanProcessor, and better than both on these points):
+- `submit()` never blocks and never waits on I/O; it returns whether the item was taken.
+- Memory is bounded by item count and bytes; beyond the bound, items are dropped and counted.
+- Batches go out by count, by bytes and by interval; a run's create goes before its events.
+- Only what can succeed later is retried (network errors, 408, 429, 5xx), a bounded number of
+  times, with exponential backoff and jitter, honouring Retry-After; a 4xx never is.
+- Repeated failures open a circuit breaker: nothing is sent during a cool-down, the queue keeps
+  what fits, and delivery resumes by itself when the server is back.
+- After fork() the child starts empty with its own thread: nothing is sent twice.
+- `stats()` reconciles exactly: enqueued == sent + dropped + pending.
+"""
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import threading
+import time
+import weakref
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..ratelog import RateLimitedLog
+from .transport import HttpTransport, Response, TransportError
+
+RUN = "run"
+EVENT = "event"
+
+_instances: "weakref.WeakSet[Delivery]" = weakref.WeakSet()
+
+
+class Item:
+    """One request body fragment: a run create, or one event of a run."""
+
+    __slots__ = ("run_id", "kind", "data", "attempts")
+
+    def __init__(self, run_id: str, kind: str, data: bytes) -> None:
+        self.run_id = run_id
+        self.kind = kind
+        self.data = data
+        self.attempts = 0
+
+
+@dataclass
+class DeliveryConfig:
+    """Bounds and timings of delivery. The defaults suit a pipeline on one machine."""
+
+    max_queue_items: int = 20_000
+    max_queue_bytes: int = 32 * 1024 * 1024
+    batch_max_items: int = 500
+    batch_max_bytes: int = 1024 * 1024
+    flush_interval: float = 0.5
+    max_attempts: int = 5
+    backoff_base: float = 0.25
+    backoff_max: float = 8.0
+    retry_after_max: float = 60.0
+    breaker_threshold: int = 3
+    breaker_cooldown: float = 2.0
+    breaker_cooldown_max: float = 30.0
+
+
+@dataclass
+class _Unit:
+    path: str
+    items: list[Item] = field(default_factory=list)
+
+
+class Delivery:
+    """Owns the queue and the background thread of one client."""
+
+    def __init__(self, transport: HttpTransport, config: DeliveryConfig | None = None,
+                 on_tick: Callable[[], None] | None = None) -> None:
+        self.transport = transport
+        self.config = config or DeliveryConfig()
+        self.on_tick = on_tick
+        self.shutdown_timeout = 2.0
+        self.log = RateLimitedLog()
+        self._reset()
+        _instances.add(self)
+
+    # ------------------------------------------------------------------ pipeline side
+
+    def submit(self, item: Item) -> bool:
+        """Queue `item` for delivery; False (and counted) if it had to be dropped."""
+        if self._pid != os.getpid():
+            self._reset()
+        c = self.config
+        with self._lock:
+            self._enqueued += 1
+            if self._closed:
+                self._dropped["closed"] += 1
+                return False
+            if len(self._queue) >= c.max_queue_items or self._queued_bytes + len(item.data) > c.max_queue_bytes:
+                self._dropped["queue_full"] += 1
+                full = True
+            else:
+                self._queue.append(item)
+                self._queued_bytes += len(item.data)
+                self._accepted += 1
+                full = False
+            ready = len(self._queue) >= c.batch_max_items or self._queued_bytes >= c.batch_max_bytes
+        if full:
+            self.log.warning("queue_full", "X-Ray queue is full: dropping events (is the server reachable?)")
+            return False
+        if self._thread is None or not self._thread.is_alive():
+            self._start_thread()
+        if ready:
+            self._wake.set()
+        return True
+
+    def pressure(self) -> float:
+        """How full the queue is, 0.0 to 1.0, by bytes or count, whichever is higher."""
+        c = self.config
+        return max(self._queued_bytes / c.max_queue_bytes, len(self._queue) / c.max_queue_items)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything queued before this call is delivered or dropped (items queued
+        meanwhile by other threads are not waited for); False on timeout."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        with self._lock:
+            # Queued items are resolved in queue order (a retry goes back to the head), so when
+            # this many have been resolved, everything queued before the call has been.
+            target = self._accepted
+            while self._resolved < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._thread is None:
+                    return False
+                self._wake.set()
+                self._idle.wait(min(remaining, 0.05))
+        return True
+
+    def close(self, timeout: float) -> bool:
+        """Flush within `timeout`, then stop; what is left is dropped as `shutdown`."""
+        if self._pid != os.getpid():
+            return True
+        delivered = self.flush(timeout)
+        with self._lock:
+            self._closed = True
+            left = len(self._queue)
+            self._queue.clear()
+            self._queued_bytes = 0
+            self._dropped["shutdown"] += left
+            self._resolved += left
+        self._stop.set()
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=0.1)
+        self.transport.close()
+        return delivered and left == 0
+
+    def stats(self) -> dict[str, Any]:
+        """Counters that reconcile: enqueued == sent + sum(dropped) + pending."""
+        with self._lock:
+            dropped = dict(self._dropped)
+            return {
+                "enqueued": self._enqueued,
+                "sent": self._sent,
+                "dropped": dropped,
+                "dropped_total": sum(dropped.values()),
+                "pending": len(self._queue) + self._inflight,
+                "queue_bytes": self._queued_bytes,
+                "requests": self._requests,
+                "retries": self._retries,
+                "circuit": "open" if time.monotonic() < self._retry_at and self._failures >= self.config.breaker_threshold else "closed",
+            }
+
+    # ------------------------------------------------------------------ worker side
+
+    def _reset(self) -> None:
+        """Fresh state: at construction, and in a forked child (whose locks may be held)."""
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._queue: deque[Item] = deque()
+        self._queued_bytes = 0
+        self._inflight = 0
+        self._enqueued = self._sent = self._requests = self._retries = 0
+        self._accepted = self._resolved = 0  # items that entered the queue / left it for good
+        self._dropped: Counter[str] = Counter()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+        self._retry_at = 0.0
+        self._cooldown = self.config.breaker_cooldown
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            self._thread = threading.Thread(target=self._run, name="xray-delivery", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.config.flush_interval)
+            self._wake.clear()
+            try:
+                if self.on_tick is not None:
+                    self.on_tick()
+                self._drain()
+            except Exception as exc:  # the loop must outlive any bug
+                self.log.warning("worker", "X-Ray delivery error: %s", type(exc).__name__)
+
+    def _drain(self) -> None:
+        while not self._stop.is_set():
+            delay = self._retry_at - time.monotonic()
+            if delay > 0 and self._stop.wait(delay):
+                return
+            units = self._take()
+            if not units:
+                return
+            if not self._deliver(units):
+                return
+
+    def _take(self) -> list[_Unit]:
+        c = self.config
+        taken: list[Item] = []
+        size = 0
+        with self._lock:
+            while self._queue and len(taken) < c.batch_max_items and (not taken or size < c.batch_max_bytes):
+                item = self._queue.popleft()
+                taken.append(item)
+                size += len(item.data)
+            self._queued_bytes -= size
+            self._inflight += len(taken)
+        creates = [_Unit("/api/v1/runs", [i]) for i in taken if i.kind == RUN]
+        by_run: dict[str, _Unit] = {}
+        for item in taken:
+            if item.kind == EVENT:
+                by_run.setdefault(item.run_id, _Unit(f"/api/v1/runs/{item.run_id}/events")).items.append(item)
+        return creates + list(by_run.values())
+
+    def _deliver(self, units: list[_Unit]) -> bool:
+        """Send units in order; on a retryable failure, put it and the rest back and back off."""
+        for index, unit in enumerate(units):
+            try:
+                outcome = self._send(unit)
+            except Exception as exc:  # a bug or a bizarre answer: never leave items in flight
+                self._resolve(len(unit.items), dropped={"internal_error": len(unit.items)})
+                self.log.warning("send", "X-Ray delivery error, %d events dropped: %s", len(unit.items),
+                                 type(exc).__name__)
+                continue
+            if outcome is not None:
+                self._back_off(units[index:], outcome)
+                return False
+        return True
+
+    def _send(self, unit: _Unit) -> Response | TransportError | None:
+        """Send one unit; resolve its items unless the failure is worth retrying (returned)."""
+        body = unit.items[0].data if unit.path == "/api/v1/runs" else \
+            b'{"events":[' + b",".join(i.data for i in unit.items) + b"]}"
+        self._requests += 1
+        try:
+            response = self.transport.post(unit.path, body)
+        except TransportError as exc:
+            return exc
+        status = response.status
+        if status in (408, 429) or status >= 500:
+            return response
+        self._failures, self._cooldown = 0, self.config.breaker_cooldown
+        n = len(unit.items)
+        if status in (200, 201):
+            self._resolve(n, sent=n)
+        elif status == 207 and isinstance(response.body, dict) and isinstance(response.body.get("rejected"), list):
+            rejected = min(n, len(response.body["rejected"]))
+            self._resolve(n, sent=n - rejected, dropped={"rejected_by_server": rejected})
+            self.log.warning("rejected", "X-Ray rejected %d of %d events: %s", rejected, n,
+                             _first_error(response.body))
+        else:
+            self._resolve(n, dropped={"rejected_by_server": n})
+            self.log.warning(f"http_{status}", "X-Ray answered %d to %s: %s", status,
+                             unit.path.split("/")[-1], _error_code(response.body))
+        return None
+
+    def _back_off(self, units: list[_Unit], failure: Response | TransportError) -> None:
+        c = self.config
+        failed, rest = units[0], units[1:]
+        self._failures += 1
+        delay = min(c.backoff_max, c.backoff_base * 2 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
+        if isinstance(failure, Response) and failure.retry_after is not None:
+            delay = max(delay, min(failure.retry_after, c.retry_after_max))
+        if self._failures >= c.breaker_threshold:
+            delay = max(delay, self._cooldown)
+            self._cooldown = min(self._cooldown * 2, c.breaker_cooldown_max)
+        self._retry_at = time.monotonic() + delay
+        reason = f"http_{failure.status}" if isinstance(failure, Response) else "network"
+        self.log.warning(f"retry_{reason}", "X-Ray unreachable (%s); retrying in %.1fs", reason, delay)
+        exhausted = []
+        for item in failed.items:
+            item.attempts += 1
+            if item.attempts >= c.max_attempts:
+                exhausted.append(item)
+        retry = [i for i in failed.items if i.attempts < c.max_attempts] + [i for u in rest for i in u.items]
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._retries += 1
+                self._queue.extendleft(reversed(retry))
+                self._queued_bytes += sum(len(i.data) for i in retry)
+                self._inflight -= len(retry)
+        if closed:  # close() already gave up on the queue: these go the same way
+            self._resolve(len(retry), dropped={"shutdown": len(retry)})
+        if exhausted:
+            self._resolve(len(exhausted), dropped={"retries_exhausted": len(exhausted)})
+
+    def _resolve(self, count: int, *, sent: int = 0, dropped: dict[str, int] | None = None) -> None:
+        with self._lock:
+            self._inflight -= count
+            self._resolved += count
+            self._sent += sent
+            for reason, n in (dropped or {}).items():
+                if n:
+                    self._dropped[reason] += n
+            self._idle.notify_all()
+
+
+def _error_code(body: Any) -> str:
+    try:
+        return str(body["error"]["code"])
+    except Exception:
+        return "no error body"
+
+
+def _first_error(body: Any) -> str:
+    try:
+        first = body["rejected"][0]
+        return f"event {first['index']}: fields {sorted(first['errors'])}"
+    except Exception:
+        return "no details"
+
+
+def _after_fork_in_child() -> None:
+    for delivery in list(_instances):
+        delivery._reset()
+
+
+def _close_all_at_exit() -> None:
+    """At interpreter exit, give every delivery of this process one shared deadline (the
+    largest `shutdown_timeout` among them), so that many clients do not add up their waits."""
+    deliveries = [d for d in list(_instances) if d._pid == os.getpid()]
+    if not deliveries:
+        return
+    deadline = time.monotonic() + max(d.shutdown_timeout for d in deliveries)
+    for delivery in deliveries:
+        try:
+            delivery.close(max(0.0, deadline - time.monotonic()))
+        except Exception:
+            pass
+
+
+atexit.register(_close_all_at_exit)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,1 +1,0 @@
-"""HTTP handlers: parse the request, call one function, answer. No business rules here."""

@@ -1,0 +1,162 @@
+"""Writing artifact payloads after the step is committed, within a budget, never at the cost
+of metrics. Every artifact row ends `stored` (the object exists) or `dropped` with a reason:
+
+- `store_unavailable`: the store failed or its circuit breaker is open;
+- `load_shed`: this request's time or bytes budget, or the worker's write slots, were spent;
+- `too_large` / `capture_policy`: decided at ingest, before anything is written;
+- `lost`: the row stayed `pending` (a worker died between commit and write) and no object exists;
+- `not_found`: a client's reference to an object the store does not have.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from xray_server.storage.pool import Database
+from xray_server.artifacts.stores import ArtifactStore, BadKey, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class PendingArtifact:
+    """An artifact row committed as `pending`, with what it takes to settle it."""
+
+    artifact_id: str
+    event_id: str
+    key: str
+    content_type: str
+    data: bytes | None  # None: a client's reference, only checked for existence
+    index: int = 0
+    name: str = ""
+
+
+@dataclass
+class Breaker:
+    """Stop calling a failing store for a cool-down that doubles up to a ceiling."""
+
+    threshold: int = 3
+    cooldown: float = 2.0
+    ceiling: float = 30.0
+    failures: int = 0
+    open_until: float = 0.0
+    _current: float = field(default=0.0, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def allows(self) -> bool:
+        return time.monotonic() >= self.open_until
+
+    def record(self, ok: bool) -> None:
+        with self._lock:
+            if ok:
+                self.failures, self._current = 0, 0.0
+                return
+            self.failures += 1
+            if self.failures >= self.threshold:
+                self._current = min(self.ceiling, self._current * 2 if self._current else self.cooldown)
+                self.open_until = time.monotonic() + self._current
+
+
+class ArtifactWriter:
+    """Settles the pending artifacts of one ingest request against the store.
+
+    Writes run on a small thread pool shared by the worker's requests, so a batch's artifacts
+    go out in parallel; whatever has not finished when the request's budget runs out is not
+    waited for: not yet started, it is dropped (`load_shed`); already under way, its row stays
+    `pending` and the sweep settles it from what the store then holds.
+    """
+
+    def __init__(self, store: ArtifactStore, *, budget_ms: int, budget_bytes: int, concurrency: int,
+                 parallel_writes: int = 8) -> None:
+        self.store = store
+        self.budget_ms = budget_ms
+        self.budget_bytes = budget_bytes
+        self.slots = threading.BoundedSemaphore(max(1, concurrency))
+        self.pool = ThreadPoolExecutor(max_workers=parallel_writes, thread_name_prefix="xray-artifacts")
+        self.breaker = Breaker()
+
+    def settle(self, db: Database, run_id: str, pending: list[PendingArtifact]) -> list[dict[str, Any]]:
+        """Write what the budget allows, record each outcome, and return the outcomes."""
+        if not pending:
+            return []
+        deadline = time.monotonic() + self.budget_ms / 1000
+        acquired = self.slots.acquire(timeout=self.budget_ms / 1000)
+        try:
+            results = self._write_all(pending, acquired, deadline)
+        finally:
+            if acquired:
+                self.slots.release()
+        outcomes = [{"artifact_id": item.artifact_id, "event_id": item.event_id, "status": status,
+                     "drop_reason": reason, "index": item.index, "name": item.name}
+                    for item, (status, reason) in zip(pending, results)]
+        record_outcomes(db, run_id, [o for o in outcomes if o["status"] != "pending"])
+        return outcomes
+
+    def _write_all(self, pending: list[PendingArtifact], acquired: bool, deadline: float) -> list[tuple[str, str | None]]:
+        results: list[tuple[str, str | None] | None] = [None] * len(pending)
+        futures = {}
+        spent = 0
+        for i, item in enumerate(pending):
+            if not self.breaker.allows():
+                results[i] = ("dropped", "store_unavailable")
+            elif not acquired:
+                results[i] = ("dropped", "load_shed")
+            elif item.data is not None and spent + len(item.data) > self.budget_bytes:
+                results[i] = ("dropped", "load_shed")
+            else:
+                spent += len(item.data or b"")
+                futures[self.pool.submit(self._write_one, item, deadline)] = i
+        done, not_done = wait(futures, timeout=max(0.0, deadline - time.monotonic()))
+        for future in done:
+            results[futures[future]] = future.result()
+        for future in not_done:
+            # Not started: never will be. Started: its outcome is for the sweep to read.
+            results[futures[future]] = ("dropped", "load_shed") if future.cancel() else ("pending", None)
+        return results  # type: ignore[return-value]
+
+    def _write_one(self, item: PendingArtifact, deadline: float) -> tuple[str, str | None]:
+        if time.monotonic() >= deadline:
+            return "dropped", "load_shed"
+        if not self.breaker.allows():
+            return "dropped", "store_unavailable"
+        try:
+            if item.data is None:
+                found = self.store.exists(item.key)
+                self.breaker.record(True)
+                return ("stored", None) if found else ("dropped", "not_found")
+            self.store.put(item.key, item.data, item.content_type)
+        except BadKey:
+            return "dropped", "invalid_key"
+        except StoreUnavailable as exc:
+            self.breaker.record(False)
+            log.warning("artifact store unavailable: %s", exc)
+            return "dropped", "store_unavailable"
+        except Exception as exc:  # a store bug must not fail the ingest request
+            log.warning("artifact write failed: %s", type(exc).__name__)
+            return "dropped", "store_unavailable"
+        self.breaker.record(True)
+        return "stored", None
+
+
+def record_outcomes(db: Database, run_id: str, outcomes: list[dict[str, Any]], *,
+                    from_status: str = "pending") -> None:
+    """Move rows still in `from_status` to their outcome; a row a newer step_end has since
+    replaced (another event_id) is left to that one."""
+    if not outcomes:
+        return
+    with db.connection() as conn:
+        conn.execute(
+            """
+            UPDATE artifacts a SET status = f.status, drop_reason = f.drop_reason
+            FROM jsonb_to_recordset(%s) AS f(artifact_id uuid, event_id uuid, status text, drop_reason text)
+            WHERE a.run_id = %s AND a.artifact_id = f.artifact_id AND a.event_id = f.event_id
+              AND a.status = %s
+            """,
+            (Jsonb([{k: o[k] for k in ("artifact_id", "event_id", "status", "drop_reason")} for o in outcomes]),
+             run_id, from_status),
+        )

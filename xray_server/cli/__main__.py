@@ -1,4 +1,0 @@
-"""`python -m xray_server.cli`: the `xray` command without its console script."""
-from . import main
-
-main()

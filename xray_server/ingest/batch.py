@@ -1,0 +1,203 @@
+"""Applying a batch of events to a run in the hot tier.
+
+Rules this module owns:
+- Replaying a batch, or receiving events out of order or twice, leaves one final state:
+  each event_id is applied once per run (the `ingested_events` ledger), and the step
+  merge (`merge.py`) is order-independent (earliest start, latest end wins, ties by event id).
+- Events for a run never created still land: the run is made implicitly.
+- A batch is atomic: usually one statement (ledger, run and steps together), whatever its
+  size; more only when it holds a step several times or artifacts, and then one transaction.
+- Valid events beside invalid ones are stored; the invalid ones are reported one by one.
+"""
+from __future__ import annotations
+
+import uuid
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from marshmallow import ValidationError
+from psycopg.types.json import Jsonb
+
+from xray_server.artifacts.writer import ArtifactWriter
+from xray_server.ids import parse_run_id
+from xray_server.ingest.bodies import as_field_errors, load_body
+from xray_server.ingest.merge import APPLY_BATCH, INSERT_ARTIFACTS, UPSERT_STEPS
+from xray_server.ingest.rows import ArtifactPolicy, EventRejected, PreparedEvent, prepare
+from xray_server.schemas.events import BatchSchema, load_event
+from xray_server.storage.pool import Database
+
+_batch_schema = BatchSchema()
+
+
+@dataclass
+class BatchResult:
+    """What happened to each event of a batch."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    contract_violations: list[dict[str, Any]] = field(default_factory=list)
+    truncated: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def http_status(self) -> int:
+        """207 when any event was refused, so a client cannot mistake it for full success."""
+        return 207 if self.rejected else 200
+
+    def to_dict(self) -> dict[str, Any]:
+        """The response body."""
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "contract_violations": self.contract_violations,
+            "truncated": self.truncated,
+            "artifacts": self.artifacts,
+        }
+
+
+def ingest_events(db: Database, run_id: str, payload: Any, writer: ArtifactWriter | None = None,
+                  max_capture: str = "full") -> BatchResult:
+    """Validate a batch, apply its valid events to the run atomically, then write the
+    artifact payloads with `writer` (after commit: metrics never wait on the cold tier)."""
+    run_id = parse_run_id(run_id)
+    raw_events = load_body(_batch_schema, payload)["events"]
+    result = BatchResult()
+    policy = ArtifactPolicy(has_store=writer is not None, max_capture=max_capture)
+    prepared = _prepare_all(run_id, raw_events, result, policy)
+    if not prepared:
+        return result
+    unique = _first_of_each_event_id(prepared)
+    result.duplicates += len(prepared) - len(unique)
+    with db.connection() as conn:
+        fresh = _apply(conn, run_id, unique)
+    result.accepted = len(fresh)
+    result.duplicates += len(unique) - len(fresh)
+    _report(fresh, result)
+    settled = {}
+    if writer is not None:
+        settled = {o["artifact_id"]: o for o in writer.settle(db, run_id, [a for p in fresh for a in p.pending])}
+    for p in fresh:
+        for row in p.artifact_rows:
+            outcome = settled.get(row["artifact_id"], row)
+            result.artifacts.append({"index": p.index, "name": row["name"], "artifact_id": row["artifact_id"],
+                                     "status": outcome["status"], "drop_reason": outcome["drop_reason"]})
+    return result
+
+
+def _prepare_all(run_id: str, raw_events: list[Any], result: BatchResult,
+                 policy: ArtifactPolicy) -> list[PreparedEvent]:
+    prepared = []
+    for index, raw in enumerate(raw_events):
+        try:
+            prepared.append(prepare(run_id, index, load_event(raw), policy=policy))
+        except ValidationError as exc:
+            result.rejected.append(_rejection(index, raw, as_field_errors(exc.messages)))
+        except EventRejected as exc:
+            result.rejected.append(_rejection(index, raw, exc.fields))
+    return prepared
+
+
+def _rejection(index: int, raw: Any, errors: dict[str, Any]) -> dict[str, Any]:
+    event_id = raw.get("event_id") if isinstance(raw, dict) else None
+    return {"index": index, "event_id": event_id if isinstance(event_id, str) else None, "errors": errors}
+
+
+def _first_of_each_event_id(prepared: list[PreparedEvent]) -> list[PreparedEvent]:
+    seen: dict[str, PreparedEvent] = {}
+    for p in prepared:
+        seen.setdefault(p.event_id, p)
+    return list(seen.values())
+
+
+def _report(fresh: list[PreparedEvent], result: BatchResult) -> None:
+    for p in fresh:
+        if p.violations:
+            result.contract_violations.append(
+                {"index": p.index, "event_id": p.event_id, "step_id": p.step_row["step_id"], "violations": p.violations}
+            )
+        if p.truncated:
+            result.truncated.append({"index": p.index, "event_id": p.event_id, "fields": p.truncated})
+
+
+def _apply(conn, run_id: str, unique: list[PreparedEvent]) -> list[PreparedEvent]:
+    """Apply the batch's events; return those not seen before (the rest were replays).
+
+    The usual batch (each step once, no artifact) is one statement, atomic on its own: the
+    ledger, the run and the steps in one round trip. A step appearing several times, or
+    artifact rows, add statements, and then the whole is one transaction.
+    """
+    rounds = _rounds([p.step_row for p in unique if p.step_row])
+    has_artifacts = any(p.artifact_rows for p in unique)
+    with conn.transaction() if len(rounds) > 1 or has_artifacts else nullcontext():
+        new_ids = _apply_first_round(conn, run_id, unique, rounds[0] if rounds else [])
+        fresh = [p for p in unique if p.event_id in new_ids]
+        fresh_rows = {id(p.step_row) for p in fresh if p.step_row}
+        for later in rounds[1:]:
+            _upsert_steps(conn, run_id, [row for row in later if id(row) in fresh_rows])
+        _insert_artifacts(conn, run_id, [a for p in fresh for a in p.artifact_rows])
+    return fresh
+
+
+def _apply_first_round(conn, run_id: str, unique: list[PreparedEvent], rows: list[dict[str, Any]]) -> set[str]:
+    finishes = [p for p in unique if p.finish]
+    # Only the batch's latest run_finish can win against the stored one.
+    finish = max(finishes, key=lambda p: (p.ts, uuid.UUID(p.event_id))) if finishes else None
+    params = {
+        "run_id": run_id,
+        # Sorted so that concurrent batches lock ledger entries in the same order.
+        "event_ids": sorted(p.event_id for p in unique),
+        "earliest": min(p.ts for p in unique),
+        "rows": Jsonb(rows),
+        "f_status": None, "f_outcome": None, "f_error": None, "f_ts": None, "f_event_id": None,
+    }
+    if finish is not None:
+        outcome, error = finish.finish["outcome"], finish.finish["error"]
+        params.update(f_status=finish.finish["status"], f_ts=finish.ts, f_event_id=finish.event_id,
+                      f_outcome=None if outcome is None else Jsonb(outcome),
+                      f_error=None if error is None else Jsonb(error))
+    return {str(row["event_id"]) for row in conn.execute(APPLY_BATCH, params).fetchall()}
+
+
+def _upsert_steps(conn, run_id: str, rows: list[dict[str, Any]]) -> None:
+    """Merge step fragments. One statement cannot touch a row twice, so a batch holding
+    several events of one step is applied in rounds: the n-th event of each step in round n."""
+    for round_rows in _rounds(rows):
+        conn.execute(UPSERT_STEPS, {"run_id": run_id, "rows": Jsonb(round_rows)})
+
+
+def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    rounds: list[list[dict[str, Any]]] = []
+    seen: dict[str, int] = {}
+    for row in rows:
+        n = seen.get(row["step_id"], 0)
+        seen[row["step_id"]] = n + 1
+        if n == len(rounds):
+            rounds.append([])
+        rounds[n].append(row)
+    return rounds
+
+
+def _insert_artifacts(conn, run_id: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    conn.execute(
+        INSERT_ARTIFACTS,
+        (run_id, Jsonb(_one_per_key(rows, "artifact_id"))),
+    )
+
+
+def _one_per_key(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The latest row per key: one statement may not touch a row twice."""
+    def rank(row: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
+        return datetime.fromisoformat(row["event_ts"]), uuid.UUID(row["event_id"])
+
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        current = latest.get(row[key])
+        if current is None or rank(row) > rank(current):
+            latest[row[key]] = row
+    return list(latest.values())

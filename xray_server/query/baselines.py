@@ -1,0 +1,104 @@
+"""Baselines: what a step usually does over a window (`GET /api/v1/steps/stats`) and which
+rejection reasons it usually gives (`GET /api/v1/steps/reasons`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from psycopg import sql
+
+from xray_server.query.steps import StepQuery, step_filters
+from xray_server.query.views import check_window, iso
+from xray_server.storage.pool import Database
+
+
+@dataclass
+class StepStatsQuery:
+    """Filters of `GET /api/v1/steps/stats`; `since` defaults to seven days ago."""
+
+    pipeline: str | None = None
+    name: str | None = None
+    step_type: list[str] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+BASELINE_WINDOW = timedelta(days=7)
+MAX_STAT_GROUPS = 1000
+_QUANTILES = (0.1, 0.5, 0.9, 0.99)
+
+
+def _window_filters(q: StepStatsQuery) -> tuple[datetime, list[sql.Composable], dict[str, Any]]:
+    """The window (default: the last seven days) and filters of a stats query, built by the
+    same code as the cross-run query's."""
+    since = q.since or datetime.now(timezone.utc) - BASELINE_WINDOW
+    check_window(since, q.until)
+    where, params = step_filters(StepQuery(step_type=q.step_type, pipeline=q.pipeline, name=q.name,
+                                            since=since, until=q.until))
+    return since, where, params
+
+
+def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
+    """Rejection reasons of the matching steps over the window: for each, how many steps it
+    appears in, the candidates it removed in all, and the median share of a step's candidates
+    it removed, over every matching step (0 where it does not appear). Most removed first."""
+    since, where, params = _window_filters(q)
+    where.append(sql.SQL("s.rejections IS NOT NULL"))
+    statement = sql.SQL("""
+        WITH chosen AS (
+            SELECT s.rejections, s.candidates_in FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE {where}),
+        reasons AS (SELECT DISTINCT jsonb_object_keys(rejections) AS reason FROM chosen)
+        -- A step without the reason counts as a share of 0: "usual" means over every step.
+        SELECT x.reason, count(*) FILTER (WHERE c.rejections ? x.reason) AS steps,
+               sum(coalesce((c.rejections ->> x.reason)::bigint, 0)) AS total,
+               percentile_cont(0.5) WITHIN GROUP (
+                   ORDER BY coalesce((c.rejections ->> x.reason)::float8, 0) / NULLIF(c.candidates_in, 0)
+               ) AS median_share,
+               count(*) AS of_steps
+        FROM reasons x CROSS JOIN chosen c
+        GROUP BY x.reason ORDER BY total DESC, x.reason LIMIT 100
+    """).format(where=sql.SQL(" AND ").join(where))
+    with db.connection() as conn:
+        rows = conn.execute(statement, params).fetchall()
+    return {"since": iso(since), "until": iso(q.until), "steps": rows[0]["of_steps"] if rows else 0,
+            "reasons": [{"reason": r["reason"], "steps": r["steps"], "total": int(r["total"]),
+                         "median_share": None if r["median_share"] is None else round(r["median_share"], 6)}
+                        for r in rows]}
+
+
+def step_stats(db: Database, q: StepStatsQuery) -> dict[str, Any]:
+    """Per pipeline and step name: counts, error and violation counts, and quantiles of
+    drop_ratio, candidate counts and duration over the window: the baseline a run is held to."""
+    since, where, params = _window_filters(q)
+    params.update(quantiles=list(_QUANTILES), max_groups=MAX_STAT_GROUPS)
+    statement = sql.SQL("""
+        SELECT r.pipeline, s.name, s.step_type, count(*) AS steps, count(DISTINCT s.run_id) AS runs,
+               count(*) FILTER (WHERE s.status = 'error') AS errors,
+               count(*) FILTER (WHERE s.status = 'running') AS running,
+               count(*) FILTER (WHERE s.contract_violations IS NOT NULL) AS violations,
+               percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (ORDER BY s.drop_ratio) AS drop_ratio,
+               percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (ORDER BY s.candidates_in) AS candidates_in,
+               percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (ORDER BY s.candidates_out) AS candidates_out,
+               percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM s.ended_at - s.started_at) * 1000) AS duration_ms
+        FROM steps s JOIN runs r ON r.run_id = s.run_id
+        WHERE {where}
+        GROUP BY r.pipeline, s.name, s.step_type
+        ORDER BY r.pipeline NULLS LAST, s.name, s.step_type
+        LIMIT %(max_groups)s
+    """).format(where=sql.SQL(" AND ").join(where))
+    with db.connection() as conn:
+        rows = conn.execute(statement, params).fetchall()
+    return {"since": iso(since), "until": iso(q.until), "groups": [_stats_group(r) for r in rows]}
+
+
+def _stats_group(r: dict[str, Any]) -> dict[str, Any]:
+    group = {key: r[key] for key in ("pipeline", "name", "step_type", "steps", "runs", "errors", "running",
+                                     "violations")}
+    for key in ("drop_ratio", "candidates_in", "candidates_out", "duration_ms"):
+        values = r[key]
+        group[key] = None if values is None or values[0] is None else {
+            f"p{round(q * 100)}": round(float(v), 6) for q, v in zip(_QUANTILES, values)}
+    return group
+

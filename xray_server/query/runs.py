@@ -1,0 +1,90 @@
+"""Runs: recent runs (`GET /api/v1/runs`) and one run's debugging view (`GET /api/v1/runs/<id>`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+from xray_server.errors import NotFound
+from xray_server.ids import parse_run_id
+from xray_server.query import cursor as cursors
+from xray_server.query.views import artifact_view, check_window, paginate, run_summary, step_detail
+from xray_server.storage.pool import Database
+
+
+@dataclass
+class RunQuery:
+    """Filters of `GET /api/v1/runs`."""
+
+    pipeline: str | None = None
+    entity: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
+    """Recent runs matching `q`, newest first."""
+    check_window(q.since, q.until)
+    where: list[sql.Composable] = [sql.SQL("true")]
+    params: dict[str, Any] = {"limit_plus_one": q.limit + 1}
+    for column in ("pipeline", "entity", "status"):
+        value = getattr(q, column)
+        if value is not None:
+            where.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)))
+            params[column] = value
+    if q.since is not None:
+        where.append(sql.SQL("started_at >= %(since)s"))
+        params["since"] = q.since
+    if q.until is not None:
+        where.append(sql.SQL("started_at < %(until)s"))
+        params["until"] = q.until
+    if q.cursor:
+        at, run_id = cursors.decode(q.cursor, 1)
+        where.append(sql.SQL("(started_at, run_id) < (%(c_at)s, %(c_run)s::uuid)"))
+        params.update(c_at=at, c_run=run_id)
+    statement = sql.SQL(
+        "SELECT * FROM runs WHERE {where} ORDER BY started_at DESC, run_id DESC LIMIT %(limit_plus_one)s"
+    ).format(where=sql.SQL(" AND ").join(where))
+    with db.connection() as conn:
+        rows = conn.execute(statement, params).fetchall()
+    page, next_cursor = paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"]))
+    return {"runs": [run_summary(r) for r in page], "next_cursor": next_cursor}
+
+
+def get_run(db: Database, run_id: str) -> dict[str, Any]:
+    """One run with its steps in order, each with its metrics, `why` and artifacts."""
+    run_id = parse_run_id(run_id)
+    with db.connection() as conn:
+        run = conn.execute("SELECT * FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        if run is None:
+            raise NotFound(f"no run {run_id}: check the id, or whether its events were sent", {"run_id": run_id})
+        steps = conn.execute(
+            "SELECT * FROM steps WHERE run_id = %s ORDER BY seq, started_at, step_id", (run_id,)
+        ).fetchall()
+        artifacts = conn.execute(
+            "SELECT * FROM artifacts WHERE run_id = %s ORDER BY created_at, name", (run_id,)
+        ).fetchall()
+    by_step: dict[str, list[dict[str, Any]]] = {}
+    for a in artifacts:
+        by_step.setdefault(str(a["step_id"]), []).append(artifact_view(a))
+    view = run_summary(run)
+    view["steps"] = [step_detail(s, by_step.get(str(s["step_id"]), [])) for s in steps]
+    counts = {"stored": 0, "pending": 0, "dropped": 0, "referenced": 0}
+    for a in artifacts:
+        counts[a["status"]] = counts.get(a["status"], 0) + 1
+    view["evidence"] = counts
+    # Degraded, never failed: a missing artifact leaves the run readable from its metrics.
+    view["degraded"] = counts["pending"] + counts["dropped"] > 0
+    view["summary"] = {
+        "steps": len(steps),
+        "errors": sum(1 for s in steps if s["status"] == "error"),
+        "running": sum(1 for s in steps if s["status"] == "running"),
+        "contract_violations": sum(1 for s in steps if s["contract_violations"]),
+    }
+    return view
+

@@ -1,0 +1,111 @@
+"""Steps across runs: the cross-run query (`GET /api/v1/steps`) and the filters it shares
+with the baselines."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+from xray_server.query import cursor as cursors
+from xray_server.query.views import check_window, paginate, step_summary
+from xray_server.storage.pool import Database
+from xray_server.errors import ValidationFailed
+
+
+@dataclass
+class StepQuery:
+    """Filters of `GET /api/v1/steps`. Ratios are inclusive bounds; times bound `started_at`."""
+
+    step_type: list[str] = field(default_factory=list)
+    pipeline: str | None = None
+    name: str | None = None
+    status: str | None = None
+    min_drop_ratio: float | None = None
+    max_drop_ratio: float | None = None
+    violations: bool | None = None
+    reason: str | None = None
+    min_reason_share: float | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    cursor: str | None = None
+
+
+
+_STEP_SUMMARY_COLUMNS = (
+    "s.run_id, s.step_id, s.parent_step_id, s.seq, s.name, s.step_type, s.status, s.started_at, "
+    "s.ended_at, s.candidates_in, s.candidates_out, s.drop_ratio, s.model, s.temperature, s.metrics, "
+    "s.why, s.error, s.contract_violations, s.rejections"
+)
+
+
+def find_steps(db: Database, q: StepQuery) -> dict[str, Any]:
+    """Steps across runs matching `q`, newest first, with their run's pipeline and entity."""
+    check_window(q.since, q.until)
+    if q.min_reason_share is not None and q.reason is None:
+        raise ValidationFailed({"min_reason_share": ["needs reason: the share of which reason?"]})
+    if q.min_drop_ratio is not None and q.max_drop_ratio is not None and q.min_drop_ratio > q.max_drop_ratio:
+        raise ValidationFailed({"min_drop_ratio": ["must not exceed max_drop_ratio"]})
+    statement, params = step_query_sql(q)
+    with db.connection() as conn:
+        rows = conn.execute(statement, params).fetchall()
+    page, next_cursor = paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"], r["step_id"]))
+    return {"steps": [step_summary(r) for r in page], "next_cursor": next_cursor}
+
+
+def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
+    """The statement `find_steps` runs for `q` (one more row than a page, to detect the next)."""
+    where, params = step_filters(q)
+    statement = sql.SQL(
+        "SELECT {columns}, r.pipeline, r.entity FROM steps s JOIN runs r ON r.run_id = s.run_id "
+        "WHERE {where} ORDER BY s.started_at DESC, s.run_id DESC, s.step_id DESC LIMIT %(limit_plus_one)s"
+    ).format(columns=sql.SQL(_STEP_SUMMARY_COLUMNS), where=sql.SQL(" AND ").join(where))
+    params["limit_plus_one"] = q.limit + 1
+    return statement, params
+
+
+def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
+    where: list[sql.Composable] = [sql.SQL("true")]
+    params: dict[str, Any] = {}
+
+    def add(clause: str, **values: Any) -> None:
+        where.append(sql.SQL(clause))
+        params.update(values)
+
+    if len(q.step_type) == 1:
+        # A single type keeps the (step_type, started_at) index's order usable for LIMIT.
+        add("s.step_type = %(step_type)s", step_type=q.step_type[0])
+    elif q.step_type:
+        add("s.step_type = ANY(%(step_types)s)", step_types=sorted(set(q.step_type)))
+    if q.pipeline is not None:
+        add("r.pipeline = %(pipeline)s", pipeline=q.pipeline)
+    if q.name is not None:
+        add("s.name = %(name)s", name=q.name)
+    if q.status is not None:
+        add("s.status = %(status)s", status=q.status)
+    if q.min_drop_ratio is not None:
+        add("s.drop_ratio >= %(min_drop_ratio)s", min_drop_ratio=q.min_drop_ratio)
+    if q.max_drop_ratio is not None:
+        add("s.drop_ratio <= %(max_drop_ratio)s", max_drop_ratio=q.max_drop_ratio)
+    if q.violations is True:
+        add("s.contract_violations IS NOT NULL")
+    elif q.violations is False:
+        add("s.contract_violations IS NULL")
+    if q.since is not None:
+        add("s.started_at >= %(since)s", since=q.since)
+    if q.until is not None:
+        add("s.started_at < %(until)s", until=q.until)
+    if q.reason is not None:
+        add("s.rejections ? %(reason)s", reason=q.reason)
+        if q.min_reason_share is not None:
+            # The share of the step's candidates this reason removed.
+            add("(s.rejections ->> %(reason)s)::float8 / NULLIF(s.candidates_in, 0) >= %(min_reason_share)s",
+                min_reason_share=q.min_reason_share)
+    if q.cursor:
+        at, run_id, step_id = cursors.decode(q.cursor, 2)
+        add("(s.started_at, s.run_id, s.step_id) < (%(c_at)s, %(c_run)s::uuid, %(c_step)s::uuid)",
+            c_at=at, c_run=run_id, c_step=step_id)
+    return where, params
+

@@ -1,0 +1,1 @@
+"""PostgreSQL: the connection pool, the schema and its migrations, the embedded server."""

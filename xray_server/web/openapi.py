@@ -1,0 +1,123 @@
+"""The OpenAPI document, generated from the same marshmallow schemas that validate requests,
+so that it cannot drift from what the server accepts."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from xray_sdk.contract.limits import DEFAULT_LIMITS
+
+from xray_server.schemas import responses as r
+from xray_server.schemas.events import RunFinishSchema, StepEndSchema, StepStartSchema
+from xray_server.schemas.fields import JsonValue, TimeBound
+from xray_server.schemas.queries import RunQuerySchema, StepQuerySchema, StepStatsQuerySchema
+from xray_server.schemas.runs import RunCreateSchema
+
+_UUID_PATH = {"in": "path", "name": "run_id", "required": True, "schema": {"type": "string", "format": "uuid"}}
+
+
+def _json(schema: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERRORS = {
+    "400": _json("Error", "Malformed request; `error.details.fields` names each bad field"),
+    "503": _json("Error", "PostgreSQL is unreachable; retry after the `Retry-After` seconds"),
+}
+
+
+@lru_cache(maxsize=1)
+def build_spec() -> dict[str, Any]:
+    """The OpenAPI 3.0 document for every endpoint."""
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title="X-Ray",
+        version="1",
+        openapi_version="3.0.3",
+        plugins=[plugin],
+        info={"description": "Why a decision pipeline decided what it did, and bad decisions across runs."},
+    )
+    plugin.map_to_openapi_type(TimeBound, "string", None)
+    plugin.map_to_openapi_type(JsonValue, None, None)
+    for name, schema in {
+        "RunCreate": RunCreateSchema, "StepStart": StepStartSchema, "StepEnd": StepEndSchema,
+        "RunFinish": RunFinishSchema, "Error": r.ErrorSchema,
+        "RunCreated": r.RunCreatedSchema, "BatchResult": r.BatchResultSchema, "StepPage": r.StepPageSchema,
+        "RunPage": r.RunPageSchema, "RunView": r.RunViewSchema, "Status": r.StatusSchema,
+        "StepStats": r.StepStatsSchema, "Reasons": r.ReasonsSchema,
+    }.items():
+        spec.components.schema(name, schema=schema)
+    _paths(spec)
+    return spec.to_dict()
+
+
+def _paths(spec: APISpec) -> None:
+    event = {
+        "oneOf": [{"$ref": f"#/components/schemas/{n}"} for n in ("StepStart", "StepEnd", "RunFinish")],
+        "discriminator": {"propertyName": "type"},
+    }
+    batch = {
+        "type": "object", "additionalProperties": False, "required": ["events"],
+        "properties": {"events": {"type": "array", "minItems": 1,
+                                  "maxItems": DEFAULT_LIMITS.max_events_per_batch, "items": event}},
+    }
+    spec.path("/api/v1/runs", operations={
+        "post": {
+            "summary": "Create a run (idempotent for a client-chosen run_id)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": "RunCreate"}}},
+            "responses": {"201": _json("RunCreated", "Created"), "200": _json("RunCreated", "Already existed"),
+                          "409": _json("Error", "The run_id exists with other values"), **_ERRORS},
+        },
+        "get": {
+            "summary": "Recent runs, newest first",
+            "parameters": [{"in": "query", "schema": RunQuerySchema}],
+            "responses": {"200": _json("RunPage", "A page of runs"), **_ERRORS},
+        },
+    })
+    spec.path("/api/v1/runs/{run_id}/events", operations={"post": {
+        "summary": "Apply a batch of step_start, step_end and run_finish events",
+        "parameters": [_UUID_PATH],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": batch}}},
+        "responses": {"200": _json("BatchResult", "Every event applied or already seen"),
+                      "207": _json("BatchResult", "Some events rejected; the others applied"),
+                      "413": _json("Error", "Body too large"), "415": _json("Error", "Not JSON"), **_ERRORS},
+    }})
+    spec.path("/api/v1/runs/{run_id}", operations={"get": {
+        "summary": "One run with its steps in order, metrics, why and artifacts",
+        "parameters": [_UUID_PATH],
+        "responses": {"200": _json("RunView", "The run"), "404": _json("Error", "No such run"), **_ERRORS},
+    }})
+    spec.path("/api/v1/steps", operations={"get": {
+        "summary": "Steps across runs, newest first",
+        "parameters": [{"in": "query", "schema": StepQuerySchema}],
+        "responses": {"200": _json("StepPage", "A page of steps"), **_ERRORS},
+    }})
+    spec.path("/api/v1/steps/stats", operations={"get": {
+        "summary": "Baselines per pipeline and step name: counts and p10/p50/p90/p99 of drop_ratio, "
+                   "candidate counts and duration over a window (default: the last 7 days)",
+        "parameters": [{"in": "query", "schema": StepStatsQuerySchema}],
+        "responses": {"200": _json("StepStats", "One group per pipeline, step name and type"), **_ERRORS},
+    }})
+    spec.path("/api/v1/steps/reasons", operations={"get": {
+        "summary": "Rejection reasons across runs: steps, candidates removed in all, and the median share of "
+                   "a step's candidates each removed, over a window (default: the last 7 days)",
+        "parameters": [{"in": "query", "schema": StepStatsQuerySchema}],
+        "responses": {"200": _json("Reasons", "Most candidates removed first"), **_ERRORS},
+    }})
+    spec.path("/api/v1/artifacts/{artifact_id}", operations={"get": {
+        "summary": "An artifact's content, when it was kept",
+        "parameters": [{"in": "path", "name": "artifact_id", "required": True,
+                        "schema": {"type": "string", "format": "uuid"}}],
+        "responses": {"200": {"description": "The artifact, in its content type"},
+                      "404": _json("Error", "Unknown, or not kept: `artifact_dropped` with the reason"),
+                      "503": _json("Error", "`artifact_store_unavailable`, or PostgreSQL unreachable"),
+                      "400": _ERRORS["400"]},
+    }})
+    for path, summary in (("/healthz", "The process is up"), ("/readyz", "PostgreSQL is reachable")):
+        spec.path(path, operations={"get": {"summary": summary, "responses": {
+            "200": _json("Status", "OK"), "503": _json("Error", "Not ready")}}})
+    spec.path("/api/v1/openapi.json", operations={"get": {
+        "summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0 document"}}}})

@@ -1,0 +1,1 @@
+"""Flask blueprints: parse the request, call one function, answer. No business rules here."""

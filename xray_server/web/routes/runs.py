@@ -1,0 +1,40 @@
+"""Runs: create, receive event batches, list, and the one-run debugging view."""
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from xray_server import ingest, query
+from xray_server.web.app import get_db, get_settings, get_writer
+from xray_server.web.request import load_query, read_json_body
+from xray_server.schemas.queries import RunQuerySchema
+
+bp = Blueprint("runs", __name__, url_prefix="/api/v1")
+_run_query = RunQuerySchema()
+
+
+@bp.post("/runs")
+def create_run():
+    """Create a run (201), or repeat an identical create (200)."""
+    run_id, created = ingest.create_run(get_db(), read_json_body(request))
+    return {"run_id": run_id}, 201 if created else 200
+
+
+@bp.post("/runs/<run_id>/events")
+def post_events(run_id: str):
+    """Apply a batch of events; 207 when some were rejected."""
+    result = ingest.ingest_events(get_db(), run_id, read_json_body(request), get_writer(),
+                                  get_settings().max_capture)
+    return result.to_dict(), result.http_status
+
+
+@bp.get("/runs")
+def list_runs():
+    """Recent runs, newest first."""
+    q = query.RunQuery(**load_query(_run_query, request.args))
+    return query.list_runs(get_db(), q)
+
+
+@bp.get("/runs/<run_id>")
+def get_run(run_id: str):
+    """One run with its steps in order."""
+    return query.get_run(get_db(), run_id)

@@ -1,0 +1,34 @@
+"""The cross-run query."""
+from __future__ import annotations
+
+from flask import Blueprint, request
+
+from xray_server import query
+from xray_server.web.app import get_db
+from xray_server.web.request import load_query
+from xray_server.schemas.queries import REPEATABLE_PARAMETERS, StepQuerySchema, StepStatsQuerySchema
+
+bp = Blueprint("steps", __name__, url_prefix="/api/v1")
+_step_query = StepQuerySchema()
+_stats_query = StepStatsQuerySchema()
+
+
+@bp.get("/steps")
+def find_steps():
+    """Steps across runs, filtered, newest first."""
+    q = query.StepQuery(**load_query(_step_query, request.args, REPEATABLE_PARAMETERS))
+    return query.find_steps(get_db(), q)
+
+
+@bp.get("/steps/reasons")
+def top_reasons():
+    """Rejection reasons across runs: total removed and median share, most removed first."""
+    q = query.StepStatsQuery(**load_query(_stats_query, request.args, REPEATABLE_PARAMETERS))
+    return query.top_reasons(get_db(), q)
+
+
+@bp.get("/steps/stats")
+def step_stats():
+    """Baselines per pipeline and step name: counts and quantiles over a time window."""
+    q = query.StepStatsQuery(**load_query(_stats_query, request.args, REPEATABLE_PARAMETERS))
+    return query.step_stats(get_db(), q)
