@@ -1,16 +1,14 @@
-"""Commands to debug runs from a terminal or a script: runs, show, steps, explain, diff."""
+"""Commands to debug runs from a terminal or a script: runs, show, steps, explain, diff,
+why-dropped. Each reads the HTTP API only; the analysis is the server's, rendered here."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
 
-from xray_server.analysis.explain import explain as explain_run
-from xray_server.analysis.diff import diff_runs
-from xray_server.analysis.why_dropped import why_dropped as why_dropped_in
-from xray_server.analysis.why_dropped import why_dropped_text
 from xray_cli import render
-from xray_cli.api import Api, default_url
+from xray_cli.api import Api, default_url, segment
 
 url_option = click.option("--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000",
                           help="The X-Ray server.")
@@ -117,16 +115,9 @@ def explain(url: str, as_json: bool, baseline: str, run_id: str) -> None:
     click.echo(explain_text(result))
 
 
-def explain_for(api: Api, run: str | dict[str, Any], baseline: str = "7d") -> dict[str, Any]:
-    """Explain a run (its id, or the run view already fetched) against its pipeline's baseline."""
-    if isinstance(run, str):
-        run = api.run(run)
-    if not run["pipeline"]:
-        return explain_run(run, {})
-    stats = api.get("/api/v1/steps/stats", pipeline=run["pipeline"], since=baseline)
-    reasons = {s["name"]: api.get("/api/v1/steps/reasons", pipeline=run["pipeline"], name=s["name"], since=baseline)
-               for s in run["steps"] if s.get("rejections")}
-    return explain_run(run, stats, reasons)
+def explain_for(api: Api, run_id: str, baseline: str = "7d") -> dict[str, Any]:
+    """The server's explanation of a run against its pipeline's baseline."""
+    return api.get(f"/api/v1/runs/{segment(run_id)}/explain", baseline=baseline)
 
 
 def explain_text(result: dict[str, Any]) -> str:
@@ -151,11 +142,32 @@ def explain_text(result: dict[str, Any]) -> str:
 @click.argument("candidate_id")
 def why_dropped(url: str, as_json: bool, run_id: str, candidate_id: str) -> None:
     """Which step dropped a candidate, and why, from the evidence the run kept."""
-    api = Api(url)
-    answer = why_dropped_in(api.run(run_id), candidate_id, api.get)
+    answer = why_dropped_for(Api(url), run_id, candidate_id)
     if as_json:
         return render.emit_json(answer)
     click.echo(why_dropped_text(answer))
+
+
+def why_dropped_for(api: Api, run_id: str, candidate_id: str) -> dict[str, Any]:
+    """The server's answer: which step dropped the candidate, from the evidence the run kept."""
+    return api.get(f"/api/v1/runs/{segment(run_id)}/why-dropped", candidate=candidate_id)
+
+
+def why_dropped_text(answer: dict[str, Any]) -> str:
+    """The answer in a sentence or a few."""
+    cid = answer["candidate_id"]
+    if answer["found"]:
+        f = answer["found"]
+        return (f"Step {f['seq']} '{f['step']}' dropped {cid}: reason '{f['reason']}' "
+                f"(found in its {f['evidence']} artifact).\nCandidate: {_brief(f['candidate'])}")
+    lines = []
+    if answer["kept_by"]:
+        lines.append(f"{cid} was kept by: {', '.join(answer['kept_by'])}.")
+    for u in answer["unknown_at"]:
+        lines.append(f"Step {u['seq']} '{u['step']}' rejected {u['rejected']} candidates "
+                     f"({', '.join(f'{r} {n}' for r, n in u['rejections'].items())}), and {cid} is not in the evidence "
+                     f"it kept: {u['advice']}.")
+    return "\n".join(lines) or f"No step of this run recorded candidate decisions, so {cid} cannot be traced."
 
 
 @click.command()
@@ -165,11 +177,15 @@ def why_dropped(url: str, as_json: bool, run_id: str, candidate_id: str) -> None
 @click.argument("run_b")
 def diff(url: str, as_json: bool, run_a: str, run_b: str) -> None:
     """Two runs lined up step by step: what changed in metrics, outputs and why."""
-    api = Api(url)
-    result = diff_runs(api.run(run_a), api.run(run_b))
+    result = diff_for(Api(url), run_a, run_b)
     if as_json:
         return render.emit_json(result)
     click.echo(diff_text(result))
+
+
+def diff_for(api: Api, run_a: str, run_b: str) -> dict[str, Any]:
+    """The server's diff of two runs."""
+    return api.get(f"/api/v1/runs/{segment(run_a)}/diff/{segment(run_b)}")
 
 
 def diff_text(result: dict[str, Any]) -> str:
@@ -196,16 +212,13 @@ def _brief(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
     if isinstance(value, (dict, list)):
-        import json
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return "-" if value is None else str(value)
 
 
 def _outcome(run: dict[str, Any]) -> str:
+    """The run's outcome as a short JSON preview, or its error's type."""
     if run.get("error"):
         return f"error {run['error'].get('type')}"
     outcome = run.get("outcome")
-    if isinstance(outcome, dict) and isinstance(outcome.get("competitor"), dict):
-        c = outcome["competitor"]
-        return f"{c.get('asin')} ({c.get('category')})"
-    return "-" if outcome is None else render._cell(str(outcome), 50)
+    return "-" if outcome is None else render.preview(outcome, 60)

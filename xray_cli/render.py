@@ -41,6 +41,13 @@ def metrics(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
 
 
+def preview(value: Any, max_chars: int) -> str:
+    """A value as compact JSON, cut to `max_chars` with an ellipsis."""
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False,
+                                                            default=str)
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 

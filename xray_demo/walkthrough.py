@@ -1,14 +1,17 @@
-"""The debugging walkthrough `xray demo` prints, computed from the HTTP API alone."""
+"""The debugging walkthrough `xray demo` prints, computed from the HTTP API alone. All of its
+wording about products, categories and feeds is the demo's own: the product knows none of it."""
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-from xray_server.analysis.diff import diff_runs
-from xray_server.analysis.why_dropped import ID_FIELDS, why_dropped, why_dropped_text
 from xray_cli import render
 from xray_cli.api import Api
-from xray_cli.debugging import diff_text, explain_for, explain_text, show_text, steps_text
+from xray_cli.debugging import (diff_for, diff_text, explain_for, explain_text, show_text, steps_text,
+                                why_dropped_for, why_dropped_text)
+
+# The demo's candidates are products, identified by their ASIN.
+ID_FIELD = "asin"
 
 
 def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> dict[str, Any]:
@@ -23,12 +26,12 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
         return result
     example_id = bad_ids[0]
     result["example"] = api.run(example_id)
-    result["explain"] = explain_for(api, result["example"])
+    result["explain"] = explain_for(api, example_id)
     result["evidence"], content = _evidence(api, result["example"], result["explain"])
     result["dropped_candidate"] = _a_dropped_candidate(api, result["example"], result["evidence"], content)
     good = _good_twin(runs, set(bad_ids), result["example"])
     if good is not None:
-        result["diff"] = diff_runs(api.run(good["run_id"]), result["example"])
+        result["diff"] = diff_for(api, good["run_id"], example_id)
     result["pattern"] = pattern(runs, set(bad_ids), Counter(s["name"] for s in flagged))
     return result
 
@@ -64,10 +67,10 @@ def _a_dropped_candidate(api: Api, run: dict[str, Any], evidence: dict[str, Any]
     chosen = next((r for r in rows if _norm(str(r["candidate"].get("category", ""))) == category), rows[0] if rows else None)
     if chosen is None:
         return None
-    candidate_id = next((str(chosen["candidate"][f]) for f in ID_FIELDS if f in chosen["candidate"]), None)
+    candidate_id = chosen.get("id") or chosen["candidate"].get(ID_FIELD)
     if candidate_id is None:
         return None
-    return why_dropped(run, candidate_id, api.get)
+    return why_dropped_for(api, run["run_id"], str(candidate_id))
 
 
 def _norm(category: str) -> str:

@@ -1,10 +1,19 @@
-"""`xray diff`: two runs of a pipeline lined up step by step, with what changed."""
+"""Diff: two runs of a pipeline lined up step by step, with what changed. Served at
+`GET /api/v1/runs/<run_a>/diff/<run_b>`."""
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
+from xray_server import query
+from xray_server.storage.pool import Database
+
 _COMPARED = ("status", "why", "output", "error", "contract_violations")
+
+
+def diff_stored_runs(db: Database, run_a: str, run_b: str) -> dict[str, Any]:
+    """Diff two stored runs."""
+    return diff_runs(query.get_run(db, run_a), query.get_run(db, run_b))
 
 
 def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:

@@ -1,19 +1,37 @@
-"""`xray explain`: which step of a run most likely failed, and why, by rules only.
+"""Explain: which step of a run most likely failed, and why, by rules only.
 
 Each step is held to the baseline of the same pipeline and step name over recent runs
-(`GET /api/v1/steps/stats`). Findings are ranked by severity, then by how far the step is
+(what `GET /api/v1/steps/stats` answers). Served at `GET /api/v1/runs/<run_id>/explain`. Findings are ranked by severity, then by how far the step is
 from normal; each carries the numbers that justify it. Deterministic: the same run and the
 same baseline give the same answer (the contract forbids AI-generated explanations).
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+
+from xray_server import query
+from xray_server.schemas.queries import StepStatsQuery
+from xray_server.storage.pool import Database
 
 # Fewer baseline steps than this and "usual" means nothing.
 MIN_BASELINE = 5
 # A drop_ratio this far above its step's median is abnormal whatever the rest of the baseline.
 LARGE_GAP = 0.3
 SEVERITY = {"error": 4, "outlier": 3, "empty": 3, "violation": 2, "running": 2, "dropped_evidence": 1}
+
+
+def explain_stored_run(db: Database, run_id: str, baseline_since: datetime | None = None) -> dict[str, Any]:
+    """Explain a stored run against its pipeline's baseline since `baseline_since` (default: the
+    baselines' window)."""
+    run = query.get_run(db, run_id)
+    if not run["pipeline"]:
+        return explain(run, {})
+    stats = query.step_stats(db, StepStatsQuery(pipeline=run["pipeline"], since=baseline_since))
+    reasons = {s["name"]: query.top_reasons(db, StepStatsQuery(pipeline=run["pipeline"], name=s["name"],
+                                                               since=baseline_since))
+               for s in run["steps"] if s.get("rejections")}
+    return explain(run, stats, reasons)
 
 
 def explain(run: dict[str, Any], stats: dict[str, Any],

@@ -1,21 +1,37 @@
-"""`xray why-dropped`: which step dropped a candidate, and why, from the kept evidence."""
+"""Why-dropped: which step dropped a candidate, and why, from the evidence the run kept.
+Served at `GET /api/v1/runs/<run_id>/why-dropped?candidate=ID`.
+
+A candidate is found by the id its step recorded (the SDK's `id_field=` or `keep/reject(..., id=)`
+put it beside the candidate in the evidence). When the step recorded none, a candidate matches
+when it is the id itself, or an object whose `id` field, or a field ending in `_id`, equals it.
+"""
 from __future__ import annotations
 
+import json
 from typing import Any, Callable
 
-ID_FIELDS = ("id", "asin", "candidate_id", "sku", "product_id")
+from xray_sdk.contract.vocabulary import ArtifactStatus
+
+from xray_server import query
+from xray_server.artifacts.read import read_artifact
+from xray_server.artifacts.stores import ArtifactStore
+from xray_server.storage.pool import Database
+
 EVIDENCE = ("rejected_all", "rejected_sample", "kept_sample")
+KEPT = "kept_sample"
 
 
-def matches(candidate: Any, candidate_id: str) -> bool:
-    """A candidate is its id, or an object with an id field equal to it."""
-    if isinstance(candidate, dict):
-        return any(str(candidate.get(field)) == candidate_id for field in ID_FIELDS if field in candidate)
-    return str(candidate) == candidate_id
+def why_dropped_in_stored_run(db: Database, store: ArtifactStore, run_id: str, candidate_id: str) -> dict[str, Any]:
+    """Search a stored run's kept evidence for the candidate."""
+    def fetch(artifact: dict[str, Any]) -> Any:
+        data, _ = read_artifact(db, store, artifact["artifact_id"])
+        return json.loads(data)
+
+    return why_dropped(query.get_run(db, run_id), candidate_id, fetch)
 
 
-def why_dropped(run: dict[str, Any], candidate_id: str, fetch: Callable[[str], Any]) -> dict[str, Any]:
-    """Search each step's kept evidence for the candidate; `fetch(link)` reads an artifact."""
+def why_dropped(run: dict[str, Any], candidate_id: str, fetch: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+    """Search each step's kept evidence for the candidate; `fetch(artifact)` reads a stored artifact."""
     answer: dict[str, Any] = {"run_id": run["run_id"], "candidate_id": candidate_id, "found": None, "kept_by": [],
                               "unknown_at": []}
     for step in sorted(run["steps"], key=lambda s: s["seq"]):
@@ -23,7 +39,7 @@ def why_dropped(run: dict[str, Any], candidate_id: str, fetch: Callable[[str], A
         if not artifacts and not step.get("rejections"):
             continue
         where = _search(artifacts, candidate_id, fetch)
-        if where and where[0] != "kept_sample":
+        if where and where[0] != KEPT:
             answer["found"] = {"step": step["name"], "seq": step["seq"], "reason": where[1], "candidate": where[2],
                                "evidence": where[0]}
             return answer
@@ -34,24 +50,47 @@ def why_dropped(run: dict[str, Any], candidate_id: str, fetch: Callable[[str], A
     return answer
 
 
-def _search(artifacts: dict[str, dict[str, Any]], candidate_id: str, fetch: Callable[[str], Any]):
+def matches(candidate: Any, candidate_id: str) -> bool:
+    """A candidate is its id, or an object with an id field equal to it."""
+    if isinstance(candidate, dict):
+        return any(_is_id_field(key) and isinstance(value, (str, int)) and str(value) == candidate_id
+                   for key, value in candidate.items())
+    return str(candidate) == candidate_id
+
+
+def _is_id_field(key: str) -> bool:
+    return key == "id" or key.endswith("_id")
+
+
+def _entry(item: Any, kept: bool) -> tuple[Any, str | None, Any]:
+    """(candidate, recorded id, reason) of one evidence entry. Kept entries are the candidate
+    itself unless the step recorded an id (`{"id", "candidate"}`); rejected entries are
+    `{"reason", "candidate"}`, with `id` when recorded."""
+    if not isinstance(item, dict):
+        return item, None, None
+    if kept and not ("id" in item and "candidate" in item and len(item) == 2):
+        return item, None, None
+    recorded = item.get("id") if "candidate" in item else None
+    return item.get("candidate"), None if recorded is None else str(recorded), item.get("reason")
+
+
+def _search(artifacts: dict[str, dict[str, Any]], candidate_id: str,
+            fetch: Callable[[dict[str, Any]], Any]) -> tuple[str, str | None, Any] | None:
     for name in EVIDENCE:
         artifact = artifacts.get(name)
-        if artifact is None or not artifact.get("link"):
+        if artifact is None or artifact["status"] != ArtifactStatus.STORED.value:
             continue
-        content = fetch(artifact["link"])
+        content = fetch(artifact)
         for item in content if isinstance(content, list) else []:
-            if name == "kept_sample":
-                if matches(item, candidate_id):
-                    return name, None, item
-            elif isinstance(item, dict) and matches(item.get("candidate"), candidate_id):
-                return name, item.get("reason"), item.get("candidate")
+            candidate, recorded, reason = _entry(item, name == KEPT)
+            if recorded == candidate_id or (recorded is None and matches(candidate, candidate_id)):
+                return name, reason, candidate
     return None
 
 
 def _why_unknown(step: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The step saw more candidates than its evidence kept: say which capture would have."""
-    dropped = {name: a["drop_reason"] for name, a in artifacts.items() if a["status"] != "stored"}
+    dropped = {name: a["drop_reason"] for name, a in artifacts.items() if a["status"] != ArtifactStatus.STORED.value}
     rejected = sum((step.get("rejections") or {}).values())
     if "rejected_all" in artifacts and "rejected_all" not in dropped:
         advice = "it is not among the step's rejected candidates: this step kept it, or never saw it"
@@ -62,20 +101,3 @@ def _why_unknown(step: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> 
                   "keep every rejected candidate (artifact rejected_all)")
     return {"step": step["name"], "seq": step["seq"], "rejected": rejected, "rejections": step.get("rejections") or {},
             "advice": advice}
-
-
-def why_dropped_text(answer: dict[str, Any]) -> str:
-    """The answer in a sentence or a few."""
-    cid = answer["candidate_id"]
-    if answer["found"]:
-        f = answer["found"]
-        return (f"Step {f['seq']} '{f['step']}' dropped {cid}: reason '{f['reason']}' "
-                f"(found in its {f['evidence']} artifact).\nCandidate: {f['candidate']}")
-    lines = []
-    if answer["kept_by"]:
-        lines.append(f"{cid} was kept by: {', '.join(answer['kept_by'])}.")
-    for u in answer["unknown_at"]:
-        lines.append(f"Step {u['seq']} '{u['step']}' rejected {u['rejected']} candidates "
-                     f"({', '.join(f'{r} {n}' for r, n in u['rejections'].items())}), and {cid} is not in the evidence "
-                     f"it kept: {u['advice']}.")
-    return "\n".join(lines) or f"No step of this run recorded candidate decisions, so {cid} cannot be traced."

@@ -26,9 +26,12 @@ from xray_server.ingest.bodies import as_field_errors, load_body
 from xray_server.ingest.merge import APPLY_BATCH, INSERT_ARTIFACTS, UPSERT_STEPS
 from xray_server.ingest.rows import ArtifactPolicy, EventRejected, PreparedEvent, prepare
 from xray_server.schemas.events import BatchSchema, load_event
+from xray_server.schemas.responses import BatchResultSchema
+from xray_server.schemas.views import projector
 from xray_server.storage.pool import Database
 
 _batch_schema = BatchSchema()
+_batch_result_view = projector(BatchResultSchema)
 
 
 @dataclass
@@ -48,15 +51,8 @@ class BatchResult:
         return 207 if self.rejected else 200
 
     def to_dict(self) -> dict[str, Any]:
-        """The response body."""
-        return {
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "contract_violations": self.contract_violations,
-            "truncated": self.truncated,
-            "artifacts": self.artifacts,
-        }
+        """The response body, as `BatchResultSchema` describes it."""
+        return _batch_result_view(vars(self))
 
 
 def ingest_events(db: Database, run_id: str, payload: Any, writer: ArtifactWriter | None = None,

@@ -2,26 +2,17 @@
 rejection reasons it usually gives (`GET /api/v1/steps/reasons`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from psycopg import sql
 
-from xray_server.query.steps import StepQuery, step_filters
+from xray_server.query.steps import step_filters
 from xray_server.query.views import check_window, iso
+from xray_server.schemas import responses
+from xray_server.schemas.views import projector
+from xray_server.schemas.queries import StepQuery, StepStatsQuery
 from xray_server.storage.pool import Database
-
-
-@dataclass
-class StepStatsQuery:
-    """Filters of `GET /api/v1/steps/stats`; `since` defaults to seven days ago."""
-
-    pipeline: str | None = None
-    name: str | None = None
-    step_type: list[str] = field(default_factory=list)
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 BASELINE_WINDOW = timedelta(days=7)
@@ -62,9 +53,7 @@ def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
     with db.connection() as conn:
         rows = conn.execute(statement, params).fetchall()
     return {"since": iso(since), "until": iso(q.until), "steps": rows[0]["of_steps"] if rows else 0,
-            "reasons": [{"reason": r["reason"], "steps": r["steps"], "total": int(r["total"]),
-                         "median_share": None if r["median_share"] is None else round(r["median_share"], 6)}
-                        for r in rows]}
+            "reasons": [_reason(r) for r in rows]}
 
 
 def step_stats(db: Database, q: StepStatsQuery) -> dict[str, Any]:
@@ -93,12 +82,16 @@ def step_stats(db: Database, q: StepStatsQuery) -> dict[str, Any]:
     return {"since": iso(since), "until": iso(q.until), "groups": [_stats_group(r) for r in rows]}
 
 
-def _stats_group(r: dict[str, Any]) -> dict[str, Any]:
-    group = {key: r[key] for key in ("pipeline", "name", "step_type", "steps", "runs", "errors", "running",
-                                     "violations")}
-    for key in ("drop_ratio", "candidates_in", "candidates_out", "duration_ms"):
-        values = r[key]
-        group[key] = None if values is None or values[0] is None else {
-            f"p{round(q * 100)}": round(float(v), 6) for q, v in zip(_QUANTILES, values)}
-    return group
+def _quantiles(column: str) -> Any:
+    def get(r: dict[str, Any]) -> dict[str, float] | None:
+        values = r[column]
+        if values is None or values[0] is None:
+            return None
+        return {f"p{round(q * 100)}": round(float(v), 6) for q, v in zip(_QUANTILES, values)}
+    return get
 
+
+_stats_group = projector(responses.StepStatsGroupSchema, **{column: _quantiles(column) for column in (
+    "drop_ratio", "candidates_in", "candidates_out", "duration_ms")})
+_reason = projector(responses.ReasonSchema, total=lambda r: int(r["total"]), median_share=lambda r: (
+    None if r["median_share"] is None else round(r["median_share"], 6)))

@@ -1,30 +1,19 @@
 """Runs: recent runs (`GET /api/v1/runs`) and one run's debugging view (`GET /api/v1/runs/<id>`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import sql
 
+from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
+
 from xray_server.errors import NotFound
 from xray_server.ids import parse_run_id
 from xray_server.query import cursor as cursors
-from xray_server.query.views import artifact_view, check_window, paginate, run_summary, step_detail
+from xray_server.query.views import artifact_view, check_window, paginate, run_summary, run_view, step_detail
+from xray_server.schemas.queries import RunQuery
 from xray_server.storage.pool import Database
-
-
-@dataclass
-class RunQuery:
-    """Filters of `GET /api/v1/runs`."""
-
-    pipeline: str | None = None
-    entity: str | None = None
-    status: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = 100
-    cursor: str | None = None
 
 
 def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
@@ -71,20 +60,21 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         ).fetchall()
     by_step: dict[str, list[dict[str, Any]]] = {}
     for a in artifacts:
-        by_step.setdefault(str(a["step_id"]), []).append(artifact_view(a))
-    view = run_summary(run)
-    view["steps"] = [step_detail(s, by_step.get(str(s["step_id"]), [])) for s in steps]
-    counts = {"stored": 0, "pending": 0, "dropped": 0, "referenced": 0}
+        by_step.setdefault(a["step_id"], []).append(artifact_view(a))
+    for s in steps:
+        s["artifacts"] = by_step.get(s["step_id"], [])
+    counts = {status.value: 0 for status in ArtifactStatus}
     for a in artifacts:
         counts[a["status"]] = counts.get(a["status"], 0) + 1
-    view["evidence"] = counts
+    run["steps"] = [step_detail(s) for s in steps]
+    run["evidence"] = counts
     # Degraded, never failed: a missing artifact leaves the run readable from its metrics.
-    view["degraded"] = counts["pending"] + counts["dropped"] > 0
-    view["summary"] = {
+    run["degraded"] = counts[ArtifactStatus.PENDING.value] + counts[ArtifactStatus.DROPPED.value] > 0
+    run["summary"] = {
         "steps": len(steps),
-        "errors": sum(1 for s in steps if s["status"] == "error"),
-        "running": sum(1 for s in steps if s["status"] == "running"),
+        "errors": sum(1 for s in steps if s["status"] == StepStatus.ERROR.value),
+        "running": sum(1 for s in steps if s["status"] == StepStatus.RUNNING.value),
         "contract_violations": sum(1 for s in steps if s["contract_violations"]),
     }
-    return view
+    return run_view(run)
 

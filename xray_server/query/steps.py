@@ -2,7 +2,6 @@
 with the baselines."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -10,28 +9,9 @@ from psycopg import sql
 
 from xray_server.query import cursor as cursors
 from xray_server.query.views import check_window, paginate, step_summary
+from xray_server.schemas.queries import StepQuery
 from xray_server.storage.pool import Database
 from xray_server.errors import ValidationFailed
-
-
-@dataclass
-class StepQuery:
-    """Filters of `GET /api/v1/steps`. Ratios are inclusive bounds; times bound `started_at`."""
-
-    step_type: list[str] = field(default_factory=list)
-    pipeline: str | None = None
-    name: str | None = None
-    status: str | None = None
-    min_drop_ratio: float | None = None
-    max_drop_ratio: float | None = None
-    violations: bool | None = None
-    reason: str | None = None
-    min_reason_share: float | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = 100
-    cursor: str | None = None
-
 
 
 _STEP_SUMMARY_COLUMNS = (

@@ -1,57 +1,100 @@
-"""Query-string parameters of the read endpoints. Unknown parameters are refused, so a
-typo such as `min_drop=0.9` is an error rather than a silently unfiltered answer."""
+"""Query-string parameters of the read endpoints, each defined once as a dataclass the read path
+takes, with the schema that loads it. Unknown parameters are refused, so a typo such as
+`min_drop=0.9` is an error rather than a silently unfiltered answer."""
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from dataclasses import dataclass
+from datetime import datetime
+
+from marshmallow import fields, validate
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES, STEP_TYPES
 
 from xray_server.schemas.fields import Text, TimeBound
+from xray_server.schemas.records import param, schema_for
 
 L = DEFAULT_LIMITS
 _ratio = validate.Range(min=0.0, max=1.0)
 
 
-class PageSchema(Schema):
+def _name() -> Text:
+    return Text(validate=validate.Length(min=1, max=L.max_name_chars))
+
+
+def _step_types() -> fields.List:
+    return fields.List(fields.String(validate=validate.OneOf(STEP_TYPES)))
+
+
+@dataclass
+class Window:
+    """A time window over `started_at`: RFC 3339 or an age (`30m`, `24h`, `7d`)."""
+
+    since: datetime | None = param(TimeBound())
+    until: datetime | None = param(TimeBound())
+
+
+@dataclass
+class Page(Window):
     """Keyset pagination: `limit` rows, then follow `next_cursor`."""
 
-    limit = fields.Integer(load_default=L.default_page_size, validate=validate.Range(min=1, max=L.max_page_size))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=512))
-    since = TimeBound(load_default=None)
-    until = TimeBound(load_default=None)
+    limit: int = param(fields.Integer(validate=validate.Range(min=1, max=L.max_page_size)),
+                       default=L.default_page_size)
+    cursor: str | None = param(fields.String(validate=validate.Length(max=512)))
 
 
-class StepQuerySchema(PageSchema):
-    """`GET /api/v1/steps`: steps across runs, newest first."""
+@dataclass
+class StepQuery(Page):
+    """`GET /api/v1/steps`: steps across runs, newest first. Ratios are inclusive bounds."""
 
-    step_type = fields.List(fields.String(validate=validate.OneOf(STEP_TYPES)), load_default=list)
-    pipeline = Text(load_default=None, validate=validate.Length(min=1, max=L.max_name_chars))
-    name = Text(load_default=None, validate=validate.Length(min=1, max=L.max_name_chars))
-    status = fields.String(load_default=None, validate=validate.OneOf(STEP_STATUSES))
-    min_drop_ratio = fields.Float(load_default=None, allow_nan=False, validate=_ratio)
-    max_drop_ratio = fields.Float(load_default=None, allow_nan=False, validate=_ratio)
-    violations = fields.Boolean(load_default=None)
-    reason = Text(load_default=None, validate=validate.Length(min=1, max=L.max_reason_chars))
-    min_reason_share = fields.Float(load_default=None, allow_nan=False, validate=_ratio)
+    step_type: list[str] = param(_step_types(), default_factory=list)
+    pipeline: str | None = param(_name())
+    name: str | None = param(_name())
+    status: str | None = param(fields.String(validate=validate.OneOf(STEP_STATUSES)))
+    min_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
+    max_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
+    violations: bool | None = param(fields.Boolean())
+    reason: str | None = param(Text(validate=validate.Length(min=1, max=L.max_reason_chars)))
+    min_reason_share: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
 
 
-class RunQuerySchema(PageSchema):
+@dataclass
+class RunQuery(Page):
     """`GET /api/v1/runs`: recent runs, newest first."""
 
-    pipeline = Text(load_default=None, validate=validate.Length(min=1, max=L.max_name_chars))
-    entity = Text(load_default=None, validate=validate.Length(min=1, max=L.max_name_chars))
-    status = fields.String(load_default=None, validate=validate.OneOf(RUN_STATUSES))
+    pipeline: str | None = param(_name())
+    entity: str | None = param(_name())
+    status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
 
+
+@dataclass
+class StepStatsQuery(Window):
+    """`GET /api/v1/steps/stats` and `/steps/reasons`: per pipeline and step name over a window
+    (`since` defaults to seven days ago)."""
+
+    pipeline: str | None = param(_name())
+    name: str | None = param(_name())
+    step_type: list[str] = param(_step_types(), default_factory=list)
+
+
+@dataclass
+class ExplainQuery:
+    """`GET /api/v1/runs/<run_id>/explain`: how far back the baseline runs go (default 7 days)."""
+
+    baseline: datetime | None = param(TimeBound())
+
+
+@dataclass
+class WhyDroppedQuery:
+    """`GET /api/v1/runs/<run_id>/why-dropped`: the candidate's id, as the step recorded it."""
+
+    candidate: str = param(Text(validate=validate.Length(min=1, max=L.max_name_chars)), required=True)
+
+
+StepQuerySchema = schema_for(StepQuery)
+RunQuerySchema = schema_for(RunQuery)
+StepStatsQuerySchema = schema_for(StepStatsQuery)
+ExplainQuerySchema = schema_for(ExplainQuery)
+WhyDroppedQuerySchema = schema_for(WhyDroppedQuery)
 
 REPEATABLE_PARAMETERS = frozenset({"step_type"})
-
-
-class StepStatsQuerySchema(Schema):
-    """`GET /api/v1/steps/stats`: baselines per pipeline and step name over a time window."""
-
-    pipeline = Text(load_default=None, validate=validate.Length(min=1, max=L.max_name_chars))
-    name = Text(load_default=None, validate=validate.Length(min=1, max=L.max_name_chars))
-    step_type = fields.List(fields.String(validate=validate.OneOf(STEP_TYPES)), load_default=list)
-    since = TimeBound(load_default=None)
-    until = TimeBound(load_default=None)

@@ -1,4 +1,5 @@
-"""Shapes of what the API answers. Used for the OpenAPI document and checked by tests."""
+"""Shapes of what the API answers: the one definition of each. The views are projected from
+them (`query/views.py`), and the OpenAPI document is generated from them."""
 from __future__ import annotations
 
 from marshmallow import Schema, fields
@@ -67,7 +68,7 @@ class ArtifactViewSchema(Schema):
     link = fields.String(allow_none=True)
 
 
-class StepSummarySchema(Schema):
+class StepBaseSchema(Schema):
     run_id = fields.UUID(required=True)
     step_id = fields.UUID(required=True)
     parent_step_id = fields.UUID(allow_none=True)
@@ -83,18 +84,25 @@ class StepSummarySchema(Schema):
     error = fields.Dict(allow_none=True)
     contract_violations = fields.List(fields.String(), required=True)
     rejections = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
+class StepRowSchema(StepBaseSchema):
+    """A step of the cross-run query, with its run's pipeline and entity."""
+
     pipeline = fields.String(allow_none=True)
     entity = fields.String(allow_none=True)
 
 
-class StepDetailSchema(StepSummarySchema):
+class StepDetailSchema(StepBaseSchema):
+    """A step of the run view: everything the hot tier holds."""
+
     input = fields.Raw(allow_none=True)
     output = fields.Raw(allow_none=True)
     artifacts = fields.List(fields.Nested(ArtifactViewSchema), required=True)
 
 
 class StepPageSchema(Schema):
-    steps = fields.List(fields.Nested(StepSummarySchema), required=True)
+    steps = fields.List(fields.Nested(StepRowSchema), required=True)
     next_cursor = fields.String(allow_none=True)
 
 
@@ -183,3 +191,41 @@ class StepStatsSchema(Schema):
     since = fields.DateTime(required=True)
     until = fields.DateTime(allow_none=True)
     groups = fields.List(fields.Nested(StepStatsGroupSchema), required=True)
+
+
+class FindingSchema(Schema):
+    kind = fields.String(required=True)
+    score = fields.Float(required=True)
+    step = fields.String(required=True)
+    seq = fields.Integer(required=True)
+    step_type = fields.String(required=True)
+    message = fields.String(required=True)
+    why = fields.String(allow_none=True)
+    evidence = fields.Dict(required=True)
+
+
+class ExplainSchema(Schema):
+    run_id = fields.UUID(required=True)
+    pipeline = fields.String(allow_none=True)
+    entity = fields.String(allow_none=True)
+    status = fields.String(required=True)
+    outcome = fields.Raw(allow_none=True)
+    error = fields.Dict(allow_none=True)
+    findings = fields.List(fields.Nested(FindingSchema), required=True)
+    verdict = fields.String(required=True)
+
+
+class DiffSchema(Schema):
+    a = fields.Dict(required=True)
+    b = fields.Dict(required=True)
+    same_pipeline = fields.Boolean(required=True)
+    outcome = fields.Raw(allow_none=True)
+    steps = fields.List(fields.Dict(), required=True)
+
+
+class WhyDroppedSchema(Schema):
+    run_id = fields.UUID(required=True)
+    candidate_id = fields.String(required=True)
+    found = fields.Dict(allow_none=True)
+    kept_by = fields.List(fields.String(), required=True)
+    unknown_at = fields.List(fields.Dict(), required=True)

@@ -47,9 +47,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     if settings.artifact_sweep_seconds > 0:
         start_pending_sweeper(db, store, settings.artifact_sweep_seconds)
 
-    from xray_server.web.routes import artifacts, health, openapi, runs, steps
+    from xray_server.web.routes import analysis, artifacts, health, openapi, runs, steps
 
-    for blueprint in (health.bp, runs.bp, steps.bp, artifacts.bp, openapi.bp):
+    for blueprint in (health.bp, runs.bp, steps.bp, analysis.bp, artifacts.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
 

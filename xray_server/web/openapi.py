@@ -13,7 +13,8 @@ from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_server.schemas import responses as r
 from xray_server.schemas.events import RunFinishSchema, StepEndSchema, StepStartSchema
 from xray_server.schemas.fields import JsonValue, TimeBound
-from xray_server.schemas.queries import RunQuerySchema, StepQuerySchema, StepStatsQuerySchema
+from xray_server.schemas.queries import (ExplainQuerySchema, RunQuerySchema, StepQuerySchema, StepStatsQuerySchema,
+                                         WhyDroppedQuerySchema)
 from xray_server.schemas.runs import RunCreateSchema
 
 _UUID_PATH = {"in": "path", "name": "run_id", "required": True, "schema": {"type": "string", "format": "uuid"}}
@@ -47,7 +48,8 @@ def build_spec() -> dict[str, Any]:
         "RunFinish": RunFinishSchema, "Error": r.ErrorSchema,
         "RunCreated": r.RunCreatedSchema, "BatchResult": r.BatchResultSchema, "StepPage": r.StepPageSchema,
         "RunPage": r.RunPageSchema, "RunView": r.RunViewSchema, "Status": r.StatusSchema,
-        "StepStats": r.StepStatsSchema, "Reasons": r.ReasonsSchema,
+        "StepStats": r.StepStatsSchema, "Reasons": r.ReasonsSchema, "Explain": r.ExplainSchema,
+        "Diff": r.DiffSchema, "WhyDropped": r.WhyDroppedSchema,
     }.items():
         spec.components.schema(name, schema=schema)
     _paths(spec)
@@ -89,6 +91,25 @@ def _paths(spec: APISpec) -> None:
         "summary": "One run with its steps in order, metrics, why and artifacts",
         "parameters": [_UUID_PATH],
         "responses": {"200": _json("RunView", "The run"), "404": _json("Error", "No such run"), **_ERRORS},
+    }})
+    spec.path("/api/v1/runs/{run_id}/explain", operations={"get": {
+        "summary": "Which step most likely failed and why, against the baseline of recent runs (rules only)",
+        "parameters": [_UUID_PATH, {"in": "query", "schema": ExplainQuerySchema}],
+        "responses": {"200": _json("Explain", "Findings, most serious first, and a verdict"),
+                      "404": _json("Error", "No such run"), **_ERRORS},
+    }})
+    spec.path("/api/v1/runs/{run_id}/diff/{other_run_id}", operations={"get": {
+        "summary": "Two runs lined up step by step, with what changed",
+        "parameters": [_UUID_PATH, {"in": "path", "name": "other_run_id", "required": True,
+                                    "schema": {"type": "string", "format": "uuid"}}],
+        "responses": {"200": _json("Diff", "The changes, step by step"),
+                      "404": _json("Error", "No such run"), **_ERRORS},
+    }})
+    spec.path("/api/v1/runs/{run_id}/why-dropped", operations={"get": {
+        "summary": "Which step dropped a candidate and why, from the evidence the run kept",
+        "parameters": [_UUID_PATH, {"in": "query", "schema": WhyDroppedQuerySchema}],
+        "responses": {"200": _json("WhyDropped", "Where the candidate was dropped, kept, or not traceable"),
+                      "404": _json("Error", "No such run"), **_ERRORS},
     }})
     spec.path("/api/v1/steps", operations={"get": {
         "summary": "Steps across runs, newest first",

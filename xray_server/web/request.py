@@ -82,8 +82,9 @@ def _too_large(max_bytes: int) -> PayloadTooLarge:
     )
 
 
-def load_query(schema: Schema, args: Any, repeatable: frozenset[str] = frozenset()) -> dict[str, Any]:
-    """Validate a query string; parameters may appear once unless listed in `repeatable`."""
+def load_query(schema: Schema, args: Any, repeatable: frozenset[str] = frozenset()) -> Any:
+    """Validate a query string into the schema's record; parameters may appear once unless
+    listed in `repeatable`."""
     values: dict[str, Any] = {}
     problems: dict[str, list[str]] = {}
     for key in args.keys():
@@ -98,7 +99,7 @@ def load_query(schema: Schema, args: Any, repeatable: frozenset[str] = frozenset
         loaded = schema.load(values)
     except ValidationError as exc:
         problems.update(exc.messages)  # type: ignore[arg-type]
-        loaded = {}
+        loaded = None
     if problems:
         raise ValidationFailed({k: (["is not a known parameter"] if v == ["Unknown field."] else v)
                                 for k, v in problems.items()})

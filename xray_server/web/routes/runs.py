@@ -30,8 +30,7 @@ def post_events(run_id: str):
 @bp.get("/runs")
 def list_runs():
     """Recent runs, newest first."""
-    q = query.RunQuery(**load_query(_run_query, request.args))
-    return query.list_runs(get_db(), q)
+    return query.list_runs(get_db(), load_query(_run_query, request.args))
 
 
 @bp.get("/runs/<run_id>")

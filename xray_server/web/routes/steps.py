@@ -16,19 +16,16 @@ _stats_query = StepStatsQuerySchema()
 @bp.get("/steps")
 def find_steps():
     """Steps across runs, filtered, newest first."""
-    q = query.StepQuery(**load_query(_step_query, request.args, REPEATABLE_PARAMETERS))
-    return query.find_steps(get_db(), q)
+    return query.find_steps(get_db(), load_query(_step_query, request.args, REPEATABLE_PARAMETERS))
 
 
 @bp.get("/steps/reasons")
 def top_reasons():
     """Rejection reasons across runs: total removed and median share, most removed first."""
-    q = query.StepStatsQuery(**load_query(_stats_query, request.args, REPEATABLE_PARAMETERS))
-    return query.top_reasons(get_db(), q)
+    return query.top_reasons(get_db(), load_query(_stats_query, request.args, REPEATABLE_PARAMETERS))
 
 
 @bp.get("/steps/stats")
 def step_stats():
     """Baselines per pipeline and step name: counts and quantiles over a time window."""
-    q = query.StepStatsQuery(**load_query(_stats_query, request.args, REPEATABLE_PARAMETERS))
-    return query.step_stats(get_db(), q)
+    return query.step_stats(get_db(), load_query(_stats_query, request.args, REPEATABLE_PARAMETERS))
