@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES
+
 from xray_cli import render
 from xray_cli.api import Api, default_url, segment
 
@@ -20,7 +22,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 @json_option
 @click.option("--pipeline")
 @click.option("--entity")
-@click.option("--status", type=click.Choice(["running", "ok", "error"]))
+@click.option("--status", type=click.Choice(RUN_STATUSES))
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
 @click.option("--limit", type=int, default=20, show_default=True)
 def runs(url: str, as_json: bool, pipeline: str | None, entity: str | None, status: str | None,
@@ -72,7 +74,7 @@ def show_text(run: dict[str, Any]) -> str:
 @click.option("--type", "step_type", multiple=True, help="Step type; repeat for several.")
 @click.option("--pipeline")
 @click.option("--name", help="Step name.")
-@click.option("--status", type=click.Choice(["running", "ok", "error"]))
+@click.option("--status", type=click.Choice(STEP_STATUSES))
 @click.option("--min-drop-ratio", type=float)
 @click.option("--max-drop-ratio", type=float)
 @click.option("--violations/--no-violations", default=None, help="Only steps with (or without) contract violations.")

@@ -46,8 +46,8 @@ def migrate() -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 def gc(older_than: str, dry_run: bool) -> None:
     """Delete old artifacts from the store, mark their rows, and settle rows a crash left pending."""
-    from xray_server.web.app import open_store
-    from xray_server.artifacts.writer import resolve_stale_pending
+    from xray_server.artifacts.stores import open_store
+    from xray_server.artifacts.sweep import resolve_stale_pending
     from xray_server.storage.pool import Database
     from xray_server.artifacts.retention import collect
     from xray_server.schemas.fields import parse_age

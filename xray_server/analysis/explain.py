@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
+
 from xray_server import query
 from xray_server.schemas.queries import StepStatsQuery
 from xray_server.storage.pool import Database
@@ -61,11 +63,11 @@ def _step_findings(step: dict[str, Any], baseline: dict[str, Any] | None,
                       "step_type": step["step_type"], "message": message, "why": step["why"],
                       "evidence": evidence})
 
-    if step["status"] == "error":
+    if step["status"] == StepStatus.ERROR.value:
         error = step["error"] or {}
         add("error", 10, f"{step['name']} raised {error.get('type', 'an error')}: {error.get('message', '')}",
             error=error)
-    if step["status"] == "running":
+    if step["status"] == StepStatus.RUNNING.value:
         add("running", 1, f"{step['name']} never ended (no step_end arrived)")
     if step["contract_violations"]:
         add("violation", len(step["contract_violations"]),
@@ -76,7 +78,7 @@ def _step_findings(step: dict[str, Any], baseline: dict[str, Any] | None,
             candidates_in=metrics["candidates_in"])
     if baseline is not None and baseline["steps"] >= MIN_BASELINE:
         _outliers(step, baseline, add, usual_reasons)
-    dropped = [a for a in step.get("artifacts", []) if a["status"] == "dropped"]
+    dropped = [a for a in step.get("artifacts", []) if a["status"] == ArtifactStatus.DROPPED.value]
     if dropped:
         add("dropped_evidence", 0, f"{step['name']}: evidence not kept: "
             + ", ".join(f"{a['name']} ({a['drop_reason']})" for a in dropped),

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from xray_sdk.contract.vocabulary import ArtifactStatus
+
 from xray_server.artifacts.stores import ArtifactStore, ObjectMissing, StoreUnavailable
 from xray_server.errors import ApiError, NotFound
 from xray_server.ids import parse_uuid
@@ -29,10 +31,10 @@ def read_artifact(db: Database, store: ArtifactStore, artifact_id: str,
     """The artifact's bytes and content type; 404 `artifact_dropped` (with the reason) when it was
     not kept, 503 `artifact_store_unavailable` when the store is down."""
     row = find_artifact(db, artifact_id)
-    if row["status"] != "stored":
+    if row["status"] != ArtifactStatus.STORED.value:
         error = NotFound(f"artifact {row['artifact_id']} was not kept: {row['drop_reason'] or row['status']}",
                          {"status": row["status"], "drop_reason": row["drop_reason"]})
-        error.code = "artifact_dropped" if row["status"] == "dropped" else f"artifact_{row['status']}"
+        error.code = "artifact_dropped" if row["status"] == ArtifactStatus.DROPPED.value else f"artifact_{row['status']}"
         raise error
     try:
         data = store.get(row["store_key"])

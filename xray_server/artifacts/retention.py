@@ -4,6 +4,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from xray_sdk.contract.vocabulary import ArtifactStatus, DropReason
+
 from xray_server.artifacts.writer import record_outcomes
 from xray_server.storage.pool import Database
 from xray_server.artifacts.stores import ArtifactStore, BadKey, ObjectMissing, StoreUnavailable
@@ -46,7 +48,7 @@ def collect(db: Database, store: ArtifactStore, older_than: timedelta, *, batch:
             deleted += 1
             by_run.setdefault(str(row["run_id"]), []).append({
                 "artifact_id": str(row["artifact_id"]), "event_id": str(row["event_id"]),
-                "status": "dropped", "drop_reason": "retention"})
+                "status": ArtifactStatus.DROPPED.value, "drop_reason": DropReason.RETENTION.value})
         for run_id, outcomes in by_run.items():
-            record_outcomes(db, run_id, outcomes, from_status="stored")
+            record_outcomes(db, run_id, outcomes, from_status=ArtifactStatus.STORED.value)
     return {"cutoff": cutoff.isoformat(), "deleted": deleted, "failed": failed, "dry_run": dry_run}

@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any
 
+from xray_sdk.contract.vocabulary import ArtifactStatus, DropReason
+
 from xray_server.artifacts.stores import ArtifactStore, BadKey, StoreUnavailable
 from xray_server.artifacts.writer import record_outcomes
 from xray_server.storage.pool import Database
@@ -40,7 +42,8 @@ def resolve_stale_pending(db: Database, store: ArtifactStore, *, older_than_seco
             continue  # try again later rather than call it lost
         by_run.setdefault(str(row["run_id"]), []).append({
             "artifact_id": str(row["artifact_id"]), "event_id": str(row["event_id"]),
-            "status": "stored" if found else "dropped", "drop_reason": None if found else "lost"})
+            "status": ArtifactStatus.STORED.value if found else ArtifactStatus.DROPPED.value,
+            "drop_reason": None if found else DropReason.LOST.value})
     for run_id, outcomes in by_run.items():
         record_outcomes(db, run_id, outcomes)
     return sum(len(v) for v in by_run.values())

@@ -14,7 +14,7 @@ from typing import Any
 from xray_sdk.contract.bounds import bound_json, truncate_text
 from xray_sdk.contract.metrics import check_rejections, evaluate_metrics
 from xray_sdk.contract.limits import DEFAULT_LIMITS, Limits
-from xray_sdk.contract.vocabulary import CAPTURE_RANK, STANDARD_METRICS, EventType, StepStatus
+from xray_sdk.contract.vocabulary import CAPTURE_RANK, STANDARD_METRICS, ArtifactStatus, DropReason, EventType, StepStatus
 
 from xray_server.artifacts.writer import PendingArtifact
 
@@ -153,21 +153,21 @@ def _artifact_row(run_id: str, event: dict[str, Any], prepared: PreparedEvent, a
     content_type = artifact["content_type"] or "application/json"
     key, size, digest, data = ref.get("key"), ref.get("size_bytes"), ref.get("sha256"), None
     if artifact["dropped"] is not None:
-        status, reason = "dropped", artifact["dropped"]
+        status, reason = ArtifactStatus.DROPPED.value, artifact["dropped"]
     elif CAPTURE_RANK[artifact["capture"]] > CAPTURE_RANK[policy.max_capture]:
-        status, reason = "dropped", "capture_policy"
+        status, reason = ArtifactStatus.DROPPED.value, DropReason.CAPTURE_POLICY.value
     elif artifact["ref"] is not None:
-        status, reason = ("pending", None) if policy.has_store else ("referenced", None)
+        status, reason = (ArtifactStatus.PENDING.value if policy.has_store else ArtifactStatus.REFERENCED.value), None
     else:
         data = json.dumps(artifact["payload"], separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         key, size, digest = f"runs/{run_id}/{step_id}/{art_id}.json", len(data), hashlib.sha256(data).hexdigest()
         if size > limits.max_artifact_payload_bytes:
-            status, reason, data = "dropped", "too_large", None
+            status, reason, data = ArtifactStatus.DROPPED.value, DropReason.TOO_LARGE.value, None
         elif not policy.has_store:
-            status, reason, data = "dropped", "no_store", None
+            status, reason, data = ArtifactStatus.DROPPED.value, DropReason.NO_STORE.value, None
         else:
-            status, reason = "pending", None
-    if status == "pending":
+            status, reason = ArtifactStatus.PENDING.value, None
+    if status == ArtifactStatus.PENDING.value:
         prepared.pending.append(PendingArtifact(art_id, prepared.event_id, key, content_type, data,
                                                 prepared.index, artifact["name"]))
     return {
