@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from tests.support.events import competitor_run
 from tests.support.http import call
 from xray_cli import main
+from xray_server.storage.migrations import LATEST_VERSION
 
 
 def invoke(*args, env=None):
@@ -25,7 +26,7 @@ def test_help_lists_the_commands():
 def test_migrate_applies_the_schema(pg_url):
     result = invoke("migrate", env={"XRAY_DATABASE_URL": pg_url})
     assert result.exit_code == 0, result.output
-    assert "schema at version 1" in result.output
+    assert f"schema at version {LATEST_VERSION}" in result.output
 
 
 def test_migrate_without_a_database_says_what_to_do():

@@ -23,11 +23,11 @@ def test_every_route_is_documented(app, client):
 def test_query_parameters_match_the_validating_schema(client):
     params = {p["name"] for p in spec(client)["paths"]["/api/v1/steps"]["get"]["parameters"]}
     assert params == {"step_type", "pipeline", "name", "status", "min_drop_ratio", "max_drop_ratio",
-                      "violations", "since", "until", "limit", "cursor", "reason", "min_reason_share"}
+                      "violations", "since", "until", "limit", "cursor", "reason", "min_reason_share", "tag"}
     for name in params - {"cursor", "since", "until", "min_reason_share"}:
         # each documented parameter is accepted (not refused as unknown)
         value = {"step_type": "filter", "status": "ok", "violations": "true", "limit": "5",
-                 "min_drop_ratio": "0.1", "max_drop_ratio": "0.9"}.get(name, "x")
+                 "min_drop_ratio": "0.1", "max_drop_ratio": "0.9", "tag": "k:v"}.get(name, "x")
         assert client.get(f"/api/v1/steps?{name}={value}").status_code == 200, name
 
 

@@ -15,6 +15,35 @@ from xray_cli.api import Api, default_url, segment
 url_option = click.option("--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000",
                           help="The X-Ray server.")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
+tag_option = click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
+                          help="Only runs with this tag; repeat to require several.")
+cursor_option = click.option("--cursor", help="Resume after the page that gave this cursor.")
+all_option = click.option("--all", "all_pages", is_flag=True, help="Follow the cursors: every matching row.")
+
+
+def _tag_filters(tags: tuple[str, ...]) -> list[str]:
+    """`key=value` (the CLI's form) as the API's `key:value`."""
+    filters = []
+    for tag in tags:
+        key, sep, value = tag.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{tag!r} is not KEY=VALUE", param_hint="--tag")
+        filters.append(f"{key}:{value}")
+    return filters
+
+
+def _fetch_page(api: Api, path: str, key: str, all_pages: bool, **params: Any) -> dict[str, Any]:
+    """One page of `path`, or with `all_pages` every row, as one answer of the same shape."""
+    if all_pages:  # pages of the largest size; --limit and --cursor do not apply
+        params.pop("cursor", None)
+        params.pop("limit", None)
+        return {key: api.get_all(path, key, **params), "next_cursor": None}
+    return api.get(path, **params)
+
+
+def _more(page: dict[str, Any]) -> str:
+    cursor = page.get("next_cursor")
+    return f"\nMore rows exist: add --cursor {cursor} for the next page, or --all for every one." if cursor else ""
 
 
 @click.command()
@@ -24,17 +53,23 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 @click.option("--entity")
 @click.option("--status", type=click.Choice(RUN_STATUSES))
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
+@click.option("--until")
+@tag_option
 @click.option("--limit", type=int, default=20, show_default=True)
+@cursor_option
+@all_option
 def runs(url: str, as_json: bool, pipeline: str | None, entity: str | None, status: str | None,
-         since: str | None, limit: int) -> None:
+         since: str | None, until: str | None, tags: tuple[str, ...], limit: int, cursor: str | None,
+         all_pages: bool) -> None:
     """Recent runs, newest first."""
-    page = Api(url).get("/api/v1/runs", pipeline=pipeline, entity=entity, status=status, since=since, limit=limit)
+    page = _fetch_page(Api(url), "/api/v1/runs", "runs", all_pages, pipeline=pipeline, entity=entity, status=status,
+                       since=since, until=until, tag=_tag_filters(tags), limit=limit, cursor=cursor)
     if as_json:
         return render.emit_json(page)
     click.echo(render.table(
         [[r["run_id"], r["started_at"], r["pipeline"], r["entity"], render.status(r["status"]),
-          r["duration_ms"], _outcome(r)] for r in page["runs"]],
-        ["run", "started", "pipeline", "entity", "status", "ms", "outcome"]))
+          r["duration_ms"], render.tags(r["tags"]), _outcome(r)] for r in page["runs"]],
+        ["run", "started", "pipeline", "entity", "status", "ms", "tags", "outcome"]) + _more(page))
 
 
 @click.command()
@@ -53,6 +88,8 @@ def show_text(run: dict[str, Any]) -> str:
     """The step timeline of a run view, as `xray show` prints it."""
     head = (f"run {run['run_id']}  pipeline {run['pipeline']}  entity {run['entity']}  "
             f"status {render.status(run['status'])}  outcome {_outcome(run)}")
+    if run.get("tags"):
+        head += f"\ntags {render.tags(run['tags'])}"
     rows = [[s["seq"], s["name"], s["step_type"], render.status(s["status"]), s["duration_ms"],
              render.metrics(s["metrics"]), s["why"] or ("; ".join(s["contract_violations"]) or None)]
             for s in run["steps"]]
@@ -78,20 +115,27 @@ def show_text(run: dict[str, Any]) -> str:
 @click.option("--min-drop-ratio", type=float)
 @click.option("--max-drop-ratio", type=float)
 @click.option("--violations/--no-violations", default=None, help="Only steps with (or without) contract violations.")
+@click.option("--reason", help="Only steps in which this rejection reason removed candidates.")
+@click.option("--min-reason-share", type=float, help="With --reason: it removed at least this share of the candidates.")
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
 @click.option("--until")
+@tag_option
 @click.option("--limit", type=int, default=50, show_default=True)
+@cursor_option
+@all_option
 def steps(url: str, as_json: bool, step_type: tuple[str, ...], pipeline: str | None, name: str | None,
           status: str | None, min_drop_ratio: float | None, max_drop_ratio: float | None,
-          violations: bool | None, since: str | None, until: str | None, limit: int) -> None:
+          violations: bool | None, reason: str | None, min_reason_share: float | None, since: str | None,
+          until: str | None, tags: tuple[str, ...], limit: int, cursor: str | None, all_pages: bool) -> None:
     """The cross-run query: steps across runs, newest first."""
-    page = Api(url).get("/api/v1/steps", step_type=list(step_type), pipeline=pipeline, name=name, status=status,
-                        min_drop_ratio=min_drop_ratio, max_drop_ratio=max_drop_ratio,
-                        violations=None if violations is None else str(violations).lower(),
-                        since=since, until=until, limit=limit)
+    page = _fetch_page(Api(url), "/api/v1/steps", "steps", all_pages, step_type=list(step_type), pipeline=pipeline,
+                       name=name, status=status, min_drop_ratio=min_drop_ratio, max_drop_ratio=max_drop_ratio,
+                       violations=None if violations is None else str(violations).lower(), reason=reason,
+                       min_reason_share=min_reason_share, since=since, until=until, tag=_tag_filters(tags),
+                       limit=limit, cursor=cursor)
     if as_json:
         return render.emit_json(page)
-    click.echo(steps_text(page["steps"]))
+    click.echo(steps_text(page["steps"]) + _more(page))
 
 
 def steps_text(rows: list[dict[str, Any]]) -> str:

@@ -7,7 +7,9 @@ from typing import Any, Sequence
 
 import click
 
-_STATUS_COLOURS = {"ok": "green", "error": "red", "running": "yellow"}
+from xray_sdk.contract.vocabulary import StepStatus
+
+_STATUS_COLOURS = {StepStatus.OK.value: "green", StepStatus.ERROR.value: "red", StepStatus.RUNNING.value: "yellow"}
 
 
 def colour_enabled() -> bool:
@@ -46,6 +48,11 @@ def preview(value: Any, max_chars: int) -> str:
     text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False,
                                                             default=str)
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def tags(values: dict[str, Any] | None) -> str:
+    """`key=value` pairs, as `--tag` takes them."""
+    return " ".join(f"{k}={v}" for k, v in (values or {}).items()) or "-"
 
 
 def emit_json(data: Any) -> None:

@@ -11,6 +11,7 @@ from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
 from xray_server.errors import NotFound
 from xray_server.ids import parse_run_id
 from xray_server.query import cursor as cursors
+from xray_server.query.steps import add_tag_filters
 from xray_server.query.views import artifact_view, check_window, paginate, run_summary, run_view, step_detail
 from xray_server.schemas.queries import RunQuery
 from xray_server.storage.pool import Database
@@ -32,6 +33,7 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
     if q.until is not None:
         where.append(sql.SQL("started_at < %(until)s"))
         params["until"] = q.until
+    add_tag_filters(where, params, q.tag)
     if q.cursor:
         at, run_id = cursors.decode(q.cursor, 1)
         where.append(sql.SQL("(started_at, run_id) < (%(c_at)s, %(c_run)s::uuid)"))

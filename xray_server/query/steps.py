@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from xray_server.query import cursor as cursors
 from xray_server.query.views import check_window, paginate, step_summary
@@ -46,6 +47,15 @@ def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
     return statement, params
 
 
+def add_tag_filters(where: list[sql.Composable], params: dict[str, Any], tags: list[tuple[str, str]],
+                    runs_alias: str | None = None) -> None:
+    """One containment test per `key:value` (ANDed), which the GIN index on `runs.tags` serves."""
+    column = sql.Identifier(runs_alias, "tags") if runs_alias else sql.Identifier("tags")
+    for i, (key, value) in enumerate(tags):
+        where.append(sql.SQL("{} @> {}").format(column, sql.Placeholder(f"tag_{i}")))
+        params[f"tag_{i}"] = Jsonb({key: value})
+
+
 def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
     where: list[sql.Composable] = [sql.SQL("true")]
     params: dict[str, Any] = {}
@@ -83,6 +93,7 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
             # The share of the step's candidates this reason removed.
             add("(s.rejections ->> %(reason)s)::float8 / NULLIF(s.candidates_in, 0) >= %(min_reason_share)s",
                 min_reason_share=q.min_reason_share)
+    add_tag_filters(where, params, q.tag, "r")
     if q.cursor:
         at, run_id, step_id = cursors.decode(q.cursor, 2)
         add("(s.started_at, s.run_id, s.step_id) < (%(c_at)s, %(c_run)s::uuid, %(c_step)s::uuid)",

@@ -143,5 +143,25 @@ class TimeBound(fields.Field):
         return moment
 
 
+class TagFilter(fields.Field):
+    """`key:value`: runs whose tag `key` equals `value` (the value may itself contain colons)."""
+
+    default_error_messages = {"invalid": "must be key:value, such as app_version:4.2"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, str]:
+        if not isinstance(value, str) or ":" not in value:
+            raise self.make_error("invalid")
+        key, _, tag_value = value.partition(":")
+        limits = DEFAULT_LIMITS
+        if not 1 <= len(key) <= limits.max_tag_key_chars or len(tag_value) > limits.max_tag_value_chars:
+            raise ValidationError(f"tag names are 1 to {limits.max_tag_key_chars} characters and values at most "
+                                  f"{limits.max_tag_value_chars}")
+        for text in (key, tag_value):
+            problem = unstorable_text_problem(text)
+            if problem:
+                raise ValidationError(problem)
+        return key, tag_value
+
+
 def _fail(message: str) -> bool:
     raise ValidationError(message)

@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES, STEP_TYPES
 
-from xray_server.schemas.fields import Text, TimeBound
+from xray_server.schemas.fields import TagFilter, Text, TimeBound
 from xray_server.schemas.records import param, schema_for
 
 L = DEFAULT_LIMITS
@@ -20,6 +20,10 @@ _ratio = validate.Range(min=0.0, max=1.0)
 
 def _name() -> Text:
     return Text(validate=validate.Length(min=1, max=L.max_name_chars))
+
+
+def _tags() -> fields.List:
+    return fields.List(TagFilter(), validate=validate.Length(max=L.max_tags))
 
 
 def _step_types() -> fields.List:
@@ -56,6 +60,7 @@ class StepQuery(Page):
     violations: bool | None = param(fields.Boolean())
     reason: str | None = param(Text(validate=validate.Length(min=1, max=L.max_reason_chars)))
     min_reason_share: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
+    tag: list[tuple[str, str]] = param(_tags(), default_factory=list)
 
 
 @dataclass
@@ -65,6 +70,7 @@ class RunQuery(Page):
     pipeline: str | None = param(_name())
     entity: str | None = param(_name())
     status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
+    tag: list[tuple[str, str]] = param(_tags(), default_factory=list)
 
 
 @dataclass
@@ -97,4 +103,5 @@ StepStatsQuerySchema = schema_for(StepStatsQuery)
 ExplainQuerySchema = schema_for(ExplainQuery)
 WhyDroppedQuerySchema = schema_for(WhyDroppedQuery)
 
-REPEATABLE_PARAMETERS = frozenset({"step_type"})
+# Given several times, these are ANDed (tags) or ORed (step types); any other parameter is given once.
+REPEATABLE_PARAMETERS = frozenset({"step_type", "tag"})

@@ -15,7 +15,10 @@ _LOCK_KEY = 0x58524159  # "XRAY"
 
 # Version N is applied when the database is below N. Version 1 is schema.sql; later
 # changes go here as (version, sql) pairs, never as edits to what already shipped.
-MIGRATIONS: list[tuple[int, str]] = []
+MIGRATIONS: list[tuple[int, str]] = [
+    # Tag filters (`tag=key:value` on /runs and /steps) by containment, served by a GIN index.
+    (2, "CREATE INDEX IF NOT EXISTS runs_tags_idx ON runs USING gin (tags jsonb_path_ops)"),
+]
 
 LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])
 

@@ -6,7 +6,7 @@ from flask import Blueprint, request
 from xray_server import ingest, query
 from xray_server.web.app import get_db, get_settings, get_writer
 from xray_server.web.request import load_query, read_json_body
-from xray_server.schemas.queries import RunQuerySchema
+from xray_server.schemas.queries import REPEATABLE_PARAMETERS, RunQuerySchema
 
 bp = Blueprint("runs", __name__, url_prefix="/api/v1")
 _run_query = RunQuerySchema()
@@ -30,7 +30,7 @@ def post_events(run_id: str):
 @bp.get("/runs")
 def list_runs():
     """Recent runs, newest first."""
-    return query.list_runs(get_db(), load_query(_run_query, request.args))
+    return query.list_runs(get_db(), load_query(_run_query, request.args, REPEATABLE_PARAMETERS))
 
 
 @bp.get("/runs/<run_id>")
