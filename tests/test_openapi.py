@@ -23,7 +23,7 @@ def test_every_route_is_documented(app, client):
 def test_query_parameters_match_the_validating_schema(client):
     params = {p["name"] for p in spec(client)["paths"]["/api/v1/steps"]["get"]["parameters"]}
     assert params == {"step_type", "pipeline", "name", "status", "min_drop_ratio", "max_drop_ratio",
-                      "violations", "since", "until", "limit", "cursor", "reason", "min_reason_share", "tag"}
+                      "violations", "since", "until", "limit", "cursor", "reason", "min_reason_share", "tag", "run_label"}
     for name in params - {"cursor", "since", "until", "min_reason_share"}:
         # each documented parameter is accepted (not refused as unknown)
         value = {"step_type": "filter", "status": "ok", "violations": "true", "limit": "5",

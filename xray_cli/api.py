@@ -36,6 +36,10 @@ class Api:
                                         for v in (values if isinstance(values, (list, tuple)) else [values])])
         return self._call("GET", path + (f"?{query}" if query else ""))
 
+    def post(self, path: str, body: Any) -> Any:
+        """POST JSON, answer the JSON reply."""
+        return self._call("POST", path, json.dumps(body).encode("utf-8"))
+
     def run(self, run_id: str) -> Any:
         """One run's view (`GET /api/v1/runs/<run_id>`), the id kept to one path segment."""
         return self.get(f"/api/v1/runs/{segment(run_id)}")
@@ -51,8 +55,9 @@ class Api:
             if not cursor:
                 return rows
 
-    def _call(self, method: str, path: str) -> Any:
-        request = urllib.request.Request(self.base_url + path, method=method)
+    def _call(self, method: str, path: str, body: bytes | None = None) -> Any:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        request = urllib.request.Request(self.base_url + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.load(response)

@@ -55,15 +55,16 @@ def _more(page: dict[str, Any]) -> str:
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
 @click.option("--until")
 @tag_option
+@click.option("--label", "run_label", help="Only runs some source labelled so (see `xray label`).")
 @click.option("--limit", type=int, default=20, show_default=True)
 @cursor_option
 @all_option
 def runs(url: str, as_json: bool, pipeline: str | None, entity: str | None, status: str | None,
-         since: str | None, until: str | None, tags: tuple[str, ...], limit: int, cursor: str | None,
-         all_pages: bool) -> None:
+         since: str | None, until: str | None, tags: tuple[str, ...], run_label: str | None, limit: int,
+         cursor: str | None, all_pages: bool) -> None:
     """Recent runs, newest first."""
     page = _fetch_page(Api(url), "/api/v1/runs", "runs", all_pages, pipeline=pipeline, entity=entity, status=status,
-                       since=since, until=until, tag=_tag_filters(tags), limit=limit, cursor=cursor)
+                       since=since, until=until, tag=_tag_filters(tags), label=run_label, limit=limit, cursor=cursor)
     if as_json:
         return render.emit_json(page)
     click.echo(render.table(
@@ -90,6 +91,10 @@ def show_text(run: dict[str, Any]) -> str:
             f"status {render.status(run['status'])}  outcome {_outcome(run)}")
     if run.get("tags"):
         head += f"\ntags {render.tags(run['tags'])}"
+    for judgement in run.get("labels", []):
+        who = f" by {judgement['source']}" if judgement["source"] else ""
+        why = f": {judgement['comment']}" if judgement["comment"] else ""
+        head += f"\nlabelled {judgement['label']}{who} at {judgement['labeled_at']}{why}"
     rows = [[s["seq"], s["name"], s["step_type"], render.status(s["status"]), s["duration_ms"],
              render.metrics(s["metrics"]), s["why"] or ("; ".join(s["contract_violations"]) or None)]
             for s in run["steps"]]
@@ -120,19 +125,21 @@ def show_text(run: dict[str, Any]) -> str:
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
 @click.option("--until")
 @tag_option
+@click.option("--run-label", help="Only steps of runs some source labelled so.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @cursor_option
 @all_option
 def steps(url: str, as_json: bool, step_type: tuple[str, ...], pipeline: str | None, name: str | None,
           status: str | None, min_drop_ratio: float | None, max_drop_ratio: float | None,
           violations: bool | None, reason: str | None, min_reason_share: float | None, since: str | None,
-          until: str | None, tags: tuple[str, ...], limit: int, cursor: str | None, all_pages: bool) -> None:
+          until: str | None, tags: tuple[str, ...], run_label: str | None, limit: int, cursor: str | None,
+          all_pages: bool) -> None:
     """The cross-run query: steps across runs, newest first."""
     page = _fetch_page(Api(url), "/api/v1/steps", "steps", all_pages, step_type=list(step_type), pipeline=pipeline,
                        name=name, status=status, min_drop_ratio=min_drop_ratio, max_drop_ratio=max_drop_ratio,
                        violations=None if violations is None else str(violations).lower(), reason=reason,
                        min_reason_share=min_reason_share, since=since, until=until, tag=_tag_filters(tags),
-                       limit=limit, cursor=cursor)
+                       run_label=run_label, limit=limit, cursor=cursor)
     if as_json:
         return render.emit_json(page)
     click.echo(steps_text(page["steps"]) + _more(page))
@@ -268,3 +275,23 @@ def _outcome(run: dict[str, Any]) -> str:
         return f"error {run['error'].get('type')}"
     outcome = run.get("outcome")
     return "-" if outcome is None else render.preview(outcome, 60)
+
+
+@click.command()
+@url_option
+@json_option
+@click.option("--source", default="", help="Who judged: a reviewer, a check (the latest judgement per source wins).")
+@click.option("--comment", help="Why, in a sentence.")
+@click.argument("run_id")
+@click.argument("label")
+def label(url: str, as_json: bool, source: str, comment: str | None, run_id: str, label: str) -> None:
+    """Record a judgement of a run that arrived after it, such as `bad` or `good`."""
+    body: dict[str, Any] = {"label": label, "source": source}
+    if comment is not None:
+        body["comment"] = comment
+    answer = Api(url).post(f"/api/v1/runs/{segment(run_id)}/labels", body)
+    if as_json:
+        return render.emit_json(answer)
+    who = f" by {answer['source']}" if answer["source"] else ""
+    known = "" if answer["run_known"] else " (no such run yet: the label is kept for when it arrives)"
+    click.echo(f"run {answer['run_id']} labelled {answer['label']}{who}{known}")

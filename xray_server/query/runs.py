@@ -11,8 +11,9 @@ from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
 from xray_server.errors import NotFound
 from xray_server.ids import parse_run_id
 from xray_server.query import cursor as cursors
-from xray_server.query.steps import add_tag_filters
-from xray_server.query.views import artifact_view, check_window, paginate, run_summary, run_view, step_detail
+from xray_server.query.steps import LABELLED, add_tag_filters
+from xray_server.query.views import (artifact_view, check_window, label_view, paginate, run_summary, run_view,
+                                     step_detail)
 from xray_server.schemas.queries import RunQuery
 from xray_server.storage.pool import Database
 
@@ -34,6 +35,9 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
         where.append(sql.SQL("started_at < %(until)s"))
         params["until"] = q.until
     add_tag_filters(where, params, q.tag)
+    if q.label is not None:
+        where.append(sql.SQL(LABELLED.format(run="runs.run_id")))
+        params["label"] = q.label
     if q.cursor:
         at, run_id = cursors.decode(q.cursor, 1)
         where.append(sql.SQL("(started_at, run_id) < (%(c_at)s, %(c_run)s::uuid)"))
@@ -60,6 +64,9 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         artifacts = conn.execute(
             "SELECT * FROM artifacts WHERE run_id = %s ORDER BY created_at, name", (run_id,)
         ).fetchall()
+        labels = conn.execute(
+            "SELECT source, label, comment, labeled_at FROM run_labels WHERE run_id = %s ORDER BY labeled_at DESC, "
+            "source", (run_id,)).fetchall()
     by_step: dict[str, list[dict[str, Any]]] = {}
     for a in artifacts:
         by_step.setdefault(a["step_id"], []).append(artifact_view(a))
@@ -70,6 +77,7 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         counts[a["status"]] = counts.get(a["status"], 0) + 1
     run["steps"] = [step_detail(s) for s in steps]
     run["evidence"] = counts
+    run["labels"] = [label_view(label) for label in labels]
     # Degraded, never failed: a missing artifact leaves the run readable from its metrics.
     run["degraded"] = counts[ArtifactStatus.PENDING.value] + counts[ArtifactStatus.DROPPED.value] > 0
     run["summary"] = {

@@ -47,6 +47,10 @@ def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
     return statement, params
 
 
+# Runs with a label from any source (the latest of each source is the one stored).
+LABELLED = "EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = {run} AND l.label = %(label)s)"
+
+
 def add_tag_filters(where: list[sql.Composable], params: dict[str, Any], tags: list[tuple[str, str]],
                     runs_alias: str | None = None) -> None:
     """One containment test per `key:value` (ANDed), which the GIN index on `runs.tags` serves."""
@@ -94,6 +98,8 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
             add("(s.rejections ->> %(reason)s)::float8 / NULLIF(s.candidates_in, 0) >= %(min_reason_share)s",
                 min_reason_share=q.min_reason_share)
     add_tag_filters(where, params, q.tag, "r")
+    if q.run_label is not None:
+        add(LABELLED.format(run="s.run_id"), label=q.run_label)
     if q.cursor:
         at, run_id, step_id = cursors.decode(q.cursor, 2)
         add("(s.started_at, s.run_id, s.step_id) < (%(c_at)s, %(c_run)s::uuid, %(c_step)s::uuid)",

@@ -53,6 +53,7 @@ step_summary = projector(responses.StepRowSchema, **_STEP)
 artifact_view = projector(responses.ArtifactViewSchema, link=_link)
 # A step of the run view: everything the hot tier holds, its artifacts (set on the row) included.
 step_detail = projector(responses.StepDetailSchema, **_STEP)
+label_view = projector(responses.LabelViewSchema, labeled_at=_iso_of("labeled_at"))
 # The run view: the run with its steps, evidence counts and summary (set on the row).
 run_view = projector(responses.RunViewSchema, **_TIMES)
 

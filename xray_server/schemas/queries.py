@@ -26,6 +26,10 @@ def _tags() -> fields.List:
     return fields.List(TagFilter(), validate=validate.Length(max=L.max_tags))
 
 
+def _label() -> Text:
+    return Text(validate=validate.Length(min=1, max=L.max_reason_chars))
+
+
 def _step_types() -> fields.List:
     return fields.List(fields.String(validate=validate.OneOf(STEP_TYPES)))
 
@@ -61,6 +65,7 @@ class StepQuery(Page):
     reason: str | None = param(Text(validate=validate.Length(min=1, max=L.max_reason_chars)))
     min_reason_share: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
     tag: list[tuple[str, str]] = param(_tags(), default_factory=list)
+    run_label: str | None = param(_label())
 
 
 @dataclass
@@ -71,6 +76,7 @@ class RunQuery(Page):
     entity: str | None = param(_name())
     status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
     tag: list[tuple[str, str]] = param(_tags(), default_factory=list)
+    label: str | None = param(_label())
 
 
 @dataclass

@@ -135,8 +135,21 @@ class EvidenceSchema(Schema):
     referenced = fields.Integer(required=True)
 
 
+class LabelViewSchema(Schema):
+    source = fields.String(required=True)
+    label = fields.String(required=True)
+    comment = fields.String(allow_none=True)
+    labeled_at = fields.DateTime(required=True)
+
+
+class LabelRecordedSchema(LabelViewSchema):
+    run_id = fields.UUID(required=True)
+    run_known = fields.Boolean(required=True)
+
+
 class RunViewSchema(RunSummarySchema):
     steps = fields.List(fields.Nested(StepDetailSchema), required=True)
+    labels = fields.List(fields.Nested(LabelViewSchema), required=True)
     summary = fields.Nested(RunStatsSchema, required=True)
     evidence = fields.Nested(EvidenceSchema, required=True)
     degraded = fields.Boolean(required=True)

@@ -18,6 +18,18 @@ _LOCK_KEY = 0x58524159  # "XRAY"
 MIGRATIONS: list[tuple[int, str]] = [
     # Tag filters (`tag=key:value` on /runs and /steps) by containment, served by a GIN index.
     (2, "CREATE INDEX IF NOT EXISTS runs_tags_idx ON runs USING gin (tags jsonb_path_ops)"),
+    # Run labels: judgements that arrive after a run, one per (run, source), the latest winning.
+    (3, """
+        CREATE TABLE IF NOT EXISTS run_labels (
+            run_id     uuid NOT NULL,
+            source     text NOT NULL DEFAULT '',
+            label      text NOT NULL,
+            comment    text,
+            labeled_at timestamptz NOT NULL,
+            PRIMARY KEY (run_id, source)
+        );
+        CREATE INDEX IF NOT EXISTS run_labels_label_idx ON run_labels (label, run_id);
+    """),
 ]
 
 LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])

@@ -12,6 +12,7 @@ from xray_sdk.contract.limits import DEFAULT_LIMITS
 
 from xray_server.schemas import responses as r
 from xray_server.schemas.events import RunFinishSchema, StepEndSchema, StepStartSchema
+from xray_server.schemas.labels import LabelSchema
 from xray_server.schemas.fields import JsonValue, TimeBound
 from xray_server.schemas.queries import (ExplainQuerySchema, RunQuerySchema, StepQuerySchema, StepStatsQuerySchema,
                                          WhyDroppedQuerySchema)
@@ -49,7 +50,8 @@ def build_spec() -> dict[str, Any]:
         "RunCreated": r.RunCreatedSchema, "BatchResult": r.BatchResultSchema, "StepPage": r.StepPageSchema,
         "RunPage": r.RunPageSchema, "RunView": r.RunViewSchema, "Status": r.StatusSchema,
         "StepStats": r.StepStatsSchema, "Reasons": r.ReasonsSchema, "Explain": r.ExplainSchema,
-        "Diff": r.DiffSchema, "WhyDropped": r.WhyDroppedSchema,
+        "Diff": r.DiffSchema, "WhyDropped": r.WhyDroppedSchema, "Label": LabelSchema,
+        "LabelRecorded": r.LabelRecordedSchema,
     }.items():
         spec.components.schema(name, schema=schema)
     _paths(spec)
@@ -91,6 +93,13 @@ def _paths(spec: APISpec) -> None:
         "summary": "One run with its steps in order, metrics, why and artifacts",
         "parameters": [_UUID_PATH],
         "responses": {"200": _json("RunView", "The run"), "404": _json("Error", "No such run"), **_ERRORS},
+    }})
+    spec.path("/api/v1/runs/{run_id}/labels", operations={"post": {
+        "summary": "Record a judgement of a run (the latest per source wins; repeating one changes nothing)",
+        "parameters": [_UUID_PATH],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": "Label"}}},
+        "responses": {"200": _json("LabelRecorded", "The source's current label"),
+                      "415": _json("Error", "Not JSON"), **_ERRORS},
     }})
     spec.path("/api/v1/runs/{run_id}/explain", operations={"get": {
         "summary": "Which step most likely failed and why, against the baseline of recent runs (rules only)",

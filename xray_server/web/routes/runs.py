@@ -27,6 +27,12 @@ def post_events(run_id: str):
     return result.to_dict(), result.http_status
 
 
+@bp.post("/runs/<run_id>/labels")
+def label_run(run_id: str):
+    """Record a judgement of a run (latest per source wins; repeating one is harmless)."""
+    return ingest.record_label(get_db(), run_id, read_json_body(request)), 200
+
+
 @bp.get("/runs")
 def list_runs():
     """Recent runs, newest first."""
