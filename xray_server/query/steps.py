@@ -25,15 +25,20 @@ _STEP_SUMMARY_COLUMNS = (
 def find_steps(db: Database, q: StepQuery) -> dict[str, Any]:
     """Steps across runs matching `q`, newest first, with their run's pipeline and entity."""
     check_window(q.since, q.until)
-    if q.min_reason_share is not None and q.reason is None:
-        raise ValidationFailed({"min_reason_share": ["needs reason: the share of which reason?"]})
-    if q.min_drop_ratio is not None and q.max_drop_ratio is not None and q.min_drop_ratio > q.max_drop_ratio:
-        raise ValidationFailed({"min_drop_ratio": ["must not exceed max_drop_ratio"]})
+    check_step_filters(q)
     statement, params = step_query_sql(q)
     with db.connection() as conn:
         rows = conn.execute(statement, params).fetchall()
     page, next_cursor = paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"], r["step_id"]))
     return {"steps": [step_summary(r) for r in page], "next_cursor": next_cursor}
+
+
+def check_step_filters(q: Any) -> None:
+    """A 400 for step filters that cannot mean anything (a share with no reason, min above max)."""
+    if q.min_reason_share is not None and q.reason is None:
+        raise ValidationFailed({"min_reason_share": ["needs reason: the share of which reason?"]})
+    if q.min_drop_ratio is not None and q.max_drop_ratio is not None and q.min_drop_ratio > q.max_drop_ratio:
+        raise ValidationFailed({"min_drop_ratio": ["must not exceed max_drop_ratio"]})
 
 
 def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
