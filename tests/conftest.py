@@ -1,5 +1,6 @@
 """Fixtures: one real PostgreSQL per test session (embedded by default, or the server at
-XRAY_TEST_DATABASE_URL), a throwaway database on it, and the Flask app over that database."""
+XRAY_TEST_DATABASE_URL), a throwaway database on it, and the Flask app over that database;
+X-Ray under gunicorn, a real S3 server, a scripted HTTP server, and fast SDK clients."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,9 @@ import uuid
 import psycopg
 import pytest
 
+from tests.support.clients import ClientFactory
 from tests.support.databases import throwaway_database
+from tests.support.scripted_server import ScriptedServer
 from xray_server.web.app import create_app
 from xray_server.runtime.config import load_settings
 from xray_server.storage.pool import Database
@@ -95,6 +98,23 @@ def s3_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture()
+def server():
+    """A scripted HTTP server of its own for this test (see ScriptedServer for its modes)."""
+    running = ScriptedServer().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture()
+def sdk_client():
+    """`make(url, **options)`: an SDK client with fast delivery settings (options override
+    them); every client made is closed at teardown, even when the test failed first."""
+    factory = ClientFactory()
+    yield factory
+    factory.close_all()
 
 
 @pytest.fixture()

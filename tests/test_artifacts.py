@@ -10,6 +10,7 @@ import pytest
 
 from tests.support.events import new_id, step_end, ts
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_until
 from tests.test_api_runs import assert_error, post_json
 from xray_server import ingest, query
 from xray_server.web.app import create_app
@@ -108,13 +109,12 @@ def test_a_store_that_comes_back_is_used_again_without_a_restart(settings, db, s
     _, result = send(client, [filter_end([{"name": "a", "payload": [1]}])])
     assert result["artifacts"][0]["drop_reason"] == "store_unavailable"
     proxy.restore()
-    deadline = time.monotonic() + 10
-    status = None
-    while time.monotonic() < deadline and status != "stored":
-        time.sleep(0.25)
+
+    def stored_again():
         _, result = send(client, [filter_end([{"name": "a", "payload": [1]}])])
-        status = result["artifacts"][0]["status"]
-    assert status == "stored"
+        return result["artifacts"][0]["status"] == "stored"
+
+    wait_until(stored_again, timeout=10, interval=0.25, message="no artifact stored after the store came back")
     proxy.cut()
 
 

@@ -8,6 +8,7 @@ from psycopg import conninfo
 
 from tests.support.events import competitor_run
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import wait_until
 from tests.test_api_runs import post_json
 from xray_server.web.app import create_app
 from xray_server.storage.pool import TRUSTED_FOR_SECONDS, Database
@@ -62,11 +63,8 @@ def test_outage_is_a_fast_503_then_heals_without_restart(outage_client, proxy, p
     assert client.get("/healthz").status_code == 200  # the process itself is fine
 
     proxy.restore()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if client.get("/readyz").status_code == 200:
-            break
-        time.sleep(0.2)
+    wait_until(lambda: client.get("/readyz").status_code == 200, timeout=60, interval=0.2,
+               message="/readyz never healed after the database came back")
     assert client.get("/readyz").status_code == 200
     assert post_json(client, "/api/v1/runs", run).status_code == 201
 

@@ -3,9 +3,7 @@ import uuid
 
 import pytest
 
-import xray_sdk
 from tests.support.events import new_id, step_end
-from tests.support.scripted_server import ScriptedServer
 from tests.test_api_runs import assert_error, post_json
 from xray_sdk.decisions import Decisions
 from xray_sdk.contract.limits import DEFAULT_LIMITS
@@ -43,22 +41,18 @@ def test_reasons_past_the_cap_fold_into_other_and_are_bounded():
     assert all(len(reason) <= DEFAULT_LIMITS.max_reason_chars for reason in d.counts)
 
 
-def test_full_capture_keeps_the_complete_rejected_list():
-    server = ScriptedServer().start()
-    try:
-        client = xray_sdk.Client(server.url, capture="full")
-        with client.start_run("p", "e") as run:
-            with run.step("f", "filter") as step:
-                step.decide(range(5), ((i, "too_far") for i in range(5, 100)))
-        assert client.flush(5)
-        end = next(e for e in server.events if e["type"] == "step_end")
-        assert end["metrics"] == {"candidates_in": 100, "candidates_out": 5, "drop_ratio": 0.95}
-        assert end["rejections"] == {"too_far": 95}
-        artifacts = {a["name"]: a for a in end["artifacts"]}
-        assert len(artifacts["rejected_all"]["payload"]) == 95
-        assert len(artifacts["rejected_sample"]["payload"]) == DEFAULT_LIMITS.rejected_sample_per_reason
-    finally:
-        server.stop()
+def test_full_capture_keeps_the_complete_rejected_list(server, sdk_client):
+    client = sdk_client(server.url, capture="full")
+    with client.start_run("p", "e") as run:
+        with run.step("f", "filter") as step:
+            step.decide(range(5), ((i, "too_far") for i in range(5, 100)))
+    assert client.flush(5)
+    end = next(e for e in server.events if e["type"] == "step_end")
+    assert end["metrics"] == {"candidates_in": 100, "candidates_out": 5, "drop_ratio": 0.95}
+    assert end["rejections"] == {"too_far": 95}
+    artifacts = {a["name"]: a for a in end["artifacts"]}
+    assert len(artifacts["rejected_all"]["payload"]) == 95
+    assert len(artifacts["rejected_sample"]["payload"]) == DEFAULT_LIMITS.rejected_sample_per_reason
 
 
 def send_filter(client, pipeline, cin, cout, rejections):

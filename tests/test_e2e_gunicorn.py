@@ -1,8 +1,6 @@
 """End to end: gunicorn, as the Procfile runs it, over real HTTP, on real PostgreSQL."""
 from pathlib import Path
 
-import pytest
-
 from tests.support.events import competitor_run
 from tests.support.http import call
 from xray_server.runtime.local_server import LocalServer, gunicorn_command
@@ -10,30 +8,27 @@ from xray_server.runtime.local_server import LocalServer, gunicorn_command
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture()
-def server(xray_server):
-    return xray_server
-
-
-def test_a_run_travels_through_gunicorn_and_back(server, pipeline):
-    status, created = call(server.base_url, "POST", "/api/v1/runs", {"pipeline": pipeline, "entity": "B0CASE"})
+def test_a_run_travels_through_gunicorn_and_back(xray_server, pipeline):
+    status, created = call(xray_server.base_url, "POST", "/api/v1/runs",
+                           {"pipeline": pipeline, "entity": "B0CASE"})
     assert status == 201
     run_id = created["run_id"]
-    status, result = call(server.base_url, "POST", f"/api/v1/runs/{run_id}/events",
+    status, result = call(xray_server.base_url, "POST", f"/api/v1/runs/{run_id}/events",
                           {"events": competitor_run(drop_ratio_bad=True)}, compress=True)
     assert (status, result["accepted"]) == (200, 11)
-    status, view = call(server.base_url, "GET", f"/api/v1/runs/{run_id}")
+    status, view = call(xray_server.base_url, "GET", f"/api/v1/runs/{run_id}")
     assert status == 200
     assert [s["step_type"] for s in view["steps"]] == ["llm", "search", "filter", "rank", "select"]
-    status, page = call(server.base_url, "GET", f"/api/v1/steps?pipeline={pipeline}&step_type=filter&min_drop_ratio=0.9")
+    status, page = call(xray_server.base_url, "GET",
+                        f"/api/v1/steps?pipeline={pipeline}&step_type=filter&min_drop_ratio=0.9")
     assert status == 200
     assert [s["run_id"] for s in page["steps"]] == [run_id]
 
 
-def test_errors_over_http_are_json(server):
-    status, body = call(server.base_url, "GET", "/api/v1/nowhere")
+def test_errors_over_http_are_json(xray_server):
+    status, body = call(xray_server.base_url, "GET", "/api/v1/nowhere")
     assert status == 404 and body["error"]["code"] == "not_found"
-    status, body = call(server.base_url, "POST", "/api/v1/runs", {"pipeline": ""})
+    status, body = call(xray_server.base_url, "POST", "/api/v1/runs", {"pipeline": ""})
     assert status == 400 and set(body["error"]["details"]["fields"]) == {"pipeline", "entity"}
 
 

@@ -9,10 +9,9 @@ import time
 import psutil
 from psycopg import conninfo
 
-import xray_sdk
+from tests.support.clients import REAL_SERVER_TIMEOUT
 from tests.support.tcp_proxy import TcpProxy
 from tests.test_api_runs import post_json
-from xray_sdk.delivery.worker import DeliveryConfig
 from xray_server.web.app import create_app
 from xray_server.runtime.local_server import LocalServer
 
@@ -62,13 +61,13 @@ class Sender(threading.Thread):
         self.runs = send_steps(*self.args, stop=self.stop, pause=0.02)
 
 
-def test_postgres_vanishing_under_sdk_load_loses_nothing_acknowledged(db, pg_url, pipeline, tmp_path):
+def test_postgres_vanishing_under_sdk_load_loses_nothing_acknowledged(db, pg_url, pipeline, tmp_path, sdk_client):
     proxy, url = proxied(pg_url)
     env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_DB_POOL_TIMEOUT": "0.5",
            "XRAY_DB_RECONNECT_TIMEOUT": "1", "XRAY_ARTIFACTS_DIR": str(tmp_path)}
     with LocalServer(env, log_path=tmp_path / "server.log") as server:
-        client = xray_sdk.Client(server.base_url, delivery=DeliveryConfig(
-            flush_interval=0.05, max_attempts=1000, backoff_max=0.5, breaker_cooldown=0.5, breaker_cooldown_max=1.0))
+        client = sdk_client(server.base_url, timeout=REAL_SERVER_TIMEOUT, flush_interval=0.05, max_attempts=1000,
+                            backoff_max=0.5, breaker_cooldown=0.5, breaker_cooldown_max=1.0)
         sender = Sender(client, pipeline, 25)
         sender.start()
         time.sleep(0.3)
@@ -87,11 +86,12 @@ def test_postgres_vanishing_under_sdk_load_loses_nothing_acknowledged(db, pg_url
     assert runs + events == stats["sent"] == sender.runs * 27
 
 
-def test_a_worker_killed_mid_batch_leaves_no_half_batch_and_retries_are_harmless(db, pg_url, pipeline, tmp_path):
+def test_a_worker_killed_mid_batch_leaves_no_half_batch_and_retries_are_harmless(db, pg_url, pipeline, tmp_path,
+                                                                                 sdk_client):
     env = {"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2", "XRAY_ARTIFACTS_DIR": str(tmp_path)}
     with LocalServer(env, log_path=tmp_path / "server.log") as server:
-        client = xray_sdk.Client(server.base_url, delivery=DeliveryConfig(
-            flush_interval=0.01, batch_max_items=50, max_attempts=1000, backoff_max=0.3, breaker_cooldown=0.3))
+        client = sdk_client(server.base_url, timeout=REAL_SERVER_TIMEOUT, flush_interval=0.01, batch_max_items=50,
+                            max_attempts=1000, backoff_max=0.3, breaker_cooldown=0.3)
         stop = threading.Event()
         sender = threading.Thread(target=send_steps, args=(client, pipeline, 60, 30, stop))
         sender.start()
@@ -131,7 +131,7 @@ def test_an_exhausted_pool_answers_503_fast_and_recovers(settings, db):
         pool_db.close()
 
 
-def test_a_real_postgres_restart_under_sdk_load_loses_nothing_acknowledged(tmp_path, pipeline):
+def test_a_real_postgres_restart_under_sdk_load_loses_nothing_acknowledged(tmp_path, pipeline, sdk_client):
     """PostgreSQL itself stopped (fast shutdown) and started again: not a proxy, a restart."""
     from xray_server.storage.embedded_pg import EmbeddedPostgres
 
@@ -141,9 +141,8 @@ def test_a_real_postgres_restart_under_sdk_load_loses_nothing_acknowledged(tmp_p
         env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_DB_POOL_TIMEOUT": "0.5",
                "XRAY_DB_RECONNECT_TIMEOUT": "1", "XRAY_ARTIFACTS_DIR": str(tmp_path / "artifacts")}
         with LocalServer(env, log_path=tmp_path / "server.log") as server:
-            client = xray_sdk.Client(server.base_url, delivery=DeliveryConfig(
-                flush_interval=0.05, max_attempts=1000, backoff_max=0.5, breaker_cooldown=0.5,
-                breaker_cooldown_max=1.0))
+            client = sdk_client(server.base_url, timeout=REAL_SERVER_TIMEOUT, flush_interval=0.05, max_attempts=1000,
+                                backoff_max=0.5, breaker_cooldown=0.5, breaker_cooldown_max=1.0)
             sender = Sender(client, pipeline, 20)
             sender.start()
             time.sleep(0.3)

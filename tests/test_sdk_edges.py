@@ -9,28 +9,15 @@ import uuid
 import pytest
 
 import xray_sdk
+from tests.support.clients import REAL_SERVER_TIMEOUT
 from tests.support.http import call
-from tests.support.scripted_server import ScriptedServer
 from xray_sdk.contract.metrics import evaluate_metrics
-from xray_sdk.delivery.worker import DeliveryConfig
 from xray_sdk.serialize import dumps
 from xray_sdk.values import label
 
 
-@pytest.fixture()
-def server():
-    running = ScriptedServer().start()
-    yield running
-    running.stop()
-
-
-def fast(url, **options):
-    return xray_sdk.Client(url, timeout=0.5, delivery=DeliveryConfig(flush_interval=0.02, backoff_base=0.02,
-                                                                      backoff_max=0.05), **options)
-
-
-def test_huge_artifacts_never_cost_a_step_its_metrics(xray_server, pipeline):
-    client = xray_sdk.Client(xray_server.base_url, capture="full")
+def test_huge_artifacts_never_cost_a_step_its_metrics(xray_server, pipeline, sdk_client):
+    client = sdk_client(xray_server.base_url, capture="full", timeout=REAL_SERVER_TIMEOUT)
     with client.start_run(pipeline, "B0BIG") as run:
         with run.step("compat_filter", "filter") as step:
             step.candidates(1000, 10)
@@ -47,8 +34,8 @@ def test_huge_artifacts_never_cost_a_step_its_metrics(xray_server, pipeline):
     assert view["outcome"]["_truncated"] is True
 
 
-def test_flush_waits_only_for_what_was_queued_before_it(server):
-    client = fast(server.url)
+def test_flush_waits_only_for_what_was_queued_before_it(server, sdk_client):
+    client = sdk_client(server.url)
     stop = threading.Event()
 
     def busy():
@@ -67,24 +54,23 @@ def test_flush_waits_only_for_what_was_queued_before_it(server):
         stop.set()
         worker.join()
     assert any(r["pipeline"] == "mine" for r in server.runs)
-    client.close()
 
 
-def test_bare_decorator_keeps_the_functions_result(server):
+def test_bare_decorator_keeps_the_functions_result(server, sdk_client):
     @xray_sdk.step
     def rank(x):
         return x * 2
 
-    client = fast(server.url)
+    client = sdk_client(server.url)
     with client.start_run("p", "e"):
         assert rank(3) == 6
     assert client.flush(5)
     assert [e["name"] for e in server.events if e["type"] == "step_end"] == ["rank"]
 
 
-def test_a_bizarre_answer_never_leaves_events_in_flight(server):
+def test_a_bizarre_answer_never_leaves_events_in_flight(server, sdk_client):
     server.mode = "weird207"
-    client = fast(server.url)
+    client = sdk_client(server.url)
     with client.start_run("p", "e") as run:
         run.step("s", "search", lambda step: None)
     assert client.flush(5)
@@ -93,8 +79,8 @@ def test_a_bizarre_answer_never_leaves_events_in_flight(server):
     assert stats["enqueued"] == stats["sent"] + stats["dropped_total"]
 
 
-def test_a_run_id_that_is_not_a_uuid_is_mapped_to_one(server):
-    client = fast(server.url)
+def test_a_run_id_that_is_not_a_uuid_is_mapped_to_one(server, sdk_client):
+    client = sdk_client(server.url)
     with client.start_run("p", "e", run_id="my run 1") as run:
         run.step("s", "search", lambda step: None)
     with client.start_run("p", "e") as good:
@@ -104,11 +90,11 @@ def test_a_run_id_that_is_not_a_uuid_is_mapped_to_one(server):
     assert client.start_run("p", "e", run_id="my run 1").run_id == run.run_id  # stable mapping
     assert client.stats()["contract_errors"] == 2
     with pytest.raises(xray_sdk.XRayContractError):
-        fast(server.url, mode="strict").start_run("p", "e", run_id="my run 1")
+        sdk_client(server.url, mode="strict").start_run("p", "e", run_id="my run 1")
 
 
-def test_an_unknown_capture_on_a_run_falls_back_and_keeps_the_steps(server):
-    client = fast(server.url)
+def test_an_unknown_capture_on_a_run_falls_back_and_keeps_the_steps(server, sdk_client):
+    client = sdk_client(server.url)
     with client.start_run("p", "e", capture="everything") as run:
         with run.step("f", "custom") as step:
             step.artifact("a", [1], capture="summary")
@@ -117,8 +103,8 @@ def test_an_unknown_capture_on_a_run_falls_back_and_keeps_the_steps(server):
     assert client.stats()["internal_errors"] == 0
 
 
-def test_huge_integers_never_raise(server):
-    client = fast(server.url)
+def test_huge_integers_never_raise(server, sdk_client):
+    client = sdk_client(server.url)
     with client.start_run("p", "e") as run:
         with run.step(10**5000, "custom") as step:
             step.why(10**5000).output({"x": 10**5000}).metrics(n=10**5000)
@@ -141,8 +127,8 @@ def test_labels_are_cut_per_call_not_per_cache():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_a_forked_child_does_not_resend_its_parents_open_steps(server):
-    client = xray_sdk.Client(server.url, start_delay=0.2, delivery=DeliveryConfig(flush_interval=0.05))
+def test_a_forked_child_does_not_resend_its_parents_open_steps(server, sdk_client):
+    client = sdk_client(server.url, start_delay=0.2)
     run = client.start_run("fork", "B0")
     with run.step("parent_long", "search"):
         pid = os.fork()
@@ -162,7 +148,8 @@ def test_a_forked_child_does_not_resend_its_parents_open_steps(server):
 
 
 def test_a_client_that_is_dropped_is_freed(server):
-    client = fast(server.url)
+    # Not from sdk_client: the factory holds every client it makes, to close it at teardown.
+    client = xray_sdk.Client(server.url)
     client.start_run("p", "e").finish()
     assert client.flush(5)
     ref = __import__("weakref").ref(client)

@@ -5,29 +5,15 @@ import math
 import pytest
 
 import xray_sdk
-from tests.support.scripted_server import ScriptedServer
 from xray_sdk import XRayContractError, XRayDeliveryError
-from xray_sdk.delivery.worker import DeliveryConfig
-
-
-@pytest.fixture()
-def server():
-    running = ScriptedServer().start()
-    yield running
-    running.stop()
-
-
-def client_for(server, mode, **delivery):
-    return xray_sdk.Client(server.url, mode=mode, timeout=0.5, shutdown_timeout=0.5,
-                           delivery=DeliveryConfig(flush_interval=0.05, **delivery))
 
 
 def ends(server):
     return {e["name"]: e for e in server.events if e["type"] == "step_end"}
 
 
-def test_strict_unknown_step_type_raises_at_the_step(server):
-    client = client_for(server, "strict")
+def test_strict_unknown_step_type_raises_at_the_step(server, sdk_client):
+    client = sdk_client(server.url, mode="strict")
     run = client.start_run("p", "e")
     with pytest.raises(XRayContractError, match="classifier"):
         with run.step("x", "classifier"):
@@ -39,8 +25,8 @@ def test_strict_unknown_step_type_raises_at_the_step(server):
     ({"candidates_in": 10, "candidates_out": 1, "drop_ratio": 0.2}, "drop_ratio"),
     ({"candidates_in": "ten", "candidates_out": 1}, "candidates_in"),
 ])
-def test_strict_bad_filter_metrics_raise_after_the_step_is_recorded(server, metrics, message):
-    client = client_for(server, "strict")
+def test_strict_bad_filter_metrics_raise_after_the_step_is_recorded(server, sdk_client, metrics, message):
+    client = sdk_client(server.url, mode="strict")
     run = client.start_run("p", "e")
     with pytest.raises(XRayContractError, match=message):
         with run.step("f", "filter") as step:
@@ -49,25 +35,25 @@ def test_strict_bad_filter_metrics_raise_after_the_step_is_recorded(server, metr
     assert "f" in ends(server)  # the step still lands, without the unusable values
 
 
-def test_strict_never_replaces_the_pipelines_own_exception(server):
-    client = client_for(server, "strict")
+def test_strict_never_replaces_the_pipelines_own_exception(server, sdk_client):
+    client = sdk_client(server.url, mode="strict")
     run = client.start_run("p", "e")
     with pytest.raises(KeyError):
         with run.step("f", "filter"):
             raise KeyError("the pipeline's bug")
 
 
-def test_strict_flush_raises_when_events_were_lost(server):
+def test_strict_flush_raises_when_events_were_lost(server, sdk_client):
     server.mode = "reject400"
-    client = client_for(server, "strict")
+    client = sdk_client(server.url, mode="strict")
     with client.start_run("p", "e") as run:
         run.step("s", "search", lambda step: None)
     with pytest.raises(XRayDeliveryError, match="rejected_by_server"):
         client.flush(5)
 
 
-def test_best_effort_keeps_the_step_and_counts_the_mistake(server):
-    client = client_for(server, "best_effort")
+def test_best_effort_keeps_the_step_and_counts_the_mistake(server, sdk_client):
+    client = sdk_client(server.url, mode="best_effort")
     with client.start_run("p", "e") as run:
         with run.step("x", "classifier") as step:
             step.metrics(candidates_in=10, candidates_out=20, score=math.nan)
@@ -89,8 +75,8 @@ class Opaque:
 
 
 @pytest.mark.parametrize("raised", [Unprintable(), KeyboardInterrupt(), SystemExit(3), GeneratorExit()])
-def test_best_effort_reraises_odd_exceptions_unchanged(server, raised):
-    client = client_for(server, "best_effort")
+def test_best_effort_reraises_odd_exceptions_unchanged(server, sdk_client, raised):
+    client = sdk_client(server.url, mode="best_effort")
     run = client.start_run("p", "e")
 
     def fail(step):
@@ -103,8 +89,8 @@ def test_best_effort_reraises_odd_exceptions_unchanged(server, raised):
     assert ends(server)["s"]["status"] == "error"
 
 
-def test_best_effort_survives_hostile_values(server):
-    client = client_for(server, "best_effort")
+def test_best_effort_survives_hostile_values(server, sdk_client):
+    client = sdk_client(server.url, mode="best_effort")
     loop = []
     loop.append(loop)
     deep = current = {}
@@ -125,8 +111,8 @@ def test_best_effort_survives_hostile_values(server):
     assert client.stats()["internal_errors"] == 0
 
 
-def test_async_steps_record_errors_and_parentage(server):
-    client = client_for(server, "best_effort")
+def test_async_steps_record_errors_and_parentage(server, sdk_client):
+    client = sdk_client(server.url, mode="best_effort")
 
     async def pipeline(run):
         async with run.step("outer", "custom"):
@@ -147,8 +133,8 @@ def test_async_steps_record_errors_and_parentage(server):
     assert by_name["fails"]["status"] == "error"
 
 
-def test_disabled_client_runs_the_pipeline_and_sends_nothing(server):
-    client = xray_sdk.Client(server.url, disabled=True)
+def test_disabled_client_runs_the_pipeline_and_sends_nothing(server, sdk_client):
+    client = sdk_client(server.url, disabled=True)
     with client.start_run("p", "e") as run:
         assert run.step("s", "search", lambda step, x: x + 1, 1) == 2
     assert client.flush(1)

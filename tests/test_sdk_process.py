@@ -10,27 +10,16 @@ from pathlib import Path
 
 import pytest
 
-import xray_sdk
-from tests.support.scripted_server import ScriptedServer
-from xray_sdk.delivery.worker import DeliveryConfig
-
 ROOT = Path(__file__).resolve().parent.parent
 # Liveness bound: exit must come from the SDK's 1 s shutdown deadline, not from the 60 s the
 # blackholed server would hold a request.
 EXIT_SECONDS = 15
 
 
-@pytest.fixture()
-def server():
-    running = ScriptedServer().start()
-    yield running
-    running.stop()
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_a_forked_child_sends_only_its_own_events_and_the_parent_sends_its_own_once(server):
+def test_a_forked_child_sends_only_its_own_events_and_the_parent_sends_its_own_once(server, sdk_client):
     # A long interval keeps the parent's events queued until after the fork.
-    client = xray_sdk.Client(server.url, delivery=DeliveryConfig(flush_interval=60, batch_max_items=10_000))
+    client = sdk_client(server.url, flush_interval=60, batch_max_items=10_000)
     parent_run = client.start_run("parent", "B0P")
     parent_run.step("s", "search", lambda step: None)
     pid = os.fork()
@@ -52,7 +41,6 @@ def test_a_forked_child_sends_only_its_own_events_and_the_parent_sends_its_own_o
     assert sorted(r["pipeline"] for r in server.runs) == ["child", "parent"]
     ids = server.event_ids()
     assert len(ids) == len(set(ids)) == 4  # a step_end and a run_finish a run, none twice
-    client.close()
 
 
 def run_script(body: str, env: dict) -> tuple[subprocess.CompletedProcess, float]:

@@ -5,6 +5,7 @@ import threading
 import pytest
 
 import xray_sdk
+from tests.support.clients import REAL_SERVER_TIMEOUT
 from tests.support.http import call
 
 
@@ -27,8 +28,8 @@ def fetch_run(server, run_id):
     return view
 
 
-def test_every_step_form_arrives_complete_and_in_order(xray_server, pipeline):
-    client = xray_sdk.Client(xray_server.base_url, mode="strict")
+def test_every_step_form_arrives_complete_and_in_order(xray_server, pipeline, sdk_client):
+    client = sdk_client(xray_server.base_url, mode="strict", timeout=REAL_SERVER_TIMEOUT)
     with client.start_run(pipeline, "B0PHONECASE1", tags={"category": "phone_case"}) as run:
         keywords = run.step("generate_keywords", "llm",
                             lambda step, title: step.model("fake-llm-1", 0.2).output(title.split()) and title.split(),
@@ -70,11 +71,10 @@ def test_every_step_form_arrives_complete_and_in_order(xray_server, pipeline):
     assert view["status"] == "ok" and view["outcome"] == {"competitor": "B0000"}
     assert view["pipeline"] == pipeline and view["tags"] == {"category": "phone_case"}
     assert view["summary"]["contract_violations"] == 0
-    client.close()
 
 
-def test_an_exception_is_recorded_on_the_step_and_the_run_and_reraised_unchanged(xray_server, pipeline):
-    client = xray_sdk.Client(xray_server.base_url)
+def test_an_exception_is_recorded_on_the_step_and_the_run_and_reraised_unchanged(xray_server, pipeline, sdk_client):
+    client = sdk_client(xray_server.base_url, timeout=REAL_SERVER_TIMEOUT)
 
     class CatalogueDown(RuntimeError):
         pass
@@ -92,4 +92,3 @@ def test_an_exception_is_recorded_on_the_step_and_the_run_and_reraised_unchanged
     assert step["error"]["message"] == "catalogue timed out"
     assert "Traceback" in step["error"]["stack"]
     assert view["status"] == "error" and view["error"]["message"] == "catalogue timed out"
-    client.close()

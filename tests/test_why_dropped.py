@@ -4,12 +4,12 @@ import json
 
 from click.testing import CliRunner
 
-import xray_sdk
+from tests.support.clients import REAL_SERVER_TIMEOUT
 from xray_cli import main
 
 
-def run_pipeline(server, pipeline, capture):
-    client = xray_sdk.Client(server.base_url, capture=capture)
+def run_pipeline(make_client, server, pipeline, capture):
+    client = make_client(server.base_url, capture=capture, timeout=REAL_SERVER_TIMEOUT)
     candidates = [{"asin": f"B{i:04d}", "category": "phone_case" if i < 50 else "laptop_stand"} for i in range(200)]
     with client.start_run(pipeline, "B0CASE") as run:
         with run.step("compat_filter", "filter") as step:
@@ -25,8 +25,8 @@ def why(server, run_id, candidate_id):
     return json.loads(result.output)
 
 
-def test_a_sampled_rejection_is_found_with_its_step_and_reason(xray_server, pipeline):
-    run_id = run_pipeline(xray_server, pipeline, "sample")
+def test_a_sampled_rejection_is_found_with_its_step_and_reason(xray_server, pipeline, sdk_client):
+    run_id = run_pipeline(sdk_client, xray_server, pipeline, "sample")
     answer = why(xray_server, run_id, "B0000")  # the first rejected: in the per-reason sample
     assert answer["found"]["step"] == "compat_filter"
     assert answer["found"]["reason"] == "category_not_compatible"
@@ -34,18 +34,18 @@ def test_a_sampled_rejection_is_found_with_its_step_and_reason(xray_server, pipe
     assert "Step 0 'compat_filter' dropped B0000: reason 'category_not_compatible'" in text
 
 
-def test_a_kept_candidate_is_said_to_be_kept(xray_server, pipeline):
-    run_id = run_pipeline(xray_server, pipeline, "sample")
+def test_a_kept_candidate_is_said_to_be_kept(xray_server, pipeline, sdk_client):
+    run_id = run_pipeline(sdk_client, xray_server, pipeline, "sample")
     answer = why(xray_server, run_id, "B0050")  # the first kept: in the kept sample
     assert answer["found"] is None and answer["kept_by"] == ["compat_filter"]
 
 
-def test_a_candidate_outside_the_sample_says_which_capture_would_have_kept_it(xray_server, pipeline):
-    run_id = run_pipeline(xray_server, pipeline, "sample")
+def test_a_candidate_outside_the_sample_says_which_capture_would_have_kept_it(xray_server, pipeline, sdk_client):
+    run_id = run_pipeline(sdk_client, xray_server, pipeline, "sample")
     answer = why(xray_server, run_id, "B0049")
     assert answer["found"] is None
     unknown = answer["unknown_at"][0]
     assert unknown["rejections"] == {"category_not_compatible": 50}
     assert "capture 'full'" in unknown["advice"]
-    full_run = run_pipeline(xray_server, pipeline, "full")
+    full_run = run_pipeline(sdk_client, xray_server, pipeline, "full")
     assert why(xray_server, full_run, "B0049")["found"]["evidence"] == "rejected_all"

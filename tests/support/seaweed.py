@@ -8,8 +8,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from tests.support.waiting import wait_until
 
 
 def _free_ports(count: int) -> list[int]:
@@ -31,8 +32,10 @@ class SeaweedS3:
         self.data_dir = data_dir
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        # Every port weed listens on, the Lance one too: left at its default (9101), a second
+        # test session on the same machine finds it taken and its weed exits at start.
         names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-                 "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "iam.port"]
+                 "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "iam.port"]
         self.ports = dict(zip(names, _free_ports(len(names))))
         self.endpoint = f"127.0.0.1:{self.ports['s3.port']}"
 
@@ -50,18 +53,20 @@ class SeaweedS3:
         from minio import Minio
 
         client = Minio(self.endpoint, access_key="test", secret_key="testtest", secure=False)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def accepts_a_write() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"weed exited with {self.process.returncode}; see {self.log_path}")
             try:
                 if not client.bucket_exists("ready-check"):
                     client.make_bucket("ready-check")
                 client.put_object("ready-check", "probe", io.BytesIO(b"ok"), 2)
-                return
+                return True
             except Exception:
-                time.sleep(0.3)
-        raise RuntimeError(f"SeaweedFS S3 not ready within {timeout}s; see {self.log_path}")
+                return False
+
+        wait_until(accepts_a_write, timeout=timeout, interval=0.3,
+                   message=f"SeaweedFS S3 not ready; see {self.log_path}")
 
     def stop(self) -> None:
         """terminate, wait, then kill: SeaweedFS can be slow to exit."""
