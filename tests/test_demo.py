@@ -30,7 +30,8 @@ def test_the_walkthrough_finds_the_bad_filter_and_its_pattern(xray_server):
     top = walk["explain"]["findings"][0]
     assert (top["kind"], top["step"]) == ("outlier", "compat_filter")
     assert walk["example"]["outcome"]["competitor"]["category"] == "laptop_stand"
-    assert walk["pattern"]["explaining_tags"] == [{"tag": "feed", "value": "B", "bad": len(bad), "other": 0}]
+    pattern = walk["patterns"]["patterns"][0]
+    assert (pattern["attributes"], pattern["bad"], pattern["other"]) == ({"tags.feed": "B"}, len(bad), 0)
     traced = walk["dropped_candidate"]["found"]
     assert (traced["step"], traced["reason"]) == ("compat_filter", "category_not_compatible")
     assert "Phone Case" in traced["candidate"]["title"]  # the right answer, thrown away

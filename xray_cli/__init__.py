@@ -5,7 +5,7 @@ import logging
 
 import click
 
-from xray_cli.debugging import diff, explain, label, runs, show, steps, why_dropped
+from xray_cli.debugging import diff, explain, label, patterns, runs, show, steps, why_dropped
 from xray_cli.demo import demo
 from xray_cli.serving import gc, migrate, serve
 
@@ -16,7 +16,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (serve, migrate, gc, demo, runs, show, steps, explain, diff, why_dropped, label):
+for command in (serve, migrate, gc, demo, runs, show, steps, explain, diff, why_dropped, label, patterns):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -295,3 +295,69 @@ def label(url: str, as_json: bool, source: str, comment: str | None, run_id: str
     who = f" by {answer['source']}" if answer["source"] else ""
     known = "" if answer["run_known"] else " (no such run yet: the label is kept for when it arrives)"
     click.echo(f"run {answer['run_id']} labelled {answer['label']}{who}{known}")
+
+
+@click.command()
+@url_option
+@json_option
+@click.option("--pipeline", required=True)
+@click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d (default: the last 7 days).")
+@click.option("--until")
+@click.option("--type", "step_type", multiple=True, help="Bad runs have a step of this type (repeatable).")
+@click.option("--name", help="... of this name.")
+@click.option("--status", type=click.Choice(STEP_STATUSES), help="... with this status.")
+@click.option("--min-drop-ratio", type=float)
+@click.option("--max-drop-ratio", type=float)
+@click.option("--violations/--no-violations", default=None)
+@click.option("--reason")
+@click.option("--min-reason-share", type=float)
+@click.option("--run-status", type=click.Choice(RUN_STATUSES), help="Bad runs have this status.")
+@click.option("--label", "run_label", help="Bad runs carry this label.")
+@click.option("--min-support", type=float, help="Share of the bad runs a pattern must explain (default 0.2).")
+def patterns(url: str, as_json: bool, pipeline: str, since: str | None, until: str | None,
+             step_type: tuple[str, ...], name: str | None, status: str | None, min_drop_ratio: float | None,
+             max_drop_ratio: float | None, violations: bool | None, reason: str | None,
+             min_reason_share: float | None, run_status: str | None, run_label: str | None,
+             min_support: float | None) -> None:
+    """What the bad runs have in common, and since when. A run is bad when it matches every
+    given filter: a step filter (--type, --name, --min-drop-ratio, --reason, ...), --run-status,
+    --label."""
+    answer = patterns_for(Api(url), pipeline=pipeline, since=since, until=until, step_type=list(step_type),
+                          name=name, status=status, min_drop_ratio=min_drop_ratio, max_drop_ratio=max_drop_ratio,
+                          violations=None if violations is None else str(violations).lower(), reason=reason,
+                          min_reason_share=min_reason_share, run_status=run_status, label=run_label,
+                          min_support=min_support)
+    if as_json:
+        return render.emit_json(answer)
+    click.echo(patterns_text(answer))
+
+
+def patterns_for(api: Api, **params: Any) -> dict[str, Any]:
+    """The server's patterns for a failure predicate (the parameters of `GET /api/v1/patterns`)."""
+    return api.get("/api/v1/patterns", **params)
+
+
+def patterns_text(answer: dict[str, Any]) -> str:
+    """The patterns in a table, then since when."""
+    lines = [f"{answer['bad_runs']} of {answer['runs']} runs of {answer['pipeline']} are bad "
+             f"({answer['since']} to {answer['until']}; {answer['tested']} values and pairs tested)."]
+    if not answer["patterns"]:
+        lines.append("Nothing they share stands out: no attribute value is significantly more common among the bad "
+                     "runs (one-sided Fisher test, Bonferroni-corrected).")
+    else:
+        rows = [[" & ".join(f"{k}={v}" for k, v in p["attributes"].items()), p["bad"], p["other"],
+                 f"{p['support']:.0%}", f"{p['precision']:.0%}",
+                 "unbounded" if p["risk_ratio"] is None else f"{p['risk_ratio']:.1f}", f"{p['p_value']:.2g}"]
+                for p in answer["patterns"]]
+        lines += ["", render.table(rows, ["pattern", "bad", "other", "support", "precision", "risk", "p"],
+                                   max_width=80)]
+    timeline = answer["timeline"]
+    if timeline["first_bad"]:
+        lines += ["", f"Bad runs from {timeline['first_bad']} to {timeline['last_bad']}."]
+    pattern = timeline.get("pattern")
+    if pattern and pattern["first_bad"]:
+        names = " & ".join(f"{k}={v}" for k, v in pattern["attributes"].items())
+        after = (f"; the last good one before was at {pattern['last_good_before']}" if pattern["last_good_before"]
+                 else "; no run with it was good before")
+        lines.append(f"Runs with {names} went bad from {pattern['first_bad']}{after}.")
+    return "\n".join(lines)

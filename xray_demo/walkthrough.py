@@ -7,8 +7,8 @@ from typing import Any
 
 from xray_cli import render
 from xray_cli.api import Api
-from xray_cli.debugging import (diff_for, diff_text, explain_for, explain_text, show_text, steps_text,
-                                why_dropped_for, why_dropped_text)
+from xray_cli.debugging import (diff_for, diff_text, explain_for, explain_text, patterns_for, patterns_text,
+                                show_text, steps_text, why_dropped_for, why_dropped_text)
 
 # The demo's candidates are products, identified by their ASIN.
 ID_FIELD = "asin"
@@ -32,7 +32,8 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
     good = _good_twin(runs, set(bad_ids), result["example"])
     if good is not None:
         result["diff"] = diff_for(api, good["run_id"], example_id)
-    result["pattern"] = pattern(runs, set(bad_ids), Counter(s["name"] for s in flagged))
+    result["patterns"] = patterns_for(api, pipeline=pipeline, since=since, step_type="filter",
+                                      min_drop_ratio=threshold)
     return result
 
 
@@ -85,27 +86,6 @@ def _good_twin(runs: list[dict[str, Any]], bad: set[str], example: dict[str, Any
     return (alike or good or [None])[0]
 
 
-def pattern(runs: list[dict[str, Any]], bad: set[str], steps: Counter) -> dict[str, Any]:
-    """What the bad runs share that the others do not: for each tag value, its share among bad
-    runs and among the rest. A value on every bad run and few others is the pattern."""
-    bad_runs = [r for r in runs if r["run_id"] in bad]
-    other = [r for r in runs if r["run_id"] not in bad]
-    tag_values = sorted({(k, v) for r in runs for k, v in (r.get("tags") or {}).items()})
-    shares = []
-    for key, value in tag_values:
-        in_bad = sum(1 for r in bad_runs if (r.get("tags") or {}).get(key) == value)
-        in_other = sum(1 for r in other if (r.get("tags") or {}).get(key) == value)
-        if in_bad:
-            shares.append({"tag": key, "value": value, "bad": in_bad, "other": in_other})
-    shares.sort(key=lambda s: (-s["bad"], s["other"], s["tag"], s["value"]))
-    explaining = [s for s in shares if s["bad"] == len(bad_runs) and s["other"] == 0]
-    by_key: dict[str, list[str]] = {}
-    for s in shares:
-        by_key.setdefault(s["tag"], []).append(s["value"])
-    return {"step": steps.most_common(1)[0][0] if steps else None, "bad_runs": len(bad_runs), "runs": len(runs),
-            "tags": shares, "explaining_tags": explaining, "bad_values_by_tag": by_key}
-
-
 def walkthrough_text(result: dict[str, Any]) -> str:
     """The walkthrough for a terminal."""
     h = lambda text: render.paint(text, "cyan", bold=True)  # noqa: E731
@@ -141,16 +121,7 @@ def walkthrough_text(result: dict[str, Any]) -> str:
         d = result["diff"]
         lines += ["", h("4. A good run of the same category beside the bad one:"),
                   f"   xray diff {d['a']['run_id']} {d['b']['run_id']}", "", diff_text(d)]
-    lines += ["", h("5. The pattern across runs:"), "", pattern_text(result["pattern"])]
-    return "\n".join(lines)
-
-
-def pattern_text(p: dict[str, Any]) -> str:
-    """The pattern in a sentence or two."""
-    lines = [f"The filter '{p['step']}' dropped at least 90% of its candidates in {p['bad_runs']} of {p['runs']} runs."]
-    for s in p["explaining_tags"]:
-        lines.append(f"Every one of them has {s['tag']}={s['value']}, and no other run does.")
-    for tag, values in sorted(p["bad_values_by_tag"].items()):
-        if not any(s["tag"] == tag for s in p["explaining_tags"]):
-            lines.append(f"By {tag}: all of them are {', '.join(values)}.")
+    lines += ["", h("5. What the bad runs have in common, and since when:"),
+              f"   xray patterns --pipeline {pipeline} --type filter --min-drop-ratio {result['threshold']} "
+              f"--since {since}", "", patterns_text(result["patterns"])]
     return "\n".join(lines)

@@ -34,7 +34,7 @@ def _step_types() -> fields.List:
     return fields.List(fields.String(validate=validate.OneOf(STEP_TYPES)))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Window:
     """A time window over `started_at`: RFC 3339 or an age (`30m`, `24h`, `7d`)."""
 
@@ -42,7 +42,7 @@ class Window:
     until: datetime | None = param(TimeBound())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Page(Window):
     """Keyset pagination: `limit` rows, then follow `next_cursor`."""
 
@@ -51,7 +51,7 @@ class Page(Window):
     cursor: str | None = param(fields.String(validate=validate.Length(max=512)))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StepQuery(Page):
     """`GET /api/v1/steps`: steps across runs, newest first. Ratios are inclusive bounds."""
 
@@ -68,7 +68,7 @@ class StepQuery(Page):
     run_label: str | None = param(_label())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RunQuery(Page):
     """`GET /api/v1/runs`: recent runs, newest first."""
 
@@ -79,7 +79,7 @@ class RunQuery(Page):
     label: str | None = param(_label())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class StepStatsQuery(Window):
     """`GET /api/v1/steps/stats` and `/steps/reasons`: per pipeline and step name over a window
     (`since` defaults to seven days ago)."""
@@ -89,14 +89,36 @@ class StepStatsQuery(Window):
     step_type: list[str] = param(_step_types(), default_factory=list)
 
 
-@dataclass
+@dataclass(kw_only=True)
+class PatternQuery(Window):
+    """`GET /api/v1/patterns`: what the bad runs of a pipeline over a window (default: the last
+    7 days) have in common. A run is bad when it matches every given part of the predicate: a
+    step matching the step filters, the run's status, a label."""
+
+    pipeline: str = param(_name(), required=True)
+    step_type: list[str] = param(_step_types(), default_factory=list)
+    name: str | None = param(_name())
+    status: str | None = param(fields.String(validate=validate.OneOf(STEP_STATUSES)))
+    min_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
+    max_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
+    violations: bool | None = param(fields.Boolean())
+    reason: str | None = param(Text(validate=validate.Length(min=1, max=L.max_reason_chars)))
+    min_reason_share: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
+    run_status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
+    label: str | None = param(_label())
+    min_support: float = param(fields.Float(allow_nan=False, validate=validate.Range(min=0.01, max=1.0)),
+                               default=0.2)
+    limit: int = param(fields.Integer(validate=validate.Range(min=1, max=100)), default=10)
+
+
+@dataclass(kw_only=True)
 class ExplainQuery:
     """`GET /api/v1/runs/<run_id>/explain`: how far back the baseline runs go (default 7 days)."""
 
     baseline: datetime | None = param(TimeBound())
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WhyDroppedQuery:
     """`GET /api/v1/runs/<run_id>/why-dropped`: the candidate's id, as the step recorded it."""
 
@@ -107,6 +129,7 @@ StepQuerySchema = schema_for(StepQuery)
 RunQuerySchema = schema_for(RunQuery)
 StepStatsQuerySchema = schema_for(StepStatsQuery)
 ExplainQuerySchema = schema_for(ExplainQuery)
+PatternQuerySchema = schema_for(PatternQuery)
 WhyDroppedQuerySchema = schema_for(WhyDroppedQuery)
 
 # Given several times, these are ANDed (tags) or ORed (step types); any other parameter is given once.

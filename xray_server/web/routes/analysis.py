@@ -7,14 +7,17 @@ from flask import Blueprint, request
 
 from xray_server.analysis.diff import diff_stored_runs
 from xray_server.analysis.explain import explain_stored_run
+from xray_server.analysis.patterns import find_patterns
 from xray_server.analysis.why_dropped import why_dropped_in_stored_run
-from xray_server.schemas.queries import ExplainQuerySchema, WhyDroppedQuerySchema
+from xray_server.schemas.queries import (REPEATABLE_PARAMETERS, ExplainQuerySchema, PatternQuerySchema,
+                                         WhyDroppedQuerySchema)
 from xray_server.web.app import get_db, get_store
 from xray_server.web.request import load_query
 
 bp = Blueprint("analysis", __name__, url_prefix="/api/v1")
 _explain_query = ExplainQuerySchema()
 _why_dropped_query = WhyDroppedQuerySchema()
+_pattern_query = PatternQuerySchema()
 
 
 @bp.get("/runs/<run_id>/explain")
@@ -35,3 +38,9 @@ def why_dropped(run_id: str) -> dict[str, Any]:
     """Which step dropped a candidate, and why, from the evidence the run kept."""
     q = load_query(_why_dropped_query, request.args)
     return why_dropped_in_stored_run(get_db(), get_store(), run_id, q.candidate)
+
+
+@bp.get("/patterns")
+def patterns() -> dict[str, Any]:
+    """What the bad runs of a pipeline have in common over a window, and since when."""
+    return find_patterns(get_db(), load_query(_pattern_query, request.args, REPEATABLE_PARAMETERS))

@@ -1,0 +1,144 @@
+"""Patterns: what the bad runs of a window have in common, and since when.
+
+For an attribute value v (a run tag, a top-level metadata scalar, a categorical metric of a step,
+the run's status), with a bad runs having v, b other runs having v, c bad runs without it and d
+other runs without it (after MacroBase, Bailis et al., SIGMOD 2017):
+
+- support = a / (a + c): the share of the bad runs v explains;
+- precision = a / (a + b): the share of the runs with v that are bad;
+- risk ratio = precision / (c / (c + d)): how much likelier a run with v is to be bad;
+- p-value: the one-sided Fisher exact test, times the number of values and pairs tested
+  (Bonferroni), so a window of random failures shows nothing by chance.
+
+A value is listed when it is significant (corrected p at most `ALPHA`), explains at least
+`min_support` of the bad runs, and at least doubles the risk. A pair of values is listed only
+when its precision beats the better of its parts by `MIN_PAIR_GAIN`: two attributes together,
+not one attribute and a bystander. Ranked by the harmonic mean of support and precision, the
+simpler explanation first on a tie. Served at `GET /api/v1/patterns`.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from xray_server.analysis.significance import fisher_greater
+from xray_server.errors import ValidationFailed
+from xray_server.jsonio import iso_utc
+from xray_server.query.patterns import Attribute, attribute_counts, timeline_rows
+from xray_server.query.steps import check_step_filters
+from xray_server.query.views import check_window
+from xray_server.schemas.queries import PatternQuery
+from xray_server.storage.pool import Database
+
+DEFAULT_WINDOW = timedelta(days=7)
+ALPHA = 0.05
+MIN_RISK_RATIO = 2.0
+MIN_PAIR_GAIN = 0.15
+# Bucket sizes for the timeline, the smallest that cuts the window into at most MAX_BUCKETS.
+BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
+MAX_BUCKETS = 48
+
+
+def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
+    """The attribute values, and pairs of them, that explain the bad runs of `q`'s window."""
+    until = q.until or datetime.now(timezone.utc)
+    since = q.since or until - DEFAULT_WINDOW
+    check_window(since, until)
+    check_step_filters(q)
+    _check_predicate(q)
+    counts = attribute_counts(db, q, since, until)
+    tested = counts.values_tested + math.comb(counts.pair_candidates, 2)
+    singles = {_attribute(r, 1): _scored([_attribute(r, 1)], r, counts.runs, counts.bad_runs, tested)
+               for r in counts.singles}
+    found = [s for s in singles.values() if _significant(s, q.min_support)]
+    for row in counts.pairs:
+        parts = (_attribute(row, 1), _attribute(row, 2))
+        pair = _scored(list(parts), row, counts.runs, counts.bad_runs, tested)
+        if _significant(pair, q.min_support) and all(
+                pair["precision"] >= singles[part]["precision"] + MIN_PAIR_GAIN for part in parts if part in singles):
+            found.append(pair)
+    found.sort(key=_rank)
+    patterns = [_public(p) for p in found[: q.limit]]
+    return {"pipeline": q.pipeline, "since": iso_utc(since), "until": iso_utc(until), "runs": counts.runs,
+            "bad_runs": counts.bad_runs, "tested": tested, "patterns": patterns,
+            "timeline": _timeline(db, q, since, until, found[0]["parts"] if found else [])}
+
+
+def _check_predicate(q: PatternQuery) -> None:
+    step_filters = (q.step_type, q.name, q.status, q.min_drop_ratio, q.max_drop_ratio, q.violations, q.reason)
+    if not any(f not in (None, []) for f in step_filters) and q.run_status is None and q.label is None:
+        raise ValidationFailed({"predicate": [
+            "say which runs are bad: step filters (step_type, name, min_drop_ratio, reason, ...), run_status or "
+            "label"]})
+
+
+def _attribute(row: dict[str, Any], n: int) -> Attribute:
+    return row[f"kind{n}"], row[f"step{n}"], row[f"key{n}"], row[f"value{n}"]
+
+
+def attribute_name(attribute: Attribute) -> str:
+    """`tags.app_version`, `metadata.region`, `steps.generate_keywords.model`, `status`."""
+    kind, step, key, _ = attribute
+    if kind == "status":
+        return "status"
+    return f"steps.{step}.{key}" if kind == "steps" else f"{kind}.{key}"
+
+
+def _scored(parts: list[Attribute], row: dict[str, Any], runs: int, bad_runs: int, tested: int) -> dict[str, Any]:
+    a, b = int(row["a"]), int(row["b"])
+    c, d = bad_runs - a, (runs - bad_runs) - b
+    precision = a / (a + b)
+    rest = c / (c + d) if c + d else 0.0
+    return {"parts": parts, "bad": a, "other": b, "support": a / bad_runs if bad_runs else 0.0,
+            "precision": precision, "risk_ratio": precision / rest if rest else math.inf,
+            "p_value": min(1.0, fisher_greater(a, b, c, d) * tested)}
+
+
+def _significant(p: dict[str, Any], min_support: float) -> bool:
+    return p["p_value"] <= ALPHA and p["support"] >= min_support and p["risk_ratio"] >= MIN_RISK_RATIO
+
+
+def _rank(p: dict[str, Any]) -> tuple[Any, ...]:
+    f1 = 2 * p["support"] * p["precision"] / (p["support"] + p["precision"])
+    return -round(f1, 6), len(p["parts"]), -p["bad"], [attribute_name(a) + "=" + a[3] for a in p["parts"]]
+
+
+def _public(p: dict[str, Any]) -> dict[str, Any]:
+    return {"attributes": {attribute_name(a): a[3] for a in p["parts"]}, "bad": p["bad"], "other": p["other"],
+            "support": round(p["support"], 4), "precision": round(p["precision"], 4),
+            # None: no bad run lacks the pattern, so the ratio is unbounded.
+            "risk_ratio": None if math.isinf(p["risk_ratio"]) else round(p["risk_ratio"], 3),
+            "p_value": float(f"{p['p_value']:.3g}")}
+
+
+def bucket_seconds(since: datetime, until: datetime) -> int:
+    """The smallest bucket that cuts the window into at most MAX_BUCKETS."""
+    span = (until - since).total_seconds()
+    return next((b for b in BUCKETS if span / b <= MAX_BUCKETS), BUCKETS[-1])
+
+
+def _timeline(db: Database, q: PatternQuery, since: datetime, until: datetime,
+              pattern: list[Attribute]) -> dict[str, Any]:
+    bucket = bucket_seconds(since, until)
+    rows = timeline_rows(db, q, since, until, bucket, pattern)
+    at = {r["row"]: r["at"] for r in rows if r["row"] != "bucket"}
+    buckets = [r for r in rows if r["row"] == "bucket"]
+
+    def iso(moment: datetime | None) -> str | None:
+        return None if moment is None else iso_utc(moment)
+
+    timeline: dict[str, Any] = {
+        "first_bad": iso(at.get("bounds")), "last_bad": iso(at.get("last_bad")), "bucket_seconds": bucket,
+        "buckets": [{"start": iso_utc(r["at"]), "runs": r["runs"], "bad": r["bad"],
+                     "bad_share": round(r["bad"] / r["runs"], 4)} for r in buckets],
+        "pattern": None,
+    }
+    if pattern:
+        timeline["pattern"] = {
+            "attributes": {attribute_name(a): a[3] for a in pattern},
+            "first_bad": iso(at.get("pattern_first_bad")), "last_good_before": iso(at.get("pattern_last_good_before")),
+            "buckets": [{"start": iso_utc(r["at"]), "runs": r["pattern_runs"], "bad": r["pattern_bad"]}
+                        for r in buckets if r["pattern_runs"]],
+        }
+    return timeline
