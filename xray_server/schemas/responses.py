@@ -242,3 +242,46 @@ class WhyDroppedSchema(Schema):
     found = fields.Dict(allow_none=True)
     kept_by = fields.List(fields.String(), required=True)
     unknown_at = fields.List(fields.Dict(), required=True)
+
+
+class PatternSchema(Schema):
+    attributes = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    bad = fields.Integer(required=True)
+    other = fields.Integer(required=True)
+    support = fields.Float(required=True)
+    precision = fields.Float(required=True)
+    risk_ratio = fields.Float(allow_none=True)
+    p_value = fields.Float(required=True)
+
+
+class BucketSchema(Schema):
+    start = fields.DateTime(required=True)
+    runs = fields.Integer(required=True)
+    bad = fields.Integer(required=True)
+    bad_share = fields.Float()
+
+
+class PatternTimelineSchema(Schema):
+    attributes = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    first_bad = fields.DateTime(allow_none=True)
+    last_good_before = fields.DateTime(allow_none=True)
+    buckets = fields.List(fields.Nested(BucketSchema), required=True)
+
+
+class TimelineSchema(Schema):
+    first_bad = fields.DateTime(allow_none=True)
+    last_bad = fields.DateTime(allow_none=True)
+    bucket_seconds = fields.Integer(required=True)
+    buckets = fields.List(fields.Nested(BucketSchema), required=True)
+    pattern = fields.Nested(PatternTimelineSchema, allow_none=True)
+
+
+class PatternsSchema(Schema):
+    pipeline = fields.String(required=True)
+    since = fields.DateTime(required=True)
+    until = fields.DateTime(required=True)
+    runs = fields.Integer(required=True)
+    bad_runs = fields.Integer(required=True)
+    tested = fields.Integer(required=True)
+    patterns = fields.List(fields.Nested(PatternSchema), required=True)
+    timeline = fields.Nested(TimelineSchema, required=True)

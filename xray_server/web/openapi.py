@@ -14,8 +14,8 @@ from xray_server.schemas import responses as r
 from xray_server.schemas.events import RunFinishSchema, StepEndSchema, StepStartSchema
 from xray_server.schemas.labels import LabelSchema
 from xray_server.schemas.fields import JsonValue, TimeBound
-from xray_server.schemas.queries import (ExplainQuerySchema, RunQuerySchema, StepQuerySchema, StepStatsQuerySchema,
-                                         WhyDroppedQuerySchema)
+from xray_server.schemas.queries import (ExplainQuerySchema, PatternQuerySchema, RunQuerySchema, StepQuerySchema,
+                                         StepStatsQuerySchema, WhyDroppedQuerySchema)
 from xray_server.schemas.runs import RunCreateSchema
 
 _UUID_PATH = {"in": "path", "name": "run_id", "required": True, "schema": {"type": "string", "format": "uuid"}}
@@ -51,7 +51,7 @@ def build_spec() -> dict[str, Any]:
         "RunPage": r.RunPageSchema, "RunView": r.RunViewSchema, "Status": r.StatusSchema,
         "StepStats": r.StepStatsSchema, "Reasons": r.ReasonsSchema, "Explain": r.ExplainSchema,
         "Diff": r.DiffSchema, "WhyDropped": r.WhyDroppedSchema, "Label": LabelSchema,
-        "LabelRecorded": r.LabelRecordedSchema,
+        "LabelRecorded": r.LabelRecordedSchema, "Patterns": r.PatternsSchema,
     }.items():
         spec.components.schema(name, schema=schema)
     _paths(spec)
@@ -119,6 +119,13 @@ def _paths(spec: APISpec) -> None:
         "parameters": [_UUID_PATH, {"in": "query", "schema": WhyDroppedQuerySchema}],
         "responses": {"200": _json("WhyDropped", "Where the candidate was dropped, kept, or not traceable"),
                       "404": _json("Error", "No such run"), **_ERRORS},
+    }})
+    spec.path("/api/v1/patterns", operations={"get": {
+        "summary": "What the bad runs of a pipeline have in common over a window, and since when: attribute values "
+                   "and pairs ranked, with a Bonferroni-corrected one-sided Fisher test",
+        "parameters": [{"in": "query", "schema": PatternQuerySchema}],
+        "responses": {"200": _json("Patterns", "Significant patterns (none when nothing stands out) and a timeline"),
+                      **_ERRORS},
     }})
     spec.path("/api/v1/steps", operations={"get": {
         "summary": "Steps across runs, newest first",
