@@ -11,10 +11,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import artifacts, decisions, ingest, query, report, sdk_overhead, server_path
+from . import artifacts, decisions, ingest, patterns, query, report, sdk_overhead, server_path
 
 BENCHMARKS = {"ingest": ingest, "server_path": server_path, "query": query, "sdk_overhead": sdk_overhead,
-              "artifacts": artifacts, "decisions": decisions}
+              "artifacts": artifacts, "decisions": decisions, "patterns": patterns}
 
 
 def main() -> None:

@@ -12,13 +12,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import artifacts, decisions, ingest, query, sdk_overhead, server_path
+from . import artifacts, decisions, ingest, patterns, query, sdk_overhead, server_path
 
 RESULTS = Path(__file__).parent / "results"
 CHART_NAME = "query_latency.png"
 SECTIONS: list[tuple[str, ModuleType]] = [
     ("ingest", ingest), ("server_path", server_path), ("query", query),
-    ("sdk_overhead", sdk_overhead), ("artifacts", artifacts), ("decisions", decisions),
+    ("sdk_overhead", sdk_overhead), ("artifacts", artifacts), ("decisions", decisions), ("patterns", patterns),
 ]
 
 HEADER = """# X-Ray benchmarks
@@ -101,6 +101,16 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
         rows.append(("`GET /api/v1/runs/<id>` (10 steps) p95 at most 2x direct SQL",
                      "p95 ratios " + ", ".join(str(s["run"]["ratio_p95"]) for s in r["sizes"]),
                      _verdict(worst_run <= 2.0)))
+    if "patterns" in results:
+        r = results["patterns"]
+        small, large = r["sizes"][0], r["sizes"][-1]
+        rows.append((f"`GET /api/v1/patterns` over {small['runs']:,} runs: p95 at most 1 s",
+                     f"p95 {small['p95_ms']} ms", _verdict(small["p95_ms"] <= 1000)))
+        growth = large["p95_ms"] / small["p95_ms"]
+        rows.append((f"The same window inside {large['steps']:,} steps: at most 1.2x",
+                     f"x{round(growth, 2)}", _verdict(growth <= 1.2)))
+        served = large.get("tag_filter", {}).get("index_served", False)
+        rows.append((f"Tag filter on `/steps` index-served at {large['steps']:,} steps", str(served), _verdict(served)))
     lines = ["## The goals at a glance", "", "| goal | measured | verdict |", "|---|---|---|"]
     lines += [f"| {goal} | {measured} | {verdict} |" for goal, measured, verdict in rows]
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """What the runs of a window have, counted in PostgreSQL: for each attribute value (a run tag, a
-top-level scalar of its metadata, a categorical metric of one of its steps, its status), how
-many bad runs and how many other runs have it, and the same for pairs of the most frequent values
-among the bad runs. One statement over the window's runs and their steps; its cost follows the
-runs in the window, not the table. The statistics are `analysis/patterns.py`'s."""
+top-level scalar of its metadata, a categorical metric of one of its steps, its status) found on
+enough bad runs, how many bad runs and how many other runs have it, and the same for pairs of the
+values most frequent among the bad runs. One statement over the window's runs and their steps;
+its cost follows the runs in the window, not the table. The statistics are `analysis/patterns.py`'s."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,12 +20,16 @@ from xray_server.storage.pool import Database
 # attributes (a limit ARCHITECTURE.md states).
 STEP_MARGIN = timedelta(days=1)
 CLOCK_SKEW = timedelta(minutes=5)
+# Values counted: those in at least `min_support` of the bad runs, at most this many, the bits of
+# a bigint (a value needs 20% of the bad runs by default, so an attribute holds at most five).
+MAX_CANDIDATES = 62
 # Pairs are counted among this many of the values most frequent among the bad runs.
 PAIR_CANDIDATES = 16
-# A value on nearly every run explains nothing a pair could sharpen: left out of pairs.
-UBIQUITOUS = 0.9
 # Attribute values longer than this are identifiers, not categories.
 MAX_VALUE_CHARS = 256
+
+
+Attribute = tuple[str, str, str, str]  # (kind, step, key, value): kind is tags, metadata, steps or status
 
 
 @dataclass
@@ -68,106 +72,153 @@ def bad_predicate(q: PatternQuery) -> tuple[sql.Composable, dict[str, Any]]:
     return sql.SQL(" AND ").join(parts), params
 
 
-_COUNTS = """
-WITH w AS MATERIALIZED (
-    SELECT r.run_id, r.started_at, r.tags, r.metadata, r.status, coalesce({bad}, false) AS bad
-    FROM runs r
-    WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s
-), attrs AS MATERIALIZED (
-    SELECT w.run_id, w.bad, 'tags' AS kind, '' AS step, t.key AS key, t.value AS value
-    FROM w CROSS JOIN LATERAL jsonb_each_text(w.tags) t
-    WHERE length(t.value) <= %(max_chars)s
-    UNION ALL
-    SELECT w.run_id, w.bad, 'metadata', '', m.key, m.value #>> '{{}}'
-    FROM w CROSS JOIN LATERAL jsonb_each(
-        CASE WHEN jsonb_typeof(w.metadata) = 'object' THEN w.metadata ELSE '{{}}'::jsonb END) m
-    WHERE jsonb_typeof(m.value) IN ('string', 'number', 'boolean') AND length(m.value #>> '{{}}') <= %(max_chars)s
-    UNION ALL
-    SELECT DISTINCT w.run_id, w.bad, 'steps', s.name, x.key, x.value
-    FROM w JOIN steps s ON s.run_id = w.run_id
-    CROSS JOIN LATERAL (
-        SELECT 'model' AS key, s.model AS value WHERE s.model IS NOT NULL
-        UNION ALL
-        SELECT m.key, m.value #>> '{{}}' FROM jsonb_each(coalesce(s.metrics, '{{}}'::jsonb)) m
-        WHERE jsonb_typeof(m.value) IN ('string', 'boolean')
-    ) x
-    WHERE s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s
-      AND length(x.value) <= %(max_chars)s
-    {status}
-), singles AS MATERIALIZED (
-    SELECT kind, step, key, value, count(*) FILTER (WHERE bad) AS a, count(*) FILTER (WHERE NOT bad) AS b
-    FROM attrs GROUP BY kind, step, key, value
-), totals AS (
-    SELECT count(*) AS runs, count(*) FILTER (WHERE bad) AS bad_runs FROM w
-), candidates AS (
-    SELECT kind, step, key, value FROM singles, totals
-    WHERE a >= greatest(2, ceil(%(min_support)s * totals.bad_runs)) AND (a + b) < %(ubiquitous)s * totals.runs
-    ORDER BY a DESC, b, kind, step, key, value LIMIT %(pair_candidates)s
-), marked AS (
-    SELECT x.* FROM attrs x JOIN candidates USING (kind, step, key, value)
-), pairs AS (
-    SELECT p.kind AS kind1, p.step AS step1, p.key AS key1, p.value AS value1,
-           q.kind AS kind2, q.step AS step2, q.key AS key2, q.value AS value2,
-           count(*) FILTER (WHERE p.bad) AS a, count(*) FILTER (WHERE NOT p.bad) AS b
-    FROM marked p JOIN marked q ON q.run_id = p.run_id AND (q.kind, q.step, q.key) > (p.kind, p.step, p.key)
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-    HAVING count(*) FILTER (WHERE p.bad) >= greatest(2, ceil(%(min_support)s * (SELECT bad_runs FROM totals)))
-)
-SELECT 'single' AS row, kind AS kind1, step AS step1, key AS key1, value AS value1,
-       NULL AS kind2, NULL AS step2, NULL AS key2, NULL AS value2, a, b
-FROM singles, totals WHERE a >= greatest(2, ceil(%(min_support)s * totals.bad_runs))
-UNION ALL SELECT 'pair', kind1, step1, key1, value1, kind2, step2, key2, value2, a, b FROM pairs
-UNION ALL SELECT 'totals', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, bad_runs, runs - bad_runs FROM totals
-UNION ALL SELECT 'tested', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM singles),
-                 (SELECT count(*) FROM candidates)
-"""
-_STATUS = "UNION ALL SELECT w.run_id, w.bad, 'status', '', 'status', w.status FROM w"
-
-
 def window_params(q: PatternQuery, since: datetime, until: datetime) -> dict[str, Any]:
     """The window's bounds, for runs and (with their margins) for steps."""
     return {"pipeline": q.pipeline, "since": since, "until": until, "steps_since": since - CLOCK_SKEW,
             "steps_until": until + STEP_MARGIN}
 
 
+# Statement 1: the values of the bad runs only (few), counted; the candidates are those on enough
+# of them. Values that no bad run has cannot explain anything and are never counted.
+_BAD_VALUES = """
+WITH b AS MATERIALIZED (
+    SELECT r.run_id, r.tags, r.metadata, r.status
+    FROM runs r
+    WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s AND {bad}
+), bs AS MATERIALIZED (
+    SELECT b.run_id, s.name, s.model, s.metrics
+    FROM b CROSS JOIN LATERAL (
+        SELECT name, model, metrics FROM steps s
+        WHERE s.run_id = b.run_id AND s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s
+          AND (s.model IS NOT NULL OR s.metrics IS NOT NULL)) s
+), bad_values AS (
+    SELECT b.run_id, 'tags' AS kind, '' AS step, t.key AS key, t.value AS value
+    FROM b CROSS JOIN LATERAL jsonb_each_text(b.tags) t
+    UNION ALL
+    SELECT b.run_id, 'metadata', '', m.key, m.value #>> '{{}}'
+    FROM b CROSS JOIN LATERAL jsonb_each(
+        CASE WHEN jsonb_typeof(b.metadata) = 'object' THEN b.metadata ELSE '{{}}'::jsonb END) m
+    WHERE jsonb_typeof(m.value) IN ('string', 'number', 'boolean')
+    UNION ALL
+    (SELECT run_id, 'steps', name, 'model', model FROM bs WHERE model IS NOT NULL
+     UNION
+     SELECT x.run_id, 'steps', x.name, m.key, m.value #>> '{{}}'
+     FROM bs x CROSS JOIN LATERAL jsonb_each(x.metrics) m
+     WHERE x.metrics IS NOT NULL AND jsonb_typeof(m.value) IN ('string', 'boolean'))
+    {status}
+), counted AS MATERIALIZED (
+    SELECT kind, step, key, value, count(*) AS a FROM bad_values
+    WHERE length(value) <= %(max_chars)s GROUP BY kind, step, key, value
+)
+(SELECT 'value' AS row, kind, step, key, value, a, NULL::bigint AS b FROM counted
+ WHERE a >= greatest(2, ceil(%(min_support)s * (SELECT count(*) FROM b)))
+ ORDER BY a DESC, kind, step, key, value LIMIT %(max_candidates)s)
+UNION ALL
+SELECT 'totals', NULL, NULL, NULL, NULL,
+       (SELECT count(*) FROM runs r
+        WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s),
+       (SELECT count(*) FROM b)
+UNION ALL
+SELECT 'tested', NULL, NULL, NULL, NULL, (SELECT count(*) FROM counted), NULL
+"""
+_STATUS = "UNION ALL SELECT b.run_id, 'status', '', 'status', b.status FROM b"
+
+# Statement 2: every run of the window as the bitmask of the candidates it has (one cheap test
+# per run and candidate, built from the candidates found), runs with the same mask counted
+# once, and from those few rows each candidate's and each pair's counts.
+_MASK_COUNTS = """
+WITH w AS (
+    SELECT r.run_id, coalesce({bad}, false) AS bad, ({run_mask})::bigint AS mask
+    FROM runs r
+    WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s
+), step_masks AS (
+    SELECT s.run_id, bit_or(({step_mask})::bigint) AS mask
+    FROM steps s
+    WHERE s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s AND s.name = ANY (%(step_names)s)
+    GROUP BY s.run_id
+), sets AS MATERIALIZED (
+    SELECT w.mask | coalesce(sm.mask, 0) AS mask, w.bad, count(*) AS n
+    FROM w LEFT JOIN step_masks sm USING (run_id)
+    GROUP BY 1, 2
+)
+SELECT i, j, coalesce(sum(n) FILTER (WHERE bad), 0) AS a, coalesce(sum(n) FILTER (WHERE NOT bad), 0) AS b
+FROM sets CROSS JOIN generate_series(0, %(last)s) AS i CROSS JOIN generate_series(0, %(last)s) AS j
+WHERE (i = j OR (i < j AND j < %(pair_candidates)s))
+  AND (mask >> i) & 1 = 1 AND (mask >> j) & 1 = 1
+GROUP BY i, j
+"""
+
+
+def _test(candidate: Attribute, i: int, params: dict[str, Any]) -> sql.Composable:
+    """The SQL test that run `r` (or, for a step value, step `s`) has `candidate`."""
+    kind, step, key, value = candidate
+    params.update({f"k{i}": key, f"v{i}": value, f"s{i}": step})
+    n = sql.SQL(str(i))
+    if kind == "tags":
+        return sql.SQL("r.tags ->> %(k{0})s = %(v{0})s").format(n)
+    if kind == "metadata":
+        return sql.SQL("(jsonb_typeof(r.metadata) = 'object' AND r.metadata ->> %(k{0})s = %(v{0})s)").format(n)
+    if kind == "status":
+        return sql.SQL("r.status = %(v{0})s").format(n)
+    column = sql.SQL("s.model") if key == "model" else sql.SQL("s.metrics ->> %(k{0})s").format(n)
+    return sql.SQL("(s.name = %(s{0})s AND {1} = %(v{0})s)").format(n, column)
+
+
+def _mask(tests: list[tuple[int, sql.Composable]]) -> sql.Composable:
+    if not tests:
+        return sql.SQL("0")
+    return sql.SQL(" | ").join(sql.SQL("CASE WHEN {} THEN {} ELSE 0 END").format(test, sql.Literal(1 << i))
+                              for i, test in tests)
+
+
 def attribute_counts(db: Database, q: PatternQuery, since: datetime, until: datetime) -> AttributeCounts:
-    """Count every attribute value of the window's runs among bad and other runs, and the pairs
-    of the values most frequent among the bad runs; only values in at least `q.min_support` of
-    the bad runs come back (the others cannot be a pattern), but all are counted as tested."""
+    """Count, among bad and other runs, the attribute values on at least `q.min_support` of the bad
+    runs (the others cannot be a pattern), and pairs of the most frequent of them. Every value
+    found on a bad run counts as tested."""
     bad, params = bad_predicate(q)
+    window = window_params(q, since, until)
     # The run's status is an attribute, unless it is what defines a bad run.
     status = sql.SQL("" if q.run_status is not None else _STATUS)
-    statement = sql.SQL(_COUNTS).format(bad=bad, status=status)
-    params.update(window_params(q, since, until), min_support=q.min_support, max_chars=MAX_VALUE_CHARS,
-                  ubiquitous=UBIQUITOUS, pair_candidates=PAIR_CANDIDATES)
     with db.connection() as conn:
-        rows = conn.execute(statement, params).fetchall()
-    by_kind: dict[str, list[dict[str, Any]]] = {"single": [], "pair": [], "totals": [], "tested": []}
-    for row in rows:
-        by_kind[row["row"]].append(row)
-    totals, tested = by_kind["totals"][0], by_kind["tested"][0]
-    return AttributeCounts(runs=totals["a"] + totals["b"], bad_runs=totals["a"], values_tested=tested["a"],
-                           singles=by_kind["single"], pairs=by_kind["pair"], pair_candidates=tested["b"])
+        rows = conn.execute(sql.SQL(_BAD_VALUES).format(bad=bad, status=status), {
+            **params, **window, "min_support": q.min_support, "max_chars": MAX_VALUE_CHARS,
+            "max_candidates": MAX_CANDIDATES}).fetchall()
+        candidates = [(r["kind"], r["step"], r["key"], r["value"]) for r in rows if r["row"] == "value"]
+        totals = next(r for r in rows if r["row"] == "totals")
+        tested = next(r for r in rows if r["row"] == "tested")["a"]
+        counts = AttributeCounts(runs=totals["a"], bad_runs=totals["b"], values_tested=tested, singles=[],
+                                 pairs=[], pair_candidates=min(PAIR_CANDIDATES, len(candidates)))
+        if candidates:
+            _count_candidates(conn, bad, params, window, candidates, counts)
+    return counts
 
 
-Attribute = tuple[str, str, str, str]  # (kind, step, key, value): kind is tags, metadata, steps or status
+def _count_candidates(conn: Any, bad: sql.Composable, params: dict[str, Any], window: dict[str, Any],
+                      candidates: list[Attribute], counts: AttributeCounts) -> None:
+    mask_params = {**params, **window}
+    run_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] != "steps"]
+    step_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] == "steps"]
+    mask_params.update(step_names=sorted({c[1] for c in candidates if c[0] == "steps"}),
+                       last=len(candidates) - 1, pair_candidates=counts.pair_candidates)
+    statement = sql.SQL(_MASK_COUNTS).format(bad=bad, run_mask=_mask(run_tests), step_mask=_mask(step_tests))
+    for row in conn.execute(statement, mask_params).fetchall():
+        first, second = candidates[row["i"]], candidates[row["j"]]
+        entry = {"kind1": first[0], "step1": first[1], "key1": first[2], "value1": first[3], "a": row["a"],
+                 "b": row["b"]}
+        if row["i"] == row["j"]:
+            counts.singles.append(entry)
+        elif first[:3] != second[:3] and row["a"] >= 2:
+            counts.pairs.append({**entry, "kind2": second[0], "step2": second[1], "key2": second[2],
+                                 "value2": second[3]})
 
 
 def _has(attribute: Attribute, i: int, params: dict[str, Any]) -> sql.Composable:
     """The SQL test that run `r` has `attribute`."""
-    kind, step, key, value = attribute
-    params.update({f"k{i}": key, f"v{i}": value, f"s{i}": step})
-    if kind == "tags":
-        return sql.SQL("r.tags ->> %(k{0})s = %(v{0})s").format(sql.SQL(str(i)))
-    if kind == "metadata":
-        return sql.SQL("(jsonb_typeof(r.metadata) = 'object' AND r.metadata ->> %(k{0})s = %(v{0})s)").format(
-            sql.SQL(str(i)))
-    if kind == "status":
-        return sql.SQL("r.status = %(v{0})s").format(sql.SQL(str(i)))
-    column = "s.model" if key == "model" else "s.metrics ->> %(k{0})s"
-    return sql.SQL("EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND s.name = %(s{0})s AND "
-                   + column + " = %(v{0})s AND s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s)"
-                   ).format(sql.SQL(str(i)))
+    test = _test(attribute, i, params)
+    if attribute[0] != "steps":
+        return test
+    return sql.SQL("EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND {} AND s.started_at >= "
+                   "%(steps_since)s AND s.started_at < %(steps_until)s)").format(test)
 
 
 _TIMELINE = """
