@@ -125,6 +125,7 @@ def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
                     return await fn(*args, **kwargs)
                 async with Step(run, step_name, step_type, None, capture, id_field):
                     return await fn(*args, **kwargs)
+            # For an async fn, T is its coroutine type, which is what the wrapper returns too.
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
