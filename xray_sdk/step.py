@@ -94,13 +94,14 @@ class Step:
     def keep(self, candidate: Any, id: Any = None) -> "Step":
         """Record that `candidate` passed this step. `id`: the candidate's id in the evidence
         (else the step's `id_field` of the candidate, if any)."""
-        self._record().keep(candidate, id)
+        # Called per candidate: the record is read inline, not through `_record()`.
+        (self._decisions or self._record()).keep(candidate, id)
         return self
 
     def reject(self, candidate: Any, reason: str, id: Any = None) -> "Step":
         """Record that `candidate` was dropped, and why (a short, stable reason code such as
         `category_mismatch`: reasons are counted and compared across runs). `id` as for `keep`."""
-        self._record().reject(candidate, reason, id)
+        (self._decisions or self._record()).reject(candidate, reason, id)
         return self
 
     def decide(self, kept: Any, rejected: Any) -> "Step":
