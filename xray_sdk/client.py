@@ -11,16 +11,16 @@ import os
 import time
 import uuid
 import weakref
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-from .delivery.worker import EVENT, RUN, Delivery, DeliveryConfig, Item
-from .errors import XRayContractError, XRayDeliveryError
+from .delivery.worker import RUN, Delivery, DeliveryConfig
+from .errors import XRayDeliveryError
 from .ids import new_id
 from .contract.limits import DEFAULT_LIMITS, Limits
 from .ratelog import RateLimitedLog
+from .recorder import Recorder
 from .run import Run
-from .serialize import RawJson, dumps, encode
-from .step import Step
+from .serialize import RawJson, dumps
 from .delivery.transport import HttpTransport
 from .values import label, now_iso
 from .contract.vocabulary import CAPTURE_LEVELS, CaptureLevel
@@ -58,33 +58,30 @@ class Client:
         limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.log = RateLimitedLog()
-        self.limits = limits
-        self.mode = self._choose(mode or os.environ.get("XRAY_MODE"), (BEST_EFFORT, STRICT), BEST_EFFORT, "XRAY_MODE")
+        mode = self._choose(mode or os.environ.get("XRAY_MODE"), (BEST_EFFORT, STRICT), BEST_EFFORT, "XRAY_MODE")
+        self.mode = mode
         self.capture = self._choose(capture or os.environ.get("XRAY_CAPTURE"), CAPTURE_LEVELS,
                                     CaptureLevel.SUMMARY.value, "XRAY_CAPTURE")
-        self.disabled = _env_flag("XRAY_DISABLED") if disabled is None else disabled
+        off = _env_flag("XRAY_DISABLED") if disabled is None else disabled
         self.endpoint = endpoint or os.environ.get("XRAY_ENDPOINT") or DEFAULT_ENDPOINT
         self.shutdown_timeout = shutdown_timeout
         # A step that ends within `start_delay` seconds costs one event (its step_end carries
         # everything); only longer steps also send a step_start, so they show as running.
         self.start_delay = start_delay
-        self._open_steps: dict[str, Step] = {}
-        self._contract_errors = 0
-        self._internal_errors = 0
-        self._artifacts_kept = 0
-        self._artifacts_dropped: dict[str, int] = {}
         self._reported_lost = 0
         try:
             transport = HttpTransport(self.endpoint, timeout=timeout)
         except ValueError as exc:
             self.log.warning("endpoint", "X-Ray disabled: %s", exc)
-            self.disabled = True
+            off = True
             transport = HttpTransport(DEFAULT_ENDPOINT, timeout=timeout)
         # The delivery thread must not keep the client alive: it reaches it through a weak reference.
         tick = weakref.WeakMethod(self._send_overdue_starts)
-        self._delivery = Delivery(transport, delivery, on_tick=lambda: (method := tick()) is not None and method())
+        self._delivery = Delivery(transport, delivery, on_tick=lambda: _call_if_alive(tick))
         # At exit, delivery.py closes every delivery of the process against one shared deadline.
         self._delivery.shutdown_timeout = shutdown_timeout
+        self.recorder = Recorder(deliver=self._delivery.submit, pressure=self._delivery.pressure, limits=limits,
+                                 strict=mode == STRICT, disabled=off, log=self.log)
         _clients.add(self)
 
     def _choose(self, value: str | None, allowed: tuple[str, ...], default: str, name: str) -> str:
@@ -92,6 +89,20 @@ class Client:
             return value or default
         self.log.warning(name, "%s=%r is not one of %s; using %s", name, value, ", ".join(allowed), default)
         return default
+
+    @property
+    def limits(self) -> Limits:
+        """The bounds applied to everything this client sends."""
+        return self.recorder.limits
+
+    @property
+    def disabled(self) -> bool:
+        """True when nothing is sent (`XRAY_DISABLED`, or an endpoint that is not a URL)."""
+        return self.recorder.disabled
+
+    @disabled.setter
+    def disabled(self, value: bool) -> None:
+        self.recorder.disabled = value
 
     @property
     def strict(self) -> bool:
@@ -102,9 +113,9 @@ class Client:
                   metadata: Any = None, run_id: str | None = None, capture: str | None = None) -> "Run":
         """Begin a run; returns at once (the id is made here, the create request is queued)."""
         if capture is not None and capture not in CAPTURE_LEVELS:
-            self._contract_error(f"capture {capture!r} is not one of {', '.join(CAPTURE_LEVELS)}")
+            self.recorder.contract_error(f"capture {capture!r} is not one of {', '.join(CAPTURE_LEVELS)}")
             capture = None
-        run = Run(self, self._run_id(run_id), pipeline, entity, capture or self.capture)
+        run = Run(self, self.recorder, self._run_id(run_id), pipeline, entity, capture or self.capture)
         try:
             limits = self.limits
             body: dict[str, Any] = {"run_id": run.run_id, "pipeline": label(pipeline, limits.max_name_chars),
@@ -114,9 +125,9 @@ class Client:
                                 for k, v in list(dict(tags).items())[: limits.max_tags]}
             if metadata is not None:
                 body["metadata"] = self._bounded_metadata(metadata)
-            self._submit(run.run_id, RUN, body, raw=metadata is not None)
+            self.recorder.submit(run.run_id, RUN, body, raw=metadata is not None)
         except Exception as exc:
-            self._internal_error(exc)
+            self.recorder.internal_error(exc)
         return run
 
     def _run_id(self, run_id: Any) -> str:
@@ -127,7 +138,7 @@ class Client:
         try:
             return str(uuid.UUID(str(run_id)))
         except ValueError:
-            self._contract_error(f"run_id {label(run_id, 64)!r} is not a UUID")
+            self.recorder.contract_error(f"run_id {label(run_id, 64)!r} is not a UUID")
             return str(uuid.uuid5(uuid.NAMESPACE_URL, f"xray-run:{label(run_id, 10**6)}"))
 
     def _bounded_metadata(self, metadata: Any) -> Any:
@@ -157,48 +168,26 @@ class Client:
     def stats(self) -> dict[str, Any]:
         """Delivery counters (`enqueued == sent + dropped_total + pending`) and SDK counters."""
         stats = self._delivery.stats()
-        stats.update(contract_errors=self._contract_errors, internal_errors=self._internal_errors,
-                     artifacts={"kept": self._artifacts_kept, "dropped": dict(self._artifacts_dropped)})
+        recorder = self.recorder
+        stats.update(contract_errors=recorder.contract_errors, internal_errors=recorder.internal_errors,
+                     artifacts={"kept": recorder.artifacts_kept, "dropped": dict(recorder.artifacts_dropped)})
         return stats
-
-    # ------------------------------------------------------------------ internals
-
-    def _submit(self, run_id: str, kind: str, body: dict[str, Any], raw: bool = False) -> None:
-        """Encode `body` now (later changes to the caller's objects must not leak in) and queue
-        it. `raw`: the body holds `RawJson` fragments to splice in."""
-        if self.disabled:
-            return
-        try:
-            self._delivery.submit(Item(run_id, kind, encode(body) if raw else dumps(body)))
-        except Exception as exc:
-            self._internal_error(exc)
 
     def _send_overdue_starts(self) -> None:
         """Called by the delivery thread: send step_start for steps running past start_delay."""
-        threshold = time.monotonic() - self.start_delay
-        for step in list(self._open_steps.values()):
-            if not step._start_sent and step._t0 <= threshold:
-                step._start_sent = True
-                self._submit(step.run.run_id, EVENT, step._start_event())
+        self.recorder.send_overdue_starts(time.monotonic() - self.start_delay)
 
-    def _internal_error(self, exc: BaseException) -> None:
-        self._internal_errors += 1
-        self.log.warning("internal", "X-Ray SDK error (the pipeline is unaffected): %s", type(exc).__name__)
 
-    def _contract_error(self, message: str) -> None:
-        self._contract_errors += 1
-        if self.strict:
-            raise XRayContractError(message)
-        self.log.warning("contract", "X-Ray instrumentation problem: %s", message)
-
-    def _artifact_dropped(self, reason: str) -> None:
-        self._artifacts_dropped[reason] = self._artifacts_dropped.get(reason, 0) + 1
+def _call_if_alive(method: "weakref.WeakMethod[Callable[[], None]]") -> None:
+    bound = method()
+    if bound is not None:
+        bound()
 
 
 def _forget_open_steps_in_child() -> None:
     # A forked child must not send step_start events for steps its parent has open.
     for client in list(_clients):
-        client._open_steps = {}
+        client.recorder.forget_open_steps()
 
 
 if hasattr(os, "register_at_fork"):

@@ -17,6 +17,7 @@ from .contract.vocabulary import RunStatus, StepType
 
 if TYPE_CHECKING:
     from .client import Client
+    from .recorder import Recorder
 
 T = TypeVar("T")
 
@@ -25,24 +26,32 @@ class Run:
     """One execution of a pipeline on one entity. A context manager: leaving the block
     finishes the run, recording the exception if one escaped."""
 
-    def __init__(self, client: "Client", run_id: str, pipeline: str, entity: str, capture: str) -> None:
+    def __init__(self, client: "Client", recorder: "Recorder", run_id: str, pipeline: str, entity: str,
+                 capture: str) -> None:
         self.client = client
+        self.recorder = recorder
         self.run_id = run_id
         self.pipeline = pipeline
         self.entity = entity
         self.capture = capture
         self.finished = False
         self._seq = itertools.count()
-        self._tokens: list[contextvars.Token] = []
+        self._tokens: list[contextvars.Token[Run | None]] = []
 
-    def step(self, name: str, step_type: str, fn: Callable[..., T] | None = None, /,
-             *args: Any, **kwargs: Any) -> Any:
-        """With `fn`: call `fn(step, *args, **kwargs)` inside a step and return its result (a
-        coroutine if `fn` is async). Without: the step, to use with `with` or `async with`;
-        then `input=` and `capture=` may be given as keywords."""
+    def step(self, name: str, step_type: str, fn: Callable[..., T] | None = None, /, *args: Any,
+             input: Any = None, capture: str | None = None, id_field: str | None = None, **kwargs: Any) -> Any:
+        """A step of this run, in one of two forms.
+
+        Without `fn`: the step, to use with `with` or `async with`. With `fn`: call
+        `fn(step, *args, **kwargs)` inside the step and return its result (a coroutine if `fn`
+        is async). In both forms `input=`, `capture=` and `id_field=` are the step's own
+        options and never reach `fn`: `input` is recorded as the step's input, `capture` sets
+        its capture level, and `id_field` names the key or attribute that identifies a
+        candidate in the evidence of `keep`, `reject` and `decide`.
+        """
+        step = Step(self, name, step_type, input, capture, id_field)
         if fn is None:
-            return Step(self, name, step_type, kwargs.get("input"), kwargs.get("capture"))
-        step = Step(self, name, step_type)
+            return step
         if inspect.iscoroutinefunction(fn):
             async def run_async() -> Any:
                 async with step:
@@ -56,9 +65,9 @@ class Run:
         if self.finished:
             return
         self.finished = True
-        client = self.client
+        recorder = self.recorder
         if status not in (None, RunStatus.OK.value, RunStatus.ERROR.value):
-            client._contract_error(f"run status {status!r} is not 'ok' or 'error'")
+            recorder.contract_error(f"run status {status!r} is not 'ok' or 'error'")
             status = None
         try:
             body: dict[str, Any] = {
@@ -66,14 +75,14 @@ class Run:
                 "status": status or (RunStatus.ERROR.value if error is not None else RunStatus.OK.value),
             }
             if outcome is not None:
-                body["outcome"] = bounded_summary(outcome, client.limits.max_summary_bytes)
+                body["outcome"] = bounded_summary(outcome, recorder.limits.max_summary_bytes)
             if error is not None:
-                body["error"] = error_info(error, client.limits)
-            client._submit(self.run_id, EVENT, body)
+                body["error"] = error_info(error, recorder.limits)
+            recorder.submit(self.run_id, EVENT, body)
         except XRayContractError:
             raise
         except Exception as exc:
-            client._internal_error(exc)
+            recorder.internal_error(exc)
 
     def __enter__(self) -> "Run":
         self._tokens.append(current_run_var.set(self))
@@ -98,12 +107,13 @@ class Run:
 
 
 def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
-         capture: str | None = None) -> Any:
+         capture: str | None = None, id_field: str | None = None) -> Any:
     """Decorate a function so that each call is a step of the current run (found through
     contextvars; outside a run the function simply runs). Use `current_step()` inside.
-    `@step` alone names the step after the function, with type `custom`."""
+    `@step` alone names the step after the function, with type `custom`. `capture` and
+    `id_field` are as for `Run.step`."""
     if callable(name):
-        return step(None, step_type, capture=capture)(name)
+        return step(None, step_type, capture=capture, id_field=id_field)(name)
 
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
         step_name = name or fn.__name__
@@ -113,8 +123,9 @@ def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
                 run = current_run_var.get()
                 if run is None:
                     return await fn(*args, **kwargs)
-                async with Step(run, step_name, step_type, None, capture):
+                async with Step(run, step_name, step_type, None, capture, id_field):
                     return await fn(*args, **kwargs)
+            # For an async fn, T is its coroutine type, which is what the wrapper returns too.
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
@@ -122,7 +133,7 @@ def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
             run = current_run_var.get()
             if run is None:
                 return fn(*args, **kwargs)
-            with Step(run, step_name, step_type, None, capture):
+            with Step(run, step_name, step_type, None, capture, id_field):
                 return fn(*args, **kwargs)
         return wrapper
     return decorate

@@ -18,7 +18,8 @@ from .delivery.worker import EVENT
 from .ids import new_id
 from .serialize import RawJson, clean_text, dumps
 from .values import bounded_summary, error_info, label, now_iso
-from .contract.vocabulary import CAPTURE_LEVELS, CAPTURE_RANK, REQUIRED_METRICS, STEP_TYPES, CaptureLevel, StepStatus, StepType
+from .contract.vocabulary import (CAPTURE_LEVELS, CAPTURE_RANK, REQUIRED_METRICS, STEP_TYPES, CaptureLevel,
+                                  DropReason, StepStatus, StepType)
 
 if TYPE_CHECKING:
     from .run import Run
@@ -36,14 +37,15 @@ class Step:
     # Slots: a step is allocated per decision, and fewer objects mean less garbage collection.
     __slots__ = ("run", "step_id", "seq", "name", "step_type", "capture", "parent_step_id", "started_at", "_t0",
                  "_start_sent", "_metrics", "_why", "_input", "_output", "_artifacts", "_closed", "_token",
-                 "_decisions")
+                 "_decisions", "_id_field")
 
-    def __init__(self, run: "Run", name: str, step_type: str, input: Any = None, capture: str | None = None) -> None:
-        client = run.client
+    def __init__(self, run: "Run", name: str, step_type: str, input: Any = None, capture: str | None = None,
+                 id_field: str | None = None) -> None:
+        recorder = run.recorder
         self.run = run
         self.step_id = new_id()
         self.seq = next(run._seq)
-        self.name = label(name, client.limits.max_name_chars)
+        self.name = label(name, recorder.limits.max_name_chars)
         self.step_type = step_type
         self.capture = capture if capture in CAPTURE_LEVELS else run.capture
         parent = current_step_var.get()
@@ -57,12 +59,16 @@ class Step:
         self._output: Any = None
         self._artifacts: list[dict[str, Any]] | None = None
         self._closed = False
-        self._token: contextvars.Token | None = None
+        self._token: contextvars.Token[Step | None] | None = None
         self._decisions: Decisions | None = None
+        self._id_field = id_field
         if step_type not in STEP_TYPES:
             self.step_type = StepType.CUSTOM.value
-            client._contract_error(f"step {self.name!r}: step type {label(step_type, 64)!r} is not one of "
-                                   f"{', '.join(STEP_TYPES)}")
+            recorder.contract_error(f"step {self.name!r}: step type {label(step_type, 64)!r} is not one of "
+                                    f"{', '.join(STEP_TYPES)}")
+        if id_field is not None and type(id_field) is not str:
+            self._id_field = None
+            recorder.contract_error(f"step {self.name!r}: id_field {label(id_field, 64)!r} is not a string")
 
     # ------------------------------------------------------------------ recording
 
@@ -74,7 +80,7 @@ class Step:
             if more:
                 self._metrics.update(more)
         except Exception as exc:
-            self.run.client._internal_error(exc)
+            self.run.recorder.internal_error(exc)
         return self
 
     def candidates(self, before: Any, after: Any) -> "Step":
@@ -85,29 +91,33 @@ class Step:
         self._metrics.pop("drop_ratio", None)
         return self
 
-    def keep(self, candidate: Any) -> "Step":
-        """Record that `candidate` passed this step."""
-        self._record().keep(candidate)
+    def keep(self, candidate: Any, id: Any = None) -> "Step":
+        """Record that `candidate` passed this step. `id`: the candidate's id in the evidence
+        (else the step's `id_field` of the candidate, if any)."""
+        # Called per candidate: the record is read inline, not through `_record()`.
+        (self._decisions or self._record()).keep(candidate, id)
         return self
 
-    def reject(self, candidate: Any, reason: str) -> "Step":
+    def reject(self, candidate: Any, reason: str, id: Any = None) -> "Step":
         """Record that `candidate` was dropped, and why (a short, stable reason code such as
-        `category_mismatch`: reasons are counted and compared across runs)."""
-        self._record().reject(candidate, reason)
+        `category_mismatch`: reasons are counted and compared across runs). `id` as for `keep`."""
+        (self._decisions or self._record()).reject(candidate, reason, id)
         return self
 
     def decide(self, kept: Any, rejected: Any) -> "Step":
         """Record many decisions at once: `kept` candidates, and `rejected` (candidate, reason)
-        pairs. `candidates_in`, `candidates_out` and `drop_ratio` follow from them."""
+        pairs, identified by the step's `id_field`. `candidates_in`, `candidates_out` and
+        `drop_ratio` follow from them."""
         try:
             self._record().extend(kept, rejected)
         except Exception as exc:
-            self.run.client._internal_error(exc)
+            self.run.recorder.internal_error(exc)
         return self
 
     def _record(self) -> Decisions:
         if self._decisions is None:
-            self._decisions = Decisions(self.run.client.limits, keep_all=self.capture == CaptureLevel.FULL.value)
+            self._decisions = Decisions(self.run.recorder.limits, keep_all=self.capture == CaptureLevel.FULL.value,
+                                        id_field=self._id_field)
         return self._decisions
 
     def model(self, name: str, temperature: float | None = None) -> "Step":
@@ -146,8 +156,9 @@ class Step:
 
     def __enter__(self) -> "Step":
         self._token = current_step_var.set(self)
-        if not self.run.client.disabled:
-            self.run.client._open_steps[self.step_id] = self
+        recorder = self.run.recorder
+        if not recorder.disabled:
+            recorder.open_step(self.step_id, self)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -170,20 +181,28 @@ class Step:
         if self._closed:
             return
         self._closed = True
-        client = self.run.client
-        client._open_steps.pop(self.step_id, None)
-        if client.disabled:
+        recorder = self.run.recorder
+        recorder.close_step(self.step_id, None)
+        if recorder.disabled:
             return
         problems: list[str] = []
         try:
             event = self._end_event(exc, problems)
-            client._submit(self.run.run_id, EVENT, event, raw="artifacts" in event)
+            recorder.submit(self.run.run_id, EVENT, event, raw="artifacts" in event)
         except Exception as error:
-            client._internal_error(error)
-        if problems and exc is None:
-            client._contract_error(f"step {self.name!r} ({self.step_type}): " + "; ".join(problems))
-        elif problems:
-            client._contract_errors += 1  # the pipeline's own exception wins
+            recorder.internal_error(error)
+        if problems:
+            # When the pipeline's own exception is on its way, it wins: the mistake is only counted.
+            recorder.contract_error(f"step {self.name!r} ({self.step_type}): " + "; ".join(problems),
+                                    raising=exc is None)
+
+    def start_event_if_due(self, threshold: float) -> dict[str, Any] | None:
+        """The step_start event, once, if the step is still open and began before `threshold`
+        (a `time.monotonic()` value); else None. The delivery thread asks."""
+        if self._start_sent or self._closed or self._t0 > threshold:
+            return None
+        self._start_sent = True
+        return self._start_event()
 
     def _start_event(self) -> dict[str, Any]:
         event = self._identity("step_start", self.started_at)
@@ -192,7 +211,7 @@ class Step:
         return event
 
     def _end_event(self, exc: BaseException | None, problems: list[str]) -> dict[str, Any]:
-        limits = self.run.client.limits
+        limits = self.run.recorder.limits
         event = self._identity("step_end", now_iso())
         event["status"] = StepStatus.ERROR.value if exc is not None else StepStatus.OK.value
         event["started_at"] = self.started_at
@@ -218,33 +237,36 @@ class Step:
     def _apply_decisions(self, event: dict[str, Any]) -> None:
         """Counts become metrics (exact, over every candidate); samples become artifacts."""
         d = self._decisions
+        if d is None:
+            return
         self._metrics.setdefault("candidates_in", d.kept + d.rejected)
         self._metrics.setdefault("candidates_out", d.kept)
         if d.counts:
             event["rejections"] = d.reason_counts()
         sample = CaptureLevel.SAMPLE.value
         if d.kept_sample:
-            self.artifact("kept_sample", d.kept_sample, capture=sample)
+            self.artifact("kept_sample", d.kept_evidence(), capture=sample)
         if d.samples:
             self.artifact("rejected_sample", d.rejected_sample(), capture=sample)
         if d.rejected_all:
-            self.artifact("rejected_all", d.rejected_all, capture=CaptureLevel.FULL.value)
+            self.artifact("rejected_all", d.rejected_all_evidence(), capture=CaptureLevel.FULL.value)
 
     def _identity(self, event_type: str, ts: str) -> dict[str, Any]:
-        event = {"event_id": new_id(), "type": event_type, "ts": ts, "step_id": self.step_id,
+        event: dict[str, Any] = {"event_id": new_id(), "type": event_type, "ts": ts, "step_id": self.step_id,
                  "seq": self.seq, "name": self.name, "step_type": self.step_type}
         if self.parent_step_id:
             event["parent_step_id"] = self.parent_step_id
         return event
 
     def _bounded(self, value: Any) -> Any:
-        return bounded_summary(value, self.run.client.limits.max_summary_bytes)
+        return bounded_summary(value, self.run.recorder.limits.max_summary_bytes)
 
     def _artifact_refs(self) -> list[dict[str, Any]]:
-        client = self.run.client
-        limits = client.limits
-        refs, seen = [], set()
-        shed = client._delivery.pressure() >= _PAYLOAD_PRESSURE
+        recorder = self.run.recorder
+        limits = recorder.limits
+        refs: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        shed = recorder.pressure() >= _PAYLOAD_PRESSURE
         # One event must fit the server's body limit with room to spare, whatever it carries.
         budget = limits.max_body_bytes // 2
         for artifact in (self._artifacts or [])[: limits.max_artifacts_per_step]:
@@ -257,20 +279,20 @@ class Step:
                                    "content_type": label(artifact["content_type"], limits.max_name_chars)}
             # Decide before encoding: a payload that will not be sent is never serialised.
             if CAPTURE_RANK[capture] > CAPTURE_RANK[self.capture]:
-                ref["dropped"] = "capture_policy"
+                ref["dropped"] = DropReason.CAPTURE_POLICY.value
             elif shed:
-                ref["dropped"] = "load_shed"
+                ref["dropped"] = DropReason.LOAD_SHED.value
             else:
                 data = dumps(artifact["payload"])
                 if len(data) > min(limits.max_artifact_payload_bytes, budget):
-                    ref["dropped"] = "too_large"
+                    ref["dropped"] = DropReason.TOO_LARGE.value
                 else:
                     ref["payload"] = RawJson(data)
                     budget -= len(data)
             if "dropped" in ref:
-                client._artifact_dropped(ref["dropped"])
+                recorder.artifact_dropped(ref["dropped"])
             else:
-                client._artifacts_kept += 1
+                recorder.artifact_kept()
             refs.append(ref)
         return refs
 

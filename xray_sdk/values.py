@@ -27,13 +27,14 @@ def now_iso() -> str:
     return f"{cached[1]}.{int((now - whole) * 1_000_000):06d}+00:00"
 
 
-def label(value: Any, max_chars: int) -> str:
-    """A short printable name for anything, never raising."""
+def label(value: Any, max_chars: int, *, remember: bool = True) -> str:
+    """A short printable name for anything, never raising. `remember=False` for values that
+    seldom recur (ids), which would otherwise fill the cache meant for names."""
     if isinstance(value, str):
         cleaned = _LABELS.get(value)
         if cleaned is None:
             cleaned = clean_text(value)
-            if len(_LABELS) < 4096:
+            if remember and len(_LABELS) < 4096:
                 _LABELS[value] = cleaned
     else:
         safe = to_json_safe(value)

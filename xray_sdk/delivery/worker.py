@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..ratelog import RateLimitedLog
+from .breaker import CircuitBreaker
 from .transport import HttpTransport, Response, TransportError
 
 RUN = "run"
@@ -166,7 +167,7 @@ class Delivery:
                 "queue_bytes": self._queued_bytes,
                 "requests": self._requests,
                 "retries": self._retries,
-                "circuit": "open" if time.monotonic() < self._retry_at and self._failures >= self.config.breaker_threshold else "closed",
+                "circuit": "open" if self._breaker.is_open() else "closed",
             }
 
     # ------------------------------------------------------------------ worker side
@@ -186,9 +187,9 @@ class Delivery:
         self._dropped: Counter[str] = Counter()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._failures = 0
-        self._retry_at = 0.0
-        self._cooldown = self.config.breaker_cooldown
+        c = self.config
+        self._breaker = CircuitBreaker(c.breaker_threshold, c.breaker_cooldown, c.breaker_cooldown_max)
+        self._retry_at = 0.0  # no request before this (monotonic): backoff, Retry-After or the breaker
 
     def _start_thread(self) -> None:
         with self._lock:
@@ -264,7 +265,7 @@ class Delivery:
         status = response.status
         if status in (408, 429) or status >= 500:
             return response
-        self._failures, self._cooldown = 0, self.config.breaker_cooldown
+        self._breaker.record_success()
         n = len(unit.items)
         if status in (200, 201):
             self._resolve(n, sent=n)
@@ -282,13 +283,13 @@ class Delivery:
     def _back_off(self, units: list[_Unit], failure: Response | TransportError) -> None:
         c = self.config
         failed, rest = units[0], units[1:]
-        self._failures += 1
-        delay = min(c.backoff_max, c.backoff_base * 2 ** (self._failures - 1)) * random.uniform(0.5, 1.0)
+        cooldown = self._breaker.record_failure()
+        # The exponent is capped: a long outage must not grow the float past what it can hold.
+        exponent = min(self._breaker.failures - 1, 30)
+        delay = min(c.backoff_max, c.backoff_base * 2 ** exponent) * random.uniform(0.5, 1.0)
         if isinstance(failure, Response) and failure.retry_after is not None:
             delay = max(delay, min(failure.retry_after, c.retry_after_max))
-        if self._failures >= c.breaker_threshold:
-            delay = max(delay, self._cooldown)
-            self._cooldown = min(self._cooldown * 2, c.breaker_cooldown_max)
+        delay = max(delay, cooldown)
         self._retry_at = time.monotonic() + delay
         reason = f"http_{failure.status}" if isinstance(failure, Response) else "network"
         self.log.warning(f"retry_{reason}", "X-Ray unreachable (%s); retrying in %.1fs", reason, delay)

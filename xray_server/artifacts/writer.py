@@ -13,15 +13,20 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from xray_sdk.contract.vocabulary import ArtifactStatus, DropReason
+from xray_sdk.delivery.breaker import CircuitBreaker
 from xray_server.storage.pool import Database
 from xray_server.artifacts.stores import ArtifactStore, BadKey, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+STORED, PENDING, DROPPED = ArtifactStatus.STORED.value, ArtifactStatus.PENDING.value, ArtifactStatus.DROPPED.value
+
 
 @dataclass
 class PendingArtifact:
@@ -34,32 +39,6 @@ class PendingArtifact:
     data: bytes | None  # None: a client's reference, only checked for existence
     index: int = 0
     name: str = ""
-
-
-@dataclass
-class Breaker:
-    """Stop calling a failing store for a cool-down that doubles up to a ceiling."""
-
-    threshold: int = 3
-    cooldown: float = 2.0
-    ceiling: float = 30.0
-    failures: int = 0
-    open_until: float = 0.0
-    _current: float = field(default=0.0, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def allows(self) -> bool:
-        return time.monotonic() >= self.open_until
-
-    def record(self, ok: bool) -> None:
-        with self._lock:
-            if ok:
-                self.failures, self._current = 0, 0.0
-                return
-            self.failures += 1
-            if self.failures >= self.threshold:
-                self._current = min(self.ceiling, self._current * 2 if self._current else self.cooldown)
-                self.open_until = time.monotonic() + self._current
 
 
 class ArtifactWriter:
@@ -78,7 +57,7 @@ class ArtifactWriter:
         self.budget_bytes = budget_bytes
         self.slots = threading.BoundedSemaphore(max(1, concurrency))
         self.pool = ThreadPoolExecutor(max_workers=parallel_writes, thread_name_prefix="xray-artifacts")
-        self.breaker = Breaker()
+        self.breaker = CircuitBreaker(threshold=3, cooldown=2.0, ceiling=30.0)
 
     def settle(self, db: Database, run_id: str, pending: list[PendingArtifact]) -> list[dict[str, Any]]:
         """Write what the budget allows, record each outcome, and return the outcomes."""
@@ -103,11 +82,11 @@ class ArtifactWriter:
         spent = 0
         for i, item in enumerate(pending):
             if not self.breaker.allows():
-                results[i] = ("dropped", "store_unavailable")
+                results[i] = (DROPPED, DropReason.STORE_UNAVAILABLE.value)
             elif not acquired:
-                results[i] = ("dropped", "load_shed")
+                results[i] = (DROPPED, DropReason.LOAD_SHED.value)
             elif item.data is not None and spent + len(item.data) > self.budget_bytes:
-                results[i] = ("dropped", "load_shed")
+                results[i] = (DROPPED, DropReason.LOAD_SHED.value)
             else:
                 spent += len(item.data or b"")
                 futures[self.pool.submit(self._write_one, item, deadline)] = i
@@ -116,31 +95,32 @@ class ArtifactWriter:
             results[futures[future]] = future.result()
         for future in not_done:
             # Not started: never will be. Started: its outcome is for the sweep to read.
-            results[futures[future]] = ("dropped", "load_shed") if future.cancel() else ("pending", None)
+            results[futures[future]] = (DROPPED, DropReason.LOAD_SHED.value) if future.cancel() else (PENDING, None)
         return results  # type: ignore[return-value]
 
     def _write_one(self, item: PendingArtifact, deadline: float) -> tuple[str, str | None]:
         if time.monotonic() >= deadline:
-            return "dropped", "load_shed"
+            return DROPPED, DropReason.LOAD_SHED.value
+        unavailable = DropReason.STORE_UNAVAILABLE.value
         if not self.breaker.allows():
-            return "dropped", "store_unavailable"
+            return DROPPED, unavailable
         try:
             if item.data is None:
                 found = self.store.exists(item.key)
-                self.breaker.record(True)
-                return ("stored", None) if found else ("dropped", "not_found")
+                self.breaker.record_success()
+                return (STORED, None) if found else (DROPPED, DropReason.NOT_FOUND.value)
             self.store.put(item.key, item.data, item.content_type)
         except BadKey:
-            return "dropped", "invalid_key"
+            return DROPPED, DropReason.INVALID_KEY.value
         except StoreUnavailable as exc:
-            self.breaker.record(False)
+            self.breaker.record_failure()
             log.warning("artifact store unavailable: %s", exc)
-            return "dropped", "store_unavailable"
+            return DROPPED, unavailable
         except Exception as exc:  # a store bug must not fail the ingest request
             log.warning("artifact write failed: %s", type(exc).__name__)
-            return "dropped", "store_unavailable"
-        self.breaker.record(True)
-        return "stored", None
+            return DROPPED, unavailable
+        self.breaker.record_success()
+        return STORED, None
 
 
 def record_outcomes(db: Database, run_id: str, outcomes: list[dict[str, Any]], *,
