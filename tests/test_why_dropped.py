@@ -8,11 +8,11 @@ from tests.support.clients import REAL_SERVER_TIMEOUT
 from xray_cli import main
 
 
-def run_pipeline(make_client, server, pipeline, capture):
+def run_pipeline(make_client, server, pipeline, capture, id_key="asin", id_field="asin"):
     client = make_client(server.base_url, capture=capture, timeout=REAL_SERVER_TIMEOUT)
-    candidates = [{"asin": f"B{i:04d}", "category": "phone_case" if i < 50 else "laptop_stand"} for i in range(200)]
+    candidates = [{id_key: f"B{i:04d}", "category": "phone_case" if i < 50 else "laptop_stand"} for i in range(200)]
     with client.start_run(pipeline, "B0CASE") as run:
-        with run.step("compat_filter", "filter") as step:
+        with run.step("compat_filter", "filter", id_field=id_field) as step:
             step.decide([c for c in candidates if c["category"] == "laptop_stand"],
                         [(c, "category_not_compatible") for c in candidates if c["category"] == "phone_case"])
     assert client.flush(10)
@@ -49,3 +49,16 @@ def test_a_candidate_outside_the_sample_says_which_capture_would_have_kept_it(xr
     assert "capture 'full'" in unknown["advice"]
     full_run = run_pipeline(sdk_client, xray_server, pipeline, "full")
     assert why(xray_server, full_run, "B0049")["found"]["evidence"] == "rejected_all"
+
+
+def test_a_candidate_is_found_by_a_common_id_field_when_the_step_named_none(xray_server, pipeline, sdk_client):
+    run_id = run_pipeline(sdk_client, xray_server, pipeline, "sample", id_key="rec_id", id_field=None)
+    assert why(xray_server, run_id, "B0000")["found"]["reason"] == "category_not_compatible"
+    assert why(xray_server, run_id, "B0050")["kept_by"] == ["compat_filter"]
+
+
+def test_a_field_that_is_not_an_id_by_name_needs_the_step_to_say_so(xray_server, pipeline, sdk_client):
+    unnamed = run_pipeline(sdk_client, xray_server, pipeline, "sample", id_field=None)
+    assert why(xray_server, unnamed, "B0000")["found"] is None  # `asin` is no common id name
+    named = run_pipeline(sdk_client, xray_server, pipeline, "sample")
+    assert why(xray_server, named, "B0000")["found"]["evidence"] == "rejected_sample"

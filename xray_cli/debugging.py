@@ -332,6 +332,10 @@ def patterns(url: str, as_json: bool, pipeline: str, since: str | None, until: s
     click.echo(patterns_text(answer))
 
 
+def _names(attributes: dict[str, str]) -> str:
+    return " & ".join(f"{k}={v}" for k, v in attributes.items())
+
+
 def patterns_for(api: Api, **params: Any) -> dict[str, Any]:
     """The server's patterns for a failure predicate (the parameters of `GET /api/v1/patterns`)."""
     return api.get("/api/v1/patterns", **params)
@@ -345,18 +349,22 @@ def patterns_text(answer: dict[str, Any]) -> str:
         lines.append("Nothing they share stands out: no attribute value is significantly more common among the bad "
                      "runs (one-sided Fisher test, Bonferroni-corrected).")
     else:
-        rows = [[" & ".join(f"{k}={v}" for k, v in p["attributes"].items()), p["bad"], p["other"],
+        rows = [[_names(p["attributes"]), p["bad"], p["other"],
                  f"{p['support']:.0%}", f"{p['precision']:.0%}",
                  "unbounded" if p["risk_ratio"] is None else f"{p['risk_ratio']:.1f}", f"{p['p_value']:.2g}"]
                 for p in answer["patterns"]]
         lines += ["", render.table(rows, ["pattern", "bad", "other", "support", "precision", "risk", "p"],
                                    max_width=80)]
+        top = answer["patterns"][0]
+        others = "no other run" if top["other"] == 0 else f"{top['other']} other runs"
+        lines += ["", f"{_names(top['attributes'])} is on {top['bad']} of the {answer['bad_runs']} bad runs, "
+                      f"and on {others}."]
     timeline = answer["timeline"]
     if timeline["first_bad"]:
         lines += ["", f"Bad runs from {timeline['first_bad']} to {timeline['last_bad']}."]
     pattern = timeline.get("pattern")
     if pattern and pattern["first_bad"]:
-        names = " & ".join(f"{k}={v}" for k, v in pattern["attributes"].items())
+        names = _names(pattern["attributes"])
         after = (f"; the last good one before was at {pattern['last_good_before']}" if pattern["last_good_before"]
                  else "; no run with it was good before")
         lines.append(f"Runs with {names} went bad from {pattern['first_bad']}{after}.")

@@ -115,7 +115,7 @@ def find_competitor(client: xray_sdk.Client, product: Product, catalogue: list[P
     with client.start_run(PIPELINE, product.asin, tags=tags, metadata={"title": product.title}) as run:
         keywords = run.step("generate_keywords", "llm", generate_keywords, product)
         found = run.step("search_catalogue", "search", search_catalogue, catalogue, keywords, product.asin)
-        kept = run.step("compat_filter", "filter", compat_filter, product, found)
+        kept = run.step("compat_filter", "filter", compat_filter, product, found, id_field="asin")
         ranked = run.step("rank_candidates", "rank", rank_candidates, product, keywords, kept)
         chosen = run.step("select_best", "select", select_best, ranked)
         run.finish(outcome={"competitor": _row(chosen) if chosen else None})
