@@ -1,5 +1,6 @@
 """`python -m bench NAME [options]`: run one benchmark, print its table, optionally save JSON.
 `python -m bench report`: regenerate BENCHMARKS.md and the chart from bench/results/*.json."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,13 +9,20 @@ import os
 import platform
 import shlex
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import artifacts, decisions, ingest, patterns, query, report, sdk_overhead, server_path
 
-BENCHMARKS = {"ingest": ingest, "server_path": server_path, "query": query, "sdk_overhead": sdk_overhead,
-              "artifacts": artifacts, "decisions": decisions, "patterns": patterns}
+BENCHMARKS = {
+    "ingest": ingest,
+    "server_path": server_path,
+    "query": query,
+    "sdk_overhead": sdk_overhead,
+    "artifacts": artifacts,
+    "decisions": decisions,
+    "patterns": patterns,
+}
 
 
 def main() -> None:
@@ -34,7 +42,7 @@ def main() -> None:
     module = BENCHMARKS[args.name]
     result = module.run(args)
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    result["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    result["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
     result["command"] = "python -m bench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"Machine: {result['machine']}; date {result['date']}.\n")
     print(module.report(result))

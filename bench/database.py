@@ -1,13 +1,14 @@
 """A database for a benchmark: a fresh one on XRAY_BENCH_DATABASE_URL's server, or on an
 embedded PostgreSQL started for the run."""
+
 from __future__ import annotations
 
 import os
 import tempfile
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import psycopg
 from psycopg import conninfo

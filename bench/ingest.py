@@ -11,6 +11,7 @@ Then, with the first setting, batches of 100 events are posted on a fixed schedu
 the peak rate, and each batch's latency is measured from its scheduled time (a late sender
 counts against the server, so queueing is not hidden).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,11 +30,11 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from xray_sdk.delivery.transport import HttpTransport
-from xray_server.ingest.rows import prepare
 from xray_server.ingest.merge import STEP_COLUMNS
+from xray_server.ingest.rows import prepare
 from xray_server.runtime.local_server import LocalServer
-from xray_server.storage.migrations import migrate
 from xray_server.schemas.events import load_event
+from xray_server.storage.migrations import migrate
 
 from .database import bench_database
 from .events import filter_step_ends
@@ -63,8 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clients", type=int, default=2, help="SDK client processes")
     parser.add_argument("--steps", type=int, default=20_000, help="steps per client per round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each measuring COPY and every setting")
-    parser.add_argument("--settings", default="2x4,2x1,4x1",
-                        help="gunicorn settings to compare, WORKERSxTHREADS; the first is used for latency")
+    parser.add_argument(
+        "--settings",
+        default="2x4,2x1,4x1",
+        help="gunicorn settings to compare, WORKERSxTHREADS; the first is used for latency",
+    )
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="duration of the latency phase")
     parser.add_argument("--full", action="store_true", help="headline size: 5 rounds of 40,000 steps per client")
 
@@ -94,7 +98,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     result["cpu_us_per_step"] = {
                         "SDK clients": round(result.pop("client_cpu_seconds") / stored * 1e6),
                         "X-Ray server (gunicorn)": round(spent["gunicorn"] / stored * 1e6),
-                        "PostgreSQL": round(spent["postgres"] / stored * 1e6)}
+                        "PostgreSQL": round(spent["postgres"] / stored * 1e6),
+                    }
                     peaks[label].append(result)
         label, workers, threads = settings[0]
         peak = statistics.median(r["steps_per_second"] for r in peaks[label])
@@ -102,23 +107,34 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             latency = _latency_phase(server.base_url, peak / 2, args.latency_seconds)
         stored = _count_steps(url)
         with psycopg.connect(url) as conn:
-            by_table = dict(conn.execute(
-                "SELECT t::text, pg_total_relation_size(t) FROM unnest(ARRAY['runs','steps','ingested_events',"
-                "'artifacts']::regclass[]) t").fetchall())
+            by_table = dict(
+                conn.execute(
+                    "SELECT t::text, pg_total_relation_size(t) FROM unnest(ARRAY['runs','steps','ingested_events',"
+                    "'artifacts']::regclass[]) t"
+                ).fetchall()
+            )
     copy_median = statistics.median(copy_rates)
     return {
-        "database": where, "clients": args.clients, "steps_per_client": args.steps, "rounds": args.rounds,
+        "database": where,
+        "clients": args.clients,
+        "steps_per_client": args.steps,
+        "rounds": args.rounds,
         "copy_rows_per_second": [round(r) for r in copy_rates],
         "settings": {
-            label: {"steps_per_second": [r["steps_per_second"] for r in results],
-                    "median_steps_per_second": round(statistics.median(r["steps_per_second"] for r in results)),
-                    "ratio_to_copy": round(statistics.median(
-                        r["steps_per_second"] / c for r, c in zip(results, copy_rates)), 3),
-                    "events_dropped": sum(r["events_dropped"] for r in results),
-                    "cpu_us_per_step": {k: round(statistics.median(r["cpu_us_per_step"][k] for r in results))
-                                        for k in results[0]["cpu_us_per_step"]},
-                    "steps_lost": sum(r["steps_sent"] - r["steps_stored"] for r in results),
-                    "requests": sum(r["requests"] for r in results)}
+            label: {
+                "steps_per_second": [r["steps_per_second"] for r in results],
+                "median_steps_per_second": round(statistics.median(r["steps_per_second"] for r in results)),
+                "ratio_to_copy": round(
+                    statistics.median(r["steps_per_second"] / c for r, c in zip(results, copy_rates, strict=True)), 3
+                ),
+                "events_dropped": sum(r["events_dropped"] for r in results),
+                "cpu_us_per_step": {
+                    k: round(statistics.median(r["cpu_us_per_step"][k] for r in results))
+                    for k in results[0]["cpu_us_per_step"]
+                },
+                "steps_lost": sum(r["steps_sent"] - r["steps_stored"] for r in results),
+                "requests": sum(r["requests"] for r in results),
+            }
             for label, results in peaks.items()
         },
         "copy_median_rows_per_second": round(copy_median),
@@ -135,26 +151,42 @@ def _parse_setting(text: str) -> tuple[str, int, int]:
 
 def _server_env(url: str, workers: int, threads: int) -> dict[str, str]:
     # Prepared statements: a direct connection, as the README recommends when there is no pooler.
-    return {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": str(workers), "XRAY_THREADS": str(threads),
-            "XRAY_DB_POOL_MAX": str(max(2, threads)), "XRAY_DB_PREPARED_STATEMENTS": "on"}
+    return {
+        "XRAY_DATABASE_URL": url,
+        "XRAY_WORKERS": str(workers),
+        "XRAY_THREADS": str(threads),
+        "XRAY_DB_POOL_MAX": str(max(2, threads)),
+        "XRAY_DB_PREPARED_STATEMENTS": "on",
+    }
 
 
 def _sdk_round(base_url: str, clients: int, steps: int) -> dict[str, Any]:
     """SDK clients in their own processes; steps stored per second from first step to last flush."""
-    procs = [subprocess.Popen([sys.executable, "-c", _CLIENT, base_url, str(steps), f"{uuid.uuid4().hex[:8]}-{i}"],
-                              stdout=subprocess.PIPE, text=True) for i in range(clients)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLIENT, base_url, str(steps), f"{uuid.uuid4().hex[:8]}-{i}"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(clients)
+    ]
     outputs = [json.loads(p.communicate(timeout=3600)[0]) for p in procs]
     seconds = max(o["ended"] for o in outputs) - min(o["started"] for o in outputs)
     sent_steps = clients * (steps // STEPS_PER_RUN) * STEPS_PER_RUN
     dropped = sum(o["stats"]["dropped_total"] for o in outputs)
-    return {"seconds": seconds, "steps_sent": sent_steps, "events_dropped": dropped,
-            "requests": sum(o["stats"]["requests"] for o in outputs),
-            "client_cpu_seconds": sum(o["cpu_seconds"] for o in outputs)}
+    return {
+        "seconds": seconds,
+        "steps_sent": sent_steps,
+        "events_dropped": dropped,
+        "requests": sum(o["stats"]["requests"] for o in outputs),
+        "client_cpu_seconds": sum(o["cpu_seconds"] for o in outputs),
+    }
 
 
 def _server_cpu(server: LocalServer) -> dict[str, float]:
     """CPU seconds used so far by gunicorn (master and workers) and by PostgreSQL's processes,
     those that exited included (a process's reaped children are in its children_* times)."""
+
     def seconds(procs: list[psutil.Process]) -> float:
         total = 0.0
         for proc in procs:
@@ -178,12 +210,17 @@ def _count_steps(url: str) -> int:
 def _copy_rows(count: int) -> list[list[Any]]:
     """The `steps` rows the SDK clients' steps become, through the server's own `prepare`."""
     rows = []
-    for r in range(count // STEPS_PER_RUN):
+    for _ in range(count // STEPS_PER_RUN):
         run_id = str(uuid.uuid4())
         for i, event in enumerate(filter_step_ends(STEPS_PER_RUN)):
             row = prepare(run_id, i, load_event(event)).step_row
-            rows.append([run_id] + [Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c)
-                                    for c, kind in STEP_COLUMNS])
+            rows.append(
+                [run_id]
+                + [
+                    Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c)
+                    for c, kind in STEP_COLUMNS
+                ]
+            )
     return rows
 
 
@@ -229,11 +266,16 @@ def _latency_phase(base_url: str, steps_per_second: float, seconds: float) -> di
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(send, range(count)))
     achieved = count * batch / (time.perf_counter() - start)
-    return {"target_steps_per_second": round(steps_per_second), "achieved_steps_per_second": round(achieved),
-            "batches": count, "statuses": {str(k): v for k, v in statuses.items()},
-            "p50_ms": round(percentile(latencies, 0.5) * 1000, 1), "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
-            "service_p50_ms": round(percentile(service, 0.5) * 1000, 1),
-            "service_p99_ms": round(percentile(service, 0.99) * 1000, 1)}
+    return {
+        "target_steps_per_second": round(steps_per_second),
+        "achieved_steps_per_second": round(achieved),
+        "batches": count,
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
+        "service_p50_ms": round(percentile(service, 0.5) * 1000, 1),
+        "service_p99_ms": round(percentile(service, 0.99) * 1000, 1),
+    }
 
 
 def _batch_body(size: int) -> tuple[str, bytes]:
@@ -252,12 +294,18 @@ def report(result: dict[str, Any]) -> str:
     ]
     for label, s in result["settings"].items():
         workers, _, threads = label.partition("x")
-        lines.append(f"| X-Ray, gunicorn {workers} workers x {threads} threads | "
-                     f"{', '.join(f'{r:,}' for r in s['steps_per_second'])} | {s['median_steps_per_second']:,} | "
-                     f"{s['ratio_to_copy']} | {s['steps_lost']} |")
-    lines += ["", "CPU per stored step, by process (median of rounds), in microseconds:", "",
-              "| setting | " + " | ".join(next(iter(result["settings"].values()))["cpu_us_per_step"]) + " | total |",
-              "|---|" + "---|" * (len(next(iter(result["settings"].values()))["cpu_us_per_step"]) + 1)]
+        lines.append(
+            f"| X-Ray, gunicorn {workers} workers x {threads} threads | "
+            f"{', '.join(f'{r:,}' for r in s['steps_per_second'])} | {s['median_steps_per_second']:,} | "
+            f"{s['ratio_to_copy']} | {s['steps_lost']} |"
+        )
+    lines += [
+        "",
+        "CPU per stored step, by process (median of rounds), in microseconds:",
+        "",
+        "| setting | " + " | ".join(next(iter(result["settings"].values()))["cpu_us_per_step"]) + " | total |",
+        "|---|" + "---|" * (len(next(iter(result["settings"].values()))["cpu_us_per_step"]) + 1),
+    ]
     for label, s in result["settings"].items():
         cpu = s["cpu_us_per_step"]
         lines.append(f"| {label} | " + " | ".join(str(v) for v in cpu.values()) + f" | {sum(cpu.values())} |")
@@ -274,7 +322,8 @@ def report(result: dict[str, Any]) -> str:
         f"| the moment it was sent | {lat['service_p50_ms']} | {lat['service_p99_ms']} |",
         "",
         f"Hot-tier bytes per stored step: {result['hot_bytes_per_step']} ("
-        + ", ".join(f"{t} {b}" for t, b in result["bytes_per_step_by_table"].items()) + ").",
+        + ", ".join(f"{t} {b}" for t, b in result["bytes_per_step_by_table"].items())
+        + ").",
     ]
     return "\n".join(lines)
 
@@ -286,12 +335,16 @@ def _settings_verdict(result: dict[str, Any]) -> str:
     """Whether the settings differ by more than the spread between rounds of one setting."""
     medians = {label: s["median_steps_per_second"] for label, s in result["settings"].items()}
     spread = (max(medians.values()) - min(medians.values())) / min(medians.values())
-    noise = max((max(s["steps_per_second"]) - min(s["steps_per_second"])) / min(s["steps_per_second"])
-                for s in result["settings"].values())
+    noise = max(
+        (max(s["steps_per_second"]) - min(s["steps_per_second"])) / min(s["steps_per_second"])
+        for s in result["settings"].values()
+    )
     best = max(medians, key=medians.get)
     if spread <= noise:
-        return (f"the settings' medians differ by {round(spread * 100)}%, less than the {round(noise * 100)}% "
-                "one setting moves between rounds: no setting is shown better.")
+        return (
+            f"the settings' medians differ by {round(spread * 100)}%, less than the {round(noise * 100)}% "
+            "one setting moves between rounds: no setting is shown better."
+        )
     return f"{best} is best, by {round(spread * 100)}% over the slowest (rounds move by {round(noise * 100)}%)."
 
 
@@ -303,33 +356,35 @@ def reading(result: dict[str, Any]) -> str:
     copy = result["copy_median_rows_per_second"]
     lost = sum(s["steps_lost"] for s in result["settings"].values())
     lat = result["latency"]
-    return "\n".join([
-        f"- **Throughput**: the best setting ({best_label}) stored {best['median_steps_per_second']:,} steps/s, "
-        f"{best['ratio_to_copy']} of COPY's {copy:,} rows/s. Both goals (10,000 steps/s and 0.3 of COPY) are "
-        f"{'met' if best['median_steps_per_second'] >= 10_000 and best['ratio_to_copy'] >= 0.3 else '**not met**'}. "
-        f"{'No step sent was lost.' if lost == 0 else f'{lost} steps sent were not stored: a bug to chase.'}",
-        f"- **Why, in CPU**: a stored step costs {total} µs of CPU on this machine, all processes together: "
-        f"{clients} in the SDK client processes, {cpu['X-Ray server (gunicorn)']} in the X-Ray server and "
-        f"{cpu['PostgreSQL']} in PostgreSQL. Two cores give {2_000_000 // total:,} steps/s at most at that cost, "
-        f"and the clients alone (which COPY does not pay) would cap it at {2_000_000 // max(1, clients):,}. "
-        f"COPY runs on one connection with a whole core, no validation, no merge and no ledger; "
-        f"0.3 of it would need {round(2_000_000 / (0.3 * copy))} µs of CPU a step for everything, clients "
-        "included: not reachable while the SDK clients, a Python HTTP server and PostgreSQL share two cores.",
-        "- **Where the server's time goes** (py-spy on a worker under this load, GIL held): validating "
-        "and preparing events first, then gunicorn and Flask per request, then applying the batch, then the "
-        "separate `POST /runs` each run sends first. `server_path` below measures each stage alone.",
-        "- **What would get to the goals, on this design's next step**: (1) batches that carry many runs, "
-        "with the run's creation as an event inside them, so that a five-step run is not two requests (today "
-        "a run costs one `POST /runs` and one batch, and the SDK sends one request at a time); (2) validation and "
-        "row building for plain events in compiled code (marshmallow kept for the error messages), which "
-        f"would take the server's share from {cpu['X-Ray server (gunicorn)']} µs to a few tens; (3) a staging table filled by COPY "
-        "and merged set-wise, so that PostgreSQL's share approaches COPY's; (4) PostgreSQL on cores of its own.",
-        f"- **Worker settings**: {_settings_verdict(result)} The default stays 2 workers x 4 threads: threads "
-        "let a worker overlap a slow client or a slow artifact store, which this benchmark does not show.",
-        f"- **Latency** at half the peak ({lat['target_steps_per_second']:,} steps/s, half the SDK clients' median "
-        "rate; the paced batches carry no `POST /runs`, so the server's load is a little under half): a batch of "
-        f"100 events takes {lat['p50_ms']} ms at the median and {lat['p99_ms']} ms at p99, measured from when it was due "
-        "(so a sender held up by a slow server counts against the server).",
-        f"- **Bytes**: {result['hot_bytes_per_step']} hot-tier bytes per step, within the 1 KB goal; the event "
-        f"ledger is {result['bytes_per_step_by_table'].get('ingested_events', 0)} of them.",
-    ])
+    return "\n".join(
+        [
+            f"- **Throughput**: the best setting ({best_label}) stored {best['median_steps_per_second']:,} steps/s, "
+            f"{best['ratio_to_copy']} of COPY's {copy:,} rows/s. Both goals (10,000 steps/s and 0.3 of COPY) are "
+            f"{'met' if best['median_steps_per_second'] >= 10_000 and best['ratio_to_copy'] >= 0.3 else '**not met**'}. "
+            f"{'No step sent was lost.' if lost == 0 else f'{lost} steps sent were not stored: a bug to chase.'}",
+            f"- **Why, in CPU**: a stored step costs {total} µs of CPU on this machine, all processes together: "
+            f"{clients} in the SDK client processes, {cpu['X-Ray server (gunicorn)']} in the X-Ray server and "
+            f"{cpu['PostgreSQL']} in PostgreSQL. Two cores give {2_000_000 // total:,} steps/s at most at that cost, "
+            f"and the clients alone (which COPY does not pay) would cap it at {2_000_000 // max(1, clients):,}. "
+            f"COPY runs on one connection with a whole core, no validation, no merge and no ledger; "
+            f"0.3 of it would need {round(2_000_000 / (0.3 * copy))} µs of CPU a step for everything, clients "
+            "included: not reachable while the SDK clients, a Python HTTP server and PostgreSQL share two cores.",
+            "- **Where the server's time goes** (py-spy on a worker under this load, GIL held): validating "
+            "and preparing events first, then gunicorn and Flask per request, then applying the batch, then the "
+            "separate `POST /runs` each run sends first. `server_path` below measures each stage alone.",
+            "- **What would get to the goals, on this design's next step**: (1) batches that carry many runs, "
+            "with the run's creation as an event inside them, so that a five-step run is not two requests (today "
+            "a run costs one `POST /runs` and one batch, and the SDK sends one request at a time); (2) validation and "
+            "row building for plain events in compiled code (marshmallow kept for the error messages), which "
+            f"would take the server's share from {cpu['X-Ray server (gunicorn)']} µs to a few tens; (3) a staging table filled by COPY "
+            "and merged set-wise, so that PostgreSQL's share approaches COPY's; (4) PostgreSQL on cores of its own.",
+            f"- **Worker settings**: {_settings_verdict(result)} The default stays 2 workers x 4 threads: threads "
+            "let a worker overlap a slow client or a slow artifact store, which this benchmark does not show.",
+            f"- **Latency** at half the peak ({lat['target_steps_per_second']:,} steps/s, half the SDK clients' median "
+            "rate; the paced batches carry no `POST /runs`, so the server's load is a little under half): a batch of "
+            f"100 events takes {lat['p50_ms']} ms at the median and {lat['p99_ms']} ms at p99, measured from when it was due "
+            "(so a sender held up by a slow server counts against the server).",
+            f"- **Bytes**: {result['hot_bytes_per_step']} hot-tier bytes per step, within the 1 KB goal; the event "
+            f"ledger is {result['bytes_per_step_by_table'].get('ingested_events', 0)} of them.",
+        ]
+    )

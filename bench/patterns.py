@@ -11,6 +11,7 @@ table grows in use) to `--total-steps` (10,000,000 with `--full`), and the same 
 again. At the larger
 size, the tag filter on `GET /api/v1/steps` is EXPLAINed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -86,8 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["database"] = where
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
-        env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_THREADS": "1",
-               "XRAY_DB_PREPARED_STATEMENTS": "on"}
+        env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_THREADS": "1", "XRAY_DB_PREPARED_STATEMENTS": "on"}
         started = time.perf_counter()
         _load(url, PIPELINE, "w", 1, args.runs, offset="1 minute", age="7 days")
         result["sizes"].append(_measure(url, env, args.repeat, time.perf_counter() - started))
@@ -97,8 +97,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # The table grows as it does in use: older runs, of this pipeline and of others.
         _load(url, PIPELINE, "old", 1, half, offset="8 days", age="300 days")
         for i, first in enumerate(range(1, filler_runs - half + 1, _CHUNK)):
-            _load(url, f"other_{i % 4}", "other", first, min(filler_runs - half, first + _CHUNK - 1),
-                  offset="8 days", age="300 days")
+            _load(
+                url,
+                f"other_{i % 4}",
+                "other",
+                first,
+                min(filler_runs - half, first + _CHUNK - 1),
+                offset="8 days",
+                age="300 days",
+            )
         result["sizes"].append(_measure(url, env, args.repeat, time.perf_counter() - started, explain=True))
     return result
 
@@ -106,23 +113,38 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _load(url: str, pipeline: str, salt: str, first: int, last: int, *, offset: str, age: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for start in range(first, last + 1, _CHUNK):
-            conn.execute(_LOAD, {"pipeline": pipeline, "salt": f"{salt}-{pipeline}-", "first": start,
-                                 "last": min(last, start + _CHUNK - 1), "offset": offset, "age": age})
+            conn.execute(
+                _LOAD,
+                {
+                    "pipeline": pipeline,
+                    "salt": f"{salt}-{pipeline}-",
+                    "first": start,
+                    "last": min(last, start + _CHUNK - 1),
+                    "offset": offset,
+                    "age": age,
+                },
+            )
         conn.execute("VACUUM ANALYZE runs")
         conn.execute("VACUUM ANALYZE steps")
 
 
 def _measure(url: str, env: dict[str, str], repeat: int, load_seconds: float, explain: bool = False) -> dict[str, Any]:
-    path = "/api/v1/patterns?" + urlencode({"pipeline": PIPELINE, "since": "7d", "step_type": "filter",
-                                            "min_drop_ratio": 0.9})
+    path = "/api/v1/patterns?" + urlencode(
+        {"pipeline": PIPELINE, "since": "7d", "step_type": "filter", "min_drop_ratio": 0.9}
+    )
     with psycopg.connect(url, autocommit=True) as db:
         steps = db.execute("SELECT count(*) FROM steps").fetchone()[0]
         out: dict[str, Any] = {"steps": steps, "load_seconds": round(load_seconds, 1)}
         if explain:
-            statement, params = step_query_sql(StepQuery(step_type=["filter"], tag=[("app_version", "4.2")],
-                                                         since=_days_ago(db, 1)))
-            plan = "\n".join(r[0] for r in db.execute(
-                psycopg.sql.SQL("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ") + statement, params).fetchall())
+            statement, params = step_query_sql(
+                StepQuery(step_type=["filter"], tag=[("app_version", "4.2")], since=_days_ago(db, 1))
+            )
+            plan = "\n".join(
+                r[0]
+                for r in db.execute(
+                    psycopg.sql.SQL("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ") + statement, params
+                ).fetchall()
+            )
             out["tag_filter"] = {"index_served": "Seq Scan" not in plan, "plan": plan}
     with LocalServer(env) as server:
         parsed = urlsplit(server.base_url)
@@ -135,8 +157,13 @@ def _measure(url: str, env: dict[str, str], repeat: int, load_seconds: float, ex
             times.append((time.perf_counter() - t) * 1000)
         conn.close()
     top = answer["patterns"][0] if answer["patterns"] else None
-    out.update(runs=answer["runs"], bad_runs=answer["bad_runs"], p50_ms=round(statistics.median(times), 1),
-               p95_ms=round(percentile(times, 0.95), 1), top_pattern=top and top["attributes"])
+    out.update(
+        runs=answer["runs"],
+        bad_runs=answer["bad_runs"],
+        p50_ms=round(statistics.median(times), 1),
+        p95_ms=round(percentile(times, 0.95), 1),
+        top_pattern=top and top["attributes"],
+    )
     return out
 
 
@@ -154,28 +181,40 @@ def _get(conn: http.client.HTTPConnection, path: str) -> bytes:
 
 
 def report(result: dict[str, Any]) -> str:
-    lines = [f"Database: {result['database']}.", "",
-             "| stored steps | runs in the window | bad runs | `GET /api/v1/patterns` p50 / p95 (ms) | top pattern |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"Database: {result['database']}.",
+        "",
+        "| stored steps | runs in the window | bad runs | `GET /api/v1/patterns` p50 / p95 (ms) | top pattern |",
+        "|---|---|---|---|---|",
+    ]
     for s in result["sizes"]:
         top = " & ".join(f"{k}={v}" for k, v in (s["top_pattern"] or {}).items()) or "none"
         lines.append(f"| {s['steps']:,} | {s['runs']:,} | {s['bad_runs']:,} | {s['p50_ms']} / {s['p95_ms']} | {top} |")
     largest = result["sizes"][-1]
     if "tag_filter" in largest:
-        lines += ["", f"EXPLAIN (ANALYZE, BUFFERS) at {largest['steps']:,} steps, filter steps of the last 24 h with "
-                      "`tag=app_version:4.2`:", "", "```", largest["tag_filter"]["plan"], "```"]
+        lines += [
+            "",
+            f"EXPLAIN (ANALYZE, BUFFERS) at {largest['steps']:,} steps, filter steps of the last 24 h with "
+            "`tag=app_version:4.2`:",
+            "",
+            "```",
+            largest["tag_filter"]["plan"],
+            "```",
+        ]
     return "\n".join(lines)
 
 
 def reading(result: dict[str, Any]) -> str:
     small, large = result["sizes"][0], result["sizes"][-1]
     growth = large["p95_ms"] / small["p95_ms"]
-    return "\n".join([
-        f"- **Over a window of {small['runs']:,} runs** the p95 is {small['p95_ms']} ms "
-        f"(goal: at most 1,000 ms): {'met' if small['p95_ms'] <= 1000 else '**not met**'}.",
-        f"- **The same window inside {large['steps']:,} stored steps**: p95 x{round(growth, 2)} (goal: at most 1.2): "
-        f"{'met' if growth <= 1.2 else '**not met**'}. The statement reads the window's runs by "
-        "`runs_pipeline_started_idx` and their steps by the time index, so the rest of the table is not read.",
-        f"- **The tag filter on `/steps` is index-served** at {large['steps']:,} steps: "
-        f"{large.get('tag_filter', {}).get('index_served')}.",
-    ])
+    return "\n".join(
+        [
+            f"- **Over a window of {small['runs']:,} runs** the p95 is {small['p95_ms']} ms "
+            f"(goal: at most 1,000 ms): {'met' if small['p95_ms'] <= 1000 else '**not met**'}.",
+            f"- **The same window inside {large['steps']:,} stored steps**: p95 x{round(growth, 2)} (goal: at most 1.2): "
+            f"{'met' if growth <= 1.2 else '**not met**'}. The statement reads the window's runs by "
+            "`runs_pipeline_started_idx` and their steps by the time index, so the rest of the table is not read.",
+            f"- **The tag filter on `/steps` is index-served** at {large['steps']:,} steps: "
+            f"{large.get('tag_filter', {}).get('index_served')}.",
+        ]
+    )

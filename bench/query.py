@@ -10,6 +10,7 @@ direct SQL on one connection (tuples, no dict rows: the cheapest way to run it):
 - one 10-step run by id (a different run each time), with its steps and artifacts.
 The server is gunicorn with one worker and one thread, on a kept-alive connection.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,15 +19,16 @@ import json
 import random
 import statistics
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import psycopg
 
+from xray_server.query.steps import StepQuery, step_query_sql
 from xray_server.runtime.local_server import LocalServer
 from xray_server.storage.migrations import migrate
-from xray_server.query.steps import StepQuery, step_query_sql
 
 from .database import bench_database
 from .stats import percentile
@@ -89,15 +91,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
         loaded_runs = 0
-        env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_THREADS": "1",
-               "XRAY_DB_PREPARED_STATEMENTS": "on"}
+        env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_THREADS": "1", "XRAY_DB_PREPARED_STATEMENTS": "on"}
         for size in sorted(sizes):
             started = time.perf_counter()
             loaded_runs = _grow(url, loaded_runs, size // STEPS_PER_RUN)
             load_seconds = time.perf_counter() - started
             with LocalServer(env) as server:
-                result["sizes"].append({"steps": loaded_runs * STEPS_PER_RUN, "load_seconds": round(load_seconds, 1),
-                                        **_measure(url, server.base_url, loaded_runs, args.repeat)})
+                result["sizes"].append(
+                    {
+                        "steps": loaded_runs * STEPS_PER_RUN,
+                        "load_seconds": round(load_seconds, 1),
+                        **_measure(url, server.base_url, loaded_runs, args.repeat),
+                    }
+                )
     return result
 
 
@@ -111,7 +117,7 @@ def _grow(url: str, have_runs: int, want_runs: int) -> int:
 
 
 def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
-    since = datetime.now(timezone.utc) - timedelta(hours=24)
+    since = datetime.now(UTC) - timedelta(hours=24)
     step_queries = {
         "filter steps, drop_ratio >= 0.9, last 24 h, 100 rows": 0.9,
         "filter steps, drop_ratio >= 0.999, last 24 h (rare)": 0.999,
@@ -124,27 +130,43 @@ def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
         out["steps_bytes_per_row"] = round(size[0] / size[1])
         for label, ratio in step_queries.items():
             statement, params = step_query_sql(StepQuery(step_type=["filter"], min_drop_ratio=ratio, since=since))
-            path = "/api/v1/steps?" + urlencode({"step_type": "filter", "min_drop_ratio": ratio,
-                                                  "since": since.isoformat(), "limit": 100})
+            path = "/api/v1/steps?" + urlencode(
+                {"step_type": "filter", "min_drop_ratio": ratio, "since": since.isoformat(), "limit": 100}
+            )
             rows = len(json.loads(_get(http_conn, path))["steps"])
-            timing = _interleaved(lambda: _get(http_conn, path), lambda: db.execute(statement, params).fetchall(),
-                                  repeat)
+            timing = _interleaved(
+                lambda path=path: _get(http_conn, path),
+                lambda statement=statement, params=params: db.execute(statement, params).fetchall(),
+                repeat,
+            )
             plan = db.execute(psycopg.sql.SQL("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ") + statement, params).fetchall()
             plan_text = "\n".join(row[0] for row in plan)
-            out["queries"][label] = {"rows": rows, **timing, "index_served": "Seq Scan on steps" not in plan_text,
-                                     "plan": plan_text}
+            out["queries"][label] = {
+                "rows": rows,
+                **timing,
+                "index_served": "Seq Scan on steps" not in plan_text,
+                "plan": plan_text,
+            }
         picks = [f"{random.randint(1, runs)}" for _ in range(repeat + 5)]
-        ids = dict(db.execute("SELECT g, md5('run' || g)::uuid::text FROM unnest(%s::int[]) g",
-                              ([int(p) for p in picks],)).fetchall())
+        ids = dict(
+            db.execute(
+                "SELECT g, md5('run' || g)::uuid::text FROM unnest(%s::int[]) g", ([int(p) for p in picks],)
+            ).fetchall()
+        )
         run_ids = iter([ids[int(p)] for p in picks] * 2)
         steps_seen = len(json.loads(_get(http_conn, f"/api/v1/runs/{ids[int(picks[0])]}"))["steps"])
-        out["run"] = {"steps": steps_seen, **_interleaved(
-            lambda: _get(http_conn, f"/api/v1/runs/{next(run_ids)}"),
-            lambda: [db.execute(s, (rid,)).fetchall() for rid in [next(run_ids)] for s in _RUN_STATEMENTS],
-            repeat)}
+        out["run"] = {
+            "steps": steps_seen,
+            **_interleaved(
+                lambda: _get(http_conn, f"/api/v1/runs/{next(run_ids)}"),
+                lambda: [db.execute(s, (rid,)).fetchall() for rid in [next(run_ids)] for s in _RUN_STATEMENTS],
+                repeat,
+            ),
+        }
         # The floor: a request that does no work at all, beside the smallest SQL round trip.
-        out["floor"] = _interleaved(lambda: _get(http_conn, "/healthz"), lambda: db.execute("SELECT 1").fetchall(),
-                                    repeat)
+        out["floor"] = _interleaved(
+            lambda: _get(http_conn, "/healthz"), lambda: db.execute("SELECT 1").fetchall(), repeat
+        )
     http_conn.close()
     return out
 
@@ -171,33 +193,60 @@ def _interleaved(api: Callable[[], Any], direct: Callable[[], Any], repeat: int)
         t = time.perf_counter()
         direct()
         d.append((time.perf_counter() - t) * 1000)
-    return {"api_ms_p50": round(statistics.median(a), 3), "api_ms_p95": round(percentile(a, 0.95), 3),
-            "direct_ms_p50": round(statistics.median(d), 3), "direct_ms_p95": round(percentile(d, 0.95), 3),
-            "ratio_p95": round(percentile(a, 0.95) / percentile(d, 0.95), 2)}
+    return {
+        "api_ms_p50": round(statistics.median(a), 3),
+        "api_ms_p95": round(percentile(a, 0.95), 3),
+        "direct_ms_p50": round(statistics.median(d), 3),
+        "direct_ms_p95": round(percentile(d, 0.95), 3),
+        "ratio_p95": round(percentile(a, 0.95) / percentile(d, 0.95), 2),
+    }
 
 
 def report(result: dict[str, Any]) -> str:
-    lines = [f"Database: {result['database']}.", "",
-             "| stored steps | request | rows | API p50 / p95 (ms) | direct SQL p50 / p95 (ms) | p95 ratio | index-served |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Database: {result['database']}.",
+        "",
+        "| stored steps | request | rows | API p50 / p95 (ms) | direct SQL p50 / p95 (ms) | p95 ratio | index-served |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for size in result["sizes"]:
         for label, m in size["queries"].items():
-            lines.append(f"| {size['steps']:,} | `GET /api/v1/steps`: {label} | {m['rows']} | {m['api_ms_p50']} / "
-                         f"{m['api_ms_p95']} | {m['direct_ms_p50']} / {m['direct_ms_p95']} | {m['ratio_p95']} | "
-                         f"{m['index_served']} |")
+            lines.append(
+                f"| {size['steps']:,} | `GET /api/v1/steps`: {label} | {m['rows']} | {m['api_ms_p50']} / "
+                f"{m['api_ms_p95']} | {m['direct_ms_p50']} / {m['direct_ms_p95']} | {m['ratio_p95']} | "
+                f"{m['index_served']} |"
+            )
         r = size["run"]
-        lines.append(f"| {size['steps']:,} | `GET /api/v1/runs/<id>`: one run, a different one each time | {r['steps']} "
-                     f"steps | {r['api_ms_p50']} / {r['api_ms_p95']} | {r['direct_ms_p50']} / {r['direct_ms_p95']} | "
-                     f"{r['ratio_p95']} | - |")
+        lines.append(
+            f"| {size['steps']:,} | `GET /api/v1/runs/<id>`: one run, a different one each time | {r['steps']} "
+            f"steps | {r['api_ms_p50']} / {r['api_ms_p95']} | {r['direct_ms_p50']} / {r['direct_ms_p95']} | "
+            f"{r['ratio_p95']} | - |"
+        )
         f = size["floor"]
-        lines.append(f"| {size['steps']:,} | the floor: `GET /healthz` against `SELECT 1` | - | {f['api_ms_p50']} / "
-                     f"{f['api_ms_p95']} | {f['direct_ms_p50']} / {f['direct_ms_p95']} | {f['ratio_p95']} | - |")
-    lines += ["", "Loading and size: " + "; ".join(
-        f"{s['steps']:,} steps loaded in {s['load_seconds']} s, `steps` table and indexes {s['steps_bytes_per_row']} "
-        f"bytes per step" for s in result["sizes"]) + "."]
+        lines.append(
+            f"| {size['steps']:,} | the floor: `GET /healthz` against `SELECT 1` | - | {f['api_ms_p50']} / "
+            f"{f['api_ms_p95']} | {f['direct_ms_p50']} / {f['direct_ms_p95']} | {f['ratio_p95']} | - |"
+        )
+    lines += [
+        "",
+        "Loading and size: "
+        + "; ".join(
+            f"{s['steps']:,} steps loaded in {s['load_seconds']} s, `steps` table and indexes {s['steps_bytes_per_row']} "
+            f"bytes per step"
+            for s in result["sizes"]
+        )
+        + ".",
+    ]
     largest = result["sizes"][-1]
     for label, m in largest["queries"].items():
-        lines += ["", f"EXPLAIN (ANALYZE, BUFFERS) at {largest['steps']:,} steps, {label}:", "", "```", m["plan"], "```"]
+        lines += [
+            "",
+            f"EXPLAIN (ANALYZE, BUFFERS) at {largest['steps']:,} steps, {label}:",
+            "",
+            "```",
+            m["plan"],
+            "```",
+        ]
     return "\n".join(lines)
 
 
@@ -211,10 +260,12 @@ def chart(result: dict[str, Any], path: str) -> None:
     steps = [s["steps"] for s in result["sizes"]]
     label = next(iter(result["sizes"][0]["queries"]))
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
-    for key, name, style in (("api_ms_p95", "GET /api/v1/steps, p95", "o-"),
-                             ("api_ms_p50", "GET /api/v1/steps, p50", "o--"),
-                             ("direct_ms_p95", "same SQL directly, p95", "s-"),
-                             ("direct_ms_p50", "same SQL directly, p50", "s--")):
+    for key, name, style in (
+        ("api_ms_p95", "GET /api/v1/steps, p95", "o-"),
+        ("api_ms_p50", "GET /api/v1/steps, p50", "o--"),
+        ("direct_ms_p95", "same SQL directly, p95", "s-"),
+        ("direct_ms_p50", "same SQL directly, p50", "s--"),
+    ):
         ax.plot(steps, [s["queries"][label][key] for s in result["sizes"]], style, label=name)
     ax.plot(steps, [s["run"]["api_ms_p95"] for s in result["sizes"]], "^-", label="GET /api/v1/runs/<id>, p95")
     ax.set_xscale("log")
@@ -245,16 +296,20 @@ def reading(result: dict[str, Any]) -> str:
         f"({'yes' if all(h['index_served'] for h in head) else '**no**'}): the plan walks "
         "`steps_type_started_idx` (step type, then time, newest first) and stops after 101 matches, so its "
         "cost follows the window and the share of matches, not the table: p95 through the API "
-        + ", ".join(f"{h['api_ms_p95']} ms at {s['steps']:,}" for h, s in zip(head, sizes)) + ".",
+        + ", ".join(f"{h['api_ms_p95']} ms at {s['steps']:,}" for h, s in zip(head, sizes, strict=True))
+        + ".",
         f"- **API against direct SQL**: the worst p95 ratio is {worst} for `GET /api/v1/steps` and {worst_run} "
         f"for `GET /api/v1/runs/<id>` (goal: at most 2). "
-        + ("Both goals are met." if max(worst, worst_run) <= 2 else
-           f"The gap is a fixed cost per request more than a cost per row: a request that does no work "
-           f"(`GET /healthz`) already takes {floor['api_ms_p50']} ms at the median through gunicorn and Flask "
-           f"on this machine, against {floor['direct_ms_p50']} ms for `SELECT 1`; a query that takes 1 to 3 ms "
-           "directly cannot stay within 2x of itself after that. What closes it: rows turned into the API's "
-           "JSON by PostgreSQL (`json_agg`) instead of Python, a leaner HTTP layer than Flask for the two hot "
-           "reads, or a machine where a request's fixed cost is smaller next to the query."),
+        + (
+            "Both goals are met."
+            if max(worst, worst_run) <= 2
+            else f"The gap is a fixed cost per request more than a cost per row: a request that does no work "
+            f"(`GET /healthz`) already takes {floor['api_ms_p50']} ms at the median through gunicorn and Flask "
+            f"on this machine, against {floor['direct_ms_p50']} ms for `SELECT 1`; a query that takes 1 to 3 ms "
+            "directly cannot stay within 2x of itself after that. What closes it: rows turned into the API's "
+            "JSON by PostgreSQL (`json_agg`) instead of Python, a leaner HTTP layer than Flask for the two hot "
+            "reads, or a machine where a request's fixed cost is smaller next to the query."
+        ),
         "- **Optimisations behind these figures**: uuid columns arrive as text (no UUID object built and "
         "formatted again), timestamps are written by orjson, responses are encoded by orjson, and a connection "
         "used within the last second is lent without a check (one round trip less per request). Turning a "
@@ -264,9 +319,11 @@ def reading(result: dict[str, Any]) -> str:
     ]
     if first is not last and "rare" in " ".join(first["queries"]):
         rare = next(k for k in first["queries"] if "rare" in k)
-        lines.append(f"- **The rare condition** (`drop_ratio >= 0.999`) has to read the whole day's window of "
-                     f"filter steps: {first['queries'][rare]['direct_ms_p95']} ms p95 directly at "
-                     f"{first['steps']:,} steps, {last['queries'][rare]['direct_ms_p95']} ms at {last['steps']:,}: "
-                     "it grows with the rows in the window, as an index on time must; a narrower window or a "
-                     "pipeline filter keeps it small.")
+        lines.append(
+            f"- **The rare condition** (`drop_ratio >= 0.999`) has to read the whole day's window of "
+            f"filter steps: {first['queries'][rare]['direct_ms_p95']} ms p95 directly at "
+            f"{first['steps']:,} steps, {last['queries'][rare]['direct_ms_p95']} ms at {last['steps']:,}: "
+            "it grows with the rows in the window, as an index on time must; a narrower window or a "
+            "pipeline filter keeps it small."
+        )
     return "\n".join(lines)

@@ -4,6 +4,7 @@ Nothing in BENCHMARKS.md is typed by hand except the prose around the figures: e
 and every "met" or "not met", is computed here from the JSON a benchmark wrote, so that
 re-running a benchmark and this command brings the document up to date.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,13 @@ from . import artifacts, decisions, ingest, patterns, query, sdk_overhead, serve
 RESULTS = Path(__file__).parent / "results"
 CHART_NAME = "query_latency.png"
 SECTIONS: list[tuple[str, ModuleType]] = [
-    ("ingest", ingest), ("server_path", server_path), ("query", query),
-    ("sdk_overhead", sdk_overhead), ("artifacts", artifacts), ("decisions", decisions), ("patterns", patterns),
+    ("ingest", ingest),
+    ("server_path", server_path),
+    ("query", query),
+    ("sdk_overhead", sdk_overhead),
+    ("artifacts", artifacts),
+    ("decisions", decisions),
+    ("patterns", patterns),
 ]
 
 HEADER = """# X-Ray benchmarks
@@ -55,60 +61,120 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
     if "sdk_overhead" in results:
         r = results["sdk_overhead"]
         ratio = r["per_step"]["ratio_xray_to_opentelemetry"]
-        rows.append(("SDK step vs an OpenTelemetry span: median ratio <= 1.0",
-                     f"median {ratio['median']}, p99 {ratio['p99']}", _verdict(ratio["median"] <= 1.0)))
+        rows.append(
+            (
+                "SDK step vs an OpenTelemetry span: median ratio <= 1.0",
+                f"median {ratio['median']}, p99 {ratio['p99']}",
+                _verdict(ratio["median"] <= 1.0),
+            )
+        )
         worst = max(m["p99_us"] for m in r["unreachable_collector"].values())
-        rows.append(("Collector blackholed or down: p99 enqueue under 100 µs",
-                     f"worst p99 {worst} µs for a whole step", _verdict(worst < 100)))
+        rows.append(
+            (
+                "Collector blackholed or down: p99 enqueue under 100 µs",
+                f"worst p99 {worst} µs for a whole step",
+                _verdict(worst < 100),
+            )
+        )
         growth = max(m["rss_mb"][-1][1] - m["rss_mb"][0][1] for m in r["memory"].values())
-        rows.append((f"RSS flat over {r['sizes']['memory_steps']:,} steps with the collector unreachable",
-                     f"grew at most {round(growth, 1)} MB from the first tenth to the last", _verdict(growth <= 2)))
+        rows.append(
+            (
+                f"RSS flat over {r['sizes']['memory_steps']:,} steps with the collector unreachable",
+                f"grew at most {round(growth, 1)} MB from the first tenth to the last",
+                _verdict(growth <= 2),
+            )
+        )
         p = r["pipeline"]
         slowdown = max(p[k]["ratio_to_no_xray"] - p["healthy"]["ratio_to_no_xray"] for k in ("blackholed", "down"))
-        rows.append(("Collector blackholed or down: no slowdown beyond the healthy case",
-                     f"pipeline ratios healthy {p['healthy']['ratio_to_no_xray']}, blackholed "
-                     f"{p['blackholed']['ratio_to_no_xray']}, down {p['down']['ratio_to_no_xray']}",
-                     _verdict(slowdown <= 0.05)))
+        rows.append(
+            (
+                "Collector blackholed or down: no slowdown beyond the healthy case",
+                f"pipeline ratios healthy {p['healthy']['ratio_to_no_xray']}, blackholed "
+                f"{p['blackholed']['ratio_to_no_xray']}, down {p['down']['ratio_to_no_xray']}",
+                _verdict(slowdown <= 0.05),
+            )
+        )
     if "ingest" in results:
         r = results["ingest"]
         best_label, best = max(r["settings"].items(), key=lambda kv: kv[1]["median_steps_per_second"])
-        rows.append(("End-to-end ingest: at least 10,000 steps/s",
-                     f"{best['median_steps_per_second']:,} steps/s (gunicorn {best_label})",
-                     _verdict(best["median_steps_per_second"] >= 10_000)))
-        rows.append(("End-to-end ingest: at least 0.3 of COPY's rows/s",
-                     f"{best['ratio_to_copy']} of COPY ({r['copy_median_rows_per_second']:,} rows/s)",
-                     _verdict(best["ratio_to_copy"] >= 0.3)))
+        rows.append(
+            (
+                "End-to-end ingest: at least 10,000 steps/s",
+                f"{best['median_steps_per_second']:,} steps/s (gunicorn {best_label})",
+                _verdict(best["median_steps_per_second"] >= 10_000),
+            )
+        )
+        rows.append(
+            (
+                "End-to-end ingest: at least 0.3 of COPY's rows/s",
+                f"{best['ratio_to_copy']} of COPY ({r['copy_median_rows_per_second']:,} rows/s)",
+                _verdict(best["ratio_to_copy"] >= 0.3),
+            )
+        )
         lat = r["latency"]
-        rows.append(("Latency per batch of 100 events at half the peak: reported",
-                     f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms", "reported"))
-        rows.append(("Hot-tier bytes per step at most 1 KB", f"{r['hot_bytes_per_step']} bytes",
-                     _verdict(r["hot_bytes_per_step"] <= 1024)))
+        rows.append(
+            (
+                "Latency per batch of 100 events at half the peak: reported",
+                f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms",
+                "reported",
+            )
+        )
+        rows.append(
+            (
+                "Hot-tier bytes per step at most 1 KB",
+                f"{r['hot_bytes_per_step']} bytes",
+                _verdict(r["hot_bytes_per_step"] <= 1024),
+            )
+        )
     if "query" in results:
         r = results["query"]
         label = next(iter(r["sizes"][0]["queries"]))
         worst = max(s["queries"][label]["ratio_p95"] for s in r["sizes"])
         sizes = ", ".join(f"{s['steps']:,}" for s in r["sizes"])
-        rows.append((f"`GET /api/v1/steps` p95 at most 2x direct SQL ({sizes} steps)",
-                     "p95 ratios " + ", ".join(str(s["queries"][label]["ratio_p95"]) for s in r["sizes"]),
-                     _verdict(worst <= 2.0)))
+        rows.append(
+            (
+                f"`GET /api/v1/steps` p95 at most 2x direct SQL ({sizes} steps)",
+                "p95 ratios " + ", ".join(str(s["queries"][label]["ratio_p95"]) for s in r["sizes"]),
+                _verdict(worst <= 2.0),
+            )
+        )
         if len(r["sizes"]) >= 2:
             a, b = r["sizes"][-2], r["sizes"][-1]
             growth = b["queries"][label]["api_ms_p95"] / a["queries"][label]["api_ms_p95"]
             served = all(s["queries"][label]["index_served"] for s in r["sizes"])
-            rows.append((f"Nearly flat from {a['steps']:,} to {b['steps']:,} steps, index-served",
-                         f"p95 x{round(growth, 2)}; index-served: {served}", _verdict(growth <= 1.5 and served)))
+            rows.append(
+                (
+                    f"Nearly flat from {a['steps']:,} to {b['steps']:,} steps, index-served",
+                    f"p95 x{round(growth, 2)}; index-served: {served}",
+                    _verdict(growth <= 1.5 and served),
+                )
+            )
         worst_run = max(s["run"]["ratio_p95"] for s in r["sizes"])
-        rows.append(("`GET /api/v1/runs/<id>` (10 steps) p95 at most 2x direct SQL",
-                     "p95 ratios " + ", ".join(str(s["run"]["ratio_p95"]) for s in r["sizes"]),
-                     _verdict(worst_run <= 2.0)))
+        rows.append(
+            (
+                "`GET /api/v1/runs/<id>` (10 steps) p95 at most 2x direct SQL",
+                "p95 ratios " + ", ".join(str(s["run"]["ratio_p95"]) for s in r["sizes"]),
+                _verdict(worst_run <= 2.0),
+            )
+        )
     if "patterns" in results:
         r = results["patterns"]
         small, large = r["sizes"][0], r["sizes"][-1]
-        rows.append((f"`GET /api/v1/patterns` over {small['runs']:,} runs: p95 at most 1 s",
-                     f"p95 {small['p95_ms']} ms", _verdict(small["p95_ms"] <= 1000)))
+        rows.append(
+            (
+                f"`GET /api/v1/patterns` over {small['runs']:,} runs: p95 at most 1 s",
+                f"p95 {small['p95_ms']} ms",
+                _verdict(small["p95_ms"] <= 1000),
+            )
+        )
         growth = large["p95_ms"] / small["p95_ms"]
-        rows.append((f"The same window inside {large['steps']:,} steps: at most 1.2x",
-                     f"x{round(growth, 2)}", _verdict(growth <= 1.2)))
+        rows.append(
+            (
+                f"The same window inside {large['steps']:,} steps: at most 1.2x",
+                f"x{round(growth, 2)}",
+                _verdict(growth <= 1.2),
+            )
+        )
         served = large.get("tag_filter", {}).get("index_served", False)
         rows.append((f"Tag filter on `/steps` index-served at {large['steps']:,} steps", str(served), _verdict(served)))
     lines = ["## The goals at a glance", "", "| goal | measured | verdict |", "|---|---|---|"]
@@ -120,9 +186,21 @@ def section(name: str, module: ModuleType, result: dict[str, Any], chart: str) -
     """One benchmark: what it measures, the command, its tables, and what they say."""
     doc = (module.__doc__ or "").strip().split("\n\n", 1)[-1].strip()  # the title says the first paragraph
     command = result.get("command", f"python -m bench {name}")
-    parts = [f"## {module.TITLE}", "", doc, "", "Command:", "", "```sh",
-             f".venv/bin/{command}", "```", "",
-             f"Output ({result['machine']}; {result['date']}):", "", module.report(result)]
+    parts = [
+        f"## {module.TITLE}",
+        "",
+        doc,
+        "",
+        "Command:",
+        "",
+        "```sh",
+        f".venv/bin/{command}",
+        "```",
+        "",
+        f"Output ({result['machine']}; {result['date']}):",
+        "",
+        module.report(result),
+    ]
     if name == "query":
         parts += ["", f"![Query latency against stored steps]({chart})"]
     reading = module.reading(result)

@@ -9,6 +9,7 @@
 3. Memory: resident set size every 10% of N steps with the collector blackholed and down; it
    must plateau at the queue's bound.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .stats import percentile
 
@@ -45,8 +47,8 @@ def sink(mode: str) -> Iterator[str]:
         process.wait()
 
 
-
 # ----------------------------------------------------------------------------- per step
+
 
 def _opentelemetry() -> tuple[Any, Any]:
     """The baseline: an SDK tracer whose BatchSpanProcessor exports to nowhere."""
@@ -68,6 +70,7 @@ def _body(candidates: list[int]) -> int:
 
 def per_step(steps: int) -> dict[str, Any]:
     import xray_sdk
+
     provider, tracer = _opentelemetry()
     candidates = list(range(30))
     samples: dict[str, list[float]] = {"bare": [], "opentelemetry": [], "xray": []}
@@ -108,8 +111,10 @@ def per_step(steps: int) -> dict[str, Any]:
         delivered = client.stats()
         client.close()
     provider.shutdown()
-    table = {name: {"median_us": round(statistics.median(v), 2), "p99_us": round(percentile(v, 0.99), 2)}
-             for name, v in samples.items()}
+    table = {
+        name: {"median_us": round(statistics.median(v), 2), "p99_us": round(percentile(v, 0.99), 2)}
+        for name, v in samples.items()
+    }
     table["ratio_xray_to_opentelemetry"] = {
         "median": round(table["xray"]["median_us"] / table["opentelemetry"]["median_us"], 2),
         "p99": round(table["xray"]["p99_us"] / table["opentelemetry"]["p99_us"], 2),
@@ -120,31 +125,37 @@ def per_step(steps: int) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- pipeline
 
+
 class _SpanSteps:
     """The same recording calls as an X-Ray step, as attributes of an OpenTelemetry span."""
 
     def __init__(self, span: Any) -> None:
         self.span = span
 
-    def model(self, name: str, temperature: float) -> "_SpanSteps":
+    def model(self, name: str, temperature: float) -> _SpanSteps:
         self.span.set_attribute("model", name)
         self.span.set_attribute("temperature", temperature)
         return self
 
-    def metrics(self, **values: Any) -> "_SpanSteps":
+    def metrics(self, **values: Any) -> _SpanSteps:
         self.span.set_attributes(values)
         return self
 
-    def candidates(self, before: list, after: list) -> "_SpanSteps":
-        self.span.set_attributes({"candidates_in": len(before), "candidates_out": len(after),
-                                  "drop_ratio": 1 - len(after) / len(before) if before else 0.0})
+    def candidates(self, before: list, after: list) -> _SpanSteps:
+        self.span.set_attributes(
+            {
+                "candidates_in": len(before),
+                "candidates_out": len(after),
+                "drop_ratio": 1 - len(after) / len(before) if before else 0.0,
+            }
+        )
         return self
 
-    def why(self, text: str) -> "_SpanSteps":
+    def why(self, text: str) -> _SpanSteps:
         self.span.set_attribute("why", text)
         return self
 
-    def output(self, value: Any) -> "_SpanSteps":
+    def output(self, value: Any) -> _SpanSteps:
         self.span.set_attribute("output", json.dumps(value))
         return self
 
@@ -176,6 +187,7 @@ def _pipeline(run: Any, rng: random.Random, catalogue: list[dict], tracer: Any =
             if s:
                 s.candidates(found, kept).why("same category, under 40")
             return kept
+
         return run_filter
 
     def rank(kept: list[dict]) -> Callable[[Any], list[dict]]:
@@ -184,6 +196,7 @@ def _pipeline(run: Any, rng: random.Random, catalogue: list[dict], tracer: Any =
             if s:
                 s.candidates(kept, ordered).why("by title similarity")
             return ordered
+
         return run_rank
 
     step("generate_keywords", "llm", keywords)
@@ -195,12 +208,19 @@ def _pipeline(run: Any, rng: random.Random, catalogue: list[dict], tracer: Any =
 
 def pipeline(runs: int) -> dict[str, Any]:
     import xray_sdk
+
     provider, tracer = _opentelemetry()
     rng = random.Random(1)
-    catalogue = [{"asin": f"B{i:07d}", "category": rng.choice(["phone_case", "laptop_stand", "cable"]),
-                  "price": rng.uniform(5, 80), "score": rng.random()} for i in range(20_000)]
-    times: dict[str, list[float]] = {"no_xray": [], "opentelemetry": [], "healthy": [], "blackholed": [],
-                                     "down": []}
+    catalogue = [
+        {
+            "asin": f"B{i:07d}",
+            "category": rng.choice(["phone_case", "laptop_stand", "cable"]),
+            "price": rng.uniform(5, 80),
+            "score": rng.random(),
+        }
+        for i in range(20_000)
+    ]
+    times: dict[str, list[float]] = {"no_xray": [], "opentelemetry": [], "healthy": [], "blackholed": [], "down": []}
     with sink("ok") as healthy_url, sink("blackhole") as blackhole_url:
         clients = {
             "healthy": xray_sdk.Client(healthy_url),
@@ -228,10 +248,12 @@ def pipeline(runs: int) -> dict[str, Any]:
     provider.shutdown()
     base = statistics.median(times["no_xray"])
     return {
-        name: {"ms_per_run_median": round(statistics.median(v), 3),
-               "ms_per_run_min": round(min(v), 3),
-               "ratio_to_no_xray": round(statistics.median(v) / base, 3),
-               "dropped": drops.get(name, {})}
+        name: {
+            "ms_per_run_median": round(statistics.median(v), 3),
+            "ms_per_run_min": round(min(v), 3),
+            "ratio_to_no_xray": round(statistics.median(v) / base, 3),
+            "dropped": drops.get(name, {}),
+        }
         for name, v in times.items()
     }
 
@@ -265,8 +287,13 @@ def memory(steps: int) -> dict[str, Any]:
     out = {}
     with sink("blackhole") as blackhole_url:
         for name, url in (("blackholed", blackhole_url), ("down", "http://127.0.0.1:9")):
-            result = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(steps), url],
-                                    capture_output=True, text=True, check=True, timeout=3600)
+            result = subprocess.run(
+                [sys.executable, "-c", _MEMORY_CHILD, str(steps), url],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=3600,
+            )
             out[name] = json.loads(result.stdout)
     return out
 
@@ -287,8 +314,10 @@ def _enqueue_p99(steps: int) -> dict[str, Any]:
                     step.metrics(candidates_in=30, candidates_out=10).why("kept the same category")
                 samples.append((time.perf_counter_ns() - t) / 1000)
             client.close(0.2)
-            out[name] = {"median_us": round(statistics.median(samples), 2),
-                         "p99_us": round(percentile(samples, 0.99), 2)}
+            out[name] = {
+                "median_us": round(statistics.median(samples), 2),
+                "p99_us": round(percentile(samples, 0.99), 2),
+            }
     return out
 
 
@@ -315,23 +344,42 @@ def report(result: dict[str, Any]) -> str:
     for name in ("bare", "opentelemetry", "xray"):
         lines.append(f"| {name} | {p[name]['median_us']} | {p[name]['p99_us']} |")
     r = p["ratio_xray_to_opentelemetry"]
-    lines += ["", f"X-Ray / OpenTelemetry: median {r['median']}, p99 {r['p99']}. "
-                  f"X-Ray delivery in that run: {p['xray_delivery']}.", ""]
-    lines += ["Whole step (two enqueues) with the collector unreachable:", "",
-              "| collector | median (us) | p99 (us) |", "|---|---|---|"]
+    lines += [
+        "",
+        f"X-Ray / OpenTelemetry: median {r['median']}, p99 {r['p99']}. "
+        f"X-Ray delivery in that run: {p['xray_delivery']}.",
+        "",
+    ]
+    lines += [
+        "Whole step (two enqueues) with the collector unreachable:",
+        "",
+        "| collector | median (us) | p99 (us) |",
+        "|---|---|---|",
+    ]
     for name, m in result["unreachable_collector"].items():
         lines.append(f"| {name} | {m['median_us']} | {m['p99_us']} |")
-    lines += ["", f"Pipeline ({result['sizes']['pipelines']} runs of 5 steps over 2,000 candidates per scenario; "
-                  "`opentelemetry` is the same pipeline with a span per step instead of X-Ray):",
-              "", "| instrumentation | ms per run (median) | ratio to no instrumentation | dropped |",
-              "|---|---|---|---|"]
+    lines += [
+        "",
+        f"Pipeline ({result['sizes']['pipelines']} runs of 5 steps over 2,000 candidates per scenario; "
+        "`opentelemetry` is the same pipeline with a span per step instead of X-Ray):",
+        "",
+        "| instrumentation | ms per run (median) | ratio to no instrumentation | dropped |",
+        "|---|---|---|---|",
+    ]
     for name, m in result["pipeline"].items():
         lines.append(f"| {name} | {m['ms_per_run_median']} | {m['ratio_to_no_xray']} | {m['dropped'] or '-'} |")
-    lines += ["", f"Resident memory over {result['sizes']['memory_steps']:,} steps (MB at each tenth):", "",
-              "| collector | RSS (MB) | worst step (us) | pending at end | dropped |", "|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"Resident memory over {result['sizes']['memory_steps']:,} steps (MB at each tenth):",
+        "",
+        "| collector | RSS (MB) | worst step (us) | pending at end | dropped |",
+        "|---|---|---|---|---|",
+    ]
     for name, m in result["memory"].items():
-        lines.append(f"| {name} | {' → '.join(str(v) for _, v in m['rss_mb'])} | {m['worst_step_us']} | "
-                     f"{m['pending']} | {m['dropped']} |")
+        lines.append(
+            f"| {name} | {' → '.join(str(v) for _, v in m['rss_mb'])} | {m['worst_step_us']} | "
+            f"{m['pending']} | {m['dropped']} |"
+        )
     return "\n".join(lines)
 
 
@@ -345,26 +393,28 @@ def reading(result: dict[str, Any]) -> str:
     pipe = result["pipeline"]
     mem = result["memory"]
     flat = {name: (m["rss_mb"][0][1], m["rss_mb"][-1][1]) for name, m in mem.items()}
-    return "\n".join([
-        f"- **Against OpenTelemetry**: an X-Ray step costs x{r['median']} of an OpenTelemetry span at the median "
-        f"and x{r['p99']} at p99, in the same run ({'goal met' if r['median'] <= 1 else '**goal not met**'}), "
-        "though it also checks the metric contract, bounds its values and encodes its event as JSON before "
-        "queueing it. Compare the ratio only: absolute times move by half between runs on this machine.",
-        "- **Unreachable collector**: a whole step costs "
-        + ", ".join(f"p99 {m['p99_us']} µs {name}" for name, m in un.items())
-        + ": nothing waits on the network (goal: p99 under 100 µs).",
-        f"- **Pipeline**: instrumenting a {pipe['no_xray']['ms_per_run_median']} ms five-step pipeline costs "
-        f"x{pipe['healthy']['ratio_to_no_xray']} with a healthy collector, x{pipe['blackholed']['ratio_to_no_xray']} "
-        f"blackholed and x{pipe['down']['ratio_to_no_xray']} down, against x{pipe['opentelemetry']['ratio_to_no_xray']} "
-        "for OpenTelemetry: the collector's state changes nothing beyond the noise. A pipeline whose steps call "
-        "a model or a search service (milliseconds to seconds each) pays the same few tens of µs per step.",
-        "- **Memory**: resident memory over the whole run, first tenth → last: "
-        + ", ".join(f"{a} → {b} MB {name}" for name, (a, b) in flat.items())
-        + ": the queue fills to its bound, then new events are dropped and counted (`queue_full`), and "
-        "`stats()` reconciles.",
-        "- **What the SDK's optimisations were** (each measured with `timeit` while it was made; this "
-        "benchmark measures the result): one event per short step instead of two (a `step_start` only for "
-        "steps running past 1 s), ids from a per-process random prefix and a counter instead of `uuid4()`, one "
-        "C JSON encoder built once, timestamps formatted once per second, a fast path for plainly valid "
-        "standard metrics, and slots on `Step` and queue items (fewer objects for the garbage collector).",
-    ])
+    return "\n".join(
+        [
+            f"- **Against OpenTelemetry**: an X-Ray step costs x{r['median']} of an OpenTelemetry span at the median "
+            f"and x{r['p99']} at p99, in the same run ({'goal met' if r['median'] <= 1 else '**goal not met**'}), "
+            "though it also checks the metric contract, bounds its values and encodes its event as JSON before "
+            "queueing it. Compare the ratio only: absolute times move by half between runs on this machine.",
+            "- **Unreachable collector**: a whole step costs "
+            + ", ".join(f"p99 {m['p99_us']} µs {name}" for name, m in un.items())
+            + ": nothing waits on the network (goal: p99 under 100 µs).",
+            f"- **Pipeline**: instrumenting a {pipe['no_xray']['ms_per_run_median']} ms five-step pipeline costs "
+            f"x{pipe['healthy']['ratio_to_no_xray']} with a healthy collector, x{pipe['blackholed']['ratio_to_no_xray']} "
+            f"blackholed and x{pipe['down']['ratio_to_no_xray']} down, against x{pipe['opentelemetry']['ratio_to_no_xray']} "
+            "for OpenTelemetry: the collector's state changes nothing beyond the noise. A pipeline whose steps call "
+            "a model or a search service (milliseconds to seconds each) pays the same few tens of µs per step.",
+            "- **Memory**: resident memory over the whole run, first tenth → last: "
+            + ", ".join(f"{a} → {b} MB {name}" for name, (a, b) in flat.items())
+            + ": the queue fills to its bound, then new events are dropped and counted (`queue_full`), and "
+            "`stats()` reconciles.",
+            "- **What the SDK's optimisations were** (each measured with `timeit` while it was made; this "
+            "benchmark measures the result): one event per short step instead of two (a `step_start` only for "
+            "steps running past 1 s), ids from a per-process random prefix and a counter instead of `uuid4()`, one "
+            "C JSON encoder built once, timestamps formatted once per second, a fast path for plainly valid "
+            "standard metrics, and slots on `Step` and queue items (fewer objects for the garbage collector).",
+        ]
+    )

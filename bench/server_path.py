@@ -6,6 +6,7 @@ earlier way ("before") is timed beside its current way ("after") in interleaved 
 the same input. CPU stages are microseconds per event; the SQL stage is the wall time of a
 batch on one connection to the embedded PostgreSQL, PostgreSQL's own work included.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,8 @@ import json
 import statistics
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from marshmallow import Schema, fields, validate
@@ -22,11 +24,11 @@ from psycopg.types.json import Jsonb, set_json_dumps
 from xray_server import jsonio
 from xray_server.ingest import batch as ingest
 from xray_server.ingest.merge import UPSERT_STEPS
-from xray_server.runtime.config import load_settings
-from xray_server.storage.pool import connection_kwargs
 from xray_server.ingest.rows import prepare
-from xray_server.storage.migrations import migrate
+from xray_server.runtime.config import load_settings
 from xray_server.schemas.events import EVENT_SCHEMAS, BatchSchema, load_event
+from xray_server.storage.migrations import migrate
+from xray_server.storage.pool import connection_kwargs
 
 from .database import bench_database
 from .events import filter_step_ends
@@ -56,8 +58,10 @@ def _apply_before(conn: psycopg.Connection, run_id: str, prepared: list) -> None
     with conn.transaction():
         conn.execute(_ENSURE_RUN, (run_id, min(p.ts for p in prepared)))
         new = {str(r["event_id"]) for r in conn.execute(_LEDGER, (run_id, sorted(p.event_id for p in prepared)))}
-        conn.execute(UPSERT_STEPS, {"run_id": run_id, "rows": Jsonb(
-            [p.step_row for p in prepared if p.step_row and p.event_id in new])})
+        conn.execute(
+            UPSERT_STEPS,
+            {"run_id": run_id, "rows": Jsonb([p.step_row for p in prepared if p.step_row and p.event_id in new])},
+        )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,18 +86,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu_stages: dict[str, tuple[Callable, Callable, list, int]] = {
         "decode the body (json → orjson)": (json.loads, jsonio.loads_fast, bodies, BATCH),
         "check the envelope (List of Raw → the array as it is)": (
-            lambda b: before_envelope.load({"events": b}), lambda b: after_envelope.load({"events": b}), batches, BATCH),
+            lambda b: before_envelope.load({"events": b}),
+            lambda b: after_envelope.load({"events": b}),
+            batches,
+            BATCH,
+        ),
         "validate an event (marshmallow → plain loader)": (
-            lambda e: EVENT_SCHEMAS[e["type"]].load(e), load_event, events, 1),
+            lambda e: EVENT_SCHEMAS[e["type"]].load(e),
+            load_event,
+            events,
+            1,
+        ),
         "prepare the row (bound, contract)": (lambda e: prepare("r", 0, e), lambda e: prepare("r", 0, e), loaded, 1),
-        "encode the rows as jsonb (json → orjson)": (
-            lambda r: json.dumps(r).encode(), jsonio.dumps, rows, BATCH),
+        "encode the rows as jsonb (json → orjson)": (lambda r: json.dumps(r).encode(), jsonio.dumps, rows, BATCH),
     }
     timings: dict[str, dict[str, list[float]]] = {name: {"before": [], "after": []} for name in cpu_stages}
     for round_ in range(args.rounds):
         for name, (before, after, inputs, per_input) in cpu_stages.items():
             # Alternate which goes first, so that neither always meets a warmer (or busier) machine.
-            for which in (("before", "after") if round_ % 2 == 0 else ("after", "before")):
+            for which in ("before", "after") if round_ % 2 == 0 else ("after", "before"):
                 fn = before if which == "before" else after
                 timings[name][which].append(_per_event_us(fn, inputs, per_input))
     result: dict[str, Any] = {"batch_events": BATCH, "rounds": args.rounds, "cpu": {}}
@@ -126,7 +137,7 @@ def _sql_stage(url: str, args: argparse.Namespace) -> dict[str, Any]:
         for round_ in range(args.rounds + 1):
             # Rotate the order: each variant meets the growing table in every position.
             order = list(variants.items())
-            order = order[round_ % len(order):] + order[:round_ % len(order)]
+            order = order[round_ % len(order) :] + order[: round_ % len(order)]
             for name, (_, apply) in order:
                 work = []
                 for _ in range(args.batches):
@@ -142,8 +153,10 @@ def _sql_stage(url: str, args: argparse.Namespace) -> dict[str, Any]:
         for conn in connections.values():
             conn.close()
     base = statistics.median(timings[next(iter(variants))])
-    return {name: {"ms_per_batch": round(statistics.median(t), 3), "ratio": round(statistics.median(t) / base, 3)}
-            for name, t in timings.items()}
+    return {
+        name: {"ms_per_batch": round(statistics.median(t), 3), "ratio": round(statistics.median(t) / base, 3)}
+        for name, t in timings.items()
+    }
 
 
 def report(result: dict[str, Any]) -> str:
@@ -158,10 +171,15 @@ def report(result: dict[str, Any]) -> str:
         lines.append(f"| {name} | {t['before_us']} | {t['after_us']} | {t['ratio']} |")
     total_b = sum(t["before_us"] for t in result["cpu"].values())
     total_a = sum(t["after_us"] for t in result["cpu"].values())
-    lines += [f"| all the stages above | {round(total_b, 1)} | {round(total_a, 1)} | {round(total_a / total_b, 3)} |",
-              "", f"Applying a batch of {result['batch_events']} events in {result['database']}, wall time on one "
-              "connection (PostgreSQL's work included):", "",
-              "| how | ms per batch | ratio to before |", "|---|---|---|"]
+    lines += [
+        f"| all the stages above | {round(total_b, 1)} | {round(total_a, 1)} | {round(total_a / total_b, 3)} |",
+        "",
+        f"Applying a batch of {result['batch_events']} events in {result['database']}, wall time on one "
+        "connection (PostgreSQL's work included):",
+        "",
+        "| how | ms per batch | ratio to before |",
+        "|---|---|---|",
+    ]
     for name, t in result["sql"].items():
         lines.append(f"| {name} | {t['ms_per_batch']} | {t['ratio']} |")
     return "\n".join(lines)
@@ -176,22 +194,24 @@ def reading(result: dict[str, Any]) -> str:
     after = sum(t["after_us"] for t in cpu.values())
     validate = cpu["validate an event (marshmallow → plain loader)"]
     names = list(sql)
-    return "\n".join([
-        f"- **Validation** was the largest cost: marshmallow took {validate['before_us']} µs an event. The plain "
-        f"loader (`xray_server/schemas/plain.py`) applies the same fields, validators and defaults, built from "
-        f"the same schemas, in {validate['after_us']} µs; anything it is not sure of goes to marshmallow, which "
-        "then gives the result or the field errors. A property test (`tests/test_plain_loader.py`) checks that "
-        "what it accepts, marshmallow accepts with an identical result.",
-        f"- **All the CPU stages** together: {round(before, 1)} → {round(after, 1)} µs an event "
-        f"(x{round(after / before, 2)}). orjson reads and writes JSON only where it gives exactly what `json` "
-        "would (an integer of 19 digits or more, a lone surrogate or invalid JSON goes to `json`, tested in "
-        "`tests/test_jsonio.py`); the envelope no longer walks every event.",
-        f"- **Applying a batch**: one statement (ledger, run and steps through data-modifying CTEs) in "
-        f"autocommit instead of five in a transaction: x{sql[names[1]]['ratio']}; with a server-side prepared "
-        f"statement as well (PostgreSQL plans the merge once per connection): x{sql[names[2]]['ratio']}. "
-        "Prepared statements are on when the server starts its own PostgreSQL and for "
-        "`XRAY_DB_PREPARED_STATEMENTS=on`; they stay off by default for a URL, because transaction poolers "
-        "(pgbouncer, Supabase) break them.",
-        "- Not measured here but in the other benchmarks: responses encoded by orjson, uuid columns read as "
-        "text, and no pool check for a connection used within the last second (a round trip saved per request).",
-    ])
+    return "\n".join(
+        [
+            f"- **Validation** was the largest cost: marshmallow took {validate['before_us']} µs an event. The plain "
+            f"loader (`xray_server/schemas/plain.py`) applies the same fields, validators and defaults, built from "
+            f"the same schemas, in {validate['after_us']} µs; anything it is not sure of goes to marshmallow, which "
+            "then gives the result or the field errors. A property test (`tests/test_plain_loader.py`) checks that "
+            "what it accepts, marshmallow accepts with an identical result.",
+            f"- **All the CPU stages** together: {round(before, 1)} → {round(after, 1)} µs an event "
+            f"(x{round(after / before, 2)}). orjson reads and writes JSON only where it gives exactly what `json` "
+            "would (an integer of 19 digits or more, a lone surrogate or invalid JSON goes to `json`, tested in "
+            "`tests/test_jsonio.py`); the envelope no longer walks every event.",
+            f"- **Applying a batch**: one statement (ledger, run and steps through data-modifying CTEs) in "
+            f"autocommit instead of five in a transaction: x{sql[names[1]]['ratio']}; with a server-side prepared "
+            f"statement as well (PostgreSQL plans the merge once per connection): x{sql[names[2]]['ratio']}. "
+            "Prepared statements are on when the server starts its own PostgreSQL and for "
+            "`XRAY_DB_PREPARED_STATEMENTS=on`; they stay off by default for a URL, because transaction poolers "
+            "(pgbouncer, Supabase) break them.",
+            "- Not measured here but in the other benchmarks: responses encoded by orjson, uuid columns read as "
+            "text, and no pool check for a connection used within the last second (a round trip saved per request).",
+        ]
+    )

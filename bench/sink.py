@@ -1,5 +1,6 @@
 """A collector in its own process for the SDK benchmarks: answers every request like a healthy
 X-Ray (`ok`), or accepts connections and never answers (`blackhole`). Prints its port."""
+
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,5 @@
 """Percentiles for the benchmarks, one definition for all of them."""
+
 from __future__ import annotations
 
 

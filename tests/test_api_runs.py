@@ -1,4 +1,5 @@
 """POST /api/v1/runs, POST /api/v1/runs/<id>/events and GET /api/v1/runs[/<id>] through Flask."""
+
 import gzip
 import json
 import uuid
@@ -46,14 +47,16 @@ def test_create_names_missing_and_bad_fields(client):
 
 
 def test_body_must_be_json(client):
-    assert_error(client.post("/api/v1/runs", data="pipeline=x", content_type="text/plain"),
-                 415, "unsupported_media_type")
-    assert_error(client.post("/api/v1/runs", data="{not json", content_type="application/json"),
-                 400, "invalid_json")
-    assert_error(client.post("/api/v1/runs", data=b'{"pipeline": "\xff"}', content_type="application/json"),
-                 400, "invalid_json")
-    assert_error(client.post("/api/v1/runs", data='{"pipeline": NaN}', content_type="application/json"),
-                 400, "invalid_json")
+    assert_error(
+        client.post("/api/v1/runs", data="pipeline=x", content_type="text/plain"), 415, "unsupported_media_type"
+    )
+    assert_error(client.post("/api/v1/runs", data="{not json", content_type="application/json"), 400, "invalid_json")
+    assert_error(
+        client.post("/api/v1/runs", data=b'{"pipeline": "\xff"}', content_type="application/json"), 400, "invalid_json"
+    )
+    assert_error(
+        client.post("/api/v1/runs", data='{"pipeline": NaN}', content_type="application/json"), 400, "invalid_json"
+    )
     assert_error(post_json(client, "/api/v1/runs", [1, 2]), 400, "validation_error", "body")
 
 
@@ -87,12 +90,20 @@ def test_partial_rejection_is_207_with_each_bad_event_named(client, pipeline):
 def test_gzip_bodies_are_accepted_and_gzip_bombs_refused(client):
     run_id = str(uuid.uuid4())
     body = gzip.compress(json.dumps({"events": competitor_run()}).encode())
-    response = client.post(f"/api/v1/runs/{run_id}/events", data=body, content_type="application/json",
-                           headers={"Content-Encoding": "gzip"})
+    response = client.post(
+        f"/api/v1/runs/{run_id}/events",
+        data=body,
+        content_type="application/json",
+        headers={"Content-Encoding": "gzip"},
+    )
     assert response.status_code == 200
     bomb = gzip.compress(b'{"events": [' + b" " * (20 * 1024 * 1024) + b"]}")
-    response = client.post(f"/api/v1/runs/{run_id}/events", data=bomb, content_type="application/json",
-                           headers={"Content-Encoding": "gzip"})
+    response = client.post(
+        f"/api/v1/runs/{run_id}/events",
+        data=bomb,
+        content_type="application/json",
+        headers={"Content-Encoding": "gzip"},
+    )
     assert_error(response, 413, "payload_too_large")
 
 
@@ -119,8 +130,9 @@ def test_timestamps_must_be_rfc3339_with_a_zone_and_near_now(client):
 def test_unknown_run_is_404_and_a_bad_run_id_is_400(client):
     assert_error(client.get(f"/api/v1/runs/{uuid.uuid4()}"), 404, "not_found")
     assert_error(client.get("/api/v1/runs/12"), 400, "validation_error", "run_id")
-    assert_error(post_json(client, "/api/v1/runs/12/events", {"events": competitor_run()}),
-                 400, "validation_error", "run_id")
+    assert_error(
+        post_json(client, "/api/v1/runs/12/events", {"events": competitor_run()}), 400, "validation_error", "run_id"
+    )
 
 
 def test_list_runs_filters_and_paginates(client, pipeline):
@@ -128,9 +140,21 @@ def test_list_runs_filters_and_paginates(client, pipeline):
     for i in range(5):
         body = {"pipeline": pipeline, "entity": f"B0{i}", "started_at": ts(-100 + i)}
         ids.append(post_json(client, "/api/v1/runs", body).get_json()["run_id"])
-    post_json(client, f"/api/v1/runs/{ids[0]}/events", {"events": [
-        {"event_id": new_id(), "type": "run_finish", "ts": ts(), "status": "error",
-         "error": {"type": "NoCandidates", "message": "filter left nothing"}}]})
+    post_json(
+        client,
+        f"/api/v1/runs/{ids[0]}/events",
+        {
+            "events": [
+                {
+                    "event_id": new_id(),
+                    "type": "run_finish",
+                    "ts": ts(),
+                    "status": "error",
+                    "error": {"type": "NoCandidates", "message": "filter left nothing"},
+                }
+            ]
+        },
+    )
     page = client.get(f"/api/v1/runs?pipeline={pipeline}&limit=2").get_json()
     seen = [r["run_id"] for r in page["runs"]]
     while page["next_cursor"]:

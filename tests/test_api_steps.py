@@ -1,8 +1,9 @@
 """GET /api/v1/steps: the cross-run query, through Flask against real PostgreSQL."""
+
 import base64
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from tests.support.events import competitor_run, new_id, step_end
 from tests.test_api_runs import assert_error, post_json
@@ -40,17 +41,17 @@ def test_every_filter_combines(client, pipeline):
     assert len(steps(client, f"pipeline={pipeline}")["steps"]) == 5
     assert len(steps(client, f"pipeline={pipeline}&step_type=filter&step_type=rank")["steps"]) == 2
     assert [s["name"] for s in steps(client, f"pipeline={pipeline}&name=rank_candidates")["steps"]] == [
-        "rank_candidates"]
+        "rank_candidates"
+    ]
     # The rank step's ratio (12 -> 10) is derived from its counts, like the filter's.
-    assert [s["name"] for s in steps(client, f"pipeline={pipeline}&max_drop_ratio=0.5")["steps"]] == [
-        "rank_candidates"]
+    assert [s["name"] for s in steps(client, f"pipeline={pipeline}&max_drop_ratio=0.5")["steps"]] == ["rank_candidates"]
     assert len(steps(client, f"pipeline={pipeline}&status=ok")["steps"]) == 5
     assert steps(client, f"pipeline={pipeline}&status=error")["steps"] == []
     assert len(steps(client, f"pipeline={pipeline}&violations=false")["steps"]) == 5
 
 
 def test_time_window_accepts_rfc3339_and_relative_ages(client, pipeline):
-    old = datetime.now(timezone.utc) - timedelta(days=3)
+    old = datetime.now(UTC) - timedelta(days=3)
     send_run(client, pipeline, competitor_run(base=old), started_at=old.isoformat())
     send_run(client, pipeline, competitor_run())
     assert len(steps(client, f"pipeline={pipeline}&since=24h")["steps"]) == 5
@@ -61,9 +62,8 @@ def test_time_window_accepts_rfc3339_and_relative_ages(client, pipeline):
 
 def test_pages_are_newest_first_and_stable_while_new_steps_arrive(client, pipeline):
     run_id = str(uuid.uuid4())
-    base = datetime.now(timezone.utc) - timedelta(minutes=10)
-    events = [step_end(new_id(), i, f"s{i}", "search", at=(base + timedelta(seconds=i)).isoformat())
-              for i in range(25)]
+    base = datetime.now(UTC) - timedelta(minutes=10)
+    events = [step_end(new_id(), i, f"s{i}", "search", at=(base + timedelta(seconds=i)).isoformat()) for i in range(25)]
     post_json(client, f"/api/v1/runs/{run_id}/events", {"events": events})
     post_json(client, "/api/v1/runs", {"run_id": run_id, "pipeline": pipeline, "entity": "e"})
     page = steps(client, f"pipeline={pipeline}&limit=10")
@@ -85,8 +85,12 @@ def test_bad_parameters_are_400_naming_them(client):
     assert_error(client.get("/api/v1/steps?since=yesterday"), 400, "validation_error", "since")
     assert_error(client.get("/api/v1/steps?since=1h&until=2h"), 400, "validation_error", "since")
     assert_error(client.get("/api/v1/steps?name=a&name=b"), 400, "validation_error", "name")
-    assert_error(client.get("/api/v1/steps?pipeline=%27;DROP%20TABLE%20steps;--&min_drop_ratio=x"),
-                 400, "validation_error", "min_drop_ratio")
+    assert_error(
+        client.get("/api/v1/steps?pipeline=%27;DROP%20TABLE%20steps;--&min_drop_ratio=x"),
+        400,
+        "validation_error",
+        "min_drop_ratio",
+    )
 
 
 def test_tampered_cursors_are_400(client):

@@ -1,4 +1,5 @@
 """The cold tier against a real S3 server (SeaweedFS) and the local folder store."""
+
 import dataclasses
 import hashlib
 import json
@@ -13,11 +14,11 @@ from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until
 from tests.test_api_runs import assert_error, post_json
 from xray_server import ingest, query
-from xray_server.web.app import create_app
-from xray_server.artifacts.sweep import resolve_stale_pending
-from xray_server.artifacts.writer import ArtifactWriter
 from xray_server.artifacts.retention import collect
 from xray_server.artifacts.stores import BadKey, LocalDirStore
+from xray_server.artifacts.sweep import resolve_stale_pending
+from xray_server.artifacts.writer import ArtifactWriter
+from xray_server.web.app import create_app
 
 # Liveness bound for the slow store: the request's 300 ms artifact budget plus generous room;
 # far below the 5 s the slow store holds each request.
@@ -34,14 +35,27 @@ def store_client(request, settings, db, tmp_path, s3_server):
     if request.param == "local":
         client, app = make_client(settings, db, artifacts_dir=tmp_path / "artifacts")
     else:
-        client, app = make_client(settings, db, s3_endpoint=s3_server.endpoint, s3_access_key="test",
-                                  s3_secret_key="testtest", s3_bucket="xray-test")
+        client, app = make_client(
+            settings,
+            db,
+            s3_endpoint=s3_server.endpoint,
+            s3_access_key="test",
+            s3_secret_key="testtest",
+            s3_bucket="xray-test",
+        )
     return client, app
 
 
 def filter_end(artifacts, **extra):
-    return step_end(new_id(), 0, "compat_filter", "filter",
-                    metrics={"candidates_in": 100, "candidates_out": 5}, artifacts=artifacts, **extra)
+    return step_end(
+        new_id(),
+        0,
+        "compat_filter",
+        "filter",
+        metrics={"candidates_in": 100, "candidates_out": 5},
+        artifacts=artifacts,
+        **extra,
+    )
 
 
 def send(client, events):
@@ -67,8 +81,9 @@ def test_round_trip_through_the_api(store_client):
 
 
 def test_a_store_that_is_down_costs_the_evidence_never_the_metrics(settings, db):
-    client, _ = make_client(settings, db, s3_endpoint="127.0.0.1:9", s3_access_key="a", s3_secret_key="b",
-                            artifact_timeout=0.3)
+    client, _ = make_client(
+        settings, db, s3_endpoint="127.0.0.1:9", s3_access_key="a", s3_secret_key="b", artifact_timeout=0.3
+    )
     run_id, result = send(client, [filter_end([{"name": "a", "payload": [1]}, {"name": "b", "payload": [2]}])])
     assert {a["status"] for a in result["artifacts"]} == {"dropped"}
     assert {a["drop_reason"] for a in result["artifacts"]} == {"store_unavailable"}
@@ -84,8 +99,15 @@ def test_a_store_that_is_down_costs_the_evidence_never_the_metrics(settings, db)
 def test_a_slow_store_does_not_hold_the_ingest_response(settings, db, s3_server):
     proxy = SlowProxy(s3_server.endpoint, delay=5.0).start()
     try:
-        client, _ = make_client(settings, db, s3_endpoint=f"127.0.0.1:{proxy.port}", s3_access_key="test",
-                                s3_secret_key="testtest", artifact_timeout=2.0, artifact_budget_ms=300)
+        client, _ = make_client(
+            settings,
+            db,
+            s3_endpoint=f"127.0.0.1:{proxy.port}",
+            s3_access_key="test",
+            s3_secret_key="testtest",
+            artifact_timeout=2.0,
+            artifact_budget_ms=300,
+        )
         started = time.monotonic()
         run_id, result = send(client, [filter_end([{"name": f"a{i}", "payload": [i]} for i in range(5)])])
         assert time.monotonic() - started < WITHIN_BUDGET_SECONDS
@@ -99,8 +121,15 @@ def test_a_slow_store_does_not_hold_the_ingest_response(settings, db, s3_server)
 
 def test_a_store_that_comes_back_is_used_again_without_a_restart(settings, db, s3_server):
     proxy = TcpProxy(tuple_of(s3_server.endpoint)).start()
-    client, app = make_client(settings, db, s3_endpoint=f"127.0.0.1:{proxy.port}", s3_access_key="test",
-                              s3_secret_key="testtest", artifact_timeout=0.3, s3_bucket="xray-test")
+    client, app = make_client(
+        settings,
+        db,
+        s3_endpoint=f"127.0.0.1:{proxy.port}",
+        s3_access_key="test",
+        s3_secret_key="testtest",
+        artifact_timeout=0.3,
+        s3_bucket="xray-test",
+    )
     writer = app.extensions["xray.writer"]
     writer.breaker.cooldown = 0.2
     proxy.cut()
@@ -121,9 +150,18 @@ def test_a_store_that_comes_back_is_used_again_without_a_restart(settings, db, s
 def test_oversized_payloads_and_capture_policy_are_dropped_with_their_reason(settings, db, tmp_path):
     client, _ = make_client(settings, db, artifacts_dir=tmp_path, max_capture="sample")
     big = "x" * (1024 * 1024 + 10)
-    _, result = send(client, [filter_end([{"name": "big", "payload": big},
-                                          {"name": "everything", "capture": "full", "payload": [1]},
-                                          {"name": "client_shed", "dropped": "load_shed"}])])
+    _, result = send(
+        client,
+        [
+            filter_end(
+                [
+                    {"name": "big", "payload": big},
+                    {"name": "everything", "capture": "full", "payload": [1]},
+                    {"name": "client_shed", "dropped": "load_shed"},
+                ]
+            )
+        ],
+    )
     reasons = {a["name"]: a["drop_reason"] for a in result["artifacts"]}
     assert reasons == {"big": "too_large", "everything": "capture_policy", "client_shed": "load_shed"}
 
@@ -132,8 +170,14 @@ def test_hostile_names_never_reach_a_key_and_hostile_refs_are_refused(settings, 
     root = tmp_path / "store"
     client, _ = make_client(settings, db, artifacts_dir=root)
     names = ["../../etc/passwd", "a/../../b", "..", "x" * 200, "nul\\u0000".replace("\\u0000", "")]
-    run_id, result = send(client, [filter_end([{"name": n, "payload": [n]} for n in names] +
-                                              [{"name": "ref", "ref": {"key": "../../etc/passwd"}}])])
+    run_id, result = send(
+        client,
+        [
+            filter_end(
+                [{"name": n, "payload": [n]} for n in names] + [{"name": "ref", "ref": {"key": "../../etc/passwd"}}]
+            )
+        ],
+    )
     statuses = {a["name"]: (a["status"], a["drop_reason"]) for a in result["artifacts"]}
     assert all(statuses[n] == ("stored", None) for n in names)
     assert statuses["ref"] == ("dropped", "invalid_key")
@@ -162,8 +206,12 @@ def test_rows_a_crash_left_pending_are_settled_never_claimed(db, tmp_path):
 
     writer = CrashAfterCommit(store, budget_ms=300, budget_bytes=10**6, concurrency=1)
     run_id = str(uuid.uuid4())
-    ingest.ingest_events(db, run_id, {"events": [filter_end([{"name": "written", "payload": [1]},
-                                                             {"name": "never_written", "payload": [2]}])]}, writer)
+    ingest.ingest_events(
+        db,
+        run_id,
+        {"events": [filter_end([{"name": "written", "payload": [1]}, {"name": "never_written", "payload": [2]}])]},
+        writer,
+    )
     rows = {a["name"]: a["status"] for a in query.get_run(db, run_id)["steps"][0]["artifacts"]}
     assert rows == {"written": "pending", "never_written": "pending"}
     assert resolve_stale_pending(db, store, older_than_seconds=0) >= 2
@@ -173,8 +221,15 @@ def test_rows_a_crash_left_pending_are_settled_never_claimed(db, tmp_path):
 
 def test_reading_an_artifact_while_the_store_is_down_is_a_503(settings, db, s3_server):
     proxy = TcpProxy(tuple_of(s3_server.endpoint)).start()
-    client, _ = make_client(settings, db, s3_endpoint=f"127.0.0.1:{proxy.port}", s3_access_key="test",
-                            s3_secret_key="testtest", artifact_timeout=0.5, s3_bucket="xray-test")
+    client, _ = make_client(
+        settings,
+        db,
+        s3_endpoint=f"127.0.0.1:{proxy.port}",
+        s3_access_key="test",
+        s3_secret_key="testtest",
+        artifact_timeout=0.5,
+        s3_bucket="xray-test",
+    )
     run_id, result = send(client, [filter_end([{"name": "a", "payload": [1]}])])
     assert result["artifacts"][0]["status"] == "stored"
     proxy.cut()

@@ -1,5 +1,6 @@
 """The one circuit breaker that the SDK's delivery and the server's artifact writer share, on
 its own, with a clock the test moves (no sleeping, no timing)."""
+
 import threading
 
 from xray_sdk.delivery.breaker import CircuitBreaker

@@ -1,6 +1,7 @@
 """Candidates in the evidence carry their id when one is known (`id=` on keep/reject, else the
 step's `id_field`), so `why-dropped` can find any candidate; without an id the evidence keeps
 its plain shape."""
+
 from dataclasses import dataclass
 
 import pytest
@@ -83,10 +84,9 @@ def test_ids_are_bounded_like_names():
 def test_a_steps_id_field_reaches_the_evidence_it_sends(server):
     client = xray_sdk.Client(server.url, capture="full")
     recs = [Rec(i, f"t{i}") for i in range(4)]
-    with client.start_run("p", "e") as run:
-        with run.step("dedupe", "filter", id_field="rec_id") as step:
-            step.decide(recs[:1], [(r, "duplicate") for r in recs[1:3]])
-            step.reject(recs[3], "stale", id="R-3")
+    with client.start_run("p", "e") as run, run.step("dedupe", "filter", id_field="rec_id") as step:
+        step.decide(recs[:1], [(r, "duplicate") for r in recs[1:3]])
+        step.reject(recs[3], "stale", id="R-3")
     payloads = evidence(server, client, "dedupe")
     assert payloads["kept_sample"] == [{"id": "0", "candidate": {"rec_id": 0, "title": "t0"}}]
     assert payloads["rejected_sample"] == [
@@ -117,9 +117,8 @@ def test_the_decorator_takes_an_id_field(server):
 
 def test_an_id_field_that_is_not_a_string_is_a_contract_error(server):
     client = xray_sdk.Client(server.url, capture="sample")
-    with client.start_run("p", "e") as run:
-        with run.step("f", "select", id_field=3) as step:
-            step.keep({"sku": "A"})
+    with client.start_run("p", "e") as run, run.step("f", "select", id_field=3) as step:
+        step.keep({"sku": "A"})
     assert evidence(server, client, "f")["kept_sample"] == [{"sku": "A"}]
     assert client.stats()["contract_errors"] == 1
     client.close()

@@ -1,4 +1,5 @@
 """Bounding values for the hot tier: always visible, never silent."""
+
 from xray_sdk.contract.bounds import bound_json, json_size, truncate_text
 
 

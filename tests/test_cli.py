@@ -1,4 +1,5 @@
 """The `xray` command, through its entry point, against a real server under gunicorn."""
+
 import json
 import uuid
 
@@ -55,8 +56,20 @@ def test_runs_show_steps_explain_and_diff_against_a_real_server(xray_server, pip
     assert result.exit_code == 0, result.output
     assert "compat_filter" in result.output and "drop_ratio=0.994" in result.output
 
-    result = invoke("steps", "--url", url, "--pipeline", pipeline, "--type", "filter", "--min-drop-ratio", "0.9",
-                    "--since", "1h", "--json")
+    result = invoke(
+        "steps",
+        "--url",
+        url,
+        "--pipeline",
+        pipeline,
+        "--type",
+        "filter",
+        "--min-drop-ratio",
+        "0.9",
+        "--since",
+        "1h",
+        "--json",
+    )
     assert [s["run_id"] for s in json.loads(result.output)["steps"]] == [bad]
     table = invoke("steps", "--url", url, "--pipeline", pipeline, "--type", "filter", "--min-drop-ratio", "0.9")
     assert bad in table.output and good[0] not in table.output
@@ -87,5 +100,6 @@ def test_odd_run_ids_are_one_path_segment(xray_server):
     for odd in ("a b", "../steps"):
         result = invoke("show", "--url", xray_server.base_url, odd)
         # Refused as a bad id (400) or as no such run (404): never another endpoint's answer.
-        assert result.exit_code == 1 and ("400 validation_error" in result.output
-                                          or "404 not_found" in result.output), result.output
+        assert result.exit_code == 1 and (
+            "400 validation_error" in result.output or "404 not_found" in result.output
+        ), result.output

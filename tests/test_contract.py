@@ -1,4 +1,5 @@
 """xray_sdk.contract.evaluate_metrics: the one rule for step metrics."""
+
 import math
 
 import pytest
@@ -46,21 +47,24 @@ def test_types_without_required_metrics_have_no_violations():
         assert evaluate_metrics(step_type, {}).violations == []
 
 
-@pytest.mark.parametrize("metrics, field", [
-    ({"candidates_in": -1}, "candidates_in"),
-    ({"candidates_in": 1.5}, "candidates_in"),
-    ({"candidates_in": True}, "candidates_in"),
-    ({"candidates_in": "10"}, "candidates_in"),
-    ({"drop_ratio": 1.2}, "drop_ratio"),
-    ({"drop_ratio": math.nan}, "drop_ratio"),
-    ({"model": ""}, "model"),
-    ({"model": 3}, "model"),
-    ({"temperature": -0.1}, "temperature"),
-    ({"temperature": math.inf}, "temperature"),
-    ({"custom": {"nested": 1}}, "custom"),
-    ({"custom": math.nan}, "custom"),
-    ({"bad key": 1}, "bad key"),
-])
+@pytest.mark.parametrize(
+    "metrics, field",
+    [
+        ({"candidates_in": -1}, "candidates_in"),
+        ({"candidates_in": 1.5}, "candidates_in"),
+        ({"candidates_in": True}, "candidates_in"),
+        ({"candidates_in": "10"}, "candidates_in"),
+        ({"drop_ratio": 1.2}, "drop_ratio"),
+        ({"drop_ratio": math.nan}, "drop_ratio"),
+        ({"model": ""}, "model"),
+        ({"model": 3}, "model"),
+        ({"temperature": -0.1}, "temperature"),
+        ({"temperature": math.inf}, "temperature"),
+        ({"custom": {"nested": 1}}, "custom"),
+        ({"custom": math.nan}, "custom"),
+        ({"bad key": 1}, "bad key"),
+    ],
+)
 def test_unusable_values_are_errors_naming_the_metric(metrics, field):
     verdict = evaluate_metrics("filter", metrics)
     assert field in verdict.errors

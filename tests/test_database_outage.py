@@ -1,5 +1,6 @@
 """PostgreSQL goes away: the API says 503 with Retry-After, quickly; it comes back: the API
 heals with no restart. The database is real; a proxy in front of it is what we cut."""
+
 import dataclasses
 import time
 
@@ -10,9 +11,9 @@ from tests.support.events import competitor_run
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import wait_until
 from tests.test_api_runs import post_json
-from xray_server.web.app import create_app
-from xray_server.storage.pool import TRUSTED_FOR_SECONDS, Database
 from xray_server.errors import DatabaseUnavailable
+from xray_server.storage.pool import TRUSTED_FOR_SECONDS, Database
+from xray_server.web.app import create_app
 
 # A liveness bound, not a performance figure: far above the configured 1 s pool timeout,
 # far below "hangs until the client gives up".
@@ -32,8 +33,16 @@ def proxy(pg_url):
 @pytest.fixture()
 def outage_client(settings, pg_url, proxy):
     url = conninfo.make_conninfo(pg_url, host="127.0.0.1", port=str(proxy.port))
-    app = create_app(dataclasses.replace(settings, database_url=url, pool_timeout=1.0, connect_timeout=1,
-                                         reconnect_timeout=2.0, retry_after_seconds=3))
+    app = create_app(
+        dataclasses.replace(
+            settings,
+            database_url=url,
+            pool_timeout=1.0,
+            connect_timeout=1,
+            reconnect_timeout=2.0,
+            retry_after_seconds=3,
+        )
+    )
     yield app.test_client()
     app.extensions["xray.db"].close()
 
@@ -50,11 +59,14 @@ def test_outage_is_a_fast_503_then_heals_without_restart(outage_client, proxy, p
     assert post_json(client, "/api/v1/runs", run).status_code == 201
 
     proxy.cut()
-    for call in (lambda: post_json(client, "/api/v1/runs", run),
-                 lambda: post_json(client, f"/api/v1/runs/{'0' * 8}-0000-4000-8000-{'0' * 12}/events",
-                                   {"events": competitor_run()}),
-                 lambda: client.get("/api/v1/steps?since=1h"),
-                 lambda: client.get("/readyz")):
+    for call in (
+        lambda: post_json(client, "/api/v1/runs", run),
+        lambda: post_json(
+            client, f"/api/v1/runs/{'0' * 8}-0000-4000-8000-{'0' * 12}/events", {"events": competitor_run()}
+        ),
+        lambda: client.get("/api/v1/steps?since=1h"),
+        lambda: client.get("/readyz"),
+    ):
         response, elapsed = timed(call)
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "3"
@@ -63,8 +75,12 @@ def test_outage_is_a_fast_503_then_heals_without_restart(outage_client, proxy, p
     assert client.get("/healthz").status_code == 200  # the process itself is fine
 
     proxy.restore()
-    wait_until(lambda: client.get("/readyz").status_code == 200, timeout=60, interval=0.2,
-               message="/readyz never healed after the database came back")
+    wait_until(
+        lambda: client.get("/readyz").status_code == 200,
+        timeout=60,
+        interval=0.2,
+        message="/readyz never healed after the database came back",
+    )
     assert client.get("/readyz").status_code == 200
     assert post_json(client, "/api/v1/runs", run).status_code == 201
 
@@ -73,8 +89,13 @@ def test_outage_is_a_fast_503_then_heals_without_restart(outage_client, proxy, p
 def single_connection(settings, pg_url, proxy):
     """A pool of one connection, through the proxy, so that each request gets the same one."""
     url = conninfo.make_conninfo(pg_url, host="127.0.0.1", port=str(proxy.port))
-    database = Database(url, dataclasses.replace(settings, database_url=url, pool_min_size=1, pool_max_size=1,
-                                                 pool_timeout=5.0, connect_timeout=2), open_wait=True)
+    database = Database(
+        url,
+        dataclasses.replace(
+            settings, database_url=url, pool_min_size=1, pool_max_size=1, pool_timeout=5.0, connect_timeout=2
+        ),
+        open_wait=True,
+    )
     yield database
     database.close()
 

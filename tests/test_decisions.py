@@ -1,12 +1,13 @@
 """Candidate-level evidence: exact counts as metrics, stratified samples as artifacts."""
+
 import uuid
 
 import pytest
 
 from tests.support.events import new_id, step_end
 from tests.test_api_runs import assert_error, post_json
-from xray_sdk.decisions import Decisions
 from xray_sdk.contract.limits import DEFAULT_LIMITS
+from xray_sdk.decisions import Decisions
 
 
 def test_counts_are_exact_whatever_the_sample_size():
@@ -43,9 +44,8 @@ def test_reasons_past_the_cap_fold_into_other_and_are_bounded():
 
 def test_full_capture_keeps_the_complete_rejected_list(server, sdk_client):
     client = sdk_client(server.url, capture="full")
-    with client.start_run("p", "e") as run:
-        with run.step("f", "filter") as step:
-            step.decide(range(5), ((i, "too_far") for i in range(5, 100)))
+    with client.start_run("p", "e") as run, run.step("f", "filter") as step:
+        step.decide(range(5), ((i, "too_far") for i in range(5, 100)))
     assert client.flush(5)
     end = next(e for e in server.events if e["type"] == "step_end")
     assert end["metrics"] == {"candidates_in": 100, "candidates_out": 5, "drop_ratio": 0.95}
@@ -58,8 +58,14 @@ def test_full_capture_keeps_the_complete_rejected_list(server, sdk_client):
 def send_filter(client, pipeline, cin, cout, rejections):
     run_id = str(uuid.uuid4())
     post_json(client, "/api/v1/runs", {"run_id": run_id, "pipeline": pipeline, "entity": "e"})
-    event = step_end(new_id(), 0, "compat_filter", "filter", metrics={"candidates_in": cin, "candidates_out": cout},
-                     rejections=rejections)
+    event = step_end(
+        new_id(),
+        0,
+        "compat_filter",
+        "filter",
+        metrics={"candidates_in": cin, "candidates_out": cout},
+        rejections=rejections,
+    )
     response = post_json(client, f"/api/v1/runs/{run_id}/events", {"events": [event]})
     return run_id, response
 

@@ -1,4 +1,5 @@
 """The demo, small: its walkthrough names the bad filter for the bad runs and not the good ones."""
+
 import json
 import os
 import subprocess
@@ -51,8 +52,14 @@ def _all_runs(server, since):
 def test_the_readme_demo_command_starts_everything_itself(tmp_path):
     """`xray demo` with nothing running: embedded PostgreSQL, gunicorn, pipeline, walkthrough."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_")}
-    result = subprocess.run([sys.executable, "-m", "xray_cli", "demo", "--runs", "40"], cwd=tmp_path,
-                            env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "xray_cli", "demo", "--runs", "40"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "Ran 40 runs" in out

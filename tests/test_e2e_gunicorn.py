@@ -1,4 +1,5 @@
 """End to end: gunicorn, as the Procfile runs it, over real HTTP, on real PostgreSQL."""
+
 from pathlib import Path
 
 from tests.support.events import competitor_run
@@ -9,18 +10,23 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_run_travels_through_gunicorn_and_back(xray_server, pipeline):
-    status, created = call(xray_server.base_url, "POST", "/api/v1/runs",
-                           {"pipeline": pipeline, "entity": "B0CASE"})
+    status, created = call(xray_server.base_url, "POST", "/api/v1/runs", {"pipeline": pipeline, "entity": "B0CASE"})
     assert status == 201
     run_id = created["run_id"]
-    status, result = call(xray_server.base_url, "POST", f"/api/v1/runs/{run_id}/events",
-                          {"events": competitor_run(drop_ratio_bad=True)}, compress=True)
+    status, result = call(
+        xray_server.base_url,
+        "POST",
+        f"/api/v1/runs/{run_id}/events",
+        {"events": competitor_run(drop_ratio_bad=True)},
+        compress=True,
+    )
     assert (status, result["accepted"]) == (200, 11)
     status, view = call(xray_server.base_url, "GET", f"/api/v1/runs/{run_id}")
     assert status == 200
     assert [s["step_type"] for s in view["steps"]] == ["llm", "search", "filter", "rank", "select"]
-    status, page = call(xray_server.base_url, "GET",
-                        f"/api/v1/steps?pipeline={pipeline}&step_type=filter&min_drop_ratio=0.9")
+    status, page = call(
+        xray_server.base_url, "GET", f"/api/v1/steps?pipeline={pipeline}&step_type=filter&min_drop_ratio=0.9"
+    )
     assert status == 200
     assert [s["run_id"] for s in page["steps"]] == [run_id]
 

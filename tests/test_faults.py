@@ -1,5 +1,6 @@
 """Faults survived, against real processes: PostgreSQL vanishing under SDK load, a gunicorn
 worker killed mid-batch, an exhausted connection pool. Each bounded in time."""
+
 import dataclasses
 import os
 import signal
@@ -12,8 +13,8 @@ from psycopg import conninfo
 from tests.support.clients import REAL_SERVER_TIMEOUT
 from tests.support.tcp_proxy import TcpProxy
 from tests.test_api_runs import post_json
-from xray_server.web.app import create_app
 from xray_server.runtime.local_server import LocalServer
+from xray_server.web.app import create_app
 
 # Liveness bound, not a performance figure (the pool waits 0.5 s).
 FAST_503_SECONDS = 5
@@ -24,7 +25,9 @@ def stored_counts(db, pipeline):
     with db.connection() as conn:
         row = conn.execute(
             "SELECT count(DISTINCT r.run_id) AS runs, count(e.event_id) AS events FROM runs r "
-            "LEFT JOIN ingested_events e ON e.run_id = r.run_id WHERE r.pipeline = %s", (pipeline,)).fetchone()
+            "LEFT JOIN ingested_events e ON e.run_id = r.run_id WHERE r.pipeline = %s",
+            (pipeline,),
+        ).fetchone()
     return row["runs"], row["events"]
 
 
@@ -63,11 +66,23 @@ class Sender(threading.Thread):
 
 def test_postgres_vanishing_under_sdk_load_loses_nothing_acknowledged(db, pg_url, pipeline, tmp_path, sdk_client):
     proxy, url = proxied(pg_url)
-    env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_DB_POOL_TIMEOUT": "0.5",
-           "XRAY_DB_RECONNECT_TIMEOUT": "1", "XRAY_ARTIFACTS_DIR": str(tmp_path)}
+    env = {
+        "XRAY_DATABASE_URL": url,
+        "XRAY_WORKERS": "1",
+        "XRAY_DB_POOL_TIMEOUT": "0.5",
+        "XRAY_DB_RECONNECT_TIMEOUT": "1",
+        "XRAY_ARTIFACTS_DIR": str(tmp_path),
+    }
     with LocalServer(env, log_path=tmp_path / "server.log") as server:
-        client = sdk_client(server.base_url, timeout=REAL_SERVER_TIMEOUT, flush_interval=0.05, max_attempts=1000,
-                            backoff_max=0.5, breaker_cooldown=0.5, breaker_cooldown_max=1.0)
+        client = sdk_client(
+            server.base_url,
+            timeout=REAL_SERVER_TIMEOUT,
+            flush_interval=0.05,
+            max_attempts=1000,
+            backoff_max=0.5,
+            breaker_cooldown=0.5,
+            breaker_cooldown_max=1.0,
+        )
         sender = Sender(client, pipeline, 25)
         sender.start()
         time.sleep(0.3)
@@ -86,12 +101,20 @@ def test_postgres_vanishing_under_sdk_load_loses_nothing_acknowledged(db, pg_url
     assert runs + events == stats["sent"] == sender.runs * 27
 
 
-def test_a_worker_killed_mid_batch_leaves_no_half_batch_and_retries_are_harmless(db, pg_url, pipeline, tmp_path,
-                                                                                 sdk_client):
+def test_a_worker_killed_mid_batch_leaves_no_half_batch_and_retries_are_harmless(
+    db, pg_url, pipeline, tmp_path, sdk_client
+):
     env = {"XRAY_DATABASE_URL": pg_url, "XRAY_WORKERS": "2", "XRAY_ARTIFACTS_DIR": str(tmp_path)}
     with LocalServer(env, log_path=tmp_path / "server.log") as server:
-        client = sdk_client(server.base_url, timeout=REAL_SERVER_TIMEOUT, flush_interval=0.01, batch_max_items=50,
-                            max_attempts=1000, backoff_max=0.3, breaker_cooldown=0.3)
+        client = sdk_client(
+            server.base_url,
+            timeout=REAL_SERVER_TIMEOUT,
+            flush_interval=0.01,
+            batch_max_items=50,
+            max_attempts=1000,
+            backoff_max=0.3,
+            breaker_cooldown=0.3,
+        )
         stop = threading.Event()
         sender = threading.Thread(target=send_steps, args=(client, pipeline, 60, 30, stop))
         sender.start()
@@ -109,10 +132,14 @@ def test_a_worker_killed_mid_batch_leaves_no_half_batch_and_retries_are_harmless
         # Every applied event left its mark: no batch is half applied.
         orphans = conn.execute(
             "SELECT count(*) AS n FROM runs r JOIN steps s ON s.run_id = r.run_id "
-            "WHERE r.pipeline = %s AND s.status <> 'ok'", (pipeline,)).fetchone()["n"]
+            "WHERE r.pipeline = %s AND s.status <> 'ok'",
+            (pipeline,),
+        ).fetchone()["n"]
         per_run = conn.execute(
             "SELECT count(*) AS n FROM runs r JOIN steps s ON s.run_id = r.run_id WHERE r.pipeline = %s "
-            "GROUP BY r.run_id HAVING count(*) <> 30", (pipeline,)).fetchall()
+            "GROUP BY r.run_id HAVING count(*) <> 30",
+            (pipeline,),
+        ).fetchall()
     assert orphans == 0 and per_run == []
 
 
@@ -138,11 +165,23 @@ def test_a_real_postgres_restart_under_sdk_load_loses_nothing_acknowledged(tmp_p
     embedded = EmbeddedPostgres(tmp_path / "pg" / "data", ephemeral=True)
     url = embedded.start()
     try:
-        env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_DB_POOL_TIMEOUT": "0.5",
-               "XRAY_DB_RECONNECT_TIMEOUT": "1", "XRAY_ARTIFACTS_DIR": str(tmp_path / "artifacts")}
+        env = {
+            "XRAY_DATABASE_URL": url,
+            "XRAY_WORKERS": "1",
+            "XRAY_DB_POOL_TIMEOUT": "0.5",
+            "XRAY_DB_RECONNECT_TIMEOUT": "1",
+            "XRAY_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        }
         with LocalServer(env, log_path=tmp_path / "server.log") as server:
-            client = sdk_client(server.base_url, timeout=REAL_SERVER_TIMEOUT, flush_interval=0.05, max_attempts=1000,
-                                backoff_max=0.5, breaker_cooldown=0.5, breaker_cooldown_max=1.0)
+            client = sdk_client(
+                server.base_url,
+                timeout=REAL_SERVER_TIMEOUT,
+                flush_interval=0.05,
+                max_attempts=1000,
+                backoff_max=0.5,
+                breaker_cooldown=0.5,
+                breaker_cooldown_max=1.0,
+            )
             sender = Sender(client, pipeline, 20)
             sender.start()
             time.sleep(0.3)
@@ -157,10 +196,13 @@ def test_a_real_postgres_restart_under_sdk_load_loses_nothing_acknowledged(tmp_p
         assert stats["dropped_total"] == 0 and stats["retries"] > 0
         import psycopg
         from psycopg.rows import dict_row
+
         with psycopg.connect(url, row_factory=dict_row) as conn:
             row = conn.execute(
                 "SELECT count(DISTINCT r.run_id) AS runs, count(e.event_id) AS events FROM runs r "
-                "LEFT JOIN ingested_events e ON e.run_id = r.run_id WHERE r.pipeline = %s", (pipeline,)).fetchone()
+                "LEFT JOIN ingested_events e ON e.run_id = r.run_id WHERE r.pipeline = %s",
+                (pipeline,),
+            ).fetchone()
         assert row["runs"] + row["events"] == stats["sent"] == sender.runs * 22
     finally:
         embedded.stop()

@@ -1,4 +1,5 @@
 """Ingest rules, exercised through the ingest module against real PostgreSQL (no Flask)."""
+
 import random
 import uuid
 
@@ -22,7 +23,12 @@ def test_a_complete_run_is_stored_in_step_order(db, pipeline):
     assert (result.accepted, result.duplicates, result.rejected) == (11, 0, [])
     view = query.get_run(db, run_id)
     assert [s["name"] for s in view["steps"]] == [
-        "generate_keywords", "search_catalogue", "compat_filter", "rank_candidates", "select_best"]
+        "generate_keywords",
+        "search_catalogue",
+        "compat_filter",
+        "rank_candidates",
+        "select_best",
+    ]
     assert view["status"] == "ok"
     assert view["outcome"] == {"competitor": "B0TEST"}
     filt = view["steps"][2]
@@ -70,9 +76,23 @@ def _comparable(state):
 def test_step_end_without_its_start_still_makes_a_complete_step(db, pipeline):
     run_id = create(db, pipeline)
     step_id = new_id()
-    ingest.ingest_events(db, run_id, {"events": [step_end(
-        step_id, 0, "compat_filter", "filter", started_at=ts(-2), metrics={"candidates_in": 10, "candidates_out": 1},
-        why="only one case fits")]})
+    ingest.ingest_events(
+        db,
+        run_id,
+        {
+            "events": [
+                step_end(
+                    step_id,
+                    0,
+                    "compat_filter",
+                    "filter",
+                    started_at=ts(-2),
+                    metrics={"candidates_in": 10, "candidates_out": 1},
+                    why="only one case fits",
+                )
+            ]
+        },
+    )
     step = query.get_run(db, run_id)["steps"][0]
     assert step["status"] == "ok"
     assert step["metrics"]["drop_ratio"] == pytest.approx(0.9)
@@ -113,14 +133,18 @@ def test_invalid_events_are_reported_and_valid_ones_beside_them_are_kept(db, pip
     run_id = create(db, pipeline)
     good = step_end(new_id(), 0, "rank_candidates", "rank", metrics={"candidates_in": 10, "candidates_out": 3})
     bad_type = step_end(new_id(), 1, "x", "classifier")
-    bad_ratio = step_end(new_id(), 2, "f", "filter",
-                         metrics={"candidates_in": 10, "candidates_out": 3, "drop_ratio": 0.1})
+    bad_ratio = step_end(
+        new_id(), 2, "f", "filter", metrics={"candidates_in": 10, "candidates_out": 3, "drop_ratio": 0.1}
+    )
     not_an_object = 42
     result = ingest.ingest_events(db, run_id, {"events": [bad_type, good, not_an_object, bad_ratio]})
     assert result.accepted == 1
     assert result.http_status == 207
     assert [(r["index"], sorted(r["errors"])) for r in result.rejected] == [
-        (0, ["step_type"]), (2, ["_event"]), (3, ["metrics.drop_ratio"])]
+        (0, ["step_type"]),
+        (2, ["_event"]),
+        (3, ["metrics.drop_ratio"]),
+    ]
     assert result.rejected[0]["event_id"] == bad_type["event_id"]
     assert [s["name"] for s in query.get_run(db, run_id)["steps"]] == ["rank_candidates"]
 
@@ -128,12 +152,18 @@ def test_invalid_events_are_reported_and_valid_ones_beside_them_are_kept(db, pip
 def test_missing_required_metrics_are_stored_flagged_and_reported(db, pipeline):
     run_id = create(db, pipeline)
     step_id = new_id()
-    result = ingest.ingest_events(db, run_id, {"events": [step_end(step_id, 0, "f", "filter",
-                                                                    metrics={"candidates_in": 7})]})
+    result = ingest.ingest_events(
+        db, run_id, {"events": [step_end(step_id, 0, "f", "filter", metrics={"candidates_in": 7})]}
+    )
     assert result.http_status == 200
-    assert result.contract_violations == [{"index": 0, "event_id": result.contract_violations[0]["event_id"],
-                                           "step_id": step_id,
-                                           "violations": ["missing_metric:candidates_out", "missing_metric:drop_ratio"]}]
+    assert result.contract_violations == [
+        {
+            "index": 0,
+            "event_id": result.contract_violations[0]["event_id"],
+            "step_id": step_id,
+            "violations": ["missing_metric:candidates_out", "missing_metric:drop_ratio"],
+        }
+    ]
     step = query.get_run(db, run_id)["steps"][0]
     assert step["contract_violations"] == ["missing_metric:candidates_out", "missing_metric:drop_ratio"]
     flagged = query.find_steps(db, query.StepQuery(pipeline=pipeline, violations=True))["steps"]
@@ -151,7 +181,10 @@ def test_over_long_why_and_summaries_are_truncated_visibly(db, pipeline):
 
 
 def test_the_latest_run_finish_wins_whatever_the_order(db, pipeline):
-    early, late = run_finish("error", at=ts(-5), error={"type": "Timeout", "message": "slow"}), run_finish("ok", at=ts(0))
+    early, late = (
+        run_finish("error", at=ts(-5), error={"type": "Timeout", "message": "slow"}),
+        run_finish("ok", at=ts(0)),
+    )
     first, second = create(db, pipeline), create(db, pipeline)
     ingest.ingest_events(db, first, {"events": [early, late]})
     ingest.ingest_events(db, second, {"events": [late]})
@@ -163,16 +196,30 @@ def test_the_latest_run_finish_wins_whatever_the_order(db, pipeline):
 def test_artifact_references_are_kept_and_payloads_say_why_they_were_not(db, pipeline):
     run_id = create(db, pipeline)
     sha = "a" * 64
-    event = step_end(new_id(), 0, "f", "filter", metrics={"candidates_in": 2, "candidates_out": 1}, artifacts=[
-        {"name": "rejected_sample", "capture": "sample", "payload": [{"id": "B1"}]},
-        {"name": "all_candidates", "capture": "full", "ref": {"key": "runs/x/all.json", "size_bytes": 10, "sha256": sha}},
-        {"name": "prompt", "dropped": "load_shed"},
-    ])
+    event = step_end(
+        new_id(),
+        0,
+        "f",
+        "filter",
+        metrics={"candidates_in": 2, "candidates_out": 1},
+        artifacts=[
+            {"name": "rejected_sample", "capture": "sample", "payload": [{"id": "B1"}]},
+            {
+                "name": "all_candidates",
+                "capture": "full",
+                "ref": {"key": "runs/x/all.json", "size_bytes": 10, "sha256": sha},
+            },
+            {"name": "prompt", "dropped": "load_shed"},
+        ],
+    )
     ingest.ingest_events(db, run_id, {"events": [event]})
     ingest.ingest_events(db, run_id, {"events": [event]})  # a replay adds no rows
     artifacts = {a["name"]: a for a in query.get_run(db, run_id)["steps"][0]["artifacts"]}
     assert len(artifacts) == 3
-    assert (artifacts["rejected_sample"]["status"], artifacts["rejected_sample"]["drop_reason"]) == ("dropped", "no_store")
+    assert (artifacts["rejected_sample"]["status"], artifacts["rejected_sample"]["drop_reason"]) == (
+        "dropped",
+        "no_store",
+    )
     assert artifacts["all_candidates"]["status"] == "referenced"
     assert artifacts["all_candidates"]["store_key"] == "runs/x/all.json"
     assert (artifacts["prompt"]["status"], artifacts["prompt"]["drop_reason"]) == ("dropped", "load_shed")
@@ -181,8 +228,10 @@ def test_artifact_references_are_kept_and_payloads_say_why_they_were_not(db, pip
 def test_a_batch_with_many_events_of_one_step_is_applied(db, pipeline):
     run_id = create(db, pipeline)
     step_id = new_id()
-    ends = [step_end(step_id, 0, "r", "rank", at=ts(i), metrics={"candidates_in": 10, "candidates_out": i})
-            for i in range(4)]
+    ends = [
+        step_end(step_id, 0, "r", "rank", at=ts(i), metrics={"candidates_in": 10, "candidates_out": i})
+        for i in range(4)
+    ]
     ingest.ingest_events(db, run_id, {"events": [step_start(step_id, 0, "r", "rank", at=ts(-1)), *ends]})
     step = query.get_run(db, run_id)["steps"][0]
     assert step["metrics"]["candidates_out"] == 3  # the latest step_end wins
@@ -201,9 +250,12 @@ def test_input_from_step_start_beats_step_end_in_any_order(db, pipeline):
     for order in ((0, 1), (1, 0)):
         run_id = create(db, pipeline)
         step_id = new_id()
-        events = [step_start(step_id, 0, "f", "filter", at=ts(-1), input={"from": "start"}),
-                  step_end(step_id, 0, "f", "filter", input={"from": "end"},
-                           metrics={"candidates_in": 1, "candidates_out": 1})]
+        events = [
+            step_start(step_id, 0, "f", "filter", at=ts(-1), input={"from": "start"}),
+            step_end(
+                step_id, 0, "f", "filter", input={"from": "end"}, metrics={"candidates_in": 1, "candidates_out": 1}
+            ),
+        ]
         for i in order:
             ingest.ingest_events(db, run_id, {"events": [events[i]]})
         assert query.get_run(db, run_id)["steps"][0]["input"] == {"from": "start"}
@@ -212,7 +264,14 @@ def test_input_from_step_start_beats_step_end_in_any_order(db, pipeline):
 def test_input_known_only_at_the_end_is_kept(db, pipeline):
     run_id = create(db, pipeline)
     step_id = new_id()
-    ingest.ingest_events(db, run_id, {"events": [
-        step_start(step_id, 0, "s", "search", at=ts(-1)),
-        step_end(step_id, 0, "s", "search", input={"query": "phone case"})]})
+    ingest.ingest_events(
+        db,
+        run_id,
+        {
+            "events": [
+                step_start(step_id, 0, "s", "search", at=ts(-1)),
+                step_end(step_id, 0, "s", "search", input={"query": "phone case"}),
+            ]
+        },
+    )
     assert query.get_run(db, run_id)["steps"][0]["input"] == {"query": "phone case"}

@@ -1,6 +1,7 @@
 """The fast JSON paths decode and encode exactly what the standard library does, or hand over."""
+
 import json
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -9,7 +10,10 @@ from hypothesis import strategies as st
 from xray_server.jsonio import NotFast, dumps, iso_utc, loads_fast
 
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**80, 2**80) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**80), 2**80)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4),
     max_leaves=20,
@@ -29,8 +33,18 @@ def test_fast_decoding_matches_json_or_hands_over(value):
     assert json.dumps(fast) == json.dumps(expected)  # same types too: an int stays an int
 
 
-@pytest.mark.parametrize("raw", [b"123456789012345678901234567890", b"-9223372036854775809", b'{"a": -9300000000000000000}',
-                                 b'["\\ud800"]', b"1e400", b"NaN", b"[1,]"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"123456789012345678901234567890",
+        b"-9223372036854775809",
+        b'{"a": -9300000000000000000}',
+        b'["\\ud800"]',
+        b"1e400",
+        b"NaN",
+        b"[1,]",
+    ],
+)
 def test_what_orjson_would_read_differently_or_refuse_goes_to_json(raw):
     with pytest.raises(NotFast):
         loads_fast(raw)
@@ -43,10 +57,13 @@ def test_encoding_round_trips_through_json(value):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.datetimes(timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=5, minutes=30)),
-                                               timezone(timedelta(hours=-8))])))
+@given(
+    st.datetimes(
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))])
+    )
+)
 def test_iso_utc_writes_what_isoformat_writes_in_utc(moment):
-    assert iso_utc(moment) == moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    assert iso_utc(moment) == moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def test_a_lone_surrogate_echoed_in_an_error_is_still_encoded():

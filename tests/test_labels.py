@@ -1,5 +1,6 @@
 """Run labels: a judgement that arrives after the run, idempotent, the latest per source winning
 whatever the order, shown in the run view and usable as a filter on /runs and /steps."""
+
 from __future__ import annotations
 
 import json
@@ -57,12 +58,16 @@ def test_the_cli_labels_a_run_and_shows_it(xray_server, pipeline):
 
     run_id = new_id()
     call(xray_server.base_url, "POST", "/api/v1/runs", {"run_id": run_id, "pipeline": pipeline, "entity": "e"})
-    result = CliRunner().invoke(main, ["label", run_id, "bad", "--source", "review", "--comment", "laptop stand",
-                                       "--url", xray_server.base_url])
+    result = CliRunner().invoke(
+        main, ["label", run_id, "bad", "--source", "review", "--comment", "laptop stand", "--url", xray_server.base_url]
+    )
     assert result.exit_code == 0, result.output
     assert f"run {run_id} labelled bad by review" in result.output
     shown = CliRunner().invoke(main, ["show", run_id, "--url", xray_server.base_url]).output
     assert "labelled bad by review" in shown and "laptop stand" in shown
-    listed = json.loads(CliRunner().invoke(main, ["runs", "--pipeline", pipeline, "--label", "bad", "--json",
-                                                  "--url", xray_server.base_url]).output)
+    listed = json.loads(
+        CliRunner()
+        .invoke(main, ["runs", "--pipeline", pipeline, "--label", "bad", "--json", "--url", xray_server.base_url])
+        .output
+    )
     assert [r["run_id"] for r in listed["runs"]] == [run_id]

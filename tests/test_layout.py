@@ -1,5 +1,6 @@
 """The layout is the architecture: each room imports only what ARCHITECTURE.md's map allows, the
 debugging commands reach data only through the HTTP API, and no product code knows the demo."""
+
 from __future__ import annotations
 
 import ast
@@ -48,24 +49,49 @@ def offenders(package: str, forbidden: tuple[str, ...]) -> dict[str, list[str]]:
 def test_the_sdk_imports_only_the_standard_library_and_itself():
     bad = {}
     for path in modules("xray_sdk"):
-        outside = sorted(m for m in imports_of(path)
-                         if m.split(".")[0] not in STDLIB | {"xray_sdk", "__future__"})
+        outside = sorted(m for m in imports_of(path) if m.split(".")[0] not in STDLIB | {"xray_sdk", "__future__"})
         if outside:
             bad[str(path.relative_to(ROOT))] = outside
     assert bad == {}
 
 
-@pytest.mark.parametrize("room, forbidden", [
-    ("xray_server/ingest", ("xray_server.query", "xray_server.analysis", "xray_server.web")),
-    ("xray_server/query", ("xray_server.ingest", "xray_server.analysis", "xray_server.web", "xray_server.artifacts")),
-    ("xray_server/analysis", ("xray_server.ingest", "xray_server.web")),
-    ("xray_server/artifacts", ("xray_server.ingest", "xray_server.query", "xray_server.analysis", "xray_server.web")),
-    ("xray_server/storage", ("xray_server.ingest", "xray_server.query", "xray_server.analysis", "xray_server.web",
-                             "xray_server.artifacts")),
-    ("xray_server/schemas", ("xray_server.ingest", "xray_server.query", "xray_server.analysis", "xray_server.web",
-                             "xray_server.storage", "xray_server.artifacts")),
-    ("xray_server", ("xray_cli", "xray_demo")),
-])
+@pytest.mark.parametrize(
+    "room, forbidden",
+    [
+        ("xray_server/ingest", ("xray_server.query", "xray_server.analysis", "xray_server.web")),
+        (
+            "xray_server/query",
+            ("xray_server.ingest", "xray_server.analysis", "xray_server.web", "xray_server.artifacts"),
+        ),
+        ("xray_server/analysis", ("xray_server.ingest", "xray_server.web")),
+        (
+            "xray_server/artifacts",
+            ("xray_server.ingest", "xray_server.query", "xray_server.analysis", "xray_server.web"),
+        ),
+        (
+            "xray_server/storage",
+            (
+                "xray_server.ingest",
+                "xray_server.query",
+                "xray_server.analysis",
+                "xray_server.web",
+                "xray_server.artifacts",
+            ),
+        ),
+        (
+            "xray_server/schemas",
+            (
+                "xray_server.ingest",
+                "xray_server.query",
+                "xray_server.analysis",
+                "xray_server.web",
+                "xray_server.storage",
+                "xray_server.artifacts",
+            ),
+        ),
+        ("xray_server", ("xray_cli", "xray_demo")),
+    ],
+)
 def test_each_room_imports_only_what_the_map_allows(room, forbidden):
     assert offenders(room, forbidden) == {}
 
@@ -77,18 +103,26 @@ def test_the_debugging_commands_reach_data_only_through_the_http_api():
 
 
 def test_only_the_demo_command_imports_the_demo():
-    importers = {str(p.relative_to(ROOT)) for package in ("xray_sdk", "xray_server", "xray_cli", "bench")
-                 for p in modules(package) if any(m.startswith("xray_demo") for m in imports_of(p))}
+    importers = {
+        str(p.relative_to(ROOT))
+        for package in ("xray_sdk", "xray_server", "xray_cli", "bench")
+        for p in modules(package)
+        if any(m.startswith("xray_demo") for m in imports_of(p))
+    }
     assert importers == {"xray_cli/demo.py"}
 
 
 def _code_words(path: Path) -> set[str]:
     """Names and string constants of a module, docstrings left out (they may give examples)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                  and node.body and isinstance(node.body[0], ast.Expr)
-                  and isinstance(node.body[0].value, ast.Constant)}
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     words: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
@@ -102,6 +136,9 @@ def _code_words(path: Path) -> set[str]:
 
 def test_no_product_code_knows_the_demo_scenario():
     scenario = {"asin", "competitor", "category"}
-    found = {str(p.relative_to(ROOT)): sorted(_code_words(p) & scenario)
-             for package in ("xray_sdk", "xray_server", "xray_cli") for p in modules(package)}
+    found = {
+        str(p.relative_to(ROOT)): sorted(_code_words(p) & scenario)
+        for package in ("xray_sdk", "xray_server", "xray_cli")
+        for p in modules(package)
+    }
     assert {k: v for k, v in found.items() if v} == {}

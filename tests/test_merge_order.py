@@ -1,5 +1,6 @@
 """The merge is order-free even for odd deliveries: two starts and two ends of one step,
 with inputs and artifacts on each, in every order, one batch or one event per batch."""
+
 import itertools
 import uuid
 
@@ -15,19 +16,33 @@ def odd_step_events():
     return [
         step_start(step_id, 0, "x", "filter", at=ts(-9), input={"from": "start1"}),
         step_start(step_id, 1, "y", "filter", at=ts(-8), input={"from": "start2"}),
-        step_end(step_id, 0, "x", "filter", at=ts(-5), input={"from": "end1"},
-                 metrics={"candidates_in": 10, "candidates_out": 5},
-                 artifacts=[{"name": "a", "ref": {"key": "old"}}, {"name": "b", "dropped": "load_shed"}]),
-        step_end(step_id, 2, "z", "filter", at=ts(-1),
-                 metrics={"candidates_in": 10, "candidates_out": 1},
-                 artifacts=[{"name": "a", "ref": {"key": "new"}}]),
+        step_end(
+            step_id,
+            0,
+            "x",
+            "filter",
+            at=ts(-5),
+            input={"from": "end1"},
+            metrics={"candidates_in": 10, "candidates_out": 5},
+            artifacts=[{"name": "a", "ref": {"key": "old"}}, {"name": "b", "dropped": "load_shed"}],
+        ),
+        step_end(
+            step_id,
+            2,
+            "z",
+            "filter",
+            at=ts(-1),
+            metrics={"candidates_in": 10, "candidates_out": 1},
+            artifacts=[{"name": "a", "ref": {"key": "new"}}],
+        ),
     ]
 
 
 def comparable(state):
     steps = [{k: v for k, v in s.items() if k not in ("run_id", "step_id")} for s in state["steps"]]
-    artifacts = [{k: v for k, v in a.items() if k not in ("run_id", "artifact_id", "step_id")}
-                 for a in state["artifacts"]]
+    artifacts = [
+        {k: v for k, v in a.items() if k not in ("run_id", "artifact_id", "step_id")} for a in state["artifacts"]
+    ]
     return steps, sorted(artifacts, key=lambda a: a["name"])
 
 

@@ -1,4 +1,5 @@
 """schema.sql is applied once, idempotently, even by several workers starting together."""
+
 import threading
 from pathlib import Path
 
@@ -63,4 +64,4 @@ def test_every_table_key_includes_run_id(empty_database):
     first_key_column = {}
     for row in rows:
         first_key_column.setdefault(row["table"], row["column"])
-    assert first_key_column == {t: "run_id" for t in ("artifacts", "ingested_events", "runs", "steps")}
+    assert first_key_column == dict.fromkeys(("artifacts", "ingested_events", "runs", "steps"), "run_id")

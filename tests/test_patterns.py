@@ -1,11 +1,12 @@
 """`GET /api/v1/patterns` on windows with known answers: one noisy attribute among decoys, two
 attributes that matter only together, random failures (nothing to report), labels as the
 predicate, and a failure that starts mid-window."""
+
 from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from math import comb
 
@@ -17,23 +18,49 @@ from xray_cli import main
 from xray_server import ingest
 from xray_server.analysis.significance import fisher_greater
 
-NOW = datetime.now(timezone.utc).replace(microsecond=0)
+NOW = datetime.now(UTC).replace(microsecond=0)
 
 
 def record(db, pipeline, *, bad, tags, model="gpt-large", metadata=None, at=None):
     """One run: an llm step with its model, then a filter that drops 95% when the run is bad."""
     run_id = new_id()
     at = at or NOW - timedelta(minutes=30)
-    ingest.create_run(db, {"run_id": run_id, "pipeline": pipeline, "entity": run_id[:8], "tags": tags,
-                           "metadata": metadata or {"title": f"product {run_id[:8]}"},
-                           "started_at": at.isoformat()})
+    ingest.create_run(
+        db,
+        {
+            "run_id": run_id,
+            "pipeline": pipeline,
+            "entity": run_id[:8],
+            "tags": tags,
+            "metadata": metadata or {"title": f"product {run_id[:8]}"},
+            "started_at": at.isoformat(),
+        },
+    )
     kept = 5 if bad else 60
-    ingest.ingest_events(db, run_id, {"events": [
-        step_end(new_id(), 0, "generate_keywords", "llm", at=(at + timedelta(seconds=1)).isoformat(),
-                 metrics={"model": model}),
-        step_end(new_id(), 1, "compat_filter", "filter", at=(at + timedelta(seconds=2)).isoformat(),
-                 metrics={"candidates_in": 100, "candidates_out": kept}),
-    ]})
+    ingest.ingest_events(
+        db,
+        run_id,
+        {
+            "events": [
+                step_end(
+                    new_id(),
+                    0,
+                    "generate_keywords",
+                    "llm",
+                    at=(at + timedelta(seconds=1)).isoformat(),
+                    metrics={"model": model},
+                ),
+                step_end(
+                    new_id(),
+                    1,
+                    "compat_filter",
+                    "filter",
+                    at=(at + timedelta(seconds=2)).isoformat(),
+                    metrics={"candidates_in": 100, "candidates_out": kept},
+                ),
+            ]
+        },
+    )
     return run_id
 
 
@@ -66,7 +93,7 @@ def test_two_attributes_that_matter_only_together_are_reported_as_a_pair(db, cli
     rng = random.Random(2)
     for _ in range(400):
         version, market = rng.choice(["4.1", "4.2"]), rng.choice(["au", "nz", "uk"])
-        bad = (version == "4.2" and market == "au") if rng.random() > 0.03 else not (version == "4.2")
+        bad = (version == "4.2" and market == "au") if rng.random() > 0.03 else version != "4.2"
         record(db, pipeline, bad=bad, tags={"app_version": version, "market": market, "shard": rng.choice("ab")})
     top = patterns(client, pipeline)["patterns"][0]
     assert top["attributes"] == {"tags.app_version": "4.2", "tags.market": "au"}
@@ -76,9 +103,14 @@ def test_two_attributes_that_matter_only_together_are_reported_as_a_pair(db, cli
 def test_a_window_of_random_failures_reports_nothing(db, client, pipeline):
     rng = random.Random(3)
     for _ in range(300):
-        record(db, pipeline, bad=rng.random() < 0.15, tags={"app_version": rng.choice(["4.1", "4.2", "4.3"]),
-                                                           **decoys(rng)},
-               model=rng.choice(["gpt-large", "gpt-small"]), metadata={"region": rng.choice(["eu", "us"])})
+        record(
+            db,
+            pipeline,
+            bad=rng.random() < 0.15,
+            tags={"app_version": rng.choice(["4.1", "4.2", "4.3"]), **decoys(rng)},
+            model=rng.choice(["gpt-large", "gpt-small"]),
+            metadata={"region": rng.choice(["eu", "us"])},
+        )
     answer = patterns(client, pipeline)
     assert answer["bad_runs"] > 20
     assert answer["patterns"] == []
@@ -131,8 +163,10 @@ def test_a_predicate_is_required_and_named(client, pipeline):
 def test_the_fisher_tail_matches_exact_arithmetic(table):
     a, b, c, d = table
     with_value, bad, total = a + b, a + c, a + b + c + d
-    exact = sum(Fraction(comb(bad, x) * comb(total - bad, with_value - x), comb(total, with_value))
-                for x in range(a, min(with_value, bad) + 1))
+    exact = sum(
+        Fraction(comb(bad, x) * comb(total - bad, with_value - x), comb(total, with_value))
+        for x in range(a, min(with_value, bad) + 1)
+    )
     assert fisher_greater(a, b, c, d) == pytest.approx(float(exact), rel=1e-9)
 
 
@@ -141,11 +175,43 @@ def test_the_cli_prints_the_pattern(db, xray_server, pipeline):
     for _ in range(120):
         feed = rng.choice("AB")
         record(db, pipeline, bad=feed == "B", tags={"feed": feed, **decoys(rng)})
-    out = CliRunner().invoke(main, ["patterns", "--url", xray_server.base_url, "--pipeline", pipeline, "--type",
-                                    "filter", "--min-drop-ratio", "0.9", "--since", "2d"])
+    out = CliRunner().invoke(
+        main,
+        [
+            "patterns",
+            "--url",
+            xray_server.base_url,
+            "--pipeline",
+            pipeline,
+            "--type",
+            "filter",
+            "--min-drop-ratio",
+            "0.9",
+            "--since",
+            "2d",
+        ],
+    )
     assert out.exit_code == 0, out.output
     assert "tags.feed=B" in out.output
-    data = json.loads(CliRunner().invoke(main, ["patterns", "--url", xray_server.base_url, "--pipeline", pipeline,
-                                                "--type", "filter", "--min-drop-ratio", "0.9", "--since", "2d",
-                                                "--json"]).output)
+    data = json.loads(
+        CliRunner()
+        .invoke(
+            main,
+            [
+                "patterns",
+                "--url",
+                xray_server.base_url,
+                "--pipeline",
+                pipeline,
+                "--type",
+                "filter",
+                "--min-drop-ratio",
+                "0.9",
+                "--since",
+                "2d",
+                "--json",
+            ],
+        )
+        .output
+    )
     assert data["patterns"][0]["attributes"] == {"tags.feed": "B"} and data["patterns"][0]["other"] == 0

@@ -1,7 +1,8 @@
 """The fast loader for plain events: whatever it accepts, marshmallow accepts with an identical
 result, and the events clients really send take it."""
+
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
@@ -13,23 +14,50 @@ from xray_server.schemas.events import EVENT_SCHEMAS, load_event
 from xray_server.schemas.plain import NotPlain, PlainLoader
 
 LOADERS = {event_type: PlainLoader(schema) for event_type, schema in EVENT_SCHEMAS.items()}
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 DEEP: list = [1]
 for _ in range(40):
     DEEP = [DEEP]
 
 # Values of every JSON kind, many of them wrong for the field they land in.
 ODD_VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-    st.sampled_from([
-        "", "x" * 300, "a\x00b", "\ud800", "ok", "filter", "llm", "step_end", "bogus", "error",
-        str(uuid.uuid4()), uuid.uuid4().hex, "{" + str(uuid.uuid4()) + "}", "urn:uuid:" + str(uuid.uuid4()),
-        NOW.isoformat(), (NOW - timedelta(days=400)).isoformat(), (NOW + timedelta(days=3)).isoformat(),
-        NOW.replace(tzinfo=None).isoformat(), "2026-11-25", "2026-11-25T10:00:00Z", "20261125T100000+0000",
-    ]),
-    st.lists(st.integers(), max_size=2), st.just([]), st.just({}),
-    st.dictionaries(st.sampled_from(["candidates_in", "candidates_out", "k", "\x00"]),
-                    st.one_of(st.none(), st.integers(0, 10), st.text(max_size=3)), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.sampled_from(
+        [
+            "",
+            "x" * 300,
+            "a\x00b",
+            "\ud800",
+            "ok",
+            "filter",
+            "llm",
+            "step_end",
+            "bogus",
+            "error",
+            str(uuid.uuid4()),
+            uuid.uuid4().hex,
+            "{" + str(uuid.uuid4()) + "}",
+            "urn:uuid:" + str(uuid.uuid4()),
+            NOW.isoformat(),
+            (NOW - timedelta(days=400)).isoformat(),
+            (NOW + timedelta(days=3)).isoformat(),
+            NOW.replace(tzinfo=None).isoformat(),
+            "2026-11-25",
+            "2026-11-25T10:00:00Z",
+            "20261125T100000+0000",
+        ]
+    ),
+    st.lists(st.integers(), max_size=2),
+    st.just([]),
+    st.just({}),
+    st.dictionaries(
+        st.sampled_from(["candidates_in", "candidates_out", "k", "\x00"]),
+        st.one_of(st.none(), st.integers(0, 10), st.text(max_size=3)),
+        max_size=3,
+    ),
     st.just({"type": "ValueError", "message": "boom"}),
     st.just([{"name": "a", "payload": [1]}]),
     st.just({"deep": DEEP}),
@@ -40,8 +68,14 @@ FIELD_NAMES = sorted({name for schema in EVENT_SCHEMAS.values() for name in sche
 def base_event(event_type: str) -> dict:
     if event_type == "run_finish":
         return {"event_id": str(uuid.uuid4()), "type": "run_finish", "ts": NOW.isoformat(), "status": "ok"}
-    event = step_end(str(uuid.uuid4()), 2, "compat_filter", "filter",
-                     metrics={"candidates_in": 100, "candidates_out": 5}, why="kept matches")
+    event = step_end(
+        str(uuid.uuid4()),
+        2,
+        "compat_filter",
+        "filter",
+        metrics={"candidates_in": 100, "candidates_out": 5},
+        why="kept matches",
+    )
     if event_type == "step_start":
         event = {k: event[k] for k in ("event_id", "ts", "step_id", "seq", "name", "step_type")}
     event["type"] = event_type
@@ -93,8 +127,11 @@ def test_an_event_the_fast_loader_refuses_still_gets_marshmallows_field_errors()
 
 def test_an_event_with_an_error_and_artifacts_is_loaded_by_marshmallow():
     event = base_event("step_end")
-    event.update(status="error", error={"type": "ValueError", "message": "boom"},
-                 artifacts=[{"name": "sample", "payload": [1, 2]}])
+    event.update(
+        status="error",
+        error={"type": "ValueError", "message": "boom"},
+        artifacts=[{"name": "sample", "payload": [1, 2]}],
+    )
     with pytest.raises(NotPlain):
         LOADERS["step_end"].load(event)
     loaded = load_event(event)

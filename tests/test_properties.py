@@ -1,5 +1,6 @@
 """Property: any reordering, duplication or splitting into batches of a valid run's events
 yields the same final state (hypothesis against real PostgreSQL)."""
+
 import uuid
 
 from hypothesis import HealthCheck, given, settings
@@ -26,7 +27,7 @@ def comparable(state):
 def deliver(db, run_id, order, duplicates, cuts):
     events = [EVENTS[i] for i in order] + [EVENTS[i] for i in duplicates]
     bounds = sorted({c % (len(events) + 1) for c in cuts} | {0, len(events)})
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in zip(bounds, bounds[1:], strict=False):
         if end > start:
             ingest.ingest_events(db, run_id, {"events": events[start:end]})
 
@@ -43,9 +44,11 @@ def reference(db):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(order=st.permutations(range(len(EVENTS))),
-       duplicates=st.lists(st.integers(0, len(EVENTS) - 1), max_size=6),
-       cuts=st.lists(st.integers(0, 40), max_size=5))
+@given(
+    order=st.permutations(range(len(EVENTS))),
+    duplicates=st.lists(st.integers(0, len(EVENTS) - 1), max_size=6),
+    cuts=st.lists(st.integers(0, 40), max_size=5),
+)
 def test_any_delivery_of_a_runs_events_gives_the_same_state(db, order, duplicates, cuts):
     run_id = str(uuid.uuid4())
     deliver(db, run_id, order, duplicates, cuts)

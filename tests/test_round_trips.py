@@ -1,4 +1,5 @@
 """A batch costs a handful of statements, not one per event; the usual batch costs one."""
+
 import uuid
 from contextlib import contextmanager
 

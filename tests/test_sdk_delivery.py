@@ -1,5 +1,6 @@
 """Delivery against real HTTP servers that misbehave: the pipeline never waits, memory stays
 bounded, stats reconcile, and what was still queued arrives once a healthy server is back."""
+
 import time
 
 import pytest
@@ -57,8 +58,9 @@ def test_memory_is_bounded_and_losses_are_counted_with_their_reason(server, sdk_
     assert reconciles(stats)
     client.close(0.2)
     # The request in flight ends at the 0.5 s transport timeout; its events are then settled.
-    wait_until(lambda: not client.stats()["pending"], timeout=5, interval=0.05,
-               message="events still pending after close")
+    wait_until(
+        lambda: not client.stats()["pending"], timeout=5, interval=0.05, message="events still pending after close"
+    )
     stats = client.stats()
     assert reconciles(stats) and stats["pending"] == 0
     assert set(stats["dropped"]) == {"queue_full", "shutdown"}
@@ -68,7 +70,7 @@ def test_the_queue_is_bounded_by_bytes_too(server, sdk_client):
     server.mode = "blackhole"
     client = sdk_client(server.url, **PATIENT, max_queue_bytes=64 * 1024)
     with client.start_run("delivery_test", "B0X") as run:
-        for i in range(300):
+        for _ in range(300):
             with run.step("s", "search") as step:
                 step.why("x" * 1500)
     stats = client.stats()
@@ -79,7 +81,7 @@ def test_the_queue_is_bounded_by_bytes_too(server, sdk_client):
 def test_a_burst_of_100000_steps_is_delivered_or_accounted_for(server, sdk_client):
     client = sdk_client(server.url, **PATIENT)
     with client.start_run("burst", "B0X") as run:
-        for i in range(100_000):
+        for _ in range(100_000):
             with run.step("s", "custom"):
                 pass
     client.flush(60)
@@ -113,15 +115,21 @@ def test_a_long_step_is_visible_as_running_before_it_ends(server, sdk_client):
     client = sdk_client(server.url, start_delay=0.1)
     run = client.start_run("long", "B0X")
     with run.step("slow_search", "search", input={"q": "case"}):
-        wait_until(lambda: any(e["type"] == "step_start" for e in server.events), timeout=5,
-                   message="no step_start while the step ran")
+        wait_until(
+            lambda: any(e["type"] == "step_start" for e in server.events),
+            timeout=5,
+            message="no step_start while the step ran",
+        )
         starts = [e for e in server.events if e["type"] == "step_start"]
         assert [(e["name"], e["input"]) for e in starts] == [("slow_search", {"q": "case"})]
     with run.step("quick", "custom"):
         pass
     assert client.flush(5)
     assert sorted((e["name"], e["type"]) for e in server.events) == [
-        ("quick", "step_end"), ("slow_search", "step_end"), ("slow_search", "step_start")]
+        ("quick", "step_end"),
+        ("slow_search", "step_end"),
+        ("slow_search", "step_start"),
+    ]
 
 
 def test_retry_after_is_honoured(server, sdk_client):
@@ -137,11 +145,19 @@ def test_retry_after_is_honoured(server, sdk_client):
 
 def test_repeated_failures_open_the_circuit_and_it_closes_when_the_server_is_back(server, sdk_client):
     server.mode = "error500"
-    client = sdk_client(server.url, backoff_base=0.01, backoff_max=0.02, breaker_threshold=3, breaker_cooldown=1.0,
-                        breaker_cooldown_max=1.0, max_attempts=1000)
+    client = sdk_client(
+        server.url,
+        backoff_base=0.01,
+        backoff_max=0.02,
+        breaker_threshold=3,
+        breaker_cooldown=1.0,
+        breaker_cooldown_max=1.0,
+        max_attempts=1000,
+    )
     run_pipeline(client, steps=5)
-    wait_until(lambda: client.stats()["circuit"] == "open", timeout=5, interval=0.01,
-               message="the circuit never opened")
+    wait_until(
+        lambda: client.stats()["circuit"] == "open", timeout=5, interval=0.01, message="the circuit never opened"
+    )
     assert client.stats()["circuit"] == "open"
     tried = server.requests
     time.sleep(0.5)  # within the cool-down nothing is sent

@@ -1,4 +1,5 @@
 """Edges of the SDK found in review: each once lost data, stalled delivery or raised."""
+
 import gc
 import os
 import threading
@@ -95,9 +96,8 @@ def test_a_run_id_that_is_not_a_uuid_is_mapped_to_one(server, sdk_client):
 
 def test_an_unknown_capture_on_a_run_falls_back_and_keeps_the_steps(server, sdk_client):
     client = sdk_client(server.url)
-    with client.start_run("p", "e", capture="everything") as run:
-        with run.step("f", "custom") as step:
-            step.artifact("a", [1], capture="summary")
+    with client.start_run("p", "e", capture="everything") as run, run.step("f", "custom") as step:
+        step.artifact("a", [1], capture="summary")
     assert client.flush(5)
     assert [e["name"] for e in server.events if e["type"] == "step_end"] == ["f"]
     assert client.stats()["internal_errors"] == 0
@@ -105,9 +105,8 @@ def test_an_unknown_capture_on_a_run_falls_back_and_keeps_the_steps(server, sdk_
 
 def test_huge_integers_never_raise(server, sdk_client):
     client = sdk_client(server.url)
-    with client.start_run("p", "e") as run:
-        with run.step(10**5000, "custom") as step:
-            step.why(10**5000).output({"x": 10**5000}).metrics(n=10**5000)
+    with client.start_run("p", "e") as run, run.step(10**5000, "custom") as step:
+        step.why(10**5000).output({"x": 10**5000}).metrics(n=10**5000)
     assert client.flush(5)
     assert client.stats()["internal_errors"] == 0
     assert dumps(10**5000) == b'"<int of 16610 bits>"'

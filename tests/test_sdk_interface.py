@@ -1,5 +1,6 @@
 """Runs and steps reach their client only through its Recorder, and `run.step` keeps its own
 options (`input=`, `capture=`, `id_field=`) apart from the arguments of the user's function."""
+
 import asyncio
 import json
 
@@ -24,8 +25,14 @@ def server():
 def recorder_run(strict=False):
     """A run wired to nothing but a recorder: the items it would deliver land in a list."""
     items = []
-    recorder = Recorder(deliver=lambda item: items.append(item) or True, pressure=lambda: 0.0,
-                        limits=DEFAULT_LIMITS, strict=strict, disabled=False, log=RateLimitedLog())
+    recorder = Recorder(
+        deliver=lambda item: items.append(item) or True,
+        pressure=lambda: 0.0,
+        limits=DEFAULT_LIMITS,
+        strict=strict,
+        disabled=False,
+        log=RateLimitedLog(),
+    )
     return Run(None, recorder, "00000000-0000-4000-8000-000000000001", "p", "e", "summary"), recorder, items
 
 
@@ -60,9 +67,8 @@ def test_a_strict_recorder_raises_contract_errors_at_the_step():
 
 def test_the_pipelines_own_exception_wins_over_a_contract_error():
     run, recorder, items = recorder_run(strict=True)
-    with pytest.raises(KeyError):
-        with run.step("f", "filter"):  # a filter without its required metrics
-            raise KeyError("boom")
+    with pytest.raises(KeyError), run.step("f", "filter"):  # a filter without its required metrics
+        raise KeyError("boom")
     assert recorder.contract_errors == 1
     assert decoded(items)[0]["status"] == "error"
 

@@ -1,4 +1,5 @@
 """strict mode raises on instrumentation mistakes; best_effort survives anything."""
+
 import asyncio
 import math
 
@@ -15,22 +16,23 @@ def ends(server):
 def test_strict_unknown_step_type_raises_at_the_step(server, sdk_client):
     client = sdk_client(server.url, mode="strict")
     run = client.start_run("p", "e")
-    with pytest.raises(XRayContractError, match="classifier"):
-        with run.step("x", "classifier"):
-            pytest.fail("the body must not run")
+    with pytest.raises(XRayContractError, match="classifier"), run.step("x", "classifier"):
+        pytest.fail("the body must not run")
 
 
-@pytest.mark.parametrize("metrics, message", [
-    ({"candidates_in": 10}, "missing_metric:candidates_out"),
-    ({"candidates_in": 10, "candidates_out": 1, "drop_ratio": 0.2}, "drop_ratio"),
-    ({"candidates_in": "ten", "candidates_out": 1}, "candidates_in"),
-])
+@pytest.mark.parametrize(
+    "metrics, message",
+    [
+        ({"candidates_in": 10}, "missing_metric:candidates_out"),
+        ({"candidates_in": 10, "candidates_out": 1, "drop_ratio": 0.2}, "drop_ratio"),
+        ({"candidates_in": "ten", "candidates_out": 1}, "candidates_in"),
+    ],
+)
 def test_strict_bad_filter_metrics_raise_after_the_step_is_recorded(server, sdk_client, metrics, message):
     client = sdk_client(server.url, mode="strict")
     run = client.start_run("p", "e")
-    with pytest.raises(XRayContractError, match=message):
-        with run.step("f", "filter") as step:
-            step.metrics(metrics)
+    with pytest.raises(XRayContractError, match=message), run.step("f", "filter") as step:
+        step.metrics(metrics)
     assert client.flush(5)
     assert "f" in ends(server)  # the step still lands, without the unusable values
 
@@ -38,9 +40,8 @@ def test_strict_bad_filter_metrics_raise_after_the_step_is_recorded(server, sdk_
 def test_strict_never_replaces_the_pipelines_own_exception(server, sdk_client):
     client = sdk_client(server.url, mode="strict")
     run = client.start_run("p", "e")
-    with pytest.raises(KeyError):
-        with run.step("f", "filter"):
-            raise KeyError("the pipeline's bug")
+    with pytest.raises(KeyError), run.step("f", "filter"):
+        raise KeyError("the pipeline's bug")
 
 
 def test_strict_flush_raises_when_events_were_lost(server, sdk_client):
@@ -54,9 +55,8 @@ def test_strict_flush_raises_when_events_were_lost(server, sdk_client):
 
 def test_best_effort_keeps_the_step_and_counts_the_mistake(server, sdk_client):
     client = sdk_client(server.url, mode="best_effort")
-    with client.start_run("p", "e") as run:
-        with run.step("x", "classifier") as step:
-            step.metrics(candidates_in=10, candidates_out=20, score=math.nan)
+    with client.start_run("p", "e") as run, run.step("x", "classifier") as step:
+        step.metrics(candidates_in=10, candidates_out=20, score=math.nan)
     assert client.flush(5)
     end = ends(server)["x"]
     assert end["step_type"] == "custom"
@@ -116,9 +116,11 @@ def test_async_steps_record_errors_and_parentage(server, sdk_client):
 
     async def pipeline(run):
         async with run.step("outer", "custom"):
+
             async def child(i):
                 async with run.step(f"child{i}", "custom") as step:
                     step.metrics(i=i)
+
             await asyncio.gather(*(child(i) for i in range(3)))
         with pytest.raises(ValueError):
             async with run.step("fails", "custom"):

@@ -1,5 +1,6 @@
 """Process life: fork, exit without finish(), a collector that never answers at exit, and
 the SDK vendored by copying its folder."""
+
 import os
 import shutil
 import subprocess
@@ -46,8 +47,9 @@ def test_a_forked_child_sends_only_its_own_events_and_the_parent_sends_its_own_o
 def run_script(body: str, env: dict) -> tuple[subprocess.CompletedProcess, float]:
     script = textwrap.dedent(body)
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True,
-                            text=True, timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     return result, time.monotonic() - started
 
 
@@ -97,8 +99,9 @@ def test_the_sdk_works_when_its_folder_is_copied_into_another_project(server, tm
         assert client.flush(10)
     """
     # -I: isolated, so nothing from this project's environment can be imported by accident.
-    result = subprocess.run([sys.executable, "-I", "-c", textwrap.dedent(script)], capture_output=True,
-                            text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert [r["pipeline"] for r in server.runs] == ["vendored"]
 

@@ -1,4 +1,5 @@
 """The SDK against the real X-Ray server under gunicorn: every step form arrives complete."""
+
 import asyncio
 import threading
 
@@ -31,9 +32,12 @@ def fetch_run(server, run_id):
 def test_every_step_form_arrives_complete_and_in_order(xray_server, pipeline, sdk_client):
     client = sdk_client(xray_server.base_url, mode="strict", timeout=REAL_SERVER_TIMEOUT)
     with client.start_run(pipeline, "B0PHONECASE1", tags={"category": "phone_case"}) as run:
-        keywords = run.step("generate_keywords", "llm",
-                            lambda step, title: step.model("fake-llm-1", 0.2).output(title.split()) and title.split(),
-                            "slim phone case")
+        keywords = run.step(
+            "generate_keywords",
+            "llm",
+            lambda step, title: step.model("fake-llm-1", 0.2).output(title.split()) and title.split(),
+            "slim phone case",
+        )
         with run.step("search_catalogue", "search", input={"keywords": keywords}) as step:
             found = [f"B{i:04d}" for i in range(50)]
             step.metrics(results=len(found)).why("50 hits")
@@ -44,8 +48,10 @@ def test_every_step_form_arrives_complete_and_in_order(xray_server, pipeline, sd
             step.candidates(found, kept).why("same category").artifact("rejected", found[10:], capture="summary")
         ranked = decorated_rank(kept)
         chosen = asyncio.run(async_select(ranked))
-        threads = [threading.Thread(target=lambda i=i: run.step(f"audit_{i}", "custom", lambda s: s.metrics(i=i)))
-                   for i in range(3)]
+        threads = [
+            threading.Thread(target=lambda i=i: run.step(f"audit_{i}", "custom", lambda s: s.metrics(i=i)))
+            for i in range(3)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -57,8 +63,14 @@ def test_every_step_form_arrives_complete_and_in_order(xray_server, pipeline, sd
 
     view = fetch_run(xray_server, run.run_id)
     names = [s["name"] for s in view["steps"]]
-    assert names[:6] == ["generate_keywords", "search_catalogue", "dedupe", "compat_filter", "decorated_rank",
-                         "async_select"]
+    assert names[:6] == [
+        "generate_keywords",
+        "search_catalogue",
+        "dedupe",
+        "compat_filter",
+        "decorated_rank",
+        "async_select",
+    ]
     assert sorted(names[6:]) == ["audit_0", "audit_1", "audit_2"]
     assert [s["seq"] for s in view["steps"]] == list(range(9))
     steps = {s["name"]: s for s in view["steps"]}
@@ -80,9 +92,8 @@ def test_an_exception_is_recorded_on_the_step_and_the_run_and_reraised_unchanged
         pass
 
     original = CatalogueDown("catalogue timed out")
-    with pytest.raises(CatalogueDown) as info:
-        with client.start_run(pipeline, "B0X") as run:
-            run.step("search_catalogue", "search", lambda step: (_ for _ in ()).throw(original))
+    with pytest.raises(CatalogueDown) as info, client.start_run(pipeline, "B0X") as run:
+        run.step("search_catalogue", "search", lambda step: (_ for _ in ()).throw(original))
     assert info.value is original
     assert client.flush(10)
     view = fetch_run(xray_server, run.run_id)

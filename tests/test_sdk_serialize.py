@@ -1,4 +1,5 @@
 """Serialisation never raises, and what it produces is JSON the server can store."""
+
 import dataclasses
 import datetime as dt
 import decimal
@@ -49,24 +50,48 @@ def roundtrip(value):
 
 def test_common_types_become_json():
     value = {
-        "when": dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.timezone.utc), "day": dt.date(2026, 11, 25),
-        "id": uuid.UUID(int=7), "price": decimal.Decimal("9.99"), "tags": {"b", "a"}, "raw": b"abc",
-        "colour": Colour.RED, "candidate": Candidate("B01", "phone_case", 0.9), "array": FakeArray(),
-        "scalar": FakeScalar(), "path": Path("/tmp/x"), "tuple": (1, 2),
+        "when": dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC),
+        "day": dt.date(2026, 11, 25),
+        "id": uuid.UUID(int=7),
+        "price": decimal.Decimal("9.99"),
+        "tags": {"b", "a"},
+        "raw": b"abc",
+        "colour": Colour.RED,
+        "candidate": Candidate("B01", "phone_case", 0.9),
+        "array": FakeArray(),
+        "scalar": FakeScalar(),
+        "path": Path("/tmp/x"),
+        "tuple": (1, 2),
     }
     assert roundtrip(value) == {
-        "when": "2026-11-25T10:00:00+00:00", "day": "2026-11-25", "id": str(uuid.UUID(int=7)), "price": 9.99,
-        "tags": ["a", "b"], "raw": "abc", "colour": "red",
-        "candidate": {"asin": "B01", "category": "phone_case", "score": 0.9}, "array": [1, 2, 3],
-        "scalar": 0.5, "path": "/tmp/x", "tuple": [1, 2],
+        "when": "2026-11-25T10:00:00+00:00",
+        "day": "2026-11-25",
+        "id": str(uuid.UUID(int=7)),
+        "price": 9.99,
+        "tags": ["a", "b"],
+        "raw": "abc",
+        "colour": "red",
+        "candidate": {"asin": "B01", "category": "phone_case", "score": 0.9},
+        "array": [1, 2, 3],
+        "scalar": 0.5,
+        "path": "/tmp/x",
+        "tuple": [1, 2],
     }
 
 
 def test_values_json_or_postgresql_refuse_are_made_safe():
     loop = []
     loop.append(loop)
-    value = {"nan": math.nan, "inf": -math.inf, "nul": "a\x00b", "surrogate": "\ud800", "loop": loop,
-             "bytes": b"\xff\xfe", 3: "int key", "hostile": Hostile()}
+    value = {
+        "nan": math.nan,
+        "inf": -math.inf,
+        "nul": "a\x00b",
+        "surrogate": "\ud800",
+        "loop": loop,
+        "bytes": b"\xff\xfe",
+        3: "int key",
+        "hostile": Hostile(),
+    }
     out = roundtrip(value)
     assert out["nan"] == "NaN" and out["inf"] == "-Infinity"
     assert out["nul"] == "a\ufffdb" and out["surrogate"] == "\ufffd"
@@ -92,6 +117,7 @@ def test_long_reprs_are_truncated():
     class Wordy:
         def __repr__(self):
             return "w" * 10_000
+
     assert len(to_json_safe(Wordy())) == 200
 
 

@@ -3,6 +3,7 @@ sampled artifact, to a server whose artifact store is down throughout, while the
 PostgreSQL away once (every connection broken, new ones refused for 3 s) and kills a gunicorn
 worker once. Afterwards nothing acknowledged is missing, every loss is reported, and no
 artifact claims to be stored."""
+
 import json
 import os
 import signal
@@ -43,14 +44,28 @@ print(json.dumps({"runs": runs, "flushed": done, "stats": client.stats()}))
 
 def test_nothing_acknowledged_is_lost_under_sustained_load_with_faults(db, pg_url, tmp_path):
     proxy, url = proxied(pg_url)
-    env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "2", "XRAY_DB_POOL_TIMEOUT": "0.5",
-           "XRAY_DB_RECONNECT_TIMEOUT": "1", "XRAY_S3_ENDPOINT": "127.0.0.1:9", "XRAY_S3_ACCESS_KEY": "x",
-           "XRAY_S3_SECRET_KEY": "y", "XRAY_ARTIFACT_TIMEOUT": "0.3"}
+    env = {
+        "XRAY_DATABASE_URL": url,
+        "XRAY_WORKERS": "2",
+        "XRAY_DB_POOL_TIMEOUT": "0.5",
+        "XRAY_DB_RECONNECT_TIMEOUT": "1",
+        "XRAY_S3_ENDPOINT": "127.0.0.1:9",
+        "XRAY_S3_ACCESS_KEY": "x",
+        "XRAY_S3_SECRET_KEY": "y",
+        "XRAY_ARTIFACT_TIMEOUT": "0.3",
+    }
     pipelines = [f"sustained-{os.getpid()}-{i}-{time.time_ns()}" for i in range(CLIENTS)]
     faults = []
     with LocalServer(env, log_path=tmp_path / "server.log") as server:
-        clients = [subprocess.Popen([sys.executable, "-c", CLIENT, server.base_url, p, str(DURATION)],
-                                    stdout=subprocess.PIPE, text=True, cwd=ROOT) for p in pipelines]
+        clients = [
+            subprocess.Popen(
+                [sys.executable, "-c", CLIENT, server.base_url, p, str(DURATION)],
+                stdout=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
+            )
+            for p in pipelines
+        ]
 
         def inject() -> None:
             time.sleep(DURATION * 0.3)
@@ -75,16 +90,27 @@ def test_nothing_acknowledged_is_lost_under_sustained_load_with_faults(db, pg_ur
         stored = conn.execute(
             "SELECT (SELECT count(*) FROM runs WHERE pipeline = ANY(%(p)s)) + "
             "(SELECT count(*) FROM ingested_events e JOIN runs r ON r.run_id = e.run_id "
-            " WHERE r.pipeline = ANY(%(p)s)) AS n", {"p": pipelines}).fetchone()["n"]
+            " WHERE r.pipeline = ANY(%(p)s)) AS n",
+            {"p": pipelines},
+        ).fetchone()["n"]
         artifacts = conn.execute(
             "SELECT a.status, a.drop_reason, count(*) AS n FROM artifacts a JOIN runs r ON r.run_id = a.run_id "
-            "WHERE r.pipeline = ANY(%(p)s) GROUP BY 1, 2", {"p": pipelines}).fetchall()
-    figures = {"clients": CLIENTS, "seconds": DURATION, "faults": faults, "items_enqueued": enqueued,
-               "items_acknowledged": sent, "items_stored": stored, "items_dropped_and_reported": dropped,
-               "acknowledged_but_missing": sent - stored,
-               "requests": sum(r["stats"]["requests"] for r in results),
-               "retries": sum(r["stats"]["retries"] for r in results),
-               "artifacts": {f"{a['status']}/{a['drop_reason']}": a["n"] for a in artifacts}}
+            "WHERE r.pipeline = ANY(%(p)s) GROUP BY 1, 2",
+            {"p": pipelines},
+        ).fetchall()
+    figures = {
+        "clients": CLIENTS,
+        "seconds": DURATION,
+        "faults": faults,
+        "items_enqueued": enqueued,
+        "items_acknowledged": sent,
+        "items_stored": stored,
+        "items_dropped_and_reported": dropped,
+        "acknowledged_but_missing": sent - stored,
+        "requests": sum(r["stats"]["requests"] for r in results),
+        "retries": sum(r["stats"]["retries"] for r in results),
+        "artifacts": {f"{a['status']}/{a['drop_reason']}": a["n"] for a in artifacts},
+    }
     print("sustained load figures:", json.dumps(figures))
     assert faults == ["postgres cut for 3 s", "gunicorn worker SIGKILL"]
     assert all(r["flushed"] for r in results)

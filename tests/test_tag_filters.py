@@ -1,5 +1,6 @@
 """Tags as filters: `tag=key:value` (repeatable, ANDed) on /runs and /steps, index-served, and the
 CLI's --tag, --reason, --cursor and --all."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,21 @@ from xray_cli import main
 
 def record(client, pipeline, tags, drop=False):
     run_id = new_id()
-    assert client.post("/api/v1/runs", json={"run_id": run_id, "pipeline": pipeline, "entity": "e",
-                                             "tags": tags}).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/runs", json={"run_id": run_id, "pipeline": pipeline, "entity": "e", "tags": tags}
+        ).status_code
+        == 201
+    )
     out = 1 if drop else 80
-    event = step_end(new_id(), 0, "f", "filter", metrics={"candidates_in": 100, "candidates_out": out},
-                     rejections={"category_not_compatible": 100 - out})
+    event = step_end(
+        new_id(),
+        0,
+        "f",
+        "filter",
+        metrics={"candidates_in": 100, "candidates_out": out},
+        rejections={"category_not_compatible": 100 - out},
+    )
     assert client.post(f"/api/v1/runs/{run_id}/events", json={"events": [event]}).status_code == 200
     return run_id
 
@@ -48,8 +59,9 @@ def test_the_tag_filter_is_served_by_the_index(db, pipeline):
     statement, params = step_query_sql(StepQuery(tag=[("app_version", "4.2")], pipeline=pipeline))
     with db.connection() as conn:
         conn.execute("SET enable_seqscan = off")  # a tiny test table: ask whether an index can serve it
-        plan = "\n".join(next(iter(r.values())) for r in conn.execute(b"EXPLAIN " + statement.as_bytes(conn),
-                                                                        params).fetchall())
+        plan = "\n".join(
+            next(iter(r.values())) for r in conn.execute(b"EXPLAIN " + statement.as_bytes(conn), params).fetchall()
+        )
         conn.execute("RESET enable_seqscan")
     assert "Seq Scan" not in plan, plan
 
@@ -59,10 +71,20 @@ def test_the_cli_filters_by_tag_and_reason_and_follows_cursors(xray_server, pipe
 
     for i in range(5):
         run_id = new_id()
-        call(xray_server.base_url, "POST", "/api/v1/runs",
-             {"run_id": run_id, "pipeline": pipeline, "entity": f"e{i}", "tags": {"feed": "B" if i % 2 else "A"}})
-        event = step_end(new_id(), 0, "f", "filter", metrics={"candidates_in": 10, "candidates_out": 1},
-                         rejections={"price_out_of_band" if i % 2 else "category_not_compatible": 9})
+        call(
+            xray_server.base_url,
+            "POST",
+            "/api/v1/runs",
+            {"run_id": run_id, "pipeline": pipeline, "entity": f"e{i}", "tags": {"feed": "B" if i % 2 else "A"}},
+        )
+        event = step_end(
+            new_id(),
+            0,
+            "f",
+            "filter",
+            metrics={"candidates_in": 10, "candidates_out": 1},
+            rejections={"price_out_of_band" if i % 2 else "category_not_compatible": 9},
+        )
         call(xray_server.base_url, "POST", f"/api/v1/runs/{run_id}/events", {"events": [event]})
     url = xray_server.base_url
 
@@ -73,8 +95,9 @@ def test_the_cli_filters_by_tag_and_reason_and_follows_cursors(xray_server, pipe
 
     page = json.loads(cli("runs", "--pipeline", pipeline, "--tag", "feed=B", "--json"))
     assert {r["tags"]["feed"] for r in page["runs"]} == {"B"} and len(page["runs"]) == 2
-    steps = json.loads(cli("steps", "--pipeline", pipeline, "--reason", "price_out_of_band",
-                           "--min-reason-share", "0.5", "--json"))["steps"]
+    steps = json.loads(
+        cli("steps", "--pipeline", pipeline, "--reason", "price_out_of_band", "--min-reason-share", "0.5", "--json")
+    )["steps"]
     assert len(steps) == 2 and all("price_out_of_band" in s["rejections"] for s in steps)
     text = cli("runs", "--pipeline", pipeline, "--limit", "2")
     assert "More rows exist: add --cursor" in text and "feed=" in text

@@ -1,4 +1,5 @@
 """The shared vocabulary lives once, in the standard-library SDK, and the server uses it."""
+
 import subprocess
 import sys
 

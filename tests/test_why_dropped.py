@@ -1,5 +1,6 @@
 """`xray why-dropped` answers its three cases against a real server: dropped (with the step
 and reason), kept, and not in the evidence (with the capture level that would have kept it)."""
+
 import json
 
 from click.testing import CliRunner
@@ -13,8 +14,10 @@ def run_pipeline(make_client, server, pipeline, capture, id_key="asin", id_field
     candidates = [{id_key: f"B{i:04d}", "category": "phone_case" if i < 50 else "laptop_stand"} for i in range(200)]
     with client.start_run(pipeline, "B0CASE") as run:
         with run.step("compat_filter", "filter", id_field=id_field) as step:
-            step.decide([c for c in candidates if c["category"] == "laptop_stand"],
-                        [(c, "category_not_compatible") for c in candidates if c["category"] == "phone_case"])
+            step.decide(
+                [c for c in candidates if c["category"] == "laptop_stand"],
+                [(c, "category_not_compatible") for c in candidates if c["category"] == "phone_case"],
+            )
     assert client.flush(10)
     return run.run_id
 

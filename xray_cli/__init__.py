@@ -1,4 +1,5 @@
 """The `xray` command: serve the API, run the demo, and debug runs over HTTP."""
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """The HTTP client the debugging commands use, so they work against any X-Ray server."""
+
 from __future__ import annotations
 
 import http.client
@@ -32,8 +33,14 @@ class Api:
         self.timeout = timeout
 
     def get(self, path: str, **params: Any) -> Any:
-        query = urllib.parse.urlencode([(k, v) for k, values in params.items() if values is not None
-                                        for v in (values if isinstance(values, (list, tuple)) else [values])])
+        query = urllib.parse.urlencode(
+            [
+                (k, v)
+                for k, values in params.items()
+                if values is not None
+                for v in (values if isinstance(values, (list, tuple)) else [values])
+            ]
+        )
         return self._call("GET", path + (f"?{query}" if query else ""))
 
     def post(self, path: str, body: Any) -> Any:
@@ -66,7 +73,8 @@ class Api:
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
             raise click.ClickException(
                 f"cannot reach X-Ray at {self.base_url} ({getattr(error, 'reason', error)}); "
-                "start it with `xray serve`, or pass --url / set XRAY_ENDPOINT") from None
+                "start it with `xray serve`, or pass --url / set XRAY_ENDPOINT"
+            ) from None
 
 
 def _describe(error: urllib.error.HTTPError) -> str:

@@ -1,5 +1,6 @@
 """Commands to debug runs from a terminal or a script: runs, show, steps, explain, diff,
 why-dropped. Each reads the HTTP API only; the analysis is the server's, rendered here."""
+
 from __future__ import annotations
 
 import json
@@ -7,16 +8,17 @@ from typing import Any
 
 import click
 
-from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES
-
 from xray_cli import render
 from xray_cli.api import Api, default_url, segment
+from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES
 
-url_option = click.option("--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000",
-                          help="The X-Ray server.")
+url_option = click.option(
+    "--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000", help="The X-Ray server."
+)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
-tag_option = click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
-                          help="Only runs with this tag; repeat to require several.")
+tag_option = click.option(
+    "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag; repeat to require several."
+)
 cursor_option = click.option("--cursor", help="Resume after the page that gave this cursor.")
 all_option = click.option("--all", "all_pages", is_flag=True, help="Follow the cursors: every matching row.")
 
@@ -59,18 +61,57 @@ def _more(page: dict[str, Any]) -> str:
 @click.option("--limit", type=int, default=20, show_default=True)
 @cursor_option
 @all_option
-def runs(url: str, as_json: bool, pipeline: str | None, entity: str | None, status: str | None,
-         since: str | None, until: str | None, tags: tuple[str, ...], run_label: str | None, limit: int,
-         cursor: str | None, all_pages: bool) -> None:
+def runs(
+    url: str,
+    as_json: bool,
+    pipeline: str | None,
+    entity: str | None,
+    status: str | None,
+    since: str | None,
+    until: str | None,
+    tags: tuple[str, ...],
+    run_label: str | None,
+    limit: int,
+    cursor: str | None,
+    all_pages: bool,
+) -> None:
     """Recent runs, newest first."""
-    page = _fetch_page(Api(url), "/api/v1/runs", "runs", all_pages, pipeline=pipeline, entity=entity, status=status,
-                       since=since, until=until, tag=_tag_filters(tags), label=run_label, limit=limit, cursor=cursor)
+    page = _fetch_page(
+        Api(url),
+        "/api/v1/runs",
+        "runs",
+        all_pages,
+        pipeline=pipeline,
+        entity=entity,
+        status=status,
+        since=since,
+        until=until,
+        tag=_tag_filters(tags),
+        label=run_label,
+        limit=limit,
+        cursor=cursor,
+    )
     if as_json:
         return render.emit_json(page)
-    click.echo(render.table(
-        [[r["run_id"], r["started_at"], r["pipeline"], r["entity"], render.status(r["status"]),
-          r["duration_ms"], render.tags(r["tags"]), _outcome(r)] for r in page["runs"]],
-        ["run", "started", "pipeline", "entity", "status", "ms", "tags", "outcome"]) + _more(page))
+    click.echo(
+        render.table(
+            [
+                [
+                    r["run_id"],
+                    r["started_at"],
+                    r["pipeline"],
+                    r["entity"],
+                    render.status(r["status"]),
+                    r["duration_ms"],
+                    render.tags(r["tags"]),
+                    _outcome(r),
+                ]
+                for r in page["runs"]
+            ],
+            ["run", "started", "pipeline", "entity", "status", "ms", "tags", "outcome"],
+        )
+        + _more(page)
+    )
 
 
 @click.command()
@@ -87,25 +128,43 @@ def show(url: str, as_json: bool, run_id: str) -> None:
 
 def show_text(run: dict[str, Any]) -> str:
     """The step timeline of a run view, as `xray show` prints it."""
-    head = (f"run {run['run_id']}  pipeline {run['pipeline']}  entity {run['entity']}  "
-            f"status {render.status(run['status'])}  outcome {_outcome(run)}")
+    head = (
+        f"run {run['run_id']}  pipeline {run['pipeline']}  entity {run['entity']}  "
+        f"status {render.status(run['status'])}  outcome {_outcome(run)}"
+    )
     if run.get("tags"):
         head += f"\ntags {render.tags(run['tags'])}"
     for judgement in run.get("labels", []):
         who = f" by {judgement['source']}" if judgement["source"] else ""
         why = f": {judgement['comment']}" if judgement["comment"] else ""
         head += f"\nlabelled {judgement['label']}{who} at {judgement['labeled_at']}{why}"
-    rows = [[s["seq"], s["name"], s["step_type"], render.status(s["status"]), s["duration_ms"],
-             render.metrics(s["metrics"]), s["why"] or ("; ".join(s["contract_violations"]) or None)]
-            for s in run["steps"]]
+    rows = [
+        [
+            s["seq"],
+            s["name"],
+            s["step_type"],
+            render.status(s["status"]),
+            s["duration_ms"],
+            render.metrics(s["metrics"]),
+            s["why"] or ("; ".join(s["contract_violations"]) or None),
+        ]
+        for s in run["steps"]
+    ]
     lines = [head, "", render.table(rows, ["seq", "step", "type", "status", "ms", "metrics", "why"], max_width=90)]
     for step in run["steps"]:
         if step["error"]:
-            lines.append(render.paint(f"  step {step['seq']} {step['name']} failed: {step['error']['type']}: "
-                                      f"{step['error']['message']}", "red"))
+            lines.append(
+                render.paint(
+                    f"  step {step['seq']} {step['name']} failed: {step['error']['type']}: {step['error']['message']}",
+                    "red",
+                )
+            )
         for a in step["artifacts"]:
-            state = a["status"] + (f" ({a['drop_reason']})" if a["drop_reason"] else "") + (
-                f" {a['link']}" if a.get("link") else "")
+            state = (
+                a["status"]
+                + (f" ({a['drop_reason']})" if a["drop_reason"] else "")
+                + (f" {a['link']}" if a.get("link") else "")
+            )
             lines.append(f"  step {step['seq']} {step['name']}: artifact {a['name']} [{a['capture']}] {state}")
     return "\n".join(lines)
 
@@ -129,17 +188,48 @@ def show_text(run: dict[str, Any]) -> str:
 @click.option("--limit", type=int, default=50, show_default=True)
 @cursor_option
 @all_option
-def steps(url: str, as_json: bool, step_type: tuple[str, ...], pipeline: str | None, name: str | None,
-          status: str | None, min_drop_ratio: float | None, max_drop_ratio: float | None,
-          violations: bool | None, reason: str | None, min_reason_share: float | None, since: str | None,
-          until: str | None, tags: tuple[str, ...], run_label: str | None, limit: int, cursor: str | None,
-          all_pages: bool) -> None:
+def steps(
+    url: str,
+    as_json: bool,
+    step_type: tuple[str, ...],
+    pipeline: str | None,
+    name: str | None,
+    status: str | None,
+    min_drop_ratio: float | None,
+    max_drop_ratio: float | None,
+    violations: bool | None,
+    reason: str | None,
+    min_reason_share: float | None,
+    since: str | None,
+    until: str | None,
+    tags: tuple[str, ...],
+    run_label: str | None,
+    limit: int,
+    cursor: str | None,
+    all_pages: bool,
+) -> None:
     """The cross-run query: steps across runs, newest first."""
-    page = _fetch_page(Api(url), "/api/v1/steps", "steps", all_pages, step_type=list(step_type), pipeline=pipeline,
-                       name=name, status=status, min_drop_ratio=min_drop_ratio, max_drop_ratio=max_drop_ratio,
-                       violations=None if violations is None else str(violations).lower(), reason=reason,
-                       min_reason_share=min_reason_share, since=since, until=until, tag=_tag_filters(tags),
-                       run_label=run_label, limit=limit, cursor=cursor)
+    page = _fetch_page(
+        Api(url),
+        "/api/v1/steps",
+        "steps",
+        all_pages,
+        step_type=list(step_type),
+        pipeline=pipeline,
+        name=name,
+        status=status,
+        min_drop_ratio=min_drop_ratio,
+        max_drop_ratio=max_drop_ratio,
+        violations=None if violations is None else str(violations).lower(),
+        reason=reason,
+        min_reason_share=min_reason_share,
+        since=since,
+        until=until,
+        tag=_tag_filters(tags),
+        run_label=run_label,
+        limit=limit,
+        cursor=cursor,
+    )
     if as_json:
         return render.emit_json(page)
     click.echo(steps_text(page["steps"]) + _more(page))
@@ -148,11 +238,22 @@ def steps(url: str, as_json: bool, step_type: tuple[str, ...], pipeline: str | N
 def steps_text(rows: list[dict[str, Any]]) -> str:
     """Cross-run step rows as a table."""
     return render.table(
-        [[s["run_id"], s["pipeline"], s["entity"], s["name"], render.status(s["status"]),
-          s["metrics"].get("candidates_in"), s["metrics"].get("candidates_out"),
-          f"{s['metrics']['drop_ratio']:.3f}" if "drop_ratio" in s["metrics"] else None, s["why"]]
-         for s in rows],
-        ["run", "pipeline", "entity", "step", "status", "in", "out", "drop_ratio", "why"])
+        [
+            [
+                s["run_id"],
+                s["pipeline"],
+                s["entity"],
+                s["name"],
+                render.status(s["status"]),
+                s["metrics"].get("candidates_in"),
+                s["metrics"].get("candidates_out"),
+                f"{s['metrics']['drop_ratio']:.3f}" if "drop_ratio" in s["metrics"] else None,
+                s["why"],
+            ]
+            for s in rows
+        ],
+        ["run", "pipeline", "entity", "step", "status", "in", "out", "drop_ratio", "why"],
+    )
 
 
 @click.command()
@@ -175,8 +276,11 @@ def explain_for(api: Api, run_id: str, baseline: str = "7d") -> dict[str, Any]:
 
 def explain_text(result: dict[str, Any]) -> str:
     """Findings, most serious first, then the verdict."""
-    lines = [f"run {result['run_id']}  pipeline {result['pipeline']}  entity {result['entity']}  "
-             f"status {render.status(result['status'])}  outcome {_outcome(result)}", ""]
+    lines = [
+        f"run {result['run_id']}  pipeline {result['pipeline']}  entity {result['entity']}  "
+        f"status {render.status(result['status'])}  outcome {_outcome(result)}",
+        "",
+    ]
     for f in result["findings"]:
         colour = "red" if f["kind"] in ("error", "outlier", "empty") else "yellow"
         lines.append(f"  [{render.paint(f['kind'], colour)}] step {f['seq']} {f['step']}: {f['message']}")
@@ -211,15 +315,19 @@ def why_dropped_text(answer: dict[str, Any]) -> str:
     cid = answer["candidate_id"]
     if answer["found"]:
         f = answer["found"]
-        return (f"Step {f['seq']} '{f['step']}' dropped {cid}: reason '{f['reason']}' "
-                f"(found in its {f['evidence']} artifact).\nCandidate: {_brief(f['candidate'])}")
+        return (
+            f"Step {f['seq']} '{f['step']}' dropped {cid}: reason '{f['reason']}' "
+            f"(found in its {f['evidence']} artifact).\nCandidate: {_brief(f['candidate'])}"
+        )
     lines = []
     if answer["kept_by"]:
         lines.append(f"{cid} was kept by: {', '.join(answer['kept_by'])}.")
     for u in answer["unknown_at"]:
-        lines.append(f"Step {u['seq']} '{u['step']}' rejected {u['rejected']} candidates "
-                     f"({', '.join(f'{r} {n}' for r, n in u['rejections'].items())}), and {cid} is not in the evidence "
-                     f"it kept: {u['advice']}.")
+        lines.append(
+            f"Step {u['seq']} '{u['step']}' rejected {u['rejected']} candidates "
+            f"({', '.join(f'{r} {n}' for r, n in u['rejections'].items())}), and {cid} is not in the evidence "
+            f"it kept: {u['advice']}."
+        )
     return "\n".join(lines) or f"No step of this run recorded candidate decisions, so {cid} cannot be traced."
 
 
@@ -314,19 +422,44 @@ def label(url: str, as_json: bool, source: str, comment: str | None, run_id: str
 @click.option("--run-status", type=click.Choice(RUN_STATUSES), help="Bad runs have this status.")
 @click.option("--label", "run_label", help="Bad runs carry this label.")
 @click.option("--min-support", type=float, help="Share of the bad runs a pattern must explain (default 0.2).")
-def patterns(url: str, as_json: bool, pipeline: str, since: str | None, until: str | None,
-             step_type: tuple[str, ...], name: str | None, status: str | None, min_drop_ratio: float | None,
-             max_drop_ratio: float | None, violations: bool | None, reason: str | None,
-             min_reason_share: float | None, run_status: str | None, run_label: str | None,
-             min_support: float | None) -> None:
+def patterns(
+    url: str,
+    as_json: bool,
+    pipeline: str,
+    since: str | None,
+    until: str | None,
+    step_type: tuple[str, ...],
+    name: str | None,
+    status: str | None,
+    min_drop_ratio: float | None,
+    max_drop_ratio: float | None,
+    violations: bool | None,
+    reason: str | None,
+    min_reason_share: float | None,
+    run_status: str | None,
+    run_label: str | None,
+    min_support: float | None,
+) -> None:
     """What the bad runs have in common, and since when. A run is bad when it matches every
     given filter: a step filter (--type, --name, --min-drop-ratio, --reason, ...), --run-status,
     --label."""
-    answer = patterns_for(Api(url), pipeline=pipeline, since=since, until=until, step_type=list(step_type),
-                          name=name, status=status, min_drop_ratio=min_drop_ratio, max_drop_ratio=max_drop_ratio,
-                          violations=None if violations is None else str(violations).lower(), reason=reason,
-                          min_reason_share=min_reason_share, run_status=run_status, label=run_label,
-                          min_support=min_support)
+    answer = patterns_for(
+        Api(url),
+        pipeline=pipeline,
+        since=since,
+        until=until,
+        step_type=list(step_type),
+        name=name,
+        status=status,
+        min_drop_ratio=min_drop_ratio,
+        max_drop_ratio=max_drop_ratio,
+        violations=None if violations is None else str(violations).lower(),
+        reason=reason,
+        min_reason_share=min_reason_share,
+        run_status=run_status,
+        label=run_label,
+        min_support=min_support,
+    )
     if as_json:
         return render.emit_json(answer)
     click.echo(patterns_text(answer))
@@ -343,29 +476,48 @@ def patterns_for(api: Api, **params: Any) -> dict[str, Any]:
 
 def patterns_text(answer: dict[str, Any]) -> str:
     """The patterns in a table, then since when."""
-    lines = [f"{answer['bad_runs']} of {answer['runs']} runs of {answer['pipeline']} are bad "
-             f"({answer['since']} to {answer['until']}; {answer['tested']} values and pairs tested)."]
+    lines = [
+        f"{answer['bad_runs']} of {answer['runs']} runs of {answer['pipeline']} are bad "
+        f"({answer['since']} to {answer['until']}; {answer['tested']} values and pairs tested)."
+    ]
     if not answer["patterns"]:
-        lines.append("Nothing they share stands out: no attribute value is significantly more common among the bad "
-                     "runs (one-sided Fisher test, Bonferroni-corrected).")
+        lines.append(
+            "Nothing they share stands out: no attribute value is significantly more common among the bad "
+            "runs (one-sided Fisher test, Bonferroni-corrected)."
+        )
     else:
-        rows = [[_names(p["attributes"]), p["bad"], p["other"],
-                 f"{p['support']:.0%}", f"{p['precision']:.0%}",
-                 "unbounded" if p["risk_ratio"] is None else f"{p['risk_ratio']:.1f}", f"{p['p_value']:.2g}"]
-                for p in answer["patterns"]]
-        lines += ["", render.table(rows, ["pattern", "bad", "other", "support", "precision", "risk", "p"],
-                                   max_width=80)]
+        rows = [
+            [
+                _names(p["attributes"]),
+                p["bad"],
+                p["other"],
+                f"{p['support']:.0%}",
+                f"{p['precision']:.0%}",
+                "unbounded" if p["risk_ratio"] is None else f"{p['risk_ratio']:.1f}",
+                f"{p['p_value']:.2g}",
+            ]
+            for p in answer["patterns"]
+        ]
+        lines += [
+            "",
+            render.table(rows, ["pattern", "bad", "other", "support", "precision", "risk", "p"], max_width=80),
+        ]
         top = answer["patterns"][0]
         others = "no other run" if top["other"] == 0 else f"{top['other']} other runs"
-        lines += ["", f"{_names(top['attributes'])} is on {top['bad']} of the {answer['bad_runs']} bad runs, "
-                      f"and on {others}."]
+        lines += [
+            "",
+            f"{_names(top['attributes'])} is on {top['bad']} of the {answer['bad_runs']} bad runs, and on {others}.",
+        ]
     timeline = answer["timeline"]
     if timeline["first_bad"]:
         lines += ["", f"Bad runs from {timeline['first_bad']} to {timeline['last_bad']}."]
     pattern = timeline.get("pattern")
     if pattern and pattern["first_bad"]:
         names = _names(pattern["attributes"])
-        after = (f"; the last good one before was at {pattern['last_good_before']}" if pattern["last_good_before"]
-                 else "; no run with it was good before")
+        after = (
+            f"; the last good one before was at {pattern['last_good_before']}"
+            if pattern["last_good_before"]
+            else "; no run with it was good before"
+        )
         lines.append(f"Runs with {names} went bad from {pattern['first_bad']}{after}.")
     return "\n".join(lines)

@@ -1,9 +1,10 @@
 """`xray demo`: run the demo pipeline through the SDK and print the debugging walkthrough."""
+
 from __future__ import annotations
 
 import random
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -13,8 +14,10 @@ from xray_cli.api import Api
 
 
 @click.command()
-@click.option("--url", help="An X-Ray server already running; default: start one (embedded PostgreSQL "
-                            "unless XRAY_DATABASE_URL is set).")
+@click.option(
+    "--url",
+    help="An X-Ray server already running; default: start one (embedded PostgreSQL unless XRAY_DATABASE_URL is set).",
+)
 @click.option("--runs", type=int, default=300, show_default=True, help="Pipeline runs, over as many products.")
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed of the catalogue and product choice.")
 @click.option("--json", "as_json", is_flag=True, help="Print the walkthrough as JSON.")
@@ -38,7 +41,7 @@ def _run(url: str, runs: int, seed: int, as_json: bool) -> None:
     from xray_demo import catalogue, pipeline
     from xray_demo.walkthrough import walkthrough, walkthrough_text
 
-    since = (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat(timespec="seconds")
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="seconds")
     products_ = catalogue.build(seed)
     products = random.Random(seed).sample(products_, min(runs, len(products_)))
     client = xray_sdk.Client(url, capture="sample")
@@ -50,14 +53,21 @@ def _run(url: str, runs: int, seed: int, as_json: bool) -> None:
     stats = client.stats()
     client.close()
     result = walkthrough(Api(url), pipeline.PIPELINE, since)
-    result["sent"] = {"runs": runs, "seconds": round(elapsed, 1), "events_sent": stats["sent"],
-                      "events_dropped": stats["dropped_total"]}
+    result["sent"] = {
+        "runs": runs,
+        "seconds": round(elapsed, 1),
+        "events_sent": stats["sent"],
+        "events_dropped": stats["dropped_total"],
+    }
     if as_json:
         return render.emit_json(result)
-    click.echo(f"Ran {runs} runs of '{pipeline.PIPELINE}' in {elapsed:.1f} s through the SDK "
-               f"({stats['sent']} events sent, {stats['dropped_total']} dropped).\n")
+    click.echo(
+        f"Ran {runs} runs of '{pipeline.PIPELINE}' in {elapsed:.1f} s through the SDK "
+        f"({stats['sent']} events sent, {stats['dropped_total']} dropped).\n"
+    )
     click.echo(walkthrough_text(result))
-    click.echo("\nExplore further: start the server on the same data with `xray serve` (the embedded database "
-               "keeps it in ./.xray), then try `xray runs`, `xray show RUN_ID`, `xray explain RUN_ID`, "
-               "`xray diff RUN_A RUN_B`, `xray steps --type filter --min-drop-ratio 0.9 --since 24h`.")
-
+    click.echo(
+        "\nExplore further: start the server on the same data with `xray serve` (the embedded database "
+        "keeps it in ./.xray), then try `xray runs`, `xray show RUN_ID`, `xray explain RUN_ID`, "
+        "`xray diff RUN_A RUN_B`, `xray steps --type filter --min-drop-ratio 0.9 --since 24h`."
+    )

@@ -1,9 +1,11 @@
 """Terminal output: aligned tables, colour only when writing to a terminal."""
+
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -31,10 +33,12 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str], *, max_width: in
     """Rows under a header, each column as wide as its widest cell (capped)."""
     cells = [[_cell(value, max_width) for value in row] for row in rows]
     widths = [max([len(h)] + [len(_plain(row[i])) for row in cells]) for i, h in enumerate(header)]
-    lines = ["  ".join(paint(h.ljust(w), bold=True) for h, w in zip(header, widths)).rstrip(),
-             "  ".join("-" * w for w in widths)]
+    lines = [
+        "  ".join(paint(h.ljust(w), bold=True) for h, w in zip(header, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
     for row in cells:
-        lines.append("  ".join(c + " " * (w - len(_plain(c))) for c, w in zip(row, widths)).rstrip())
+        lines.append("  ".join(c + " " * (w - len(_plain(c))) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
 
 
@@ -45,8 +49,9 @@ def metrics(values: dict[str, Any]) -> str:
 
 def preview(value: Any, max_chars: int) -> str:
     """A value as compact JSON, cut to `max_chars` with an ellipsis."""
-    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False,
-                                                            default=str)
+    text = (
+        value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    )
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
 
 

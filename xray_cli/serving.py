@@ -1,4 +1,5 @@
 """Commands that run the server: serve, migrate."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,8 @@ def migrate() -> None:
     """Apply the schema to XRAY_DATABASE_URL (the server also does this when it starts)."""
     import psycopg
 
-    from xray_server.storage.pool import connection_kwargs
     from xray_server.storage.migrations import migrate as apply
+    from xray_server.storage.pool import connection_kwargs
 
     settings = load_settings()
     if not settings.database_url:
@@ -41,16 +42,21 @@ def migrate() -> None:
 
 
 @click.command()
-@click.option("--older-than", "older_than", default="30d", show_default=True,
-              help="Delete the artifacts of runs that started longer ago than this (30m, 24h, 30d, 8w).")
+@click.option(
+    "--older-than",
+    "older_than",
+    default="30d",
+    show_default=True,
+    help="Delete the artifacts of runs that started longer ago than this (30m, 24h, 30d, 8w).",
+)
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 def gc(older_than: str, dry_run: bool) -> None:
     """Delete old artifacts from the store, mark their rows, and settle rows a crash left pending."""
+    from xray_server.artifacts.retention import collect
     from xray_server.artifacts.stores import open_store
     from xray_server.artifacts.sweep import resolve_stale_pending
-    from xray_server.storage.pool import Database
-    from xray_server.artifacts.retention import collect
     from xray_server.schemas.fields import parse_age
+    from xray_server.storage.pool import Database
 
     try:
         age = parse_age(older_than)
@@ -68,5 +74,7 @@ def gc(older_than: str, dry_run: bool) -> None:
     finally:
         db.close()
     verb = "would delete" if dry_run else "deleted"
-    click.echo(f"{verb} {result['deleted']} artifacts of runs started before {result['cutoff']}"
-               f"; {result['failed']} could not be deleted now; {settled} pending rows settled")
+    click.echo(
+        f"{verb} {result['deleted']} artifacts of runs started before {result['cutoff']}"
+        f"; {result['failed']} could not be deleted now; {settled} pending rows settled"
+    )

@@ -4,6 +4,7 @@ Most products come from feed A, which files them under category slugs ("phone_ca
 merged later, files a few categories under their display names ("Phone Cases"): the
 competitor pipeline's compatibility table is keyed by slug, and that is the bug it trips on.
 """
+
 from __future__ import annotations
 
 import random
@@ -15,8 +16,11 @@ CATEGORIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "screen_protector": ("Screen Protectors", "screen protector", ("tempered glass", "clear", "phone", "privacy")),
     "phone_charger": ("Phone Chargers", "phone charger", ("fast", "wall", "dual port", "compact")),
     "phone_mount": ("Phone Mounts", "phone mount", ("car", "vent", "magnetic", "dashboard")),
-    "laptop_stand": ("Laptop Stands", "laptop stand", ("aluminum", "adjustable", "ergonomic",
-                                                      "with phone holder and case", "with phone holder")),
+    "laptop_stand": (
+        "Laptop Stands",
+        "laptop stand",
+        ("aluminum", "adjustable", "ergonomic", "with phone holder and case", "with phone holder"),
+    ),
     "laptop_sleeve": ("Laptop Sleeves", "laptop sleeve", ("padded", "neoprene", "slim", "water resistant")),
     "tablet_case": ("Tablet Cases", "tablet folio", ("smart", "trifold", "ipad", "leather")),
     "usb_cable": ("USB Cables", "usb-c cable", ("braided", "nylon", "6ft", "fast charging")),
@@ -72,13 +76,15 @@ def build(seed: int = 7, size: int = SIZE) -> list[Product]:
         before = [d for d in chosen if not d.startswith("with ")]
         after = [d for d in chosen if d.startswith("with ")][:1]
         title = " ".join([rng.choice(BRANDS), *before, noun, *after]).title()
-        products.append(Product(
-            asin=f"B0{rng.randrange(16**8):08X}",
-            title=title,
-            category=display if feed == "B" else slug,
-            price=round(rng.uniform(6, 90), 2),
-            rating=round(rng.uniform(2.5, 5.0), 1),
-            feed=feed,
-            words=frozenset(title.lower().split()),
-        ))
+        products.append(
+            Product(
+                asin=f"B0{rng.randrange(16**8):08X}",
+                title=title,
+                category=display if feed == "B" else slug,
+                price=round(rng.uniform(6, 90), 2),
+                rating=round(rng.uniform(2.5, 5.0), 1),
+                feed=feed,
+                words=frozenset(title.lower().split()),
+            )
+        )
     return products

@@ -6,6 +6,7 @@ a table keyed by slug and falls back to generic accessories when it is missing. 
 that feed B files under a display name ("Phone Cases"), the lookup misses, the filter throws
 away every real phone case and keeps stands and mounts, and a laptop stand wins.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -13,7 +14,6 @@ from collections import Counter
 from typing import Any
 
 import xray_sdk
-
 from xray_demo.catalogue import BRANDS, CATEGORIES, Product
 
 PIPELINE = "competitor_selection"
@@ -50,8 +50,10 @@ def search_catalogue(step: xray_sdk.Step, catalogue: list[Product], keywords: li
     categories = Counter(p.category_slug for p in found)
     step.metrics(results=len(found), categories=len(categories))
     step.output(xray_sdk.summarize(found, fields=["category"], examples=0, top=5))
-    step.why(f"{len(found)} products share {MIN_OVERLAP}+ keywords; top categories "
-             + ", ".join(f"{c} ({n})" for c, n in categories.most_common(3)))
+    step.why(
+        f"{len(found)} products share {MIN_OVERLAP}+ keywords; top categories "
+        + ", ".join(f"{c} ({n})" for c, n in categories.most_common(3))
+    )
     return found
 
 
@@ -74,17 +76,23 @@ def compat_filter(step: xray_sdk.Step, product: Product, found: list[Product]) -
             kept.append(p)
     # Counts per reason become metrics; a sample of each reason is kept as evidence.
     step.decide([_row(p) for p in kept], rejected)
-    step.why(f"kept candidates in {sorted(allowed)} priced {low:.0f}-{high:.0f} "
-             f"(categories compatible with '{product.category}')")
+    step.why(
+        f"kept candidates in {sorted(allowed)} priced {low:.0f}-{high:.0f} "
+        f"(categories compatible with '{product.category}')"
+    )
     step.output(xray_sdk.summarize(kept, fields=["category"], examples=0, top=5))
     return kept
 
 
-def rank_candidates(step: xray_sdk.Step, product: Product, keywords: list[str], kept: list[Product]) -> list[tuple[float, Product]]:
+def rank_candidates(
+    step: xray_sdk.Step, product: Product, keywords: list[str], kept: list[Product]
+) -> list[tuple[float, Product]]:
     """Score by title overlap with the keywords, rating as tie-breaker."""
     wanted = set(keywords)
-    scored = sorted(((round(len(wanted & p.words) / len(wanted | p.words) + p.rating / 100, 4), p)
-                     for p in kept), key=lambda s: (-s[0], s[1].asin))
+    scored = sorted(
+        ((round(len(wanted & p.words) / len(wanted | p.words) + p.rating / 100, 4), p) for p in kept),
+        key=lambda s: (-s[0], s[1].asin),
+    )
     top = scored[:10]
     step.candidates(kept, top)
     if scored:
@@ -92,8 +100,10 @@ def rank_candidates(step: xray_sdk.Step, product: Product, keywords: list[str], 
         best_score, best = scored[0]
         shared = sorted(wanted & best.words)
         step.metrics(score_max=best_score, score_p50=round(statistics.median(scores), 4))
-        step.why(f"top pick {best.asin} '{best.title}' ({best.category_slug}) scored {best_score}: "
-                 f"shares {shared} with the keywords")
+        step.why(
+            f"top pick {best.asin} '{best.title}' ({best.category_slug}) scored {best_score}: "
+            f"shares {shared} with the keywords"
+        )
     else:
         step.why("nothing to rank")
     step.artifact("ranked_top10", [dict(_row(p), score=s) for s, p in top], capture="sample")
@@ -124,5 +134,3 @@ def find_competitor(client: xray_sdk.Client, product: Product, catalogue: list[P
 
 def _row(p: Product) -> dict[str, Any]:
     return {"asin": p.asin, "title": p.title, "category": p.category, "price": p.price}
-
-

@@ -1,5 +1,6 @@
 """The debugging walkthrough `xray demo` prints, computed from the HTTP API alone. All of its
 wording about products, categories and feeds is the demo's own: the product knows none of it."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -7,8 +8,18 @@ from typing import Any
 
 from xray_cli import render
 from xray_cli.api import Api
-from xray_cli.debugging import (diff_for, diff_text, explain_for, explain_text, patterns_for, patterns_text,
-                                show_text, steps_text, why_dropped_for, why_dropped_text)
+from xray_cli.debugging import (
+    diff_for,
+    diff_text,
+    explain_for,
+    explain_text,
+    patterns_for,
+    patterns_text,
+    show_text,
+    steps_text,
+    why_dropped_for,
+    why_dropped_text,
+)
 
 # The demo's candidates are products, identified by their ASIN.
 ID_FIELD = "asin"
@@ -17,11 +28,18 @@ ID_FIELD = "asin"
 def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> dict[str, Any]:
     """Find the bad runs of `pipeline` since `since`, explain one, and find the pattern."""
     runs = api.get_all("/api/v1/runs", "runs", pipeline=pipeline, since=since)
-    flagged = api.get_all("/api/v1/steps", "steps", pipeline=pipeline, step_type="filter",
-                          min_drop_ratio=threshold, since=since)
+    flagged = api.get_all(
+        "/api/v1/steps", "steps", pipeline=pipeline, step_type="filter", min_drop_ratio=threshold, since=since
+    )
     bad_ids = list(dict.fromkeys(s["run_id"] for s in flagged))
-    result: dict[str, Any] = {"pipeline": pipeline, "since": since, "threshold": threshold, "runs": len(runs),
-                              "flagged_steps": flagged, "bad_runs": bad_ids}
+    result: dict[str, Any] = {
+        "pipeline": pipeline,
+        "since": since,
+        "threshold": threshold,
+        "runs": len(runs),
+        "flagged_steps": flagged,
+        "bad_runs": bad_ids,
+    }
     if not bad_ids:
         return result
     example_id = bad_ids[0]
@@ -32,8 +50,7 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
     good = _good_twin(runs, set(bad_ids), result["example"])
     if good is not None:
         result["diff"] = diff_for(api, good["run_id"], example_id)
-    result["patterns"] = patterns_for(api, pipeline=pipeline, since=since, step_type="filter",
-                                      min_drop_ratio=threshold)
+    result["patterns"] = patterns_for(api, pipeline=pipeline, since=since, step_type="filter", min_drop_ratio=threshold)
     return result
 
 
@@ -44,28 +61,39 @@ def _evidence(api: Api, run: dict[str, Any], explained: dict[str, Any]) -> tuple
     if not findings:
         return None, None
     step = next(s for s in run["steps"] if s["seq"] == findings[0]["seq"])
-    stored = sorted((a for a in step["artifacts"] if a.get("link")),
-                    key=lambda a: a["name"] != "rejected_sample")  # what it threw away, first
+    stored = sorted(
+        (a for a in step["artifacts"] if a.get("link")), key=lambda a: a["name"] != "rejected_sample"
+    )  # what it threw away, first
     if not stored:
         return {"step": step["name"], "artifacts": [a["name"] for a in step["artifacts"]], "kept": False}, None
     content = api.get(stored[0]["link"])
-    items = [item.get("candidate", item) if isinstance(item, dict) else item
-             for item in (content if isinstance(content, list) else [])]
+    items = [
+        item.get("candidate", item) if isinstance(item, dict) else item
+        for item in (content if isinstance(content, list) else [])
+    ]
     categories = Counter(str(item.get("category")) for item in items if isinstance(item, dict))
-    return {"step": step["name"], "artifact": stored[0]["name"], "link": stored[0]["link"], "kept": True,
-            "items": len(content) if isinstance(content, list) else None,
-            "categories": dict(categories.most_common())}, content
+    return {
+        "step": step["name"],
+        "artifact": stored[0]["name"],
+        "link": stored[0]["link"],
+        "kept": True,
+        "items": len(content) if isinstance(content, list) else None,
+        "categories": dict(categories.most_common()),
+    }, content
 
 
-def _a_dropped_candidate(api: Api, run: dict[str, Any], evidence: dict[str, Any] | None,
-                         content: Any) -> dict[str, Any] | None:
+def _a_dropped_candidate(
+    api: Api, run: dict[str, Any], evidence: dict[str, Any] | None, content: Any
+) -> dict[str, Any] | None:
     """A rejected candidate of the run's own category, traced with why-dropped: the right
     answer the step threw away, by id."""
     if not evidence or not evidence.get("kept") or evidence.get("artifact") != "rejected_sample":
         return None
     category = _norm((run.get("tags") or {}).get("category", ""))
     rows = [r for r in content if isinstance(r, dict) and isinstance(r.get("candidate"), dict)]
-    chosen = next((r for r in rows if _norm(str(r["candidate"].get("category", ""))) == category), rows[0] if rows else None)
+    chosen = next(
+        (r for r in rows if _norm(str(r["candidate"].get("category", ""))) == category), rows[0] if rows else None
+    )
     if chosen is None:
         return None
     candidate_id = chosen.get("id") or chosen["candidate"].get(ID_FIELD)
@@ -90,10 +118,14 @@ def walkthrough_text(result: dict[str, Any]) -> str:
     """The walkthrough for a terminal."""
     h = lambda text: render.paint(text, "cyan", bold=True)  # noqa: E731
     pipeline, since = result["pipeline"], result["since"]
-    lines = [h(f"1. Which runs went wrong? Filter steps that dropped at least {result['threshold']:.0%} "
-               f"of their candidates:"),
-             f"   xray steps --pipeline {pipeline} --type filter --min-drop-ratio {result['threshold']} --since {since}",
-             ""]
+    lines = [
+        h(
+            f"1. Which runs went wrong? Filter steps that dropped at least {result['threshold']:.0%} "
+            f"of their candidates:"
+        ),
+        f"   xray steps --pipeline {pipeline} --type filter --min-drop-ratio {result['threshold']} --since {since}",
+        "",
+    ]
     flagged = result["flagged_steps"]
     lines.append(steps_text(flagged[:10]))
     if len(flagged) > 10:
@@ -103,25 +135,47 @@ def walkthrough_text(result: dict[str, Any]) -> str:
         return "\n".join(lines)
     example = result["example"]
     lines += ["", h("2. One bad run, step by step:"), f"   xray show {example['run_id']}", "", show_text(example)]
-    lines += ["", h("3. Which step failed, and why (against the baseline of recent runs):"),
-              f"   xray explain {example['run_id']}", "", explain_text(result["explain"])]
+    lines += [
+        "",
+        h("3. Which step failed, and why (against the baseline of recent runs):"),
+        f"   xray explain {example['run_id']}",
+        "",
+        explain_text(result["explain"]),
+    ]
     evidence = result.get("evidence")
     if evidence and evidence["kept"]:
         cats = ", ".join(f"{c} ({n})" for c, n in evidence["categories"].items())
-        lines += ["", h(f"   The evidence it kept ({evidence['artifact']}, a sample of what it rejected):"),
-                  f"   GET {evidence['link']}", f"   {evidence['items']} rejected candidates by category: {cats}"]
+        lines += [
+            "",
+            h(f"   The evidence it kept ({evidence['artifact']}, a sample of what it rejected):"),
+            f"   GET {evidence['link']}",
+            f"   {evidence['items']} rejected candidates by category: {cats}",
+        ]
     elif evidence:
         lines += ["", f"   No evidence was kept for {evidence['step']}: the run is explained by its metrics alone."]
     traced = result.get("dropped_candidate")
     if traced and traced["found"]:
-        lines += ["", h("   One of the right candidates it dropped, traced by id:"),
-                  f"   xray why-dropped {example['run_id']} {traced['candidate_id']}", "",
-                  "   " + why_dropped_text(traced).replace("\n", "\n   ")]
+        lines += [
+            "",
+            h("   One of the right candidates it dropped, traced by id:"),
+            f"   xray why-dropped {example['run_id']} {traced['candidate_id']}",
+            "",
+            "   " + why_dropped_text(traced).replace("\n", "\n   "),
+        ]
     if "diff" in result:
         d = result["diff"]
-        lines += ["", h("4. A good run of the same category beside the bad one:"),
-                  f"   xray diff {d['a']['run_id']} {d['b']['run_id']}", "", diff_text(d)]
-    lines += ["", h("5. What the bad runs have in common, and since when:"),
-              f"   xray patterns --pipeline {pipeline} --type filter --min-drop-ratio {result['threshold']} "
-              f"--since {since}", "", patterns_text(result["patterns"])]
+        lines += [
+            "",
+            h("4. A good run of the same category beside the bad one:"),
+            f"   xray diff {d['a']['run_id']} {d['b']['run_id']}",
+            "",
+            diff_text(d),
+        ]
+    lines += [
+        "",
+        h("5. What the bad runs have in common, and since when:"),
+        f"   xray patterns --pipeline {pipeline} --type filter --min-drop-ratio {result['threshold']} --since {since}",
+        "",
+        patterns_text(result["patterns"]),
+    ]
     return "\n".join(lines)

@@ -11,6 +11,7 @@
 This package also holds X-Ray's shared vocabulary (step types, required metrics, capture
 levels, limits); the server imports it from here.
 """
+
 from __future__ import annotations
 
 import threading
@@ -18,13 +19,8 @@ from typing import Any
 
 from .client import Client
 from .context import current_run, current_step
-from .run import Run, step
-from .step import Step
-from .contract.metrics import MetricsVerdict, derive_drop_ratio, evaluate_metrics
-from .delivery.worker import DeliveryConfig
-from .errors import XRayContractError, XRayDeliveryError, XRayError
 from .contract.limits import DEFAULT_LIMITS, Limits
-from .summarize import sample, summarize
+from .contract.metrics import MetricsVerdict, derive_drop_ratio, evaluate_metrics
 from .contract.vocabulary import (
     CAPTURE_LEVELS,
     EVENT_TYPES,
@@ -37,6 +33,11 @@ from .contract.vocabulary import (
     StepStatus,
     StepType,
 )
+from .delivery.worker import DeliveryConfig
+from .errors import XRayContractError, XRayDeliveryError, XRayError
+from .run import Run, step
+from .step import Step
+from .summarize import sample, summarize
 
 _default: Client | None = None
 _default_lock = threading.Lock()
@@ -77,9 +78,36 @@ def stats() -> dict[str, Any]:
 
 
 __all__ = [
-    "CAPTURE_LEVELS", "DEFAULT_LIMITS", "EVENT_TYPES", "REQUIRED_METRICS", "STANDARD_METRICS", "STEP_TYPES",
-    "CaptureLevel", "Client", "DeliveryConfig", "EventType", "Limits", "MetricsVerdict", "Run", "RunStatus",
-    "Step", "StepStatus", "StepType", "XRayContractError", "XRayDeliveryError", "XRayError",
-    "configure", "current_run", "current_step", "derive_drop_ratio", "evaluate_metrics", "flush",
-    "get_client", "sample", "start_run", "stats", "step", "summarize",
+    "CAPTURE_LEVELS",
+    "DEFAULT_LIMITS",
+    "EVENT_TYPES",
+    "REQUIRED_METRICS",
+    "STANDARD_METRICS",
+    "STEP_TYPES",
+    "CaptureLevel",
+    "Client",
+    "DeliveryConfig",
+    "EventType",
+    "Limits",
+    "MetricsVerdict",
+    "Run",
+    "RunStatus",
+    "Step",
+    "StepStatus",
+    "StepType",
+    "XRayContractError",
+    "XRayDeliveryError",
+    "XRayError",
+    "configure",
+    "current_run",
+    "current_step",
+    "derive_drop_ratio",
+    "evaluate_metrics",
+    "flush",
+    "get_client",
+    "sample",
+    "start_run",
+    "stats",
+    "step",
+    "summarize",
 ]

@@ -5,27 +5,29 @@ changes to the caller's objects do not leak in) and handed to `Delivery`, which 
 In `best_effort` mode nothing raises into the pipeline; in `strict` mode instrumentation
 mistakes raise `XRayContractError` at the step.
 """
+
 from __future__ import annotations
 
 import os
 import time
 import uuid
 import weakref
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from .contract.limits import DEFAULT_LIMITS, Limits
+from .contract.vocabulary import CAPTURE_LEVELS, CaptureLevel
+from .delivery.transport import HttpTransport
 from .delivery.worker import RUN, Delivery, DeliveryConfig
 from .errors import XRayDeliveryError
 from .ids import new_id
-from .contract.limits import DEFAULT_LIMITS, Limits
 from .ratelog import RateLimitedLog
 from .recorder import Recorder
 from .run import Run
 from .serialize import RawJson, dumps
-from .delivery.transport import HttpTransport
 from .values import label, now_iso
-from .contract.vocabulary import CAPTURE_LEVELS, CaptureLevel
 
-_clients: "weakref.WeakSet[Client]" = weakref.WeakSet()
+_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
 BEST_EFFORT = "best_effort"
 STRICT = "strict"
@@ -60,8 +62,9 @@ class Client:
         self.log = RateLimitedLog()
         mode = self._choose(mode or os.environ.get("XRAY_MODE"), (BEST_EFFORT, STRICT), BEST_EFFORT, "XRAY_MODE")
         self.mode = mode
-        self.capture = self._choose(capture or os.environ.get("XRAY_CAPTURE"), CAPTURE_LEVELS,
-                                    CaptureLevel.SUMMARY.value, "XRAY_CAPTURE")
+        self.capture = self._choose(
+            capture or os.environ.get("XRAY_CAPTURE"), CAPTURE_LEVELS, CaptureLevel.SUMMARY.value, "XRAY_CAPTURE"
+        )
         off = _env_flag("XRAY_DISABLED") if disabled is None else disabled
         self.endpoint = endpoint or os.environ.get("XRAY_ENDPOINT") or DEFAULT_ENDPOINT
         self.shutdown_timeout = shutdown_timeout
@@ -80,8 +83,14 @@ class Client:
         self._delivery = Delivery(transport, delivery, on_tick=lambda: _call_if_alive(tick))
         # At exit, delivery.py closes every delivery of the process against one shared deadline.
         self._delivery.shutdown_timeout = shutdown_timeout
-        self.recorder = Recorder(deliver=self._delivery.submit, pressure=self._delivery.pressure, limits=limits,
-                                 strict=mode == STRICT, disabled=off, log=self.log)
+        self.recorder = Recorder(
+            deliver=self._delivery.submit,
+            pressure=self._delivery.pressure,
+            limits=limits,
+            strict=mode == STRICT,
+            disabled=off,
+            log=self.log,
+        )
         _clients.add(self)
 
     def _choose(self, value: str | None, allowed: tuple[str, ...], default: str, name: str) -> str:
@@ -109,8 +118,16 @@ class Client:
         """True in strict mode: contract mistakes raise, and flush() raises on loss."""
         return self.mode == STRICT
 
-    def start_run(self, pipeline: str, entity: str, *, tags: Mapping[str, str] | None = None,
-                  metadata: Any = None, run_id: str | None = None, capture: str | None = None) -> "Run":
+    def start_run(
+        self,
+        pipeline: str,
+        entity: str,
+        *,
+        tags: Mapping[str, str] | None = None,
+        metadata: Any = None,
+        run_id: str | None = None,
+        capture: str | None = None,
+    ) -> Run:
         """Begin a run; returns at once (the id is made here, the create request is queued)."""
         if capture is not None and capture not in CAPTURE_LEVELS:
             self.recorder.contract_error(f"capture {capture!r} is not one of {', '.join(CAPTURE_LEVELS)}")
@@ -118,11 +135,17 @@ class Client:
         run = Run(self, self.recorder, self._run_id(run_id), pipeline, entity, capture or self.capture)
         try:
             limits = self.limits
-            body: dict[str, Any] = {"run_id": run.run_id, "pipeline": label(pipeline, limits.max_name_chars),
-                                    "entity": label(entity, limits.max_name_chars), "started_at": now_iso()}
+            body: dict[str, Any] = {
+                "run_id": run.run_id,
+                "pipeline": label(pipeline, limits.max_name_chars),
+                "entity": label(entity, limits.max_name_chars),
+                "started_at": now_iso(),
+            }
             if tags:
-                body["tags"] = {label(k, limits.max_tag_key_chars): label(v, limits.max_tag_value_chars)
-                                for k, v in list(dict(tags).items())[: limits.max_tags]}
+                body["tags"] = {
+                    label(k, limits.max_tag_key_chars): label(v, limits.max_tag_value_chars)
+                    for k, v in list(dict(tags).items())[: limits.max_tags]
+                }
             if metadata is not None:
                 body["metadata"] = self._bounded_metadata(metadata)
             self.recorder.submit(run.run_id, RUN, body, raw=metadata is not None)
@@ -158,7 +181,8 @@ class Client:
             if lost or not done:
                 raise XRayDeliveryError(
                     f"{lost} events lost since the last flush (by reason: {stats['dropped']}), "
-                    f"{stats['pending']} still pending after {timeout}s; is {self.endpoint} reachable?")
+                    f"{stats['pending']} still pending after {timeout}s; is {self.endpoint} reachable?"
+                )
         return done
 
     def close(self, timeout: float | None = None) -> bool:
@@ -169,8 +193,11 @@ class Client:
         """Delivery counters (`enqueued == sent + dropped_total + pending`) and SDK counters."""
         stats = self._delivery.stats()
         recorder = self.recorder
-        stats.update(contract_errors=recorder.contract_errors, internal_errors=recorder.internal_errors,
-                     artifacts={"kept": recorder.artifacts_kept, "dropped": dict(recorder.artifacts_dropped)})
+        stats.update(
+            contract_errors=recorder.contract_errors,
+            internal_errors=recorder.internal_errors,
+            artifacts={"kept": recorder.artifacts_kept, "dropped": dict(recorder.artifacts_dropped)},
+        )
         return stats
 
     def _send_overdue_starts(self) -> None:
@@ -178,7 +205,7 @@ class Client:
         self.recorder.send_overdue_starts(time.monotonic() - self.start_delay)
 
 
-def _call_if_alive(method: "weakref.WeakMethod[Callable[[], None]]") -> None:
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
     bound = method()
     if bound is not None:
         bound()

@@ -1,4 +1,5 @@
 """Which run and step the current thread or asyncio task is inside."""
+
 from __future__ import annotations
 
 import contextvars
@@ -8,15 +9,15 @@ if TYPE_CHECKING:
     from .run import Run
     from .step import Step
 
-current_run_var: contextvars.ContextVar["Run | None"] = contextvars.ContextVar("xray_run", default=None)
-current_step_var: contextvars.ContextVar["Step | None"] = contextvars.ContextVar("xray_step", default=None)
+current_run_var: contextvars.ContextVar[Run | None] = contextvars.ContextVar("xray_run", default=None)
+current_step_var: contextvars.ContextVar[Step | None] = contextvars.ContextVar("xray_step", default=None)
 
 
-def current_run() -> "Run | None":
+def current_run() -> Run | None:
     """The run of the innermost `with run:` block in this context, if any."""
     return current_run_var.get()
 
 
-def current_step() -> "Step | None":
+def current_step() -> Step | None:
     """The innermost step in progress in this context, if any."""
     return current_step_var.get()

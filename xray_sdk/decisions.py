@@ -12,6 +12,7 @@ whatever its shape: `{"id": ..., "candidate": c}` kept, `{"reason": r, "id": ...
 rejected. Without an id the entries are the candidate itself and `{"reason": r, "candidate": c}`.
 Ids are looked up only for the candidates in the evidence, when the step ends.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -77,7 +78,7 @@ class Decisions:
         """The most frequent reasons, the rest folded into `other`: bounded whatever the step did."""
         ranked = sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))
         top = dict(ranked[: self.limits.max_reasons])
-        rest = sum(count for _, count in ranked[self.limits.max_reasons:])
+        rest = sum(count for _, count in ranked[self.limits.max_reasons :])
         if rest:
             top[OTHER_REASON] = top.get(OTHER_REASON, 0) + rest
         return top

@@ -1,4 +1,5 @@
 """Exceptions the SDK raises, in strict mode only: best_effort mode never raises."""
+
 from __future__ import annotations
 
 

@@ -2,6 +2,7 @@
 pipeline makes two ids per step, so instead each process draws 122 random bits once and
 counts: a random UUID prefix (with its version and variant bits) and a 48-bit counter that
 starts at a random value. A forked child draws again, so parent and child never collide."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """Logging that cannot flood: one line per kind of problem per interval."""
+
 from __future__ import annotations
 
 import logging

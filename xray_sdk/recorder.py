@@ -4,9 +4,11 @@ The client builds one and hands it to each run; steps reach it through their run
 callables, not the delivery (after sentry-python's worker), so a run or a step cannot reach
 the queue, the transport or the client's settings, and the counters live in one place.
 """
+
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .contract.limits import Limits
 from .delivery.worker import EVENT, Item
@@ -26,11 +28,32 @@ class Recorder:
     less than a Python call (the `None` is `pop`'s default: the step may not be in the table).
     """
 
-    __slots__ = ("limits", "disabled", "strict", "log", "contract_errors", "internal_errors", "artifacts_kept",
-                 "artifacts_dropped", "open_step", "close_step", "pressure", "_deliver", "_open")
+    __slots__ = (
+        "limits",
+        "disabled",
+        "strict",
+        "log",
+        "contract_errors",
+        "internal_errors",
+        "artifacts_kept",
+        "artifacts_dropped",
+        "open_step",
+        "close_step",
+        "pressure",
+        "_deliver",
+        "_open",
+    )
 
-    def __init__(self, *, deliver: Callable[[Item], bool], pressure: Callable[[], float], limits: Limits,
-                 strict: bool, disabled: bool, log: RateLimitedLog) -> None:
+    def __init__(
+        self,
+        *,
+        deliver: Callable[[Item], bool],
+        pressure: Callable[[], float],
+        limits: Limits,
+        strict: bool,
+        disabled: bool,
+        log: RateLimitedLog,
+    ) -> None:
         self.limits = limits
         self.disabled = disabled
         self.strict = strict

@@ -1,19 +1,21 @@
 """A run, and the `step` decorator that finds the current run through contextvars."""
+
 from __future__ import annotations
 
 import contextvars
 import functools
 import inspect
 import itertools
-from typing import TYPE_CHECKING, Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .context import current_run_var
+from .contract.vocabulary import RunStatus, StepType
 from .delivery.worker import EVENT
 from .errors import XRayContractError
 from .ids import new_id
 from .step import Step
 from .values import bounded_summary, error_info, now_iso
-from .contract.vocabulary import RunStatus, StepType
 
 if TYPE_CHECKING:
     from .client import Client
@@ -26,8 +28,9 @@ class Run:
     """One execution of a pipeline on one entity. A context manager: leaving the block
     finishes the run, recording the exception if one escaped."""
 
-    def __init__(self, client: "Client", recorder: "Recorder", run_id: str, pipeline: str, entity: str,
-                 capture: str) -> None:
+    def __init__(
+        self, client: Client, recorder: Recorder, run_id: str, pipeline: str, entity: str, capture: str
+    ) -> None:
         self.client = client
         self.recorder = recorder
         self.run_id = run_id
@@ -38,8 +41,18 @@ class Run:
         self._seq = itertools.count()
         self._tokens: list[contextvars.Token[Run | None]] = []
 
-    def step(self, name: str, step_type: str, fn: Callable[..., T] | None = None, /, *args: Any,
-             input: Any = None, capture: str | None = None, id_field: str | None = None, **kwargs: Any) -> Any:
+    def step(
+        self,
+        name: str,
+        step_type: str,
+        fn: Callable[..., T] | None = None,
+        /,
+        *args: Any,
+        input: Any = None,
+        capture: str | None = None,
+        id_field: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """A step of this run, in one of two forms.
 
         Without `fn`: the step, to use with `with` or `async with`. With `fn`: call
@@ -53,9 +66,11 @@ class Run:
         if fn is None:
             return step
         if inspect.iscoroutinefunction(fn):
+
             async def run_async() -> Any:
                 async with step:
                     return await fn(step, *args, **kwargs)
+
             return run_async()
         with step:
             return fn(step, *args, **kwargs)
@@ -71,7 +86,9 @@ class Run:
             status = None
         try:
             body: dict[str, Any] = {
-                "event_id": new_id(), "type": "run_finish", "ts": now_iso(),
+                "event_id": new_id(),
+                "type": "run_finish",
+                "ts": now_iso(),
                 "status": status or (RunStatus.ERROR.value if error is not None else RunStatus.OK.value),
             }
             if outcome is not None:
@@ -84,7 +101,7 @@ class Run:
         except Exception as exc:
             recorder.internal_error(exc)
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         self._tokens.append(current_run_var.set(self))
         return self
 
@@ -99,15 +116,16 @@ class Run:
         else:
             self.finish()
 
-    async def __aenter__(self) -> "Run":
+    async def __aenter__(self) -> Run:
         return self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self.__exit__(exc_type, exc, tb)
 
 
-def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
-         capture: str | None = None, id_field: str | None = None) -> Any:
+def step(
+    name: Any = None, step_type: str = StepType.CUSTOM.value, *, capture: str | None = None, id_field: str | None = None
+) -> Any:
     """Decorate a function so that each call is a step of the current run (found through
     contextvars; outside a run the function simply runs). Use `current_step()` inside.
     `@step` alone names the step after the function, with type `custom`. `capture` and
@@ -118,6 +136,7 @@ def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
     def decorate(fn: Callable[..., T]) -> Callable[..., T]:
         step_name = name or fn.__name__
         if inspect.iscoroutinefunction(fn):
+
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 run = current_run_var.get()
@@ -125,6 +144,7 @@ def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
                     return await fn(*args, **kwargs)
                 async with Step(run, step_name, step_type, None, capture, id_field):
                     return await fn(*args, **kwargs)
+
             # For an async fn, T is its coroutine type, which is what the wrapper returns too.
             return async_wrapper  # type: ignore[return-value]
 
@@ -135,5 +155,7 @@ def step(name: Any = None, step_type: str = StepType.CUSTOM.value, *,
                 return fn(*args, **kwargs)
             with Step(run, step_name, step_type, None, capture, id_field):
                 return fn(*args, **kwargs)
+
         return wrapper
+
     return decorate

@@ -5,6 +5,7 @@ The fast path is `json.dumps` with a `default` hook for common types; anything i
 which builds a clean copy: datetimes become ISO strings, sets lists, numpy values their
 Python equivalents, and unknown objects a truncated `repr`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,8 +19,9 @@ import json
 import math
 import re
 import uuid
+from collections.abc import Mapping
 from pathlib import PurePath
-from typing import Any, Mapping
+from typing import Any
 
 MAX_DEPTH = 32
 MAX_REPR_CHARS = 200
@@ -100,8 +102,7 @@ def _default(value: Any, strict: bool = True) -> Any:
             return items
     if isinstance(value, Mapping) and not isinstance(value, dict):
         return dict(value)
-    if isinstance(value, (range, type({}.keys()), type({}.values()), type({}.items()))) or \
-            inspect.isgenerator(value):
+    if isinstance(value, (range, type({}.keys()), type({}.values()), type({}.items()))) or inspect.isgenerator(value):
         return list(itertools.islice(value, MAX_ITEMS))
     if isinstance(value, (bytes, bytearray, memoryview)):
         raw = bytes(value)

@@ -4,22 +4,32 @@ A short step sends one event, its `step_end`, which carries everything including
 started; a step still running after the client's `start_delay` also sends a `step_start` (from
 the delivery thread), so that it shows as running.
 """
+
 from __future__ import annotations
 
 import contextvars
 import time
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from .contract.bounds import truncate_text
 from .context import current_step_var
+from .contract.bounds import truncate_text
 from .contract.metrics import evaluate_metrics
+from .contract.vocabulary import (
+    CAPTURE_LEVELS,
+    CAPTURE_RANK,
+    REQUIRED_METRICS,
+    STEP_TYPES,
+    CaptureLevel,
+    DropReason,
+    StepStatus,
+    StepType,
+)
 from .decisions import Decisions
 from .delivery.worker import EVENT
 from .ids import new_id
 from .serialize import RawJson, clean_text, dumps
 from .values import bounded_summary, error_info, label, now_iso
-from .contract.vocabulary import (CAPTURE_LEVELS, CAPTURE_RANK, REQUIRED_METRICS, STEP_TYPES, CaptureLevel,
-                                  DropReason, StepStatus, StepType)
 
 if TYPE_CHECKING:
     from .run import Run
@@ -35,12 +45,37 @@ class Step:
     enough for a step's own threads (last write wins)."""
 
     # Slots: a step is allocated per decision, and fewer objects mean less garbage collection.
-    __slots__ = ("run", "step_id", "seq", "name", "step_type", "capture", "parent_step_id", "started_at", "_t0",
-                 "_start_sent", "_metrics", "_why", "_input", "_output", "_artifacts", "_closed", "_token",
-                 "_decisions", "_id_field")
+    __slots__ = (
+        "run",
+        "step_id",
+        "seq",
+        "name",
+        "step_type",
+        "capture",
+        "parent_step_id",
+        "started_at",
+        "_t0",
+        "_start_sent",
+        "_metrics",
+        "_why",
+        "_input",
+        "_output",
+        "_artifacts",
+        "_closed",
+        "_token",
+        "_decisions",
+        "_id_field",
+    )
 
-    def __init__(self, run: "Run", name: str, step_type: str, input: Any = None, capture: str | None = None,
-                 id_field: str | None = None) -> None:
+    def __init__(
+        self,
+        run: Run,
+        name: str,
+        step_type: str,
+        input: Any = None,
+        capture: str | None = None,
+        id_field: str | None = None,
+    ) -> None:
         recorder = run.recorder
         self.run = run
         self.step_id = new_id()
@@ -64,15 +99,16 @@ class Step:
         self._id_field = id_field
         if step_type not in STEP_TYPES:
             self.step_type = StepType.CUSTOM.value
-            recorder.contract_error(f"step {self.name!r}: step type {label(step_type, 64)!r} is not one of "
-                                    f"{', '.join(STEP_TYPES)}")
+            recorder.contract_error(
+                f"step {self.name!r}: step type {label(step_type, 64)!r} is not one of {', '.join(STEP_TYPES)}"
+            )
         if id_field is not None and type(id_field) is not str:
             self._id_field = None
             recorder.contract_error(f"step {self.name!r}: id_field {label(id_field, 64)!r} is not a string")
 
     # ------------------------------------------------------------------ recording
 
-    def metrics(self, values: Mapping[str, Any] | None = None, /, **more: Any) -> "Step":
+    def metrics(self, values: Mapping[str, Any] | None = None, /, **more: Any) -> Step:
         """Record metrics (merged with earlier ones)."""
         try:
             if values:
@@ -83,7 +119,7 @@ class Step:
             self.run.recorder.internal_error(exc)
         return self
 
-    def candidates(self, before: Any, after: Any) -> "Step":
+    def candidates(self, before: Any, after: Any) -> Step:
         """Record `candidates_in` / `candidates_out` from counts or collections; `drop_ratio`
         is derived from them."""
         self._metrics["candidates_in"] = _count(before)
@@ -91,20 +127,20 @@ class Step:
         self._metrics.pop("drop_ratio", None)
         return self
 
-    def keep(self, candidate: Any, id: Any = None) -> "Step":
+    def keep(self, candidate: Any, id: Any = None) -> Step:
         """Record that `candidate` passed this step. `id`: the candidate's id in the evidence
         (else the step's `id_field` of the candidate, if any)."""
         # Called per candidate: the record is read inline, not through `_record()`.
         (self._decisions or self._record()).keep(candidate, id)
         return self
 
-    def reject(self, candidate: Any, reason: str, id: Any = None) -> "Step":
+    def reject(self, candidate: Any, reason: str, id: Any = None) -> Step:
         """Record that `candidate` was dropped, and why (a short, stable reason code such as
         `category_mismatch`: reasons are counted and compared across runs). `id` as for `keep`."""
         (self._decisions or self._record()).reject(candidate, reason, id)
         return self
 
-    def decide(self, kept: Any, rejected: Any) -> "Step":
+    def decide(self, kept: Any, rejected: Any) -> Step:
         """Record many decisions at once: `kept` candidates, and `rejected` (candidate, reason)
         pairs, identified by the step's `id_field`. `candidates_in`, `candidates_out` and
         `drop_ratio` follow from them."""
@@ -116,34 +152,41 @@ class Step:
 
     def _record(self) -> Decisions:
         if self._decisions is None:
-            self._decisions = Decisions(self.run.recorder.limits, keep_all=self.capture == CaptureLevel.FULL.value,
-                                        id_field=self._id_field)
+            self._decisions = Decisions(
+                self.run.recorder.limits, keep_all=self.capture == CaptureLevel.FULL.value, id_field=self._id_field
+            )
         return self._decisions
 
-    def model(self, name: str, temperature: float | None = None) -> "Step":
+    def model(self, name: str, temperature: float | None = None) -> Step:
         """Record the LLM's `model` and `temperature`."""
         self._metrics["model"] = name
         if temperature is not None:
             self._metrics["temperature"] = temperature
         return self
 
-    def why(self, text: Any) -> "Step":
+    def why(self, text: Any) -> Step:
         """Say in a sentence why the step behaved as it did."""
         self._why = text if isinstance(text, str) else label(text, 10**9)
         return self
 
-    def input(self, value: Any) -> "Step":
+    def input(self, value: Any) -> Step:
         """A summary of what the step was given."""
         self._input = value
         return self
 
-    def output(self, value: Any) -> "Step":
+    def output(self, value: Any) -> Step:
         """A summary of what the step produced."""
         self._output = value
         return self
 
-    def artifact(self, name: str, payload: Any, *, capture: str = CaptureLevel.SAMPLE.value,
-                 content_type: str = "application/json") -> "Step":
+    def artifact(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        capture: str = CaptureLevel.SAMPLE.value,
+        content_type: str = "application/json",
+    ) -> Step:
         """Attach bulky evidence. Kept only if `capture` is within the step's capture level,
         the payload within the size limit, and the queue not under pressure; otherwise the
         step records that it was dropped and why."""
@@ -154,7 +197,7 @@ class Step:
 
     # ------------------------------------------------------------------ context manager
 
-    def __enter__(self) -> "Step":
+    def __enter__(self) -> Step:
         self._token = current_step_var.set(self)
         recorder = self.run.recorder
         if not recorder.disabled:
@@ -169,7 +212,7 @@ class Step:
                 pass  # left in another context than entered: nothing to restore
         self._close(exc)
 
-    async def __aenter__(self) -> "Step":
+    async def __aenter__(self) -> Step:
         return self.__enter__()
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -193,8 +236,9 @@ class Step:
             recorder.internal_error(error)
         if problems:
             # When the pipeline's own exception is on its way, it wins: the mistake is only counted.
-            recorder.contract_error(f"step {self.name!r} ({self.step_type}): " + "; ".join(problems),
-                                    raising=exc is None)
+            recorder.contract_error(
+                f"step {self.name!r} ({self.step_type}): " + "; ".join(problems), raising=exc is None
+            )
 
     def start_event_if_due(self, threshold: float) -> dict[str, Any] | None:
         """The step_start event, once, if the step is still open and began before `threshold`
@@ -252,8 +296,15 @@ class Step:
             self.artifact("rejected_all", d.rejected_all_evidence(), capture=CaptureLevel.FULL.value)
 
     def _identity(self, event_type: str, ts: str) -> dict[str, Any]:
-        event: dict[str, Any] = {"event_id": new_id(), "type": event_type, "ts": ts, "step_id": self.step_id,
-                 "seq": self.seq, "name": self.name, "step_type": self.step_type}
+        event: dict[str, Any] = {
+            "event_id": new_id(),
+            "type": event_type,
+            "ts": ts,
+            "step_id": self.step_id,
+            "seq": self.seq,
+            "name": self.name,
+            "step_type": self.step_type,
+        }
         if self.parent_step_id:
             event["parent_step_id"] = self.parent_step_id
         return event
@@ -275,8 +326,11 @@ class Step:
                 continue
             seen.add(name)
             capture = artifact["capture"] if artifact["capture"] in CAPTURE_LEVELS else CaptureLevel.FULL.value
-            ref: dict[str, Any] = {"name": name, "capture": capture,
-                                   "content_type": label(artifact["content_type"], limits.max_name_chars)}
+            ref: dict[str, Any] = {
+                "name": name,
+                "capture": capture,
+                "content_type": label(artifact["content_type"], limits.max_name_chars),
+            }
             # Decide before encoding: a payload that will not be sent is never serialised.
             if CAPTURE_RANK[capture] > CAPTURE_RANK[self.capture]:
                 ref["dropped"] = DropReason.CAPTURE_POLICY.value

@@ -1,9 +1,11 @@
 """Summaries and samples of candidate lists: what the contract's capture levels keep."""
+
 from __future__ import annotations
 
 import random
 from collections import Counter
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .serialize import to_json_safe
 

@@ -1,4 +1,5 @@
 """Formatting values for events: timestamps, labels and errors, never raising."""
+
 from __future__ import annotations
 
 import time

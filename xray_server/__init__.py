@@ -5,6 +5,7 @@
 - `artifacts/`: the cold tier; `storage/`: PostgreSQL; `runtime/`: settings and processes;
 - `schemas/`: the wire shapes (marshmallow); `errors.py`, `ids.py`, `jsonio.py`: shared by all.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

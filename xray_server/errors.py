@@ -3,6 +3,7 @@ layer (`xray_server.web.errors`) answers them all in one JSON shape:
 
     {"error": {"code": "...", "message": "...", "details": {...}}}
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """Ids from URLs and query strings: canonical UUIDs, or a 400 that names the field."""
+
 from __future__ import annotations
 
 import uuid

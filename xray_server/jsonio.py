@@ -5,11 +5,13 @@ reads an integer of 20 digits or more as a float, refuses lone surrogates, and e
 null. Each function below uses orjson only where it gives exactly what `json` would, and
 otherwise hands the value to `json`, so switching library changed no result (tests compare).
 """
+
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -49,5 +51,5 @@ def iso_utc(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, as `isoformat` would write it (orjson writes it in a third
     of the time: two per row of every page)."""
     if moment.utcoffset() != _ZERO:
-        moment = moment.astimezone(timezone.utc)
+        moment = moment.astimezone(UTC)
     return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode("ascii")

@@ -1,5 +1,6 @@
 """SDK clients that deliver quickly, for tests: what a test waits for happens in tens of
 milliseconds instead of the seconds the production defaults allow."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,8 +11,13 @@ from xray_sdk.delivery.worker import DeliveryConfig
 
 # Short flush interval, backoff and breaker cool-downs; the SDK's own max_attempts and
 # breaker_threshold, since a test of retries says how many it needs.
-FAST_DELIVERY: dict[str, Any] = {"flush_interval": 0.05, "backoff_base": 0.05, "backoff_max": 0.2,
-                                 "breaker_cooldown": 0.2, "breaker_cooldown_max": 0.5}
+FAST_DELIVERY: dict[str, Any] = {
+    "flush_interval": 0.05,
+    "backoff_base": 0.05,
+    "backoff_max": 0.2,
+    "breaker_cooldown": 0.2,
+    "breaker_cooldown_max": 0.5,
+}
 # A short transport timeout ends a request held by a scripted server quickly.
 FAST_CLIENT: dict[str, Any] = {"timeout": 0.5, "shutdown_timeout": 0.5}
 # The SDK's default transport timeout, for clients of the real gunicorn server: on a busy

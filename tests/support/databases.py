@@ -1,4 +1,5 @@
 """Throwaway databases on a real PostgreSQL server, for tests."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,8 +1,9 @@
 """Build valid X-Ray events for tests, the way a client would send them."""
+
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -11,19 +12,37 @@ def new_id() -> str:
 
 
 def ts(offset_seconds: float = 0.0, base: datetime | None = None) -> str:
-    base = base or datetime.now(timezone.utc)
+    base = base or datetime.now(UTC)
     return (base + timedelta(seconds=offset_seconds)).isoformat()
 
 
 def step_start(step_id: str, seq: int, name: str, step_type: str, *, at: str | None = None, **extra: Any) -> dict:
-    return {"event_id": new_id(), "type": "step_start", "ts": at or ts(), "step_id": step_id,
-            "seq": seq, "name": name, "step_type": step_type, **extra}
+    return {
+        "event_id": new_id(),
+        "type": "step_start",
+        "ts": at or ts(),
+        "step_id": step_id,
+        "seq": seq,
+        "name": name,
+        "step_type": step_type,
+        **extra,
+    }
 
 
-def step_end(step_id: str, seq: int, name: str, step_type: str, *, at: str | None = None,
-             status: str = "ok", **extra: Any) -> dict:
-    return {"event_id": new_id(), "type": "step_end", "ts": at or ts(), "step_id": step_id,
-            "seq": seq, "name": name, "step_type": step_type, "status": status, **extra}
+def step_end(
+    step_id: str, seq: int, name: str, step_type: str, *, at: str | None = None, status: str = "ok", **extra: Any
+) -> dict:
+    return {
+        "event_id": new_id(),
+        "type": "step_end",
+        "ts": at or ts(),
+        "step_id": step_id,
+        "seq": seq,
+        "name": name,
+        "step_type": step_type,
+        "status": status,
+        **extra,
+    }
 
 
 def run_finish(status: str = "ok", *, at: str | None = None, **extra: Any) -> dict:
@@ -32,7 +51,7 @@ def run_finish(status: str = "ok", *, at: str | None = None, **extra: Any) -> di
 
 def competitor_run(drop_ratio_bad: bool = False, base: datetime | None = None) -> list[dict]:
     """The events of a five-step competitor-selection run; its filter is bad if asked."""
-    base = base or datetime.now(timezone.utc)
+    base = base or datetime.now(UTC)
     out = 12 if drop_ratio_bad else 640
     steps = [
         ("generate_keywords", "llm", {"model": "fake-llm-1", "temperature": 0.2}, "asked for 5 keywords"),
@@ -45,7 +64,10 @@ def competitor_run(drop_ratio_bad: bool = False, base: datetime | None = None) -
     for seq, (name, step_type, metrics, why) in enumerate(steps):
         step_id = new_id()
         events.append(step_start(step_id, seq, name, step_type, at=ts(seq, base), input={"seq": seq}))
-        events.append(step_end(step_id, seq, name, step_type, at=ts(seq + 0.5, base),
-                               metrics=metrics, why=why, output={"ok": True}))
+        events.append(
+            step_end(
+                step_id, seq, name, step_type, at=ts(seq + 0.5, base), metrics=metrics, why=why, output={"ok": True}
+            )
+        )
     events.append(run_finish(at=ts(len(steps), base), outcome={"competitor": "B0TEST"}))
     return events

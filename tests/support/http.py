@@ -1,4 +1,5 @@
 """A tiny HTTP client over urllib for end-to-end tests against a real server."""
+
 from __future__ import annotations
 
 import gzip

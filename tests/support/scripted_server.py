@@ -1,5 +1,6 @@
 """A small real HTTP server whose behaviour a test scripts: answer like X-Ray, fail with 500,
 throttle with 429 and Retry-After, close connections mid-request, or hold them forever."""
+
 from __future__ import annotations
 
 import gzip
@@ -22,7 +23,7 @@ class ScriptedServer:
         self._httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    def start(self) -> "ScriptedServer":
+    def start(self) -> ScriptedServer:
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self
 
@@ -70,14 +71,15 @@ def _handler(server: ScriptedServer):
             if mode == "reject400":
                 return self._answer(400, {"error": {"code": "validation_error", "message": "scripted"}})
             if mode == "throttle429":
-                return self._answer(429, {"error": {"code": "throttled", "message": "scripted"}},
-                                    {"Retry-After": "1"})
+                return self._answer(429, {"error": {"code": "throttled", "message": "scripted"}}, {"Retry-After": "1"})
             if self.headers.get("Content-Encoding") == "gzip":
                 raw = gzip.decompress(raw)
             count = server.record(self.path, json.loads(raw))
             if self.path.endswith("/events"):
-                return self._answer(200, {"accepted": count, "duplicates": 0, "rejected": [],
-                                          "contract_violations": [], "truncated": []})
+                return self._answer(
+                    200,
+                    {"accepted": count, "duplicates": 0, "rejected": [], "contract_violations": [], "truncated": []},
+                )
             return self._answer(201, {"run_id": "scripted"})
 
         def _answer(self, status: int, body: dict, headers: dict | None = None) -> None:

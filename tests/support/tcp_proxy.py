@@ -1,5 +1,6 @@
 """A TCP proxy a test can cut and restore, to make a real PostgreSQL vanish and come back
 for one client without disturbing the rest of the test session."""
+
 from __future__ import annotations
 
 import socket
@@ -16,7 +17,7 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -62,10 +63,7 @@ class TcpProxy:
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     def _connect_upstream(self) -> socket.socket:
-        if isinstance(self.target, str):
-            sock = socket.socket(socket.AF_UNIX)
-        else:
-            sock = socket.socket()
+        sock = socket.socket(socket.AF_UNIX) if isinstance(self.target, str) else socket.socket()
         sock.connect(self.target)
         return sock
 

@@ -1,14 +1,17 @@
 """Waiting for a condition in a test without a hand-written loop."""
+
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], T], *, timeout: float = 10, interval: float = 0.02,
-               message: str = "condition not met") -> T:
+def wait_until(
+    condition: Callable[[], T], *, timeout: float = 10, interval: float = 0.02, message: str = "condition not met"
+) -> T:
     """Call `condition` until it returns something truthy, and return that; raise
     AssertionError with `message` and the last value if `timeout` seconds pass first.
 

@@ -3,6 +3,7 @@
 Truncation is always visible: a cut string ends with a marker, and a JSON value too large
 to keep is replaced by an object that says so and keeps a readable preview.
 """
+
 from __future__ import annotations
 
 import json

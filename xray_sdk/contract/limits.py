@@ -1,5 +1,6 @@
 """Size and count limits, shared by the SDK (which applies them before queueing) and the
 server (which enforces them again, because not every client is our SDK)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,14 +3,16 @@
 One function, `evaluate_metrics`, is the rule. The SDK calls it to raise early in strict
 mode; the server calls it to refuse unusable values and to flag missing required metrics.
 """
+
 from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from .limits import DEFAULT_LIMITS, Limits
 from ..serialize import UNSTORABLE_TEXT
+from .limits import DEFAULT_LIMITS, Limits
 from .vocabulary import REQUIRED_METRICS, STANDARD_METRICS
 
 # Clients round ratios; anything closer than this to the exact ratio is consistent.
@@ -61,8 +63,9 @@ def evaluate_metrics(
     if len(items) > limits.max_metrics:
         # Keep the standard metrics and the first others: they are what cross-run queries use.
         items.sort(key=lambda kv: kv[0] not in STANDARD_METRICS)
-        verdict.errors["metrics"] = (f"has {len(items)} entries; only the first {limits.max_metrics} "
-                                     "(standard metrics first) are kept")
+        verdict.errors["metrics"] = (
+            f"has {len(items)} entries; only the first {limits.max_metrics} (standard metrics first) are kept"
+        )
         items = items[: limits.max_metrics]
     usable = verdict.metrics
     for name, value in items:
@@ -81,24 +84,30 @@ def evaluate_metrics(
     return verdict
 
 
-def check_rejections(rejections: Any, candidates_in: Any, candidates_out: Any,
-                     limits: Limits = DEFAULT_LIMITS) -> str | None:
+def check_rejections(
+    rejections: Any, candidates_in: Any, candidates_out: Any, limits: Limits = DEFAULT_LIMITS
+) -> str | None:
     """Why a step's rejection counts (reason -> count) are unusable, or None. They may not
     count more rejections than the step dropped."""
     if not isinstance(rejections, Mapping):
         return "must be an object of reason to count"
     if len(rejections) > limits.max_reasons + 1:
-        return f"has {len(rejections)} reasons; send the {limits.max_reasons} most frequent and fold the rest into 'other'"
+        return (
+            f"has {len(rejections)} reasons; send the {limits.max_reasons} most frequent and fold the rest into 'other'"
+        )
     total = 0
     for reason, count in rejections.items():
-        if not isinstance(reason, str) or not 0 < len(reason) <= limits.max_reason_chars or UNSTORABLE_TEXT.search(reason):
+        if (
+            not isinstance(reason, str)
+            or not 0 < len(reason) <= limits.max_reason_chars
+            or UNSTORABLE_TEXT.search(reason)
+        ):
             return f"reasons are 1 to {limits.max_reason_chars} printable characters"
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= limits.max_count:
             return f"the count of {reason!r} must be a whole number of candidates"
         total += count
     if isinstance(candidates_in, int) and isinstance(candidates_out, int) and total > candidates_in - candidates_out:
-        return (f"count {total} rejections but candidates_in - candidates_out is "
-                f"{candidates_in - candidates_out}")
+        return f"count {total} rejections but candidates_in - candidates_out is {candidates_in - candidates_out}"
     return None
 
 
@@ -110,8 +119,12 @@ def _plainly_valid(name: Any, value: Any, limits: Limits) -> bool:
     kind = type(value)
     expected = STANDARD_METRICS.get(name)
     if expected is None:
-        return (kind is int and -limits.max_count <= value <= limits.max_count) or kind is bool or (
-            kind is float and value - value == 0.0) or (kind is str and len(value) <= 64 and value.isprintable())
+        return (
+            (kind is int and -limits.max_count <= value <= limits.max_count)
+            or kind is bool
+            or (kind is float and value - value == 0.0)
+            or (kind is str and len(value) <= 64 and value.isprintable())
+        )
     if expected is int:
         return kind is int and 0 <= value <= limits.max_count
     if expected is float:

@@ -3,6 +3,7 @@ statuses and the reasons evidence is dropped.
 
 The server imports these; nothing here is defined a second time anywhere else.
 """
+
 from __future__ import annotations
 
 from enum import Enum

@@ -4,11 +4,12 @@ One breaker serves the SDK's delivery (the X-Ray server) and the server's artifa
 store). It only decides open or closed and for how long; what to do meanwhile (back off with
 jitter, honour Retry-After, drop a payload) is the caller's.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class CircuitBreaker:
@@ -21,8 +22,14 @@ class CircuitBreaker:
 
     __slots__ = ("threshold", "cooldown", "ceiling", "_clock", "_lock", "_failures", "_current", "_open_until")
 
-    def __init__(self, threshold: int = 3, cooldown: float = 2.0, ceiling: float = 30.0, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        threshold: int = 3,
+        cooldown: float = 2.0,
+        ceiling: float = 30.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.threshold = threshold
         self.cooldown = cooldown
         self.ceiling = ceiling

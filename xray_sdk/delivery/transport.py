@@ -1,10 +1,10 @@
 """HTTP only: send one JSON body, report what came back. No retries, no queues here."""
+
 from __future__ import annotations
 
 import gzip
 import http.client
 import json
-import socket
 import threading
 import urllib.parse
 from dataclasses import dataclass
@@ -53,7 +53,7 @@ class HttpTransport:
             conn.request("POST", self._prefix + path, body=body, headers=headers)
             response = conn.getresponse()
             raw = response.read()
-        except (OSError, http.client.HTTPException, socket.timeout) as exc:
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             self._discard()
             raise TransportError(f"{type(exc).__name__}: {exc}") from None
         if response.getheader("Connection", "").lower() == "close":

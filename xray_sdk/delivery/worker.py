@@ -12,6 +12,7 @@ BatchSpanProcessor, and better than both on these points):
 - After fork() the child starts empty with its own thread: nothing is sent twice.
 - `stats()` reconciles exactly: enqueued == sent + dropped + pending.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -21,8 +22,9 @@ import threading
 import time
 import weakref
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..ratelog import RateLimitedLog
 from .breaker import CircuitBreaker
@@ -31,7 +33,7 @@ from .transport import HttpTransport, Response, TransportError
 RUN = "run"
 EVENT = "event"
 
-_instances: "weakref.WeakSet[Delivery]" = weakref.WeakSet()
+_instances: weakref.WeakSet[Delivery] = weakref.WeakSet()
 
 
 class Item:
@@ -73,8 +75,9 @@ class _Unit:
 class Delivery:
     """Owns the queue and the background thread of one client."""
 
-    def __init__(self, transport: HttpTransport, config: DeliveryConfig | None = None,
-                 on_tick: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, transport: HttpTransport, config: DeliveryConfig | None = None, on_tick: Callable[[], None] | None = None
+    ) -> None:
         self.transport = transport
         self.config = config or DeliveryConfig()
         self.on_tick = on_tick
@@ -245,8 +248,9 @@ class Delivery:
                 outcome = self._send(unit)
             except Exception as exc:  # a bug or a bizarre answer: never leave items in flight
                 self._resolve(len(unit.items), dropped={"internal_error": len(unit.items)})
-                self.log.warning("send", "X-Ray delivery error, %d events dropped: %s", len(unit.items),
-                                 type(exc).__name__)
+                self.log.warning(
+                    "send", "X-Ray delivery error, %d events dropped: %s", len(unit.items), type(exc).__name__
+                )
                 continue
             if outcome is not None:
                 self._back_off(units[index:], outcome)
@@ -255,8 +259,11 @@ class Delivery:
 
     def _send(self, unit: _Unit) -> Response | TransportError | None:
         """Send one unit; resolve its items unless the failure is worth retrying (returned)."""
-        body = unit.items[0].data if unit.path == "/api/v1/runs" else \
-            b'{"events":[' + b",".join(i.data for i in unit.items) + b"]}"
+        body = (
+            unit.items[0].data
+            if unit.path == "/api/v1/runs"
+            else b'{"events":[' + b",".join(i.data for i in unit.items) + b"]}"
+        )
         self._requests += 1
         try:
             response = self.transport.post(unit.path, body)
@@ -272,12 +279,16 @@ class Delivery:
         elif status == 207 and isinstance(response.body, dict) and isinstance(response.body.get("rejected"), list):
             rejected = min(n, len(response.body["rejected"]))
             self._resolve(n, sent=n - rejected, dropped={"rejected_by_server": rejected})
-            self.log.warning("rejected", "X-Ray rejected %d of %d events: %s", rejected, n,
-                             _first_error(response.body))
+            self.log.warning("rejected", "X-Ray rejected %d of %d events: %s", rejected, n, _first_error(response.body))
         else:
             self._resolve(n, dropped={"rejected_by_server": n})
-            self.log.warning(f"http_{status}", "X-Ray answered %d to %s: %s", status,
-                             unit.path.split("/")[-1], _error_code(response.body))
+            self.log.warning(
+                f"http_{status}",
+                "X-Ray answered %d to %s: %s",
+                status,
+                unit.path.split("/")[-1],
+                _error_code(response.body),
+            )
         return None
 
     def _back_off(self, units: list[_Unit], failure: Response | TransportError) -> None:
@@ -286,7 +297,7 @@ class Delivery:
         cooldown = self._breaker.record_failure()
         # The exponent is capped: a long outage must not grow the float past what it can hold.
         exponent = min(self._breaker.failures - 1, 30)
-        delay = min(c.backoff_max, c.backoff_base * 2 ** exponent) * random.uniform(0.5, 1.0)
+        delay = min(c.backoff_max, c.backoff_base * 2**exponent) * random.uniform(0.5, 1.0)
         if isinstance(failure, Response) and failure.retry_after is not None:
             delay = max(delay, min(failure.retry_after, c.retry_after_max))
         delay = max(delay, cooldown)

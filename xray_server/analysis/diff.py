@@ -1,5 +1,6 @@
 """Diff: two runs of a pipeline lined up step by step, with what changed. Served at
 `GET /api/v1/runs/<run_a>/diff/<run_b>`."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -32,7 +33,8 @@ def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
                 changes[field] = [sa.get(field), sb.get(field)]
         steps.append({"name": key[0], "seq": [sa["seq"], sb["seq"]], "changes": changes})
     return {
-        "a": _summary(a), "b": _summary(b),
+        "a": _summary(a),
+        "b": _summary(b),
         "same_pipeline": a["pipeline"] == b["pipeline"],
         "outcome": None if a["outcome"] == b["outcome"] else [a["outcome"], b["outcome"]],
         "steps": steps,
@@ -49,7 +51,9 @@ def _by_key(steps: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]
 
 
 def _metric_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    return {f"metrics.{name}": [a.get(name), b.get(name)] for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)}
+    return {
+        f"metrics.{name}": [a.get(name), b.get(name)] for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)
+    }
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -16,10 +16,11 @@ when its precision beats the better of its parts by `MIN_PAIR_GAIN`: two attribu
 not one attribute and a bystander. Ranked by the harmonic mean of support and precision, the
 simpler explanation first on a tie. Served at `GET /api/v1/patterns`.
 """
+
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from xray_server.analysis.significance import fisher_greater
@@ -42,35 +43,49 @@ MAX_BUCKETS = 48
 
 def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
     """The attribute values, and pairs of them, that explain the bad runs of `q`'s window."""
-    until = q.until or datetime.now(timezone.utc)
+    until = q.until or datetime.now(UTC)
     since = q.since or until - DEFAULT_WINDOW
     check_window(since, until)
     check_step_filters(q)
     _check_predicate(q)
     counts = attribute_counts(db, q, since, until)
     tested = counts.values_tested + math.comb(counts.pair_candidates, 2)
-    singles = {_attribute(r, 1): _scored([_attribute(r, 1)], r, counts.runs, counts.bad_runs, tested)
-               for r in counts.singles}
+    singles = {
+        _attribute(r, 1): _scored([_attribute(r, 1)], r, counts.runs, counts.bad_runs, tested) for r in counts.singles
+    }
     found = [s for s in singles.values() if _significant(s, q.min_support)]
     for row in counts.pairs:
         parts = (_attribute(row, 1), _attribute(row, 2))
         pair = _scored(list(parts), row, counts.runs, counts.bad_runs, tested)
         if _significant(pair, q.min_support) and all(
-                pair["precision"] >= singles[part]["precision"] + MIN_PAIR_GAIN for part in parts if part in singles):
+            pair["precision"] >= singles[part]["precision"] + MIN_PAIR_GAIN for part in parts if part in singles
+        ):
             found.append(pair)
     found.sort(key=_rank)
     patterns = [_public(p) for p in found[: q.limit]]
-    return {"pipeline": q.pipeline, "since": iso_utc(since), "until": iso_utc(until), "runs": counts.runs,
-            "bad_runs": counts.bad_runs, "tested": tested, "patterns": patterns,
-            "timeline": _timeline(db, q, since, until, found[0]["parts"] if found else [])}
+    return {
+        "pipeline": q.pipeline,
+        "since": iso_utc(since),
+        "until": iso_utc(until),
+        "runs": counts.runs,
+        "bad_runs": counts.bad_runs,
+        "tested": tested,
+        "patterns": patterns,
+        "timeline": _timeline(db, q, since, until, found[0]["parts"] if found else []),
+    }
 
 
 def _check_predicate(q: PatternQuery) -> None:
     step_filters = (q.step_type, q.name, q.status, q.min_drop_ratio, q.max_drop_ratio, q.violations, q.reason)
     if not any(f not in (None, []) for f in step_filters) and q.run_status is None and q.label is None:
-        raise ValidationFailed({"predicate": [
-            "say which runs are bad: step filters (step_type, name, min_drop_ratio, reason, ...), run_status or "
-            "label"]})
+        raise ValidationFailed(
+            {
+                "predicate": [
+                    "say which runs are bad: step filters (step_type, name, min_drop_ratio, reason, ...), run_status or "
+                    "label"
+                ]
+            }
+        )
 
 
 def _attribute(row: dict[str, Any], n: int) -> Attribute:
@@ -90,9 +105,15 @@ def _scored(parts: list[Attribute], row: dict[str, Any], runs: int, bad_runs: in
     c, d = bad_runs - a, (runs - bad_runs) - b
     precision = a / (a + b)
     rest = c / (c + d) if c + d else 0.0
-    return {"parts": parts, "bad": a, "other": b, "support": a / bad_runs if bad_runs else 0.0,
-            "precision": precision, "risk_ratio": precision / rest if rest else math.inf,
-            "p_value": min(1.0, fisher_greater(a, b, c, d) * tested)}
+    return {
+        "parts": parts,
+        "bad": a,
+        "other": b,
+        "support": a / bad_runs if bad_runs else 0.0,
+        "precision": precision,
+        "risk_ratio": precision / rest if rest else math.inf,
+        "p_value": min(1.0, fisher_greater(a, b, c, d) * tested),
+    }
 
 
 def _significant(p: dict[str, Any], min_support: float) -> bool:
@@ -105,11 +126,16 @@ def _rank(p: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _public(p: dict[str, Any]) -> dict[str, Any]:
-    return {"attributes": {attribute_name(a): a[3] for a in p["parts"]}, "bad": p["bad"], "other": p["other"],
-            "support": round(p["support"], 4), "precision": round(p["precision"], 4),
-            # None: no bad run lacks the pattern, so the ratio is unbounded.
-            "risk_ratio": None if math.isinf(p["risk_ratio"]) else round(p["risk_ratio"], 3),
-            "p_value": float(f"{p['p_value']:.3g}")}
+    return {
+        "attributes": {attribute_name(a): a[3] for a in p["parts"]},
+        "bad": p["bad"],
+        "other": p["other"],
+        "support": round(p["support"], 4),
+        "precision": round(p["precision"], 4),
+        # None: no bad run lacks the pattern, so the ratio is unbounded.
+        "risk_ratio": None if math.isinf(p["risk_ratio"]) else round(p["risk_ratio"], 3),
+        "p_value": float(f"{p['p_value']:.3g}"),
+    }
 
 
 def bucket_seconds(since: datetime, until: datetime) -> int:
@@ -118,8 +144,9 @@ def bucket_seconds(since: datetime, until: datetime) -> int:
     return next((b for b in BUCKETS if span / b <= MAX_BUCKETS), BUCKETS[-1])
 
 
-def _timeline(db: Database, q: PatternQuery, since: datetime, until: datetime,
-              pattern: list[Attribute]) -> dict[str, Any]:
+def _timeline(
+    db: Database, q: PatternQuery, since: datetime, until: datetime, pattern: list[Attribute]
+) -> dict[str, Any]:
     bucket = bucket_seconds(since, until)
     rows = timeline_rows(db, q, since, until, bucket, pattern)
     at = {r["row"]: r["at"] for r in rows if r["row"] != "bucket"}
@@ -129,16 +156,24 @@ def _timeline(db: Database, q: PatternQuery, since: datetime, until: datetime,
         return None if moment is None else iso_utc(moment)
 
     timeline: dict[str, Any] = {
-        "first_bad": iso(at.get("bounds")), "last_bad": iso(at.get("last_bad")), "bucket_seconds": bucket,
-        "buckets": [{"start": iso_utc(r["at"]), "runs": r["runs"], "bad": r["bad"],
-                     "bad_share": round(r["bad"] / r["runs"], 4)} for r in buckets],
+        "first_bad": iso(at.get("bounds")),
+        "last_bad": iso(at.get("last_bad")),
+        "bucket_seconds": bucket,
+        "buckets": [
+            {"start": iso_utc(r["at"]), "runs": r["runs"], "bad": r["bad"], "bad_share": round(r["bad"] / r["runs"], 4)}
+            for r in buckets
+        ],
         "pattern": None,
     }
     if pattern:
         timeline["pattern"] = {
             "attributes": {attribute_name(a): a[3] for a in pattern},
-            "first_bad": iso(at.get("pattern_first_bad")), "last_good_before": iso(at.get("pattern_last_good_before")),
-            "buckets": [{"start": iso_utc(r["at"]), "runs": r["pattern_runs"], "bad": r["pattern_bad"]}
-                        for r in buckets if r["pattern_runs"]],
+            "first_bad": iso(at.get("pattern_first_bad")),
+            "last_good_before": iso(at.get("pattern_last_good_before")),
+            "buckets": [
+                {"start": iso_utc(r["at"]), "runs": r["pattern_runs"], "bad": r["pattern_bad"]}
+                for r in buckets
+                if r["pattern_runs"]
+            ],
         }
     return timeline

@@ -2,6 +2,7 @@
 runs?". Written here rather than taken from scipy: it is a few lines over `math.lgamma`, and the
 server would otherwise carry a large numerical library for one function. Checked against exact
 rational arithmetic in the tests."""
+
 from __future__ import annotations
 
 import math
@@ -20,8 +21,7 @@ def fisher_greater(a: int, b: int, c: int, d: int) -> float:
         return 1.0
     top = min(with_value, bad)
     log_denominator = _log_comb(total, with_value)
-    terms = [_log_comb(bad, x) + _log_comb(total - bad, with_value - x) - log_denominator
-             for x in range(a, top + 1)]
+    terms = [_log_comb(bad, x) + _log_comb(total - bad, with_value - x) - log_denominator for x in range(a, top + 1)]
     if not terms:
         return 0.0
     peak = max(terms)

@@ -5,13 +5,14 @@ A candidate is found by the id its step recorded (the SDK's `id_field=` or `keep
 put it beside the candidate in the evidence). When the step recorded none, a candidate matches
 when it is the id itself, or an object whose `id` field, or a field ending in `_id`, equals it.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from xray_sdk.contract.vocabulary import ArtifactStatus
-
 from xray_server import query
 from xray_server.artifacts.read import read_artifact
 from xray_server.artifacts.stores import ArtifactStore
@@ -23,6 +24,7 @@ KEPT = "kept_sample"
 
 def why_dropped_in_stored_run(db: Database, store: ArtifactStore, run_id: str, candidate_id: str) -> dict[str, Any]:
     """Search a stored run's kept evidence for the candidate."""
+
     def fetch(artifact: dict[str, Any]) -> Any:
         data, _ = read_artifact(db, store, artifact["artifact_id"])
         return json.loads(data)
@@ -32,16 +34,26 @@ def why_dropped_in_stored_run(db: Database, store: ArtifactStore, run_id: str, c
 
 def why_dropped(run: dict[str, Any], candidate_id: str, fetch: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     """Search each step's kept evidence for the candidate; `fetch(artifact)` reads a stored artifact."""
-    answer: dict[str, Any] = {"run_id": run["run_id"], "candidate_id": candidate_id, "found": None, "kept_by": [],
-                              "unknown_at": []}
+    answer: dict[str, Any] = {
+        "run_id": run["run_id"],
+        "candidate_id": candidate_id,
+        "found": None,
+        "kept_by": [],
+        "unknown_at": [],
+    }
     for step in sorted(run["steps"], key=lambda s: s["seq"]):
         artifacts = {a["name"]: a for a in step["artifacts"] if a["name"] in EVIDENCE}
         if not artifacts and not step.get("rejections"):
             continue
         where = _search(artifacts, candidate_id, fetch)
         if where and where[0] != KEPT:
-            answer["found"] = {"step": step["name"], "seq": step["seq"], "reason": where[1], "candidate": where[2],
-                               "evidence": where[0]}
+            answer["found"] = {
+                "step": step["name"],
+                "seq": step["seq"],
+                "reason": where[1],
+                "candidate": where[2],
+                "evidence": where[0],
+            }
             return answer
         if where:
             answer["kept_by"].append(step["name"])
@@ -53,8 +65,10 @@ def why_dropped(run: dict[str, Any], candidate_id: str, fetch: Callable[[dict[st
 def matches(candidate: Any, candidate_id: str) -> bool:
     """A candidate is its id, or an object with an id field equal to it."""
     if isinstance(candidate, dict):
-        return any(_is_id_field(key) and isinstance(value, (str, int)) and str(value) == candidate_id
-                   for key, value in candidate.items())
+        return any(
+            _is_id_field(key) and isinstance(value, (str, int)) and str(value) == candidate_id
+            for key, value in candidate.items()
+        )
     return str(candidate) == candidate_id
 
 
@@ -74,8 +88,9 @@ def _entry(item: Any, kept: bool) -> tuple[Any, str | None, Any]:
     return item.get("candidate"), None if recorded is None else str(recorded), item.get("reason")
 
 
-def _search(artifacts: dict[str, dict[str, Any]], candidate_id: str,
-            fetch: Callable[[dict[str, Any]], Any]) -> tuple[str, str | None, Any] | None:
+def _search(
+    artifacts: dict[str, dict[str, Any]], candidate_id: str, fetch: Callable[[dict[str, Any]], Any]
+) -> tuple[str, str | None, Any] | None:
     for name in EVIDENCE:
         artifact = artifacts.get(name)
         if artifact is None or artifact["status"] != ArtifactStatus.STORED.value:
@@ -97,7 +112,14 @@ def _why_unknown(step: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> 
     elif dropped:
         advice = f"its evidence was not kept ({', '.join(f'{k}: {v}' for k, v in sorted(dropped.items()))})"
     else:
-        advice = ("capture 'sample' keeps a few candidates per reason; run this step with capture 'full' to "
-                  "keep every rejected candidate (artifact rejected_all)")
-    return {"step": step["name"], "seq": step["seq"], "rejected": rejected, "rejections": step.get("rejections") or {},
-            "advice": advice}
+        advice = (
+            "capture 'sample' keeps a few candidates per reason; run this step with capture 'full' to "
+            "keep every rejected candidate (artifact rejected_all)"
+        )
+    return {
+        "step": step["name"],
+        "seq": step["seq"],
+        "rejected": rejected,
+        "rejections": step.get("rejections") or {},
+        "advice": advice,
+    }

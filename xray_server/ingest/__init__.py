@@ -1,5 +1,6 @@
 """The write path: run creation and event batches become rows (`rows.py`), merged by the SQL in
 `merge.py`. Nothing here reads for the API, and nothing here imports the read path."""
+
 from xray_server.ingest.batch import BatchResult, ingest_events
 from xray_server.ingest.labels import record_label
 from xray_server.ingest.runs import create_run

@@ -9,6 +9,7 @@ Rules this module owns:
   size; more only when it holds a step several times or artifacts, and then one transaction.
 - Valid events beside invalid ones are stored; the invalid ones are reported one by one.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -55,8 +56,9 @@ class BatchResult:
         return _batch_result_view(vars(self))
 
 
-def ingest_events(db: Database, run_id: str, payload: Any, writer: ArtifactWriter | None = None,
-                  max_capture: str = "full") -> BatchResult:
+def ingest_events(
+    db: Database, run_id: str, payload: Any, writer: ArtifactWriter | None = None, max_capture: str = "full"
+) -> BatchResult:
     """Validate a batch, apply its valid events to the run atomically, then write the
     artifact payloads with `writer` (after commit: metrics never wait on the cold tier)."""
     run_id = parse_run_id(run_id)
@@ -79,13 +81,21 @@ def ingest_events(db: Database, run_id: str, payload: Any, writer: ArtifactWrite
     for p in fresh:
         for row in p.artifact_rows:
             outcome = settled.get(row["artifact_id"], row)
-            result.artifacts.append({"index": p.index, "name": row["name"], "artifact_id": row["artifact_id"],
-                                     "status": outcome["status"], "drop_reason": outcome["drop_reason"]})
+            result.artifacts.append(
+                {
+                    "index": p.index,
+                    "name": row["name"],
+                    "artifact_id": row["artifact_id"],
+                    "status": outcome["status"],
+                    "drop_reason": outcome["drop_reason"],
+                }
+            )
     return result
 
 
-def _prepare_all(run_id: str, raw_events: list[Any], result: BatchResult,
-                 policy: ArtifactPolicy) -> list[PreparedEvent]:
+def _prepare_all(
+    run_id: str, raw_events: list[Any], result: BatchResult, policy: ArtifactPolicy
+) -> list[PreparedEvent]:
     prepared = []
     for index, raw in enumerate(raw_events):
         try:
@@ -148,13 +158,21 @@ def _apply_first_round(conn, run_id: str, unique: list[PreparedEvent], rows: lis
         "event_ids": sorted(p.event_id for p in unique),
         "earliest": min(p.ts for p in unique),
         "rows": Jsonb(rows),
-        "f_status": None, "f_outcome": None, "f_error": None, "f_ts": None, "f_event_id": None,
+        "f_status": None,
+        "f_outcome": None,
+        "f_error": None,
+        "f_ts": None,
+        "f_event_id": None,
     }
     if finish is not None:
         outcome, error = finish.finish["outcome"], finish.finish["error"]
-        params.update(f_status=finish.finish["status"], f_ts=finish.ts, f_event_id=finish.event_id,
-                      f_outcome=None if outcome is None else Jsonb(outcome),
-                      f_error=None if error is None else Jsonb(error))
+        params.update(
+            f_status=finish.finish["status"],
+            f_ts=finish.ts,
+            f_event_id=finish.event_id,
+            f_outcome=None if outcome is None else Jsonb(outcome),
+            f_error=None if error is None else Jsonb(error),
+        )
     return {str(row["event_id"]) for row in conn.execute(APPLY_BATCH, params).fetchall()}
 
 
@@ -188,6 +206,7 @@ def _insert_artifacts(conn, run_id: str, rows: list[dict[str, Any]]) -> None:
 
 def _one_per_key(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """The latest row per key: one statement may not touch a row twice."""
+
     def rank(row: dict[str, Any]) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(row["event_ts"]), uuid.UUID(row["event_id"])
 

@@ -1,4 +1,5 @@
 """Request bodies through marshmallow, with field errors named for the caller."""
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,9 +1,10 @@
 """Run labels: a judgement about a run that arrives after it, from a reviewer or a downstream
 check. One row per (run, source): the latest judgement of each source wins, whatever the order
 in which they arrive, and repeating one changes nothing."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from xray_server.ids import parse_run_id
@@ -35,12 +36,19 @@ def record_label(db: Database, run_id: str, payload: Any) -> dict[str, Any]:
     (a label may arrive before the run's own events; it is kept either way)."""
     run_id = parse_run_id(run_id)
     data = load_body(_label_schema, payload)
-    row = {"run_id": run_id, "source": data["source"], "label": data["label"], "comment": data["comment"],
-           "at": data["at"] or datetime.now(timezone.utc)}
+    row = {
+        "run_id": run_id,
+        "source": data["source"],
+        "label": data["label"],
+        "comment": data["comment"],
+        "at": data["at"] or datetime.now(UTC),
+    }
     with db.connection() as conn:
         conn.execute(_RECORD_LABEL, row)
         current = conn.execute(
             "SELECT run_id, source, label, comment, labeled_at, "
             "EXISTS (SELECT 1 FROM runs WHERE run_id = %(run_id)s) AS run_known "
-            "FROM run_labels WHERE run_id = %(run_id)s AND source = %(source)s", row).fetchone()
+            "FROM run_labels WHERE run_id = %(run_id)s AND source = %(source)s",
+            row,
+        ).fetchone()
     return _recorded_view(current)

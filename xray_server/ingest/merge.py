@@ -1,5 +1,6 @@
 """The merge SQL of the write path: how event fragments become one step row and one run row,
 whatever the order or repetition of delivery. Each rule picks a winner by a total order."""
+
 from __future__ import annotations
 
 from xray_sdk.contract.vocabulary import STANDARD_METRICS
@@ -25,21 +26,47 @@ _INPUT_WINS = (
 )
 _IDENTITY_COLUMNS = ("seq", "name", "step_type", "parent_step_id")
 _END_COLUMNS = (
-    "status", "ended_at", *STANDARD_METRICS, "metrics", "output", "why", "error", "contract_violations",
-    "rejections", "end_event_id",
+    "status",
+    "ended_at",
+    *STANDARD_METRICS,
+    "metrics",
+    "output",
+    "why",
+    "error",
+    "contract_violations",
+    "rejections",
+    "end_event_id",
 )
 _START_COLUMNS = ("start_ts", "start_event_id")
 _INPUT_COLUMNS = ("input", "input_from_start", "input_ts", "input_event_id")
 # The columns a step fragment carries, with their SQL types (for jsonb_to_recordset).
 STEP_COLUMNS = (
-    ("step_id", "uuid"), ("parent_step_id", "uuid"), ("seq", "integer"), ("name", "text"),
-    ("step_type", "text"), ("status", "text"), ("started_at", "timestamptz"), ("ended_at", "timestamptz"),
-    ("candidates_in", "bigint"), ("candidates_out", "bigint"), ("drop_ratio", "double precision"),
-    ("model", "text"), ("temperature", "double precision"), ("metrics", "jsonb"), ("input", "jsonb"),
-    ("output", "jsonb"), ("why", "text"), ("error", "jsonb"), ("contract_violations", "text[]"),
+    ("step_id", "uuid"),
+    ("parent_step_id", "uuid"),
+    ("seq", "integer"),
+    ("name", "text"),
+    ("step_type", "text"),
+    ("status", "text"),
+    ("started_at", "timestamptz"),
+    ("ended_at", "timestamptz"),
+    ("candidates_in", "bigint"),
+    ("candidates_out", "bigint"),
+    ("drop_ratio", "double precision"),
+    ("model", "text"),
+    ("temperature", "double precision"),
+    ("metrics", "jsonb"),
+    ("input", "jsonb"),
+    ("output", "jsonb"),
+    ("why", "text"),
+    ("error", "jsonb"),
+    ("contract_violations", "text[]"),
     ("rejections", "jsonb"),
-    ("start_ts", "timestamptz"), ("start_event_id", "uuid"), ("end_event_id", "uuid"),
-    ("input_from_start", "boolean"), ("input_ts", "timestamptz"), ("input_event_id", "uuid"),
+    ("start_ts", "timestamptz"),
+    ("start_event_id", "uuid"),
+    ("end_event_id", "uuid"),
+    ("input_from_start", "boolean"),
+    ("input_ts", "timestamptz"),
+    ("input_event_id", "uuid"),
 )
 
 
@@ -49,21 +76,23 @@ def _pick(column: str, condition: str) -> str:
 
 def _steps_merge(where: str = "true") -> str:
     """The step merge over the fragments in %(rows)s that satisfy `where`."""
-    return "\n".join([
-        f"INSERT INTO steps AS s (run_id, {', '.join(c for c, _ in STEP_COLUMNS)})",
-        f"SELECT %(run_id)s, {', '.join('f.' + c for c, _ in STEP_COLUMNS)}",
-        f"FROM jsonb_to_recordset(%(rows)s) AS f({', '.join(f'{c} {t}' for c, t in STEP_COLUMNS)})",
-        f"WHERE {where}",
-        "ORDER BY f.step_id",
-        "ON CONFLICT (run_id, step_id) DO UPDATE SET",
-        "    started_at = LEAST(s.started_at, EXCLUDED.started_at),",
-        ",\n".join(
-            [_pick(c, f"{_END_WINS} OR (s.end_event_id IS NULL AND {_START_WINS})") for c in _IDENTITY_COLUMNS]
-            + [_pick(c, _END_WINS) for c in _END_COLUMNS]
-            + [_pick(c, _START_WINS) for c in _START_COLUMNS]
-            + [_pick(c, _INPUT_WINS) for c in _INPUT_COLUMNS]
-        ),
-    ])
+    return "\n".join(
+        [
+            f"INSERT INTO steps AS s (run_id, {', '.join(c for c, _ in STEP_COLUMNS)})",
+            f"SELECT %(run_id)s, {', '.join('f.' + c for c, _ in STEP_COLUMNS)}",
+            f"FROM jsonb_to_recordset(%(rows)s) AS f({', '.join(f'{c} {t}' for c, t in STEP_COLUMNS)})",
+            f"WHERE {where}",
+            "ORDER BY f.step_id",
+            "ON CONFLICT (run_id, step_id) DO UPDATE SET",
+            "    started_at = LEAST(s.started_at, EXCLUDED.started_at),",
+            ",\n".join(
+                [_pick(c, f"{_END_WINS} OR (s.end_event_id IS NULL AND {_START_WINS})") for c in _IDENTITY_COLUMNS]
+                + [_pick(c, _END_WINS) for c in _END_COLUMNS]
+                + [_pick(c, _START_WINS) for c in _START_COLUMNS]
+                + [_pick(c, _INPUT_WINS) for c in _INPUT_COLUMNS]
+            ),
+        ]
+    )
 
 
 UPSERT_STEPS = _steps_merge()
@@ -75,33 +104,39 @@ _FINISH_WINS = (
     " OR (r.ended_at, r.finish_event_id) < (EXCLUDED.ended_at, EXCLUDED.finish_event_id)))"
 )
 _EARLIER_START = "(r.implicit AND EXCLUDED.started_at < r.started_at)"
-_RUN_MERGE = "\n".join([
-    "INSERT INTO runs AS r (run_id, implicit, started_at, status, outcome, error, ended_at, finish_event_id)",
-    "VALUES (%(run_id)s, true, %(earliest)s, coalesce(%(f_status)s, 'running'), %(f_outcome)s, %(f_error)s,",
-    "        %(f_ts)s, %(f_event_id)s)",
-    "ON CONFLICT (run_id) DO UPDATE SET",
-    f"    started_at = CASE WHEN {_EARLIER_START} THEN EXCLUDED.started_at ELSE r.started_at END,",
-    ",\n".join(f"    {c} = CASE WHEN {_FINISH_WINS} THEN EXCLUDED.{c} ELSE r.{c} END"
-               for c in ("status", "outcome", "error", "ended_at", "finish_event_id")),
-    f"WHERE {_EARLIER_START} OR {_FINISH_WINS}",
-])
+_RUN_MERGE = "\n".join(
+    [
+        "INSERT INTO runs AS r (run_id, implicit, started_at, status, outcome, error, ended_at, finish_event_id)",
+        "VALUES (%(run_id)s, true, %(earliest)s, coalesce(%(f_status)s, 'running'), %(f_outcome)s, %(f_error)s,",
+        "        %(f_ts)s, %(f_event_id)s)",
+        "ON CONFLICT (run_id) DO UPDATE SET",
+        f"    started_at = CASE WHEN {_EARLIER_START} THEN EXCLUDED.started_at ELSE r.started_at END,",
+        ",\n".join(
+            f"    {c} = CASE WHEN {_FINISH_WINS} THEN EXCLUDED.{c} ELSE r.{c} END"
+            for c in ("status", "outcome", "error", "ended_at", "finish_event_id")
+        ),
+        f"WHERE {_EARLIER_START} OR {_FINISH_WINS}",
+    ]
+)
 
 # Data-modifying CTEs all run, to completion, in one statement: the ledger says which
 # events are new, and only their step fragments are merged (replays write nothing).
-APPLY_BATCH = "\n".join([
-    "WITH fresh AS (",
-    "    INSERT INTO ingested_events (run_id, event_id)",
-    "    SELECT %(run_id)s, e FROM unnest(%(event_ids)s::uuid[]) AS e ORDER BY e",
-    "    ON CONFLICT DO NOTHING RETURNING event_id",
-    "), run AS (",
-    _RUN_MERGE,
-    "    RETURNING 1",
-    "), merged AS (",
-    _steps_merge("coalesce(f.end_event_id, f.start_event_id) IN (SELECT event_id FROM fresh)"),
-    "    RETURNING 1",
-    ")",
-    "SELECT event_id FROM fresh",
-])
+APPLY_BATCH = "\n".join(
+    [
+        "WITH fresh AS (",
+        "    INSERT INTO ingested_events (run_id, event_id)",
+        "    SELECT %(run_id)s, e FROM unnest(%(event_ids)s::uuid[]) AS e ORDER BY e",
+        "    ON CONFLICT DO NOTHING RETURNING event_id",
+        "), run AS (",
+        _RUN_MERGE,
+        "    RETURNING 1",
+        "), merged AS (",
+        _steps_merge("coalesce(f.end_event_id, f.start_event_id) IN (SELECT event_id FROM fresh)"),
+        "    RETURNING 1",
+        ")",
+        "SELECT event_id FROM fresh",
+    ]
+)
 
 
 # The latest step_end describing an artifact wins, as for the step itself.

@@ -2,6 +2,7 @@
 
 Pure functions: no database, no Flask. `ingest` feeds them and writes what they return.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,10 +13,16 @@ from datetime import datetime
 from typing import Any
 
 from xray_sdk.contract.bounds import bound_json, truncate_text
-from xray_sdk.contract.metrics import check_rejections, evaluate_metrics
 from xray_sdk.contract.limits import DEFAULT_LIMITS, Limits
-from xray_sdk.contract.vocabulary import CAPTURE_RANK, STANDARD_METRICS, ArtifactStatus, DropReason, EventType, StepStatus
-
+from xray_sdk.contract.metrics import check_rejections, evaluate_metrics
+from xray_sdk.contract.vocabulary import (
+    CAPTURE_RANK,
+    STANDARD_METRICS,
+    ArtifactStatus,
+    DropReason,
+    EventType,
+    StepStatus,
+)
 from xray_server.artifacts.writer import PendingArtifact
 
 # Artifact ids are derived from (run, step, name) so that a replayed step_end maps onto
@@ -60,16 +67,20 @@ class ArtifactPolicy:
     max_capture: str = "full"
 
 
-def prepare(run_id: str, index: int, event: dict[str, Any], limits: Limits = DEFAULT_LIMITS,
-            policy: ArtifactPolicy = ArtifactPolicy()) -> PreparedEvent:
+def prepare(
+    run_id: str,
+    index: int,
+    event: dict[str, Any],
+    limits: Limits = DEFAULT_LIMITS,
+    policy: ArtifactPolicy = ArtifactPolicy(),
+) -> PreparedEvent:
     """Bound a schema-valid event's text and apply the metric contract to it."""
     prepared = PreparedEvent(index=index, event_id=str(event["event_id"]), type=event["type"], ts=event["ts"])
     if event["type"] == EventType.STEP_START.value:
         prepared.step_row = _start_row(event, prepared, limits)
     elif event["type"] == EventType.STEP_END.value:
         prepared.step_row = _end_row(event, prepared, limits)
-        prepared.artifact_rows = [_artifact_row(run_id, event, prepared, a, limits, policy)
-                                  for a in event["artifacts"]]
+        prepared.artifact_rows = [_artifact_row(run_id, event, prepared, a, limits, policy) for a in event["artifacts"]]
     else:
         prepared.finish = {
             "status": event["status"],
@@ -102,8 +113,9 @@ def _start_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -
     return row
 
 
-def _input_source(event: dict[str, Any], prepared: PreparedEvent, limits: Limits, *,
-                  from_start: bool, ts: str) -> dict[str, Any]:
+def _input_source(
+    event: dict[str, Any], prepared: PreparedEvent, limits: Limits, *, from_start: bool, ts: str
+) -> dict[str, Any]:
     """The input an event offers, with the key the merge ranks it by."""
     value = _bounded_json(event["input"], "input", prepared, limits)
     if value is None:
@@ -117,8 +129,9 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
         raise EventRejected({f"metrics.{name}": [problem] for name, problem in verdict.errors.items()})
     rejections = event["rejections"]
     if rejections is not None:
-        problem = check_rejections(rejections, verdict.metrics.get("candidates_in"),
-                                   verdict.metrics.get("candidates_out"), limits)
+        problem = check_rejections(
+            rejections, verdict.metrics.get("candidates_in"), verdict.metrics.get("candidates_out"), limits
+        )
         if problem:
             raise EventRejected({"rejections": [problem]})
     prepared.violations = verdict.violations
@@ -143,8 +156,14 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
     return row
 
 
-def _artifact_row(run_id: str, event: dict[str, Any], prepared: PreparedEvent, artifact: dict[str, Any],
-                  limits: Limits, policy: ArtifactPolicy) -> dict[str, Any]:
+def _artifact_row(
+    run_id: str,
+    event: dict[str, Any],
+    prepared: PreparedEvent,
+    artifact: dict[str, Any],
+    limits: Limits,
+    policy: ArtifactPolicy,
+) -> dict[str, Any]:
     """The artifact's row. A payload or a reference is `pending` until the store settles it
     after commit; without a store, or over a limit, it is `dropped` now, with the reason."""
     step_id = str(event["step_id"])
@@ -168,12 +187,22 @@ def _artifact_row(run_id: str, event: dict[str, Any], prepared: PreparedEvent, a
         else:
             status, reason = ArtifactStatus.PENDING.value, None
     if status == ArtifactStatus.PENDING.value:
-        prepared.pending.append(PendingArtifact(art_id, prepared.event_id, key, content_type, data,
-                                                prepared.index, artifact["name"]))
+        prepared.pending.append(
+            PendingArtifact(art_id, prepared.event_id, key, content_type, data, prepared.index, artifact["name"])
+        )
     return {
-        "artifact_id": art_id, "step_id": step_id, "name": artifact["name"], "capture": artifact["capture"],
-        "content_type": content_type, "status": status, "drop_reason": reason, "store_key": key,
-        "size_bytes": size, "sha256": digest, "event_ts": event["ts"].isoformat(), "event_id": prepared.event_id,
+        "artifact_id": art_id,
+        "step_id": step_id,
+        "name": artifact["name"],
+        "capture": artifact["capture"],
+        "content_type": content_type,
+        "status": status,
+        "drop_reason": reason,
+        "store_key": key,
+        "size_bytes": size,
+        "sha256": digest,
+        "event_ts": event["ts"].isoformat(),
+        "event_id": prepared.event_id,
     }
 
 

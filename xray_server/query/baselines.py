@@ -1,8 +1,9 @@
 """Baselines: what a step usually does over a window (`GET /api/v1/steps/stats`) and which
 rejection reasons it usually gives (`GET /api/v1/steps/reasons`)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg import sql
@@ -10,10 +11,9 @@ from psycopg import sql
 from xray_server.query.steps import step_filters
 from xray_server.query.views import check_window, iso
 from xray_server.schemas import responses
-from xray_server.schemas.views import projector
 from xray_server.schemas.queries import StepQuery, StepStatsQuery
+from xray_server.schemas.views import projector
 from xray_server.storage.pool import Database
-
 
 BASELINE_WINDOW = timedelta(days=7)
 MAX_STAT_GROUPS = 1000
@@ -23,10 +23,11 @@ _QUANTILES = (0.1, 0.5, 0.9, 0.99)
 def _window_filters(q: StepStatsQuery) -> tuple[datetime, list[sql.Composable], dict[str, Any]]:
     """The window (default: the last seven days) and filters of a stats query, built by the
     same code as the cross-run query's."""
-    since = q.since or datetime.now(timezone.utc) - BASELINE_WINDOW
+    since = q.since or datetime.now(UTC) - BASELINE_WINDOW
     check_window(since, q.until)
-    where, params = step_filters(StepQuery(step_type=q.step_type, pipeline=q.pipeline, name=q.name,
-                                            since=since, until=q.until))
+    where, params = step_filters(
+        StepQuery(step_type=q.step_type, pipeline=q.pipeline, name=q.name, since=since, until=q.until)
+    )
     return since, where, params
 
 
@@ -52,8 +53,12 @@ def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
     """).format(where=sql.SQL(" AND ").join(where))
     with db.connection() as conn:
         rows = conn.execute(statement, params).fetchall()
-    return {"since": iso(since), "until": iso(q.until), "steps": rows[0]["of_steps"] if rows else 0,
-            "reasons": [_reason(r) for r in rows]}
+    return {
+        "since": iso(since),
+        "until": iso(q.until),
+        "steps": rows[0]["of_steps"] if rows else 0,
+        "reasons": [_reason(r) for r in rows],
+    }
 
 
 def step_stats(db: Database, q: StepStatsQuery) -> dict[str, Any]:
@@ -87,11 +92,17 @@ def _quantiles(column: str) -> Any:
         values = r[column]
         if values is None or values[0] is None:
             return None
-        return {f"p{round(q * 100)}": round(float(v), 6) for q, v in zip(_QUANTILES, values)}
+        return {f"p{round(q * 100)}": round(float(v), 6) for q, v in zip(_QUANTILES, values, strict=True)}
+
     return get
 
 
-_stats_group = projector(responses.StepStatsGroupSchema, **{column: _quantiles(column) for column in (
-    "drop_ratio", "candidates_in", "candidates_out", "duration_ms")})
-_reason = projector(responses.ReasonSchema, total=lambda r: int(r["total"]), median_share=lambda r: (
-    None if r["median_share"] is None else round(r["median_share"], 6)))
+_stats_group = projector(
+    responses.StepStatsGroupSchema,
+    **{column: _quantiles(column) for column in ("drop_ratio", "candidates_in", "candidates_out", "duration_ms")},
+)
+_reason = projector(
+    responses.ReasonSchema,
+    total=lambda r: int(r["total"]),
+    median_share=lambda r: None if r["median_share"] is None else round(r["median_share"], 6),
+)

@@ -1,5 +1,6 @@
 """Opaque keyset cursors: the sort key of the last row of a page, so pages stay stable
 while new rows arrive. A cursor that was not issued by this server is a 400, never a 500."""
+
 from __future__ import annotations
 
 import base64

@@ -3,6 +3,7 @@ top-level scalar of its metadata, a categorical metric of one of its steps, its 
 enough bad runs, how many bad runs and how many other runs have it, and the same for pairs of the
 values most frequent among the bad runs. One statement over the window's runs and their steps;
 its cost follows the runs in the window, not the table. The statistics are `analysis/patterns.py`'s."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,15 +47,23 @@ class AttributeCounts:
 
 def step_predicate(q: PatternQuery) -> tuple[sql.Composable | None, dict[str, Any]]:
     """`EXISTS (a step of the run matching the step filters)`, or None without step filters."""
-    steps = StepQuery(step_type=q.step_type, name=q.name, status=q.status, min_drop_ratio=q.min_drop_ratio,
-                      max_drop_ratio=q.max_drop_ratio, violations=q.violations, reason=q.reason,
-                      min_reason_share=q.min_reason_share)
+    steps = StepQuery(
+        step_type=q.step_type,
+        name=q.name,
+        status=q.status,
+        min_drop_ratio=q.min_drop_ratio,
+        max_drop_ratio=q.max_drop_ratio,
+        violations=q.violations,
+        reason=q.reason,
+        min_reason_share=q.min_reason_share,
+    )
     where, params = step_filters(steps)
     if len(where) == 1:  # only `true`: no step filter given
         return None, {}
     where.append(sql.SQL("s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s"))
     return sql.SQL("EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND {})").format(
-        sql.SQL(" AND ").join(where)), params
+        sql.SQL(" AND ").join(where)
+    ), params
 
 
 def bad_predicate(q: PatternQuery) -> tuple[sql.Composable, dict[str, Any]]:
@@ -74,8 +83,13 @@ def bad_predicate(q: PatternQuery) -> tuple[sql.Composable, dict[str, Any]]:
 
 def window_params(q: PatternQuery, since: datetime, until: datetime) -> dict[str, Any]:
     """The window's bounds, for runs and (with their margins) for steps."""
-    return {"pipeline": q.pipeline, "since": since, "until": until, "steps_since": since - CLOCK_SKEW,
-            "steps_until": until + STEP_MARGIN}
+    return {
+        "pipeline": q.pipeline,
+        "since": since,
+        "until": until,
+        "steps_since": since - CLOCK_SKEW,
+        "steps_until": until + STEP_MARGIN,
+    }
 
 
 # Statement 1: the values of the bad runs only (few), counted; the candidates are those on enough
@@ -167,8 +181,9 @@ def _test(candidate: Attribute, i: int, params: dict[str, Any]) -> sql.Composabl
 def _mask(tests: list[tuple[int, sql.Composable]]) -> sql.Composable:
     if not tests:
         return sql.SQL("0")
-    return sql.SQL(" | ").join(sql.SQL("CASE WHEN {} THEN {} ELSE 0 END").format(test, sql.Literal(1 << i))
-                              for i, test in tests)
+    return sql.SQL(" | ").join(
+        sql.SQL("CASE WHEN {} THEN {} ELSE 0 END").format(test, sql.Literal(1 << i)) for i, test in tests
+    )
 
 
 def attribute_counts(db: Database, q: PatternQuery, since: datetime, until: datetime) -> AttributeCounts:
@@ -180,36 +195,65 @@ def attribute_counts(db: Database, q: PatternQuery, since: datetime, until: date
     # The run's status is an attribute, unless it is what defines a bad run.
     status = sql.SQL("" if q.run_status is not None else _STATUS)
     with db.connection() as conn:
-        rows = conn.execute(sql.SQL(_BAD_VALUES).format(bad=bad, status=status), {
-            **params, **window, "min_support": q.min_support, "max_chars": MAX_VALUE_CHARS,
-            "max_candidates": MAX_CANDIDATES}).fetchall()
+        rows = conn.execute(
+            sql.SQL(_BAD_VALUES).format(bad=bad, status=status),
+            {
+                **params,
+                **window,
+                "min_support": q.min_support,
+                "max_chars": MAX_VALUE_CHARS,
+                "max_candidates": MAX_CANDIDATES,
+            },
+        ).fetchall()
         candidates = [(r["kind"], r["step"], r["key"], r["value"]) for r in rows if r["row"] == "value"]
         totals = next(r for r in rows if r["row"] == "totals")
         tested = next(r for r in rows if r["row"] == "tested")["a"]
-        counts = AttributeCounts(runs=totals["a"], bad_runs=totals["b"], values_tested=tested, singles=[],
-                                 pairs=[], pair_candidates=min(PAIR_CANDIDATES, len(candidates)))
+        counts = AttributeCounts(
+            runs=totals["a"],
+            bad_runs=totals["b"],
+            values_tested=tested,
+            singles=[],
+            pairs=[],
+            pair_candidates=min(PAIR_CANDIDATES, len(candidates)),
+        )
         if candidates:
             _count_candidates(conn, bad, params, window, candidates, counts)
     return counts
 
 
-def _count_candidates(conn: Any, bad: sql.Composable, params: dict[str, Any], window: dict[str, Any],
-                      candidates: list[Attribute], counts: AttributeCounts) -> None:
+def _count_candidates(
+    conn: Any,
+    bad: sql.Composable,
+    params: dict[str, Any],
+    window: dict[str, Any],
+    candidates: list[Attribute],
+    counts: AttributeCounts,
+) -> None:
     mask_params = {**params, **window}
     run_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] != "steps"]
     step_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] == "steps"]
-    mask_params.update(step_names=sorted({c[1] for c in candidates if c[0] == "steps"}),
-                       last=len(candidates) - 1, pair_candidates=counts.pair_candidates)
+    mask_params.update(
+        step_names=sorted({c[1] for c in candidates if c[0] == "steps"}),
+        last=len(candidates) - 1,
+        pair_candidates=counts.pair_candidates,
+    )
     statement = sql.SQL(_MASK_COUNTS).format(bad=bad, run_mask=_mask(run_tests), step_mask=_mask(step_tests))
     for row in conn.execute(statement, mask_params).fetchall():
         first, second = candidates[row["i"]], candidates[row["j"]]
-        entry = {"kind1": first[0], "step1": first[1], "key1": first[2], "value1": first[3], "a": row["a"],
-                 "b": row["b"]}
+        entry = {
+            "kind1": first[0],
+            "step1": first[1],
+            "key1": first[2],
+            "value1": first[3],
+            "a": row["a"],
+            "b": row["b"],
+        }
         if row["i"] == row["j"]:
             counts.singles.append(entry)
         elif first[:3] != second[:3] and row["a"] >= 2:
-            counts.pairs.append({**entry, "kind2": second[0], "step2": second[1], "key2": second[2],
-                                 "value2": second[3]})
+            counts.pairs.append(
+                {**entry, "kind2": second[0], "step2": second[1], "key2": second[2], "value2": second[3]}
+            )
 
 
 def _has(attribute: Attribute, i: int, params: dict[str, Any]) -> sql.Composable:
@@ -217,8 +261,10 @@ def _has(attribute: Attribute, i: int, params: dict[str, Any]) -> sql.Composable
     test = _test(attribute, i, params)
     if attribute[0] != "steps":
         return test
-    return sql.SQL("EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND {} AND s.started_at >= "
-                   "%(steps_since)s AND s.started_at < %(steps_until)s)").format(test)
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND {} AND s.started_at >= "
+        "%(steps_since)s AND s.started_at < %(steps_until)s)"
+    ).format(test)
 
 
 _TIMELINE = """
@@ -246,8 +292,9 @@ ORDER BY 1, 2
 """
 
 
-def timeline_rows(db: Database, q: PatternQuery, since: datetime, until: datetime, bucket_seconds: int,
-                  pattern: list[Attribute]) -> list[dict[str, Any]]:
+def timeline_rows(
+    db: Database, q: PatternQuery, since: datetime, until: datetime, bucket_seconds: int, pattern: list[Attribute]
+) -> list[dict[str, Any]]:
     """Runs and bad runs per time bucket, the first and last bad run, and for the runs that have
     every attribute of `pattern`: the same per bucket, their first bad run and their last good run
     before it (when they started to go bad)."""

@@ -1,19 +1,25 @@
 """Runs: recent runs (`GET /api/v1/runs`) and one run's debugging view (`GET /api/v1/runs/<id>`)."""
+
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from psycopg import sql
 
 from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
-
 from xray_server.errors import NotFound
 from xray_server.ids import parse_run_id
 from xray_server.query import cursor as cursors
 from xray_server.query.steps import LABELLED, add_tag_filters
-from xray_server.query.views import (artifact_view, check_window, label_view, paginate, run_summary, run_view,
-                                     step_detail)
+from xray_server.query.views import (
+    artifact_view,
+    check_window,
+    label_view,
+    paginate,
+    run_summary,
+    run_view,
+    step_detail,
+)
 from xray_server.schemas.queries import RunQuery
 from xray_server.storage.pool import Database
 
@@ -66,7 +72,9 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         ).fetchall()
         labels = conn.execute(
             "SELECT source, label, comment, labeled_at FROM run_labels WHERE run_id = %s ORDER BY labeled_at DESC, "
-            "source", (run_id,)).fetchall()
+            "source",
+            (run_id,),
+        ).fetchall()
     by_step: dict[str, list[dict[str, Any]]] = {}
     for a in artifacts:
         by_step.setdefault(a["step_id"], []).append(artifact_view(a))
@@ -87,4 +95,3 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         "contract_violations": sum(1 for s in steps if s["contract_violations"]),
     }
     return run_view(run)
-

@@ -1,19 +1,18 @@
 """Steps across runs: the cross-run query (`GET /api/v1/steps`) and the filters it shares
 with the baselines."""
+
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from xray_server.errors import ValidationFailed
 from xray_server.query import cursor as cursors
 from xray_server.query.views import check_window, paginate, step_summary
 from xray_server.schemas.queries import StepQuery
 from xray_server.storage.pool import Database
-from xray_server.errors import ValidationFailed
-
 
 _STEP_SUMMARY_COLUMNS = (
     "s.run_id, s.step_id, s.parent_step_id, s.seq, s.name, s.step_type, s.status, s.started_at, "
@@ -56,8 +55,9 @@ def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
 LABELLED = "EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = {run} AND l.label = %(label)s)"
 
 
-def add_tag_filters(where: list[sql.Composable], params: dict[str, Any], tags: list[tuple[str, str]],
-                    runs_alias: str | None = None) -> None:
+def add_tag_filters(
+    where: list[sql.Composable], params: dict[str, Any], tags: list[tuple[str, str]], runs_alias: str | None = None
+) -> None:
     """One containment test per `key:value` (ANDed), which the GIN index on `runs.tags` serves."""
     column = sql.Identifier(runs_alias, "tags") if runs_alias else sql.Identifier("tags")
     for i, (key, value) in enumerate(tags):
@@ -100,14 +100,19 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
         add("s.rejections ? %(reason)s", reason=q.reason)
         if q.min_reason_share is not None:
             # The share of the step's candidates this reason removed.
-            add("(s.rejections ->> %(reason)s)::float8 / NULLIF(s.candidates_in, 0) >= %(min_reason_share)s",
-                min_reason_share=q.min_reason_share)
+            add(
+                "(s.rejections ->> %(reason)s)::float8 / NULLIF(s.candidates_in, 0) >= %(min_reason_share)s",
+                min_reason_share=q.min_reason_share,
+            )
     add_tag_filters(where, params, q.tag, "r")
     if q.run_label is not None:
         add(LABELLED.format(run="s.run_id"), label=q.run_label)
     if q.cursor:
         at, run_id, step_id = cursors.decode(q.cursor, 2)
-        add("(s.started_at, s.run_id, s.step_id) < (%(c_at)s, %(c_run)s::uuid, %(c_step)s::uuid)",
-            c_at=at, c_run=run_id, c_step=step_id)
+        add(
+            "(s.started_at, s.run_id, s.step_id) < (%(c_at)s, %(c_run)s::uuid, %(c_step)s::uuid)",
+            c_at=at,
+            c_run=run_id,
+            c_step=step_id,
+        )
     return where, params
-

@@ -5,18 +5,20 @@ its shape: the schema says which keys a view has and in which order; this module
 the computed ones are computed. Plain keys are copied by `operator.itemgetter`, so a page of 100
 steps costs what the hand-written dicts cost.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from xray_sdk.contract.vocabulary import STANDARD_METRICS, ArtifactStatus
-
 from xray_server.errors import ValidationFailed
 from xray_server.jsonio import iso_utc
 from xray_server.query import cursor as cursors
 from xray_server.schemas import responses
 from xray_server.schemas.views import Row, projector
+
 
 def iso(moment: datetime | None) -> str | None:
     return None if moment is None else iso_utc(moment)
@@ -44,8 +46,12 @@ def _link(a: Row) -> str | None:
 
 
 _TIMES = {"started_at": _iso_of("started_at"), "ended_at": _iso_of("ended_at"), "duration_ms": _duration_ms}
-_STEP = dict(_TIMES, metrics=_metrics, contract_violations=lambda r: r["contract_violations"] or [],
-             rejections=lambda r: r["rejections"] or {})
+_STEP = dict(
+    _TIMES,
+    metrics=_metrics,
+    contract_violations=lambda r: r["contract_violations"] or [],
+    rejections=lambda r: r["rejections"] or {},
+)
 
 run_summary = projector(responses.RunSummarySchema, **_TIMES)
 # A step of the cross-run query carries its run's pipeline and entity; no input or output.

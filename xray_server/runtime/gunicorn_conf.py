@@ -3,6 +3,7 @@
 With no XRAY_DATABASE_URL, the master starts the embedded PostgreSQL before forking workers,
 which inherit its URL, and stops it on exit.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """Run the X-Ray server under gunicorn as a child process: for `xray serve`'s callers that
 need it in the background (the sample run, the demo, end-to-end tests)."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -25,9 +26,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 def gunicorn_command(host: str, port: int) -> list[str]:
     """The command that serves X-Ray with its gunicorn settings."""
     return [
-        sys.executable, "-m", "gunicorn",
-        "-c", "python:xray_server.runtime.gunicorn_conf",
-        "-b", f"{host}:{port}",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:xray_server.runtime.gunicorn_conf",
+        "-b",
+        f"{host}:{port}",
         "xray_server.runtime.wsgi:app",
     ]
 
@@ -35,8 +40,14 @@ def gunicorn_command(host: str, port: int) -> list[str]:
 class LocalServer:
     """gunicorn serving X-Ray on a free local port, started and stopped by this object."""
 
-    def __init__(self, env: Mapping[str, str | None] | None = None, *, host: str = "127.0.0.1",
-                 port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str | None] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.host = host
         self.port = port or free_port(host)
         # A None value removes the variable, e.g. XRAY_DATABASE_URL to get the embedded database.
@@ -51,12 +62,16 @@ class LocalServer:
         """Where the API answers, such as http://127.0.0.1:8123."""
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "LocalServer":
+    def start(self, timeout: float = 60.0) -> LocalServer:
         """Start gunicorn and wait until /readyz answers 200."""
-        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # Held open for gunicorn's life; stop() closes it.
+        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
-            gunicorn_command(self.host, self.port), env=self.env,
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            gunicorn_command(self.host, self.port),
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -90,7 +105,7 @@ class LocalServer:
             self._log.close()
         self.process = None
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

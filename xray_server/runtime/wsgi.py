@@ -1,4 +1,5 @@
 """The WSGI entry point for gunicorn: `xray_server.runtime.wsgi:app`."""
+
 import logging
 
 from xray_server.web.app import create_app

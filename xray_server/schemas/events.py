@@ -1,5 +1,6 @@
 """The events of `POST /api/v1/runs/<run_id>/events`. Each stands alone: a `step_end`
 whose `step_start` was lost still describes a complete step."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,7 +17,6 @@ from xray_sdk.contract.vocabulary import (
     CaptureLevel,
     EventType,
 )
-
 from xray_server.schemas.fields import EventTime, JsonValue, Text
 from xray_server.schemas.plain import NotPlain, PlainLoader
 
@@ -73,7 +73,9 @@ class ArtifactSchema(Schema):
     def _one_source(self, data: dict[str, Any], **kwargs: Any) -> None:
         given = [key for key in ("payload", "ref", "dropped") if data.get(key) is not None]
         if len(given) != 1:
-            raise ValidationError("give exactly one of payload, ref or dropped (the reason it was dropped)", "_artifact")
+            raise ValidationError(
+                "give exactly one of payload, ref or dropped (the reason it was dropped)", "_artifact"
+            )
 
 
 class EventSchema(Schema):

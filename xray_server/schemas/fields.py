@@ -1,9 +1,10 @@
 """Field types shared by the request schemas."""
+
 from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import ValidationError, fields
@@ -77,10 +78,18 @@ class Tags(fields.Dict):
     def __init__(self, **kwargs: Any) -> None:
         limits = DEFAULT_LIMITS
         super().__init__(
-            keys=Text(validate=lambda k: 1 <= len(k) <= limits.max_tag_key_chars
-                      or _fail(f"tag names are 1 to {limits.max_tag_key_chars} characters")),
-            values=Text(validate=lambda v: len(v) <= limits.max_tag_value_chars
-                        or _fail(f"tag values are at most {limits.max_tag_value_chars} characters")),
+            keys=Text(
+                validate=lambda k: (
+                    1 <= len(k) <= limits.max_tag_key_chars
+                    or _fail(f"tag names are 1 to {limits.max_tag_key_chars} characters")
+                )
+            ),
+            values=Text(
+                validate=lambda v: (
+                    len(v) <= limits.max_tag_value_chars
+                    or _fail(f"tag values are at most {limits.max_tag_value_chars} characters")
+                )
+            ),
             validate=lambda d: len(d) <= limits.max_tags or _fail(f"at most {limits.max_tags} tags per run"),
             **kwargs,
         )
@@ -99,7 +108,7 @@ class EventTime(fields.AwareDateTime):
         """`moment` if it has a zone and is within the accepted window of the server's clock."""
         if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
             raise self.make_error("invalid_awareness", awareness=self.AWARENESS, obj_type=self.OBJ_TYPE)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if moment > now + timedelta(seconds=DEFAULT_LIMITS.max_clock_skew_seconds):
             raise ValidationError("is more than a day in the future: check the client's clock")
         if moment < now - timedelta(days=DEFAULT_LIMITS.max_event_age_days):
@@ -128,7 +137,7 @@ class TimeBound(fields.Field):
             raise self.make_error("invalid")
         if _RELATIVE.match(value.strip()):
             try:
-                moment = datetime.now(timezone.utc) - parse_age(value)
+                moment = datetime.now(UTC) - parse_age(value)
             except (ValueError, OverflowError):
                 raise self.make_error("invalid") from None
             if moment.year < 1970:
@@ -154,8 +163,10 @@ class TagFilter(fields.Field):
         key, _, tag_value = value.partition(":")
         limits = DEFAULT_LIMITS
         if not 1 <= len(key) <= limits.max_tag_key_chars or len(tag_value) > limits.max_tag_value_chars:
-            raise ValidationError(f"tag names are 1 to {limits.max_tag_key_chars} characters and values at most "
-                                  f"{limits.max_tag_value_chars}")
+            raise ValidationError(
+                f"tag names are 1 to {limits.max_tag_key_chars} characters and values at most "
+                f"{limits.max_tag_value_chars}"
+            )
         for text in (key, tag_value):
             problem = unstorable_text_problem(text)
             if problem:

@@ -1,10 +1,10 @@
 """The body of `POST /api/v1/runs/<run_id>/labels`: a judgement about a run that arrives after it."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, validate
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
-
 from xray_server.schemas.fields import EventTime, Text
 
 L = DEFAULT_LIMITS

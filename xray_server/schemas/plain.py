@@ -10,11 +10,13 @@ caller loads the event with marshmallow, which then produces the result or the f
 So the schemas stay the one definition of a valid event; a property test checks that whatever
 this loader accepts, marshmallow accepts with an identical result.
 """
+
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow.utils import missing
@@ -70,6 +72,7 @@ def _event_time(field: EventTime) -> Convert:
             return field.check_moment(datetime.fromisoformat(value))
         except (ValueError, ValidationError):
             raise NotPlain from None
+
     return convert
 
 
@@ -86,6 +89,7 @@ def _plain_dict(field: fields.Dict) -> Convert | None:
             if type(key) is not str or (item is None and not values_may_be_null):
                 raise NotPlain
         return dict(value)
+
     return convert
 
 
@@ -135,6 +139,7 @@ def _with_validators(field: fields.Field, convert: Convert) -> Convert:
             except ValidationError:
                 raise NotPlain from None
         return result
+
     return checked
 
 
@@ -148,8 +153,7 @@ def supports(schema: Schema) -> bool:
     field, no hook it does not honour. A schema that grows one falls back to marshmallow."""
     if schema.unknown != RAISE or any(f.data_key is not None for f in schema.load_fields.values()):
         return False
-    return all({hook[0] for hook in hooks} <= _HONOURED_HOOKS.get(tag, set())
-               for tag, hooks in schema._hooks.items())
+    return all({hook[0] for hook in hooks} <= _HONOURED_HOOKS.get(tag, set()) for tag, hooks in schema._hooks.items())
 
 
 class PlainLoader:

@@ -1,6 +1,7 @@
 """Query-string parameters of the read endpoints, each defined once as a dataclass the read path
 takes, with the schema that loads it. Unknown parameters are refused, so a typo such as
 `min_drop=0.9` is an error rather than a silently unfiltered answer."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,7 +11,6 @@ from marshmallow import fields, validate
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES, STEP_TYPES
-
 from xray_server.schemas.fields import TagFilter, Text, TimeBound
 from xray_server.schemas.records import param, schema_for
 
@@ -46,8 +46,7 @@ class Window:
 class Page(Window):
     """Keyset pagination: `limit` rows, then follow `next_cursor`."""
 
-    limit: int = param(fields.Integer(validate=validate.Range(min=1, max=L.max_page_size)),
-                       default=L.default_page_size)
+    limit: int = param(fields.Integer(validate=validate.Range(min=1, max=L.max_page_size)), default=L.default_page_size)
     cursor: str | None = param(fields.String(validate=validate.Length(max=512)))
 
 
@@ -106,8 +105,7 @@ class PatternQuery(Window):
     min_reason_share: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
     run_status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
     label: str | None = param(_label())
-    min_support: float = param(fields.Float(allow_nan=False, validate=validate.Range(min=0.01, max=1.0)),
-                               default=0.2)
+    min_support: float = param(fields.Float(allow_nan=False, validate=validate.Range(min=0.01, max=1.0)), default=0.2)
     limit: int = param(fields.Integer(validate=validate.Range(min=1, max=100)), default=10)
 
 

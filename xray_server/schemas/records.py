@@ -1,11 +1,13 @@
 """One definition per shape: a dataclass whose fields carry their marshmallow field, and the
 schema that loads it, generated from it. The dataclass is what the code reads (typed
 attributes); the schema validates the wire and documents it in OpenAPI; neither repeats the other."""
+
 from __future__ import annotations
 
 import copy
 import dataclasses
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from marshmallow import Schema, fields, post_load
 
@@ -13,8 +15,13 @@ T = TypeVar("T")
 _FIELD = "marshmallow"
 
 
-def param(field: fields.Field, *, default: Any = None, default_factory: Callable[[], Any] | None = None,
-          required: bool = False) -> Any:
+def param(
+    field: fields.Field,
+    *,
+    default: Any = None,
+    default_factory: Callable[[], Any] | None = None,
+    required: bool = False,
+) -> Any:
     """A dataclass field read from the wire through `field`; its default is the wire's default."""
     if required:
         return dataclasses.field(metadata={_FIELD: field})

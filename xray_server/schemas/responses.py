@@ -1,5 +1,6 @@
 """Shapes of what the API answers: the one definition of each. The views are projected from
 them (`query/views.py`), and the OpenAPI document is generated from them."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields

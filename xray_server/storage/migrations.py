@@ -1,4 +1,5 @@
 """Bring a database's schema up to date, safely from several workers at once."""
+
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,9 @@ MIGRATIONS: list[tuple[int, str]] = [
     # Tag filters (`tag=key:value` on /runs and /steps) by containment, served by a GIN index.
     (2, "CREATE INDEX IF NOT EXISTS runs_tags_idx ON runs USING gin (tags jsonb_path_ops)"),
     # Run labels: judgements that arrive after a run, one per (run, source), the latest winning.
-    (3, """
+    (
+        3,
+        """
         CREATE TABLE IF NOT EXISTS run_labels (
             run_id     uuid NOT NULL,
             source     text NOT NULL DEFAULT '',
@@ -29,7 +32,8 @@ MIGRATIONS: list[tuple[int, str]] = [
             PRIMARY KEY (run_id, source)
         );
         CREATE INDEX IF NOT EXISTS run_labels_label_idx ON run_labels (label, run_id);
-    """),
+    """,
+    ),
 ]
 
 LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])

@@ -1,10 +1,11 @@
 """The PostgreSQL connection pool, and the one place that turns its failures into 503s."""
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 from weakref import WeakKeyDictionary
 
 import psycopg

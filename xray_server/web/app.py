@@ -1,11 +1,11 @@
 """The Flask application factory."""
+
 from __future__ import annotations
 
 from flask import Flask, current_app
 from flask.json.provider import DefaultJSONProvider
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
-
 from xray_server import jsonio
 from xray_server.artifacts.stores import ArtifactStore, open_store
 from xray_server.artifacts.sweep import start_pending_sweeper
@@ -42,8 +42,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.extensions["xray.settings"] = settings
     app.extensions["xray.store"] = store
     app.extensions["xray.writer"] = ArtifactWriter(
-        store, budget_ms=settings.artifact_budget_ms, budget_bytes=settings.artifact_budget_bytes,
-        concurrency=settings.artifact_concurrency)
+        store,
+        budget_ms=settings.artifact_budget_ms,
+        budget_bytes=settings.artifact_budget_bytes,
+        concurrency=settings.artifact_concurrency,
+    )
     if settings.artifact_sweep_seconds > 0:
         start_pending_sweeper(db, store, settings.artifact_sweep_seconds)
 

@@ -1,7 +1,8 @@
 """The one JSON shape every error response has:
 
-    {"error": {"code": "...", "message": "...", "details": {...}}}
+{"error": {"code": "...", "message": "...", "details": {...}}}
 """
+
 from __future__ import annotations
 
 import logging

@@ -1,4 +1,5 @@
 """Reading requests: the JSON body (bounded, strict) and query strings (validated)."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,6 @@ from flask import Request
 from marshmallow import Schema, ValidationError
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
-
 from xray_server.errors import BadJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from xray_server.jsonio import NotFast, loads_fast
 
@@ -87,7 +87,7 @@ def load_query(schema: Schema, args: Any, repeatable: frozenset[str] = frozenset
     listed in `repeatable`."""
     values: dict[str, Any] = {}
     problems: dict[str, list[str]] = {}
-    for key in args.keys():
+    for key in args:
         given = args.getlist(key)
         if key in repeatable:
             values[key] = given
@@ -101,6 +101,7 @@ def load_query(schema: Schema, args: Any, repeatable: frozenset[str] = frozenset
         problems.update(exc.messages)  # type: ignore[arg-type]
         loaded = None
     if problems:
-        raise ValidationFailed({k: (["is not a known parameter"] if v == ["Unknown field."] else v)
-                                for k, v in problems.items()})
+        raise ValidationFailed(
+            {k: (["is not a known parameter"] if v == ["Unknown field."] else v) for k, v in problems.items()}
+        )
     return loaded

@@ -1,4 +1,5 @@
 """Analysis of stored runs: explain, diff and why-dropped, the same answers the CLI prints."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,12 @@ from xray_server.analysis.diff import diff_stored_runs
 from xray_server.analysis.explain import explain_stored_run
 from xray_server.analysis.patterns import find_patterns
 from xray_server.analysis.why_dropped import why_dropped_in_stored_run
-from xray_server.schemas.queries import (REPEATABLE_PARAMETERS, ExplainQuerySchema, PatternQuerySchema,
-                                         WhyDroppedQuerySchema)
+from xray_server.schemas.queries import (
+    REPEATABLE_PARAMETERS,
+    ExplainQuerySchema,
+    PatternQuerySchema,
+    WhyDroppedQuerySchema,
+)
 from xray_server.web.app import get_db, get_store
 from xray_server.web.request import load_query
 

@@ -1,4 +1,5 @@
 """Artifact content: the evidence when it was kept, a clear reason when it was not."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response

@@ -1,4 +1,5 @@
 """Serve the OpenAPI document."""
+
 from __future__ import annotations
 
 from flask import Blueprint

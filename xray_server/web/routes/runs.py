@@ -1,12 +1,13 @@
 """Runs: create, receive event batches, list, and the one-run debugging view."""
+
 from __future__ import annotations
 
 from flask import Blueprint, request
 
 from xray_server import ingest, query
+from xray_server.schemas.queries import REPEATABLE_PARAMETERS, RunQuerySchema
 from xray_server.web.app import get_db, get_settings, get_writer
 from xray_server.web.request import load_query, read_json_body
-from xray_server.schemas.queries import REPEATABLE_PARAMETERS, RunQuerySchema
 
 bp = Blueprint("runs", __name__, url_prefix="/api/v1")
 _run_query = RunQuerySchema()
@@ -22,8 +23,7 @@ def create_run():
 @bp.post("/runs/<run_id>/events")
 def post_events(run_id: str):
     """Apply a batch of events; 207 when some were rejected."""
-    result = ingest.ingest_events(get_db(), run_id, read_json_body(request), get_writer(),
-                                  get_settings().max_capture)
+    result = ingest.ingest_events(get_db(), run_id, read_json_body(request), get_writer(), get_settings().max_capture)
     return result.to_dict(), result.http_status
 
 

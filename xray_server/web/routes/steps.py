@@ -1,12 +1,13 @@
 """The cross-run query."""
+
 from __future__ import annotations
 
 from flask import Blueprint, request
 
 from xray_server import query
+from xray_server.schemas.queries import REPEATABLE_PARAMETERS, StepQuerySchema, StepStatsQuerySchema
 from xray_server.web.app import get_db
 from xray_server.web.request import load_query
-from xray_server.schemas.queries import REPEATABLE_PARAMETERS, StepQuerySchema, StepStatsQuerySchema
 
 bp = Blueprint("steps", __name__, url_prefix="/api/v1")
 _step_query = StepQuerySchema()
