@@ -26,7 +26,7 @@ from typing import Any
 from xray_server.analysis.significance import fisher_greater
 from xray_server.errors import ValidationFailed
 from xray_server.jsonio import iso_utc
-from xray_server.query.patterns import Attribute, attribute_counts, timeline_rows
+from xray_server.query.patterns import Attribute, AttributeCounts, Counts, attribute_counts, last_good_before
 from xray_server.query.steps import check_step_filters
 from xray_server.query.views import check_window
 from xray_server.schemas.queries import PatternQuery
@@ -48,21 +48,17 @@ def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
     check_window(since, until)
     check_step_filters(q)
     _check_predicate(q)
-    counts = attribute_counts(db, q, since, until)
+    counts = attribute_counts(db, q, since, until, bucket_seconds(since, until))
     tested = counts.values_tested + math.comb(counts.pair_candidates, 2)
-    singles = {
-        _attribute(r, 1): _scored([_attribute(r, 1)], r, counts.runs, counts.bad_runs, tested) for r in counts.singles
-    }
+    singles = {c.parts[0]: _scored(c, counts.runs, counts.bad_runs, tested) for c in counts.singles}
     found = [s for s in singles.values() if _significant(s, q.min_support)]
-    for row in counts.pairs:
-        parts = (_attribute(row, 1), _attribute(row, 2))
-        pair = _scored(list(parts), row, counts.runs, counts.bad_runs, tested)
+    for pair_counts in counts.pairs:
+        pair = _scored(pair_counts, counts.runs, counts.bad_runs, tested)
         if _significant(pair, q.min_support) and all(
-            pair["precision"] >= singles[part]["precision"] + MIN_PAIR_GAIN for part in parts if part in singles
+            pair["precision"] >= singles[part]["precision"] + MIN_PAIR_GAIN for part in pair["parts"]
         ):
             found.append(pair)
     found.sort(key=_rank)
-    patterns = [_public(p) for p in found[: q.limit]]
     return {
         "pipeline": q.pipeline,
         "since": iso_utc(since),
@@ -70,8 +66,8 @@ def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
         "runs": counts.runs,
         "bad_runs": counts.bad_runs,
         "tested": tested,
-        "patterns": patterns,
-        "timeline": _timeline(db, q, since, until, found[0]["parts"] if found else []),
+        "patterns": [_public(p) for p in found[: q.limit]],
+        "timeline": _timeline(db, q, counts, found[0] if found else None),
     }
 
 
@@ -88,10 +84,6 @@ def _check_predicate(q: PatternQuery) -> None:
         )
 
 
-def _attribute(row: dict[str, Any], n: int) -> Attribute:
-    return row[f"kind{n}"], row[f"step{n}"], row[f"key{n}"], row[f"value{n}"]
-
-
 def attribute_name(attribute: Attribute) -> str:
     """`tags.app_version`, `metadata.region`, `steps.generate_keywords.model`, `status`."""
     kind, step, key, _ = attribute
@@ -100,13 +92,14 @@ def attribute_name(attribute: Attribute) -> str:
     return f"steps.{step}.{key}" if kind == "steps" else f"{kind}.{key}"
 
 
-def _scored(parts: list[Attribute], row: dict[str, Any], runs: int, bad_runs: int, tested: int) -> dict[str, Any]:
-    a, b = int(row["a"]), int(row["b"])
+def _scored(counts: Counts, runs: int, bad_runs: int, tested: int) -> dict[str, Any]:
+    a, b = counts.bad, counts.other
     c, d = bad_runs - a, (runs - bad_runs) - b
     precision = a / (a + b)
     rest = c / (c + d) if c + d else 0.0
     return {
-        "parts": parts,
+        "parts": counts.parts,
+        "counts": counts,
         "bad": a,
         "other": b,
         "support": a / bad_runs if bad_runs else 0.0,
@@ -144,36 +137,46 @@ def bucket_seconds(since: datetime, until: datetime) -> int:
     return next((b for b in BUCKETS if span / b <= MAX_BUCKETS), BUCKETS[-1])
 
 
-def _timeline(
-    db: Database, q: PatternQuery, since: datetime, until: datetime, pattern: list[Attribute]
-) -> dict[str, Any]:
-    bucket = bucket_seconds(since, until)
-    rows = timeline_rows(db, q, since, until, bucket, pattern)
-    at = {r["row"]: r["at"] for r in rows if r["row"] != "bucket"}
-    buckets = [r for r in rows if r["row"] == "bucket"]
+def _timeline(db: Database, q: PatternQuery, counts: AttributeCounts, top: dict[str, Any] | None) -> dict[str, Any]:
+    size = counts.bucket_seconds
+
+    def start(bucket: int) -> datetime:
+        return datetime.fromtimestamp(bucket * size, UTC)
 
     def iso(moment: datetime | None) -> str | None:
         return None if moment is None else iso_utc(moment)
 
+    window = sorted(counts.buckets.buckets.items())
+    bad_starts = [b[2] for _, b in window if b[2] is not None]
+    bad_ends = [b[3] for _, b in window if b[3] is not None]
     timeline: dict[str, Any] = {
-        "first_bad": iso(at.get("bounds")),
-        "last_bad": iso(at.get("last_bad")),
-        "bucket_seconds": bucket,
+        "first_bad": iso(min(bad_starts, default=None)),
+        "last_bad": iso(max(bad_ends, default=None)),
+        "bucket_seconds": size,
         "buckets": [
-            {"start": iso_utc(r["at"]), "runs": r["runs"], "bad": r["bad"], "bad_share": round(r["bad"] / r["runs"], 4)}
-            for r in buckets
+            {"start": iso_utc(start(k)), "runs": b[0], "bad": b[1], "bad_share": round(b[1] / b[0], 4)}
+            for k, b in window
         ],
         "pattern": None,
     }
-    if pattern:
-        timeline["pattern"] = {
-            "attributes": {attribute_name(a): a[3] for a in pattern},
-            "first_bad": iso(at.get("pattern_first_bad")),
-            "last_good_before": iso(at.get("pattern_last_good_before")),
-            "buckets": [
-                {"start": iso_utc(r["at"]), "runs": r["pattern_runs"], "bad": r["pattern_bad"]}
-                for r in buckets
-                if r["pattern_runs"]
-            ],
-        }
+    if top is not None:
+        timeline["pattern"] = _pattern_timeline(db, q, top["counts"], start)
     return timeline
+
+
+def _pattern_timeline(db: Database, q: PatternQuery, counts: Counts, start: Any) -> dict[str, Any]:
+    """When runs with the pattern went bad: their first bad run, and the last good one before it
+    (from the buckets before; inside the first bad run's bucket, asked of PostgreSQL)."""
+    buckets = sorted(counts.buckets.items())
+    first_bucket, first_bad = min(((k, b[2]) for k, b in buckets if b[2] is not None), key=lambda kb: kb[1])
+    earlier = [b[4] for k, b in buckets if k < first_bucket and b[4] is not None]
+    inside = last_good_before(
+        db, q, counts.parts, max(start(first_bucket), min(start(k) for k, _ in buckets)), first_bad
+    )
+    last_good = max([*earlier, *([inside] if inside else [])], default=None)
+    return {
+        "attributes": {attribute_name(a): a[3] for a in counts.parts},
+        "first_bad": iso_utc(first_bad),
+        "last_good_before": None if last_good is None else iso_utc(last_good),
+        "buckets": [{"start": iso_utc(start(k)), "runs": b[0], "bad": b[1]} for k, b in buckets],
+    }

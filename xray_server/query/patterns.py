@@ -6,7 +6,7 @@ its cost follows the runs in the window, not the table. The statistics are `anal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,15 +34,29 @@ Attribute = tuple[str, str, str, str]  # (kind, step, key, value): kind is tags,
 
 
 @dataclass
+class Counts:
+    """Runs and bad runs with a value (or pair), in all and per time bucket."""
+
+    parts: list[Attribute]
+    bad: int = 0
+    other: int = 0
+    # bucket -> (runs, bad runs, first and last bad run's start, last good run's start)
+    buckets: dict[int, tuple[int, int, datetime | None, datetime | None, datetime | None]] = field(default_factory=dict)
+
+
+@dataclass
 class AttributeCounts:
-    """Runs and bad runs in the window, every value with enough bad runs, and the pairs."""
+    """The window's runs and bad runs per bucket, and the counts of every value on enough bad runs
+    and of the pairs of the most frequent of them."""
 
     runs: int
     bad_runs: int
     values_tested: int
-    singles: list[dict[str, Any]]
-    pairs: list[dict[str, Any]]
     pair_candidates: int
+    bucket_seconds: int
+    buckets: Counts
+    singles: list[Counts] = field(default_factory=list)
+    pairs: list[Counts] = field(default_factory=list)
 
 
 def step_predicate(q: PatternQuery) -> tuple[sql.Composable | None, dict[str, Any]]:
@@ -142,7 +156,8 @@ _STATUS = "UNION ALL SELECT b.run_id, 'status', '', 'status', b.status FROM b"
 # once, and from those few rows each candidate's and each pair's counts.
 _MASK_COUNTS = """
 WITH w AS (
-    SELECT r.run_id, coalesce({bad}, false) AS bad, ({run_mask})::bigint AS mask
+    SELECT r.run_id, r.started_at, coalesce({bad}, false) AS bad, ({run_mask})::bigint AS mask,
+           floor(extract(epoch FROM r.started_at) / %(bucket)s)::bigint AS bucket
     FROM runs r
     WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s
 ), step_masks AS (
@@ -151,15 +166,23 @@ WITH w AS (
     WHERE s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s AND s.name = ANY (%(step_names)s)
     GROUP BY s.run_id
 ), sets AS MATERIALIZED (
-    SELECT w.mask | coalesce(sm.mask, 0) AS mask, w.bad, count(*) AS n
+    SELECT w.mask | coalesce(sm.mask, 0) AS mask, w.bad, w.bucket, count(*) AS n,
+           min(w.started_at) AS first_at, max(w.started_at) AS last_at
     FROM w LEFT JOIN step_masks sm USING (run_id)
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
 )
-SELECT i, j, coalesce(sum(n) FILTER (WHERE bad), 0) AS a, coalesce(sum(n) FILTER (WHERE NOT bad), 0) AS b
+SELECT -1 AS i, -1 AS j, bucket, coalesce(sum(n) FILTER (WHERE bad), 0)::bigint AS a,
+       coalesce(sum(n) FILTER (WHERE NOT bad), 0)::bigint AS b,
+       min(first_at) FILTER (WHERE bad) AS first_bad, max(last_at) FILTER (WHERE bad) AS last_bad,
+       max(last_at) FILTER (WHERE NOT bad) AS last_good
+FROM sets GROUP BY bucket
+UNION ALL
+SELECT i, j, bucket, coalesce(sum(n) FILTER (WHERE bad), 0)::bigint, coalesce(sum(n) FILTER (WHERE NOT bad), 0)::bigint,
+       min(first_at) FILTER (WHERE bad), max(last_at) FILTER (WHERE bad), max(last_at) FILTER (WHERE NOT bad)
 FROM sets CROSS JOIN generate_series(0, %(last)s) AS i CROSS JOIN generate_series(0, %(last)s) AS j
 WHERE (i = j OR (i < j AND j < %(pair_candidates)s))
   AND (mask >> i) & 1 = 1 AND (mask >> j) & 1 = 1
-GROUP BY i, j
+GROUP BY i, j, bucket
 """
 
 
@@ -186,16 +209,18 @@ def _mask(tests: list[tuple[int, sql.Composable]]) -> sql.Composable:
     )
 
 
-def attribute_counts(db: Database, q: PatternQuery, since: datetime, until: datetime) -> AttributeCounts:
-    """Count, among bad and other runs, the attribute values on at least `q.min_support` of the bad
-    runs (the others cannot be a pattern), and pairs of the most frequent of them. Every value
-    found on a bad run counts as tested."""
+def attribute_counts(
+    db: Database, q: PatternQuery, since: datetime, until: datetime, bucket_seconds: int
+) -> AttributeCounts:
+    """Count, among bad and other runs and per time bucket, the attribute values on at least
+    `q.min_support` of the bad runs (the others cannot be a pattern), and pairs of the most frequent
+    of them. Every value found on a bad run counts as tested."""
     bad, params = bad_predicate(q)
     window = window_params(q, since, until)
     # The run's status is an attribute, unless it is what defines a bad run.
     status = sql.SQL("" if q.run_status is not None else _STATUS)
     with db.connection() as conn:
-        rows = conn.execute(
+        found = conn.execute(
             sql.SQL(_BAD_VALUES).format(bad=bad, status=status),
             {
                 **params,
@@ -205,55 +230,56 @@ def attribute_counts(db: Database, q: PatternQuery, since: datetime, until: date
                 "max_candidates": MAX_CANDIDATES,
             },
         ).fetchall()
-        candidates = [(r["kind"], r["step"], r["key"], r["value"]) for r in rows if r["row"] == "value"]
-        totals = next(r for r in rows if r["row"] == "totals")
-        tested = next(r for r in rows if r["row"] == "tested")["a"]
+        candidates = [(r["kind"], r["step"], r["key"], r["value"]) for r in found if r["row"] == "value"]
+        totals = next(r for r in found if r["row"] == "totals")
         counts = AttributeCounts(
             runs=totals["a"],
             bad_runs=totals["b"],
-            values_tested=tested,
-            singles=[],
-            pairs=[],
+            values_tested=next(r for r in found if r["row"] == "tested")["a"],
             pair_candidates=min(PAIR_CANDIDATES, len(candidates)),
+            bucket_seconds=bucket_seconds,
+            buckets=Counts([]),
         )
-        if candidates:
-            _count_candidates(conn, bad, params, window, candidates, counts)
+        mask_params = {**params, **window}
+        run_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] != "steps"]
+        step_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] == "steps"]
+        mask_params.update(
+            step_names=sorted({c[1] for c in candidates if c[0] == "steps"}),
+            last=len(candidates) - 1,
+            pair_candidates=counts.pair_candidates,
+            bucket=bucket_seconds,
+        )
+        statement = sql.SQL(_MASK_COUNTS).format(bad=bad, run_mask=_mask(run_tests), step_mask=_mask(step_tests))
+        rows = conn.execute(statement, mask_params).fetchall()
+    _gather(rows, candidates, counts)
     return counts
 
 
-def _count_candidates(
-    conn: Any,
-    bad: sql.Composable,
-    params: dict[str, Any],
-    window: dict[str, Any],
-    candidates: list[Attribute],
-    counts: AttributeCounts,
-) -> None:
-    mask_params = {**params, **window}
-    run_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] != "steps"]
-    step_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] == "steps"]
-    mask_params.update(
-        step_names=sorted({c[1] for c in candidates if c[0] == "steps"}),
-        last=len(candidates) - 1,
-        pair_candidates=counts.pair_candidates,
-    )
-    statement = sql.SQL(_MASK_COUNTS).format(bad=bad, run_mask=_mask(run_tests), step_mask=_mask(step_tests))
-    for row in conn.execute(statement, mask_params).fetchall():
-        first, second = candidates[row["i"]], candidates[row["j"]]
-        entry = {
-            "kind1": first[0],
-            "step1": first[1],
-            "key1": first[2],
-            "value1": first[3],
-            "a": row["a"],
-            "b": row["b"],
-        }
-        if row["i"] == row["j"]:
-            counts.singles.append(entry)
-        elif first[:3] != second[:3] and row["a"] >= 2:
-            counts.pairs.append(
-                {**entry, "kind2": second[0], "step2": second[1], "key2": second[2], "value2": second[3]}
-            )
+def _gather(rows: list[dict[str, Any]], candidates: list[Attribute], counts: AttributeCounts) -> None:
+    """Sum the per-bucket rows of statement 2 into one `Counts` per value and pair."""
+    by_key: dict[tuple[int, int], Counts] = {}
+    for row in rows:
+        key = (row["i"], row["j"])
+        if key == (-1, -1):
+            entry = counts.buckets
+        elif key not in by_key:
+            first, second = candidates[row["i"]], candidates[row["j"]]
+            if key[0] != key[1] and first[:3] == second[:3]:
+                continue  # two values of one attribute (a step repeated with two models): not a pair
+            entry = by_key[key] = Counts([first] if key[0] == key[1] else [first, second])
+        else:
+            entry = by_key[key]
+        entry.bad += row["a"]
+        entry.other += row["b"]
+        entry.buckets[row["bucket"]] = (
+            row["a"] + row["b"],
+            row["a"],
+            row["first_bad"],
+            row["last_bad"],
+            row["last_good"],
+        )
+    for (i, j), entry in sorted(by_key.items()):
+        (counts.singles if i == j else counts.pairs).append(entry)
 
 
 def _has(attribute: Attribute, i: int, params: dict[str, Any]) -> sql.Composable:
@@ -267,40 +293,17 @@ def _has(attribute: Attribute, i: int, params: dict[str, Any]) -> sql.Composable
     ).format(test)
 
 
-_TIMELINE = """
-WITH w AS MATERIALIZED (
-    SELECT r.run_id, r.started_at, coalesce({bad}, false) AS bad, {pattern} AS has_pattern
-    FROM runs r
-    WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s
-), first_bad AS (
-    SELECT min(started_at) AS at FROM w WHERE bad AND has_pattern
-)
-SELECT 'bucket' AS row, to_timestamp(floor(extract(epoch FROM started_at) / %(bucket)s) * %(bucket)s) AS at,
-       count(*) AS runs, count(*) FILTER (WHERE bad) AS bad,
-       count(*) FILTER (WHERE has_pattern) AS pattern_runs, count(*) FILTER (WHERE bad AND has_pattern) AS pattern_bad
-FROM w GROUP BY 2
-UNION ALL
-SELECT 'bounds', min(started_at) FILTER (WHERE bad), NULL, NULL, NULL, NULL FROM w
-UNION ALL
-SELECT 'last_bad', max(started_at) FILTER (WHERE bad), NULL, NULL, NULL, NULL FROM w
-UNION ALL
-SELECT 'pattern_first_bad', (SELECT at FROM first_bad), NULL, NULL, NULL, NULL
-UNION ALL
-SELECT 'pattern_last_good_before', max(started_at), NULL, NULL, NULL, NULL FROM w
-WHERE has_pattern AND NOT bad AND started_at < (SELECT at FROM first_bad)
-ORDER BY 1, 2
-"""
-
-
-def timeline_rows(
-    db: Database, q: PatternQuery, since: datetime, until: datetime, bucket_seconds: int, pattern: list[Attribute]
-) -> list[dict[str, Any]]:
-    """Runs and bad runs per time bucket, the first and last bad run, and for the runs that have
-    every attribute of `pattern`: the same per bucket, their first bad run and their last good run
-    before it (when they started to go bad)."""
+def last_good_before(
+    db: Database, q: PatternQuery, pattern: list[Attribute], start: datetime, first_bad: datetime
+) -> datetime | None:
+    """The start of the last good run with every attribute of `pattern` in [start, first_bad): the
+    bucket of the pattern's first bad run, where the per-bucket counts cannot tell."""
     bad, params = bad_predicate(q)
-    params.update(window_params(q, since, until), bucket=bucket_seconds)
-    has = sql.SQL(" AND ").join([_has(a, i, params) for i, a in enumerate(pattern)]) if pattern else sql.SQL("false")
-    statement = sql.SQL(_TIMELINE).format(bad=bad, pattern=has)
+    params.update(window_params(q, start, first_bad))
+    has = sql.SQL(" AND ").join([_has(a, i, params) for i, a in enumerate(pattern)])
+    statement = sql.SQL(
+        "SELECT max(r.started_at) AS at FROM runs r WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s "
+        "AND r.started_at < %(until)s AND NOT coalesce({bad}, false) AND {has}"
+    ).format(bad=bad, has=has)
     with db.connection() as conn:
-        return conn.execute(statement, params).fetchall()
+        return conn.execute(statement, params).fetchone()["at"]
