@@ -76,5 +76,25 @@ def test_null_metrics_count_as_absent():
     assert verdict.violations == ["missing_metric:model"]
 
 
-def test_drop_ratio_of_an_empty_input_is_zero():
-    assert derive_drop_ratio(0, 0) == 0.0
+def test_an_empty_step_has_no_drop_ratio():
+    assert derive_drop_ratio(0, 0) is None
+    verdict = evaluate_metrics("filter", {"candidates_in": 0, "candidates_out": 0})
+    assert "drop_ratio" not in verdict.metrics and verdict.errors == {} and verdict.violations == []
+    given = evaluate_metrics("filter", {"candidates_in": 0, "candidates_out": 0, "drop_ratio": 0.0})
+    assert "drop_ratio" not in given.metrics and given.errors == {}
+
+
+@pytest.mark.parametrize("step_type", ["search", "llm", "custom"])
+def test_an_expanding_step_keeps_its_counts_and_has_no_drop_ratio(step_type):
+    verdict = evaluate_metrics(step_type, {"candidates_in": 1, "candidates_out": 1000, "model": "m"})
+    assert verdict.errors == {} and verdict.violations == []
+    assert (verdict.metrics["candidates_in"], verdict.metrics["candidates_out"]) == (1, 1000)
+    assert "drop_ratio" not in verdict.metrics
+    flagged = evaluate_metrics(step_type, {"candidates_in": 10, "candidates_out": 5, "drop_ratio": 0.5, "model": "m"})
+    assert "drop_ratio" not in flagged.metrics and flagged.violations == ["not_applicable:drop_ratio"]
+
+
+@pytest.mark.parametrize("step_type", ["filter", "rank", "select"])
+def test_a_reducing_step_still_may_not_output_more_than_it_received(step_type):
+    assert "candidates_out" in evaluate_metrics(step_type, {"candidates_in": 5, "candidates_out": 6}).errors
+    assert evaluate_metrics(step_type, {"candidates_in": 4, "candidates_out": 1}).metrics["drop_ratio"] == 0.75

@@ -13,10 +13,13 @@ from typing import Any
 
 from ..serialize import UNSTORABLE_TEXT
 from .limits import DEFAULT_LIMITS, Limits
-from .vocabulary import REQUIRED_METRICS, STANDARD_METRICS
+from .vocabulary import REDUCING_STEP_TYPES, REQUIRED_METRICS, STANDARD_METRICS
 
 # Clients round ratios; anything closer than this to the exact ratio is consistent.
 DROP_RATIO_TOLERANCE = 1e-3
+
+# Recorded when a step that does not reduce its candidates sends a drop ratio.
+NOT_APPLICABLE_DROP_RATIO = "not_applicable:drop_ratio"
 
 METRIC_KEY_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
@@ -26,7 +29,9 @@ class MetricsVerdict:
 
     - `metrics`: the usable metrics, with `drop_ratio` derived when only the counts were given;
     - `errors`: metric name -> why its value is unusable (a step with errors must be fixed);
-    - `violations`: `missing_metric:<name>` for each metric the step type requires but lacks.
+    - `violations`: `missing_metric:<name>` for each metric the step type requires but lacks, and
+      `not_applicable:drop_ratio` for a drop ratio on a step that does not reduce its candidates
+      (the value is left out, the step kept).
     """
 
     __slots__ = ("metrics", "errors", "violations")
@@ -37,10 +42,11 @@ class MetricsVerdict:
         self.violations: list[str] = []
 
 
-def derive_drop_ratio(candidates_in: int, candidates_out: int) -> float:
-    """The share of candidates a step removed; 0.0 when it had none to remove."""
+def derive_drop_ratio(candidates_in: int, candidates_out: int) -> float | None:
+    """The share of candidates a step removed; None when it had none to remove (an empty step
+    dropped nothing, and "dropped 0%" would hide that it saw nothing)."""
     if candidates_in <= 0:
-        return 0.0
+        return None
     return 1.0 - candidates_out / candidates_in
 
 
@@ -77,8 +83,11 @@ def evaluate_metrics(
             verdict.errors[str(name)[: limits.max_metric_key_chars]] = problem
         elif value is not None:
             usable[name] = value
-    _check_counts(verdict)
+    _check_counts(verdict, step_type)
+    empty = verdict.metrics.get("candidates_in") == 0
     for name in REQUIRED_METRICS.get(step_type, ()):
+        if name == "drop_ratio" and empty:
+            continue  # an empty step has no drop ratio to give
         if name not in verdict.metrics and name not in verdict.errors:
             verdict.violations.append(missing_metric(name))
     return verdict
@@ -205,9 +214,15 @@ def _check_custom_metric(value: Any, limits: Limits) -> str | None:
     return "must be a number, a string or a boolean; flatten structures into several metrics"
 
 
-def _check_counts(verdict: MetricsVerdict) -> None:
-    """Make candidates_in / candidates_out / drop_ratio agree, deriving the ratio if absent."""
+def _check_counts(verdict: MetricsVerdict, step_type: str) -> None:
+    """Make candidates_in / candidates_out / drop_ratio agree, deriving the ratio if absent; only
+    steps that reduce their candidates have a ratio."""
     m = verdict.metrics
+    if step_type not in REDUCING_STEP_TYPES:
+        if "drop_ratio" in m:
+            del m["drop_ratio"]
+            verdict.violations.append(NOT_APPLICABLE_DROP_RATIO)
+        return
     cin, cout = m.get("candidates_in"), m.get("candidates_out")
     if cin is None or cout is None:
         return
@@ -219,6 +234,10 @@ def _check_counts(verdict: MetricsVerdict) -> None:
         return
     expected = derive_drop_ratio(cin, cout)
     given = m.get("drop_ratio")
+    if expected is None:
+        if given is not None:
+            del m["drop_ratio"]  # 0 in, 0 out: nothing was dropped, and no ratio says so
+        return
     if given is not None and abs(given - expected) > DROP_RATIO_TOLERANCE:
         verdict.errors["drop_ratio"] = (
             f"is {given} but candidates_in={cin} and candidates_out={cout} give {expected:.4f}; "

@@ -100,6 +100,12 @@ STANDARD_METRICS: dict[str, type] = {
 # Rejection reasons past the most frequent `Limits.max_reasons` are counted under this one.
 OTHER_REASON = "other"
 
+# Steps that keep some of the candidates they were given: their output is at most their input,
+# and `drop_ratio` = 1 - out / in. A search, llm or custom step may turn one input into many
+# outputs (one query into 1,000 results, a title into 4 keywords): its counts stand as given,
+# and it has no drop ratio.
+REDUCING_STEP_TYPES: tuple[str, ...] = (StepType.FILTER.value, StepType.RANK.value, StepType.SELECT.value)
+
 # Without these, cross-run queries over a step type silently miss steps, so a step that
 # lacks them is stored but flagged as a contract violation (contract: "Metrics are mandatory").
 REQUIRED_METRICS: dict[str, tuple[str, ...]] = {
