@@ -65,3 +65,20 @@ def test_a_field_that_is_not_an_id_by_name_needs_the_step_to_say_so(xray_server,
     assert why(xray_server, unnamed, "B0000")["found"] is None  # `asin` is no common id name
     named = run_pipeline(sdk_client, xray_server, pipeline, "sample")
     assert why(xray_server, named, "B0000")["found"]["evidence"] == "rejected_sample"
+
+
+def test_a_candidate_lost_upstream_is_said_to_be_lost_there_not_at_a_later_filter(xray_server, pipeline, sdk_client):
+    client = sdk_client(xray_server.base_url, capture="sample", timeout=REAL_SERVER_TIMEOUT)
+    catalogue = [{"rec_id": f"R{i}", "state": "vic" if i % 2 else "nsw"} for i in range(200)]
+    with client.start_run(pipeline, "R7") as run:
+        with run.step("block", "search") as step:
+            found = [r for r in catalogue if r["state"] == "nsw"][:8]  # the block never returns R7 (vic)
+            step.candidates(1, found)
+        with run.step("threshold", "filter", id_field="rec_id") as step:
+            step.decide(found[:3], [(r, "score_below_threshold") for r in found[3:]])
+    assert client.flush(10)
+    answer = why(xray_server, run.run_id, "R7")
+    assert answer["found"] is None and answer["unknown_at"] == []
+    assert answer["lost_upstream"] == {"step": "threshold", "seq": 1, "candidates_in": 8, "earlier_steps": ["block"]}
+    text = CliRunner().invoke(main, ["why-dropped", "--url", xray_server.base_url, run.run_id, "R7"]).output
+    assert "R7 never reached step 1 'threshold'" in text and "lost upstream" in text

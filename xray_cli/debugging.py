@@ -322,6 +322,14 @@ def why_dropped_text(answer: dict[str, Any]) -> str:
     lines = []
     if answer["kept_by"]:
         lines.append(f"{cid} was kept by: {', '.join(answer['kept_by'])}.")
+    lost = answer.get("lost_upstream")
+    if lost:
+        before = ", ".join(lost["earlier_steps"]) or "no recorded step"
+        lines.append(
+            f"{cid} never reached step {lost['seq']} '{lost['step']}': it is not among the {lost['candidates_in']} "
+            f"candidates the step received (its evidence holds all of them), so it was lost upstream, before it "
+            f"({before}): never returned there, not dropped by a later filter."
+        )
     for u in answer["unknown_at"]:
         lines.append(
             f"Step {u['seq']} '{u['step']}' rejected {u['rejected']} candidates "

@@ -33,19 +33,32 @@ def why_dropped_in_stored_run(db: Database, store: ArtifactStore, run_id: str, c
 
 
 def why_dropped(run: dict[str, Any], candidate_id: str, fetch: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
-    """Search each step's kept evidence for the candidate; `fetch(artifact)` reads a stored artifact."""
+    """Search each step's kept evidence for the candidate; `fetch(artifact)` reads a stored artifact.
+
+    When a step's evidence is complete (every candidate it kept and rejected is in it) and the
+    candidate is not there, the step never saw it: it was lost before, upstream, and the answer
+    says so (`lost_upstream`) rather than pointing at a later step or a capture level."""
     answer: dict[str, Any] = {
         "run_id": run["run_id"],
         "candidate_id": candidate_id,
         "found": None,
         "kept_by": [],
         "unknown_at": [],
+        "lost_upstream": None,
     }
-    for step in sorted(run["steps"], key=lambda s: s["seq"]):
+    contents: dict[str, Any] = {}
+
+    def read(artifact: dict[str, Any]) -> Any:
+        if artifact["artifact_id"] not in contents:
+            contents[artifact["artifact_id"]] = fetch(artifact)
+        return contents[artifact["artifact_id"]]
+
+    steps = sorted(run["steps"], key=lambda s: s["seq"])
+    for step in steps:
         artifacts = {a["name"]: a for a in step["artifacts"] if a["name"] in EVIDENCE}
         if not artifacts and not step.get("rejections"):
             continue
-        where = _search(artifacts, candidate_id, fetch)
+        where = _search(artifacts, candidate_id, read)
         if where and where[0] != KEPT:
             answer["found"] = {
                 "step": step["name"],
@@ -58,8 +71,38 @@ def why_dropped(run: dict[str, Any], candidate_id: str, fetch: Callable[[dict[st
         if where:
             answer["kept_by"].append(step["name"])
             continue
+        if _complete(step, artifacts, read):
+            answer["lost_upstream"] = {
+                "step": step["name"],
+                "seq": step["seq"],
+                "candidates_in": step["metrics"].get("candidates_in"),
+                "earlier_steps": [s["name"] for s in steps if s["seq"] < step["seq"] and s["parent_step_id"] is None],
+            }
+            return answer
         answer["unknown_at"].append(_why_unknown(step, artifacts))
     return answer
+
+
+def _complete(
+    step: dict[str, Any], artifacts: dict[str, dict[str, Any]], read: Callable[[dict[str, Any]], Any]
+) -> bool:
+    """Whether the step's evidence holds every candidate it kept and every one it rejected."""
+    metrics = step["metrics"]
+    cin, cout = metrics.get("candidates_in"), metrics.get("candidates_out")
+    if not isinstance(cin, int) or not isinstance(cout, int):
+        return False
+
+    def holds(name: str, count: int) -> bool:
+        if count == 0:
+            return True
+        artifact = artifacts.get(name)
+        if artifact is None or artifact["status"] != ArtifactStatus.STORED.value:
+            return False
+        content = read(artifact)
+        return isinstance(content, list) and len(content) >= count
+
+    rejected = cin - cout
+    return holds(KEPT, cout) and (holds("rejected_all", rejected) or holds("rejected_sample", rejected))
 
 
 def matches(candidate: Any, candidate_id: str) -> bool:
@@ -89,13 +132,13 @@ def _entry(item: Any, kept: bool) -> tuple[Any, str | None, Any]:
 
 
 def _search(
-    artifacts: dict[str, dict[str, Any]], candidate_id: str, fetch: Callable[[dict[str, Any]], Any]
+    artifacts: dict[str, dict[str, Any]], candidate_id: str, read: Callable[[dict[str, Any]], Any]
 ) -> tuple[str, str | None, Any] | None:
     for name in EVIDENCE:
         artifact = artifacts.get(name)
         if artifact is None or artifact["status"] != ArtifactStatus.STORED.value:
             continue
-        content = fetch(artifact)
+        content = read(artifact)
         for item in content if isinstance(content, list) else []:
             candidate, recorded, reason = _entry(item, name == KEPT)
             if recorded == candidate_id or (recorded is None and matches(candidate, candidate_id)):

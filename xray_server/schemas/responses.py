@@ -243,6 +243,7 @@ class WhyDroppedSchema(Schema):
     found = fields.Dict(allow_none=True)
     kept_by = fields.List(fields.String(), required=True)
     unknown_at = fields.List(fields.Dict(), required=True)
+    lost_upstream = fields.Dict(allow_none=True)
 
 
 class PatternSchema(Schema):
