@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import artifacts, decisions, ingest, patterns, query, report, sdk_overhead, server_path
+from . import artifacts, decisions, explain_eval, ingest, patterns, query, report, sdk_overhead, server_path
 
 BENCHMARKS = {
     "ingest": ingest,
@@ -22,6 +22,7 @@ BENCHMARKS = {
     "artifacts": artifacts,
     "decisions": decisions,
     "patterns": patterns,
+    "explain_eval": explain_eval,
 }
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import artifacts, decisions, ingest, patterns, query, sdk_overhead, server_path
+from . import artifacts, decisions, explain_eval, ingest, patterns, query, sdk_overhead, server_path
 
 RESULTS = Path(__file__).parent / "results"
 CHART_NAME = "query_latency.png"
@@ -25,6 +25,7 @@ SECTIONS: list[tuple[str, ModuleType]] = [
     ("artifacts", artifacts),
     ("decisions", decisions),
     ("patterns", patterns),
+    ("explain_eval", explain_eval),
 ]
 
 HEADER = """# X-Ray benchmarks

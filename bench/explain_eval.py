@@ -1,0 +1,311 @@
+"""How often `explain` names the right step, on synthetic pipelines with known faults.
+
+A generator builds pipelines of 3 to 8 steps of all six types (a retrieval step nests its
+searches), with realistic noise: counts that spread by factors, drop ratios and scores that
+wander, reasons whose shares vary, models and durations that vary. In each pipeline a share of
+the runs (0 to 30%) shares one bug, injected at one step, of one kind:
+
+- `starved_search`: a search returns a handful of results (every later step is starved);
+- `model_fallback`: an llm falls back to a weaker model that produces one poor keyword;
+- `over_filter`: a filter drops nearly everything;
+- `score_collapse`: a rank step's `score_max` collapses;
+- `new_reason`: a filter rejects most candidates for a reason it rarely gives;
+- `error`: a step raises;
+- `empty_output`: a filter keeps nothing;
+- `missing_metrics`: a filter records no counts;
+- `slow_step`: a step takes 80 ms longer.
+
+Every run is recorded through the SDK against a real server (gunicorn, embedded PostgreSQL),
+then explained over HTTP (`GET /api/v1/runs/<id>/explain`) and scored against the known answer:
+the share of bad runs whose injected step is the `cause` (the top finding, for an explain that
+has no `cause` field), and the share of good runs that name any cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+import urllib.request
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import xray_sdk
+from xray_server.runtime.local_server import LocalServer
+
+TITLE = "Explain: the right step, on synthetic pipelines with known faults"
+FAULTS = (
+    "starved_search",
+    "model_fallback",
+    "over_filter",
+    "score_collapse",
+    "new_reason",
+    "error",
+    "empty_output",
+    "missing_metrics",
+    "slow_step",
+)
+# Which step type each fault is injected into.
+FAULT_STEP = {
+    "starved_search": "search",
+    "model_fallback": "llm",
+    "over_filter": "filter",
+    "score_collapse": "rank",
+    "new_reason": "filter",
+    "error": "any",
+    "empty_output": "filter",
+    "missing_metrics": "filter",
+    "slow_step": "any",
+}
+
+
+@dataclass
+class StepSpec:
+    name: str
+    step_type: str
+    params: dict[str, float]
+    children: list[StepSpec] = field(default_factory=list)
+
+
+@dataclass
+class PipelineSpec:
+    name: str
+    steps: list[StepSpec]
+    fault: str
+    fault_step: str
+    bad_share: float
+
+
+def make_pipeline(rng: random.Random, index: int, fault: str, bad_share: float) -> PipelineSpec:
+    """An llm, a retrieval (searches, sometimes nested in a custom step), 1 to 3 filters, maybe a
+    custom enrichment, a rank and a select: 3 to 8 top-level steps."""
+    steps = [StepSpec("make_query", "llm", {"keywords": rng.randint(3, 6), "tokens": rng.uniform(200, 800)})]
+    if rng.random() < 0.5:
+        steps.append(
+            StepSpec(
+                "retrieve",
+                "custom",
+                {},
+                [StepSpec(f"search_{k}", "search", {"per_keyword": rng.uniform(30, 200)}) for k in ("a", "b")],
+            )
+        )
+    else:
+        steps.append(StepSpec("search", "search", {"per_keyword": rng.uniform(60, 400)}))
+    for i in range(rng.randint(1, 3)):
+        steps.append(
+            StepSpec(f"filter_{i}", "filter", {"drop": rng.uniform(0.1, 0.6), "noise": rng.uniform(0.02, 0.08)})
+        )
+    if rng.random() < 0.5:
+        steps.append(StepSpec("enrich", "custom", {"coverage": rng.uniform(0.7, 0.95)}))
+    if len(steps) < 7:
+        steps.append(StepSpec("rank", "rank", {"keep": rng.randint(5, 20), "score": rng.uniform(0.6, 0.9)}))
+    steps.append(StepSpec("select", "select", {}))
+    flat = [s for top in steps for s in [top, *top.children]]
+    wanted = FAULT_STEP[fault]
+    targets = [s for s in flat if (wanted == "any" and not s.children) or s.step_type == wanted]
+    if fault == "score_collapse" and not targets:
+        targets = [s for s in flat if s.step_type == "rank"] or [s for s in flat if s.step_type == "filter"]
+    target = rng.choice(targets or flat)
+    return PipelineSpec(f"eval_{index}_{fault}", steps, fault, target.name, bad_share)
+
+
+class Runner:
+    """Runs one pipeline spec through the SDK; the fault fires on bad runs at its step."""
+
+    def __init__(self, spec: PipelineSpec, rng: random.Random) -> None:
+        self.spec, self.rng = spec, rng
+
+    def run(self, client: xray_sdk.Client, bad: bool) -> str:
+        rng = self.rng
+        with client.start_run(self.spec.name, f"e{rng.randint(0, 10**9)}", tags={"segment": rng.choice("abc")}) as run:
+            state: dict[str, Any] = {"keywords": 4, "candidates": 0}
+            for spec in self.spec.steps:
+                try:
+                    self._step(run, spec, state, bad)
+                except RuntimeError:
+                    break  # the injected error ends the run, as it would a pipeline
+        return run.run_id
+
+    def _faulty(self, spec: StepSpec, bad: bool, kind: str | None = None) -> bool:
+        return bad and spec.name == self.spec.fault_step and (kind is None or self.spec.fault == kind)
+
+    def _step(self, run: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
+        rng = self.rng
+        with run.step(spec.name, spec.step_type) as step:
+            time.sleep(rng.uniform(0, 0.002))
+            if self._faulty(spec, bad, "slow_step"):
+                time.sleep(0.08)
+            if self._faulty(spec, bad, "error"):
+                raise RuntimeError("injected failure")
+            if spec.children:
+                total = 0
+                for child in spec.children:
+                    self._step(run, child, state, bad)
+                    total += state["last_out"]
+                state["candidates"] = total
+                step.candidates(state["keywords"], total)
+                return
+            getattr(self, f"_{spec.step_type}")(step, spec, state, bad)
+
+    def _llm(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
+        fallback = self._faulty(spec, bad, "model_fallback")
+        keywords = 1 if fallback else max(1, int(spec.params["keywords"] + self.rng.choice((-1, 0, 0, 1))))
+        step.model("m-small" if fallback else "m-large", 0.2)
+        step.candidates(1, keywords).metrics(tokens=int(spec.params["tokens"] * self.rng.lognormvariate(0, 0.15)))
+        state["keywords"] = keywords
+
+    def _search(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
+        results = int(spec.params["per_keyword"] * state["keywords"] * self.rng.lognormvariate(0, 0.35))
+        if self._faulty(spec, bad, "starved_search"):
+            results = self.rng.randint(1, 4)
+        step.candidates(state["keywords"], results)
+        state["last_out"] = state["candidates"] = results
+
+    def _filter(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
+        cin = state["candidates"]
+        drop = min(0.95, max(0.0, self.rng.gauss(spec.params["drop"], spec.params["noise"])))
+        new_reason = self._faulty(spec, bad, "new_reason")
+        if self._faulty(spec, bad, "over_filter"):
+            drop = self.rng.uniform(0.97, 0.995)
+        if new_reason:
+            drop = min(0.95, drop + 0.5)
+        if self._faulty(spec, bad, "empty_output"):
+            drop = 1.0
+        cout = int(round(cin * (1 - drop)))
+        removed = cin - cout
+        if self._faulty(spec, bad, "missing_metrics"):
+            state["candidates"] = cout
+            return
+        first_reason, second_reason = (
+            ("stale_listing", "price_out_of_band") if new_reason else ("price_out_of_band", "category_mismatch")
+        )
+        share = min(1.0, max(0.0, (0.8 if new_reason else 0.6) + self.rng.uniform(-0.1, 0.1)))
+        first = int(removed * share)
+        rejected = [(i, first_reason) for i in range(first)] + [(i, second_reason) for i in range(first, removed)]
+        step.decide(range(cout), rejected)
+        state["candidates"] = cout
+
+    def _rank(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
+        cin = state["candidates"]
+        cout = min(cin, int(spec.params["keep"]))
+        score = self.rng.gauss(spec.params["score"], 0.03)
+        if self._faulty(spec, bad, "score_collapse"):
+            score = self.rng.uniform(0.1, 0.25)
+        step.candidates(cin, cout).metrics(score_max=round(min(1.0, max(0.0, score)), 4))
+        state["candidates"] = cout
+
+    def _select(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
+        cin = state["candidates"]
+        step.candidates(cin, min(cin, 1))
+
+    def _custom(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
+        cin = state["candidates"]
+        step.candidates(cin, cin).metrics(coverage=round(self.rng.gauss(spec.params["coverage"], 0.03), 4))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=200, help="runs per pipeline")
+    parser.add_argument("--pipelines", type=int, default=2, help="pipelines per fault kind")
+    parser.add_argument("--good", type=int, default=60, help="good runs explained per pipeline")
+    parser.add_argument("--seed", type=int, default=14)
+
+
+def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: int) -> dict[str, Any]:
+    """Record the pipelines, explain their runs and score the answers."""
+    rng = random.Random(seed)
+    client = xray_sdk.Client(base_url, capture="sample", delivery=xray_sdk.DeliveryConfig(max_attempts=1000))
+    recorded: list[tuple[PipelineSpec, list[tuple[str, bool]]]] = []
+    try:
+        for index in range(pipelines * len(FAULTS)):
+            fault = FAULTS[index % len(FAULTS)]
+            spec = make_pipeline(rng, index, fault, rng.choice((0.1, 0.2, 0.3)))
+            runner = Runner(spec, rng)
+            recorded.append(
+                (spec, [(runner.run(client, bad), bad) for bad in (rng.random() < spec.bad_share for _ in range(runs))])
+            )
+        client.flush(60)
+    finally:
+        client.close()
+    per_fault: dict[str, dict[str, int]] = defaultdict(lambda: {"bad": 0, "named": 0, "good": 0, "accused": 0})
+    for spec, runs_ in recorded:
+        scores = per_fault[spec.fault]
+        good = [r for r, bad in runs_ if not bad][:good_sample]
+        for run_id, bad in runs_:
+            if not bad and run_id not in good:
+                continue
+            named = _cause_step(_get(base_url, f"/api/v1/runs/{run_id}/explain"))
+            if bad:
+                scores["bad"] += 1
+                scores["named"] += named == spec.fault_step
+            else:
+                scores["good"] += 1
+                scores["accused"] += named is not None
+    return {"per_fault": dict(per_fault)}
+
+
+def _cause_step(answer: dict[str, Any]) -> str | None:
+    if "cause" in answer:
+        return answer["cause"]["step"] if answer["cause"] else None
+    # An explain without a `cause`: its verdict names the top serious finding, if any.
+    serious = [f for f in answer["findings"] if f["kind"] not in ("dropped_evidence",)]
+    return serious[0]["step"] if serious and not answer["verdict"].startswith("No step") else None
+
+
+def _get(base_url: str, path: str) -> Any:
+    with urllib.request.urlopen(base_url + path, timeout=60) as response:
+        return json.load(response)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with LocalServer({"XRAY_WORKERS": "2"}) as server:
+        result = evaluate(server.base_url, args.runs, args.pipelines, args.good, args.seed)
+    result["settings"] = {
+        "runs": args.runs,
+        "pipelines_per_fault": args.pipelines,
+        "good_sample": args.good,
+        "seed": args.seed,
+    }
+    return result
+
+
+def _rates(scores: dict[str, int]) -> tuple[float, float]:
+    return (
+        scores["named"] / scores["bad"] if scores["bad"] else 0.0,
+        scores["accused"] / scores["good"] if scores["good"] else 0.0,
+    )
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [
+        "| fault kind | bad runs | injected step named as the cause | good runs | good runs with a cause |",
+        "|---|---|---|---|---|",
+    ]
+    total = {"bad": 0, "named": 0, "good": 0, "accused": 0}
+    for fault in FAULTS:
+        s = result["per_fault"].get(fault)
+        if not s:
+            continue
+        named, accused = _rates(s)
+        lines.append(f"| `{fault}` | {s['bad']} | {named:.0%} | {s['good']} | {accused:.1%} |")
+        for key in total:
+            total[key] += s[key]
+    named, accused = _rates(total)
+    lines.append(f"| all | {total['bad']} | {named:.0%} | {total['good']} | {accused:.1%} |")
+    return "\n".join(lines)
+
+
+def reading(result: dict[str, Any]) -> str:
+    worst = min((_rates(s)[0], f) for f, s in result["per_fault"].items())
+    accused = sum(s["accused"] for s in result["per_fault"].values()) / max(
+        1, sum(s["good"] for s in result["per_fault"].values())
+    )
+    return "\n".join(
+        [
+            f"- **Goal: at least 95% of bad runs name the injected step, for each fault kind**: the worst kind is "
+            f"`{worst[1]}` at {worst[0]:.0%}: {'met' if worst[0] >= 0.95 else '**not met**'}.",
+            f"- **Goal: at most 1% of good runs name any cause**: {accused:.1%}: "
+            f"{'met' if accused <= 0.01 else '**not met**'}.",
+        ]
+    )
