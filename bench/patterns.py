@@ -95,22 +95,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         filler_runs = max(0, total // STEPS_PER_RUN - args.runs)
         half = filler_runs // 2
         # The table grows as it does in use: older runs, of this pipeline and of others.
-        _load(url, PIPELINE, "old", 1, half, offset="8 days", age="300 days")
+        _load(url, PIPELINE, "old", 1, half, offset="8 days", age="300 days", vacuum=False)
         for i, first in enumerate(range(1, filler_runs - half + 1, _CHUNK)):
+            last = min(filler_runs - half, first + _CHUNK - 1)
             _load(
                 url,
                 f"other_{i % 4}",
                 "other",
                 first,
-                min(filler_runs - half, first + _CHUNK - 1),
+                last,
                 offset="8 days",
                 age="300 days",
+                vacuum=last == filler_runs - half,
             )
         result["sizes"].append(_measure(url, env, args.repeat, time.perf_counter() - started, explain=True))
     return result
 
 
-def _load(url: str, pipeline: str, salt: str, first: int, last: int, *, offset: str, age: str) -> None:
+def _load(
+    url: str, pipeline: str, salt: str, first: int, last: int, *, offset: str, age: str, vacuum: bool = True
+) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         for start in range(first, last + 1, _CHUNK):
             conn.execute(
@@ -124,8 +128,9 @@ def _load(url: str, pipeline: str, salt: str, first: int, last: int, *, offset: 
                     "age": age,
                 },
             )
-        conn.execute("VACUUM ANALYZE runs")
-        conn.execute("VACUUM ANALYZE steps")
+        if vacuum:
+            conn.execute("VACUUM ANALYZE runs")
+            conn.execute("VACUUM ANALYZE steps")
 
 
 def _measure(url: str, env: dict[str, str], repeat: int, load_seconds: float, explain: bool = False) -> dict[str, Any]:
