@@ -1,5 +1,7 @@
 """explain and diff are rules over the API's JSON: deterministic, and each finding justified."""
 
+import random
+
 from xray_server.analysis.diff import diff_runs
 from xray_server.analysis.explain import explain
 
@@ -36,24 +38,47 @@ def run(*steps, run_id="r1", outcome=None):
     }
 
 
-BASELINE = {
-    "groups": [
-        {
-            "name": "compat_filter",
-            "step_type": "filter",
-            "steps": 200,
-            "drop_ratio": {"p10": 0.1, "p50": 0.25, "p90": 0.4, "p99": 0.5},
-            "candidates_out": {"p10": 300, "p50": 700, "p90": 900, "p99": 1000},
-            "duration_ms": {"p10": 5, "p50": 10, "p90": 20, "p99": 30},
-        }
-    ]
-}
+def baseline_steps(n=200, seed=1):
+    """`n` recent runs of a pipeline: search, a filter that drops about a quarter, and a select."""
+    rng = random.Random(seed)
+    steps = []
+    for i in range(n):
+        cin = rng.randint(900, 1100)
+        cout = int(cin * rng.uniform(0.65, 0.85))
+        for seq, name, step_type, metrics in (
+            (0, "search", "search", {"candidates_in": 1, "candidates_out": cin}),
+            (
+                1,
+                "compat_filter",
+                "filter",
+                {"candidates_in": cin, "candidates_out": cout, "drop_ratio": 1 - cout / cin},
+            ),
+            (2, "select", "select", {"candidates_in": cout, "candidates_out": 1, "drop_ratio": 1 - 1 / cout}),
+        ):
+            steps.append(
+                {
+                    "run_id": f"b{i}",
+                    "step_id": f"b{i}-{seq}",
+                    "parent_step_id": None,
+                    "name": name,
+                    "step_type": step_type,
+                    "status": "ok",
+                    "metrics": metrics,
+                    "rejections": {"category_not_compatible": cin - cout} if seq == 1 and i % 5 == 0 else {},
+                    "contract_violations": [],
+                    "duration_ms": rng.uniform(8, 12),
+                }
+            )
+    return steps
+
+
+BASELINE = baseline_steps()
 
 
 def test_an_abnormal_drop_ratio_is_the_verdict_with_its_numbers():
     result = explain(
         run(
-            step(0, "search", "search"),
+            step(0, "search", "search", metrics={"candidates_in": 1, "candidates_out": 1000}),
             step(
                 1,
                 "compat_filter",
@@ -64,18 +89,22 @@ def test_an_abnormal_drop_ratio_is_the_verdict_with_its_numbers():
         BASELINE,
     )
     top = result["findings"][0]
-    assert (top["kind"], top["step"]) == ("outlier", "compat_filter")
-    assert "96.0%" in top["message"] and "25.0%" in top["message"] and "200 recent steps" in top["message"]
+    assert (top["kind"], top["step"], top["role"]) == ("outlier", "compat_filter", "cause")
+    assert "96.0%" in top["message"] and "200 recent steps" in top["message"]
     assert top["why"] == "kept generic accessories"
+    assert result["cause"]["step"] == "compat_filter" and result["cause"]["evidence"]["robust_z"] > 5
     assert "compat_filter" in result["verdict"]
 
 
 def test_a_normal_run_has_no_verdict():
     result = explain(
-        run(step(1, "compat_filter", metrics={"candidates_in": 1000, "candidates_out": 700, "drop_ratio": 0.3})),
+        run(
+            step(0, "search", "search", metrics={"candidates_in": 1, "candidates_out": 1010}),
+            step(1, "compat_filter", metrics={"candidates_in": 1010, "candidates_out": 760, "drop_ratio": 250 / 1010}),
+        ),
         BASELINE,
     )
-    assert result["findings"] == []
+    assert result["findings"] == [] and result["cause"] is None
     assert result["verdict"].startswith("No step stands out")
 
 
@@ -94,28 +123,60 @@ def test_errors_come_before_outliers_and_violations_are_reported():
         ),
         BASELINE,
     )
-    assert [f["kind"] for f in result["findings"]][:2] == ["error", "outlier"]
-    assert "IndexError" in result["findings"][0]["message"]
+    assert result["cause"]["kind"] == "error" and "IndexError" in result["cause"]["message"]
+    assert any(f["kind"] == "outlier" and f["step"] == "compat_filter" for f in result["findings"])
     assert any(f["kind"] == "violation" and f["step"] == "rank" for f in result["findings"])
 
 
 def test_an_empty_output_and_dropped_evidence_are_findings():
     dropped = {"name": "rejected_sample", "status": "dropped", "drop_reason": "load_shed"}
     result = explain(
-        run(step(0, "other_filter", metrics={"candidates_in": 50, "candidates_out": 0}, artifacts=[dropped])),
-        {"groups": []},
+        run(step(1, "compat_filter", metrics={"candidates_in": 1000, "candidates_out": 0}, artifacts=[dropped])),
+        BASELINE,
     )
     kinds = [f["kind"] for f in result["findings"]]
-    assert kinds == ["empty", "dropped_evidence"]
-    assert "load_shed" in result["findings"][1]["message"]
+    assert kinds[0] == "empty" and "dropped_evidence" in kinds
+    assert "load_shed" in next(f for f in result["findings"] if f["kind"] == "dropped_evidence")["message"]
 
 
 def test_a_small_baseline_is_not_trusted():
-    small = {"groups": [dict(BASELINE["groups"][0], steps=3)]}
+    small = [s for s in BASELINE if s["run_id"] in {f"b{i}" for i in range(10)}]
     result = explain(
         run(step(1, "compat_filter", metrics={"candidates_in": 1000, "candidates_out": 40, "drop_ratio": 0.96})), small
     )
     assert result["findings"] == []
+
+
+def test_a_starved_step_is_an_effect_and_the_step_that_starved_it_is_the_cause():
+    result = explain(
+        run(
+            step(0, "search", "search", metrics={"candidates_in": 1, "candidates_out": 3}),
+            step(1, "compat_filter", metrics={"candidates_in": 3, "candidates_out": 0}),
+            step(2, "select", "select", metrics={"candidates_in": 0, "candidates_out": 0}),
+        ),
+        BASELINE,
+    )
+    assert result["cause"]["step"] == "search"
+    roles = {(f["step"], f["role"]) for f in result["findings"]}
+    assert ("compat_filter", "effect") in roles and not any(r == "cause" and s != "search" for s, r in roles)
+
+
+def test_the_dominant_rejection_reason_is_part_of_the_evidence():
+    result = explain(
+        run(
+            step(
+                1,
+                "compat_filter",
+                metrics={"candidates_in": 1000, "candidates_out": 40, "drop_ratio": 0.96},
+                rejections={"category_not_compatible": 930, "price_out_of_band": 30},
+            )
+        ),
+        BASELINE,
+    )
+    top = next(f for f in result["findings"] if f["evidence"].get("feature") == "drop_ratio")
+    assert "93% of its candidates for 'category_not_compatible'" in top["message"]
+    reasons = [f for f in result["findings"] if f["evidence"].get("feature") == "reason:category_not_compatible"]
+    assert reasons and reasons[0]["evidence"]["value"] == 0.93
 
 
 def test_diff_lines_up_steps_and_lists_what_changed():
@@ -148,21 +209,3 @@ def test_diff_of_a_run_with_itself_is_empty():
     a = run(step(0, "search", "search", metrics={"results": 1}))
     result = diff_runs(a, a)
     assert all(s["changes"] == {} for s in result["steps"]) and result["outcome"] is None
-
-
-def test_the_dominant_rejection_reason_is_part_of_the_evidence():
-    result = explain(
-        run(
-            step(
-                1,
-                "compat_filter",
-                metrics={"candidates_in": 1000, "candidates_out": 40, "drop_ratio": 0.96},
-                rejections={"category_not_compatible": 930, "price_out_of_band": 30},
-            )
-        ),
-        BASELINE,
-        {"compat_filter": {"reasons": [{"reason": "category_not_compatible", "median_share": 0.04}]}},
-    )
-    top = result["findings"][0]
-    assert "93% of its candidates for 'category_not_compatible', against a usual 4%" in top["message"]
-    assert top["evidence"]["reason"] == "category_not_compatible"

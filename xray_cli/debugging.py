@@ -259,19 +259,19 @@ def steps_text(rows: list[dict[str, Any]]) -> str:
 @click.command()
 @url_option
 @json_option
-@click.option("--baseline", default="7d", show_default=True, help="How far back the baseline runs go.")
+@click.option("--baseline-runs", default=200, show_default=True, help="How many recent runs the baseline holds.")
 @click.argument("run_id")
-def explain(url: str, as_json: bool, baseline: str, run_id: str) -> None:
-    """Which step most likely failed and why, against the baseline of recent runs."""
-    result = explain_for(Api(url), run_id, baseline)
+def explain(url: str, as_json: bool, baseline_runs: int, run_id: str) -> None:
+    """Which step caused what went wrong, and why, against the same steps in recent runs."""
+    result = explain_for(Api(url), run_id, baseline_runs)
     if as_json:
         return render.emit_json(result)
     click.echo(explain_text(result))
 
 
-def explain_for(api: Api, run_id: str, baseline: str = "7d") -> dict[str, Any]:
-    """The server's explanation of a run against its pipeline's baseline."""
-    return api.get(f"/api/v1/runs/{segment(run_id)}/explain", baseline=baseline)
+def explain_for(api: Api, run_id: str, baseline_runs: int = 200) -> dict[str, Any]:
+    """The server's explanation of a run against the same steps in its pipeline's recent runs."""
+    return api.get(f"/api/v1/runs/{segment(run_id)}/explain", baseline_runs=baseline_runs)
 
 
 def explain_text(result: dict[str, Any]) -> str:
@@ -282,9 +282,10 @@ def explain_text(result: dict[str, Any]) -> str:
         "",
     ]
     for f in result["findings"]:
-        colour = "red" if f["kind"] in ("error", "outlier", "empty") else "yellow"
-        lines.append(f"  [{render.paint(f['kind'], colour)}] step {f['seq']} {f['step']}: {f['message']}")
-        if f["why"] and f["kind"] in ("error", "outlier", "empty"):
+        colour = {"cause": "red", "effect": "yellow"}.get(f["role"])
+        label = f"{f['kind']}, {f['role'].replace('unusual', 'also unusual')}"
+        lines.append(f"  [{render.paint(label, colour)}] step {f['seq']} {f['step']}: {f['message']}")
+        if f["why"] and f["role"] == "cause":
             lines.append(f"      the step's why: {f['why']}")
     if not result["findings"]:
         lines.append("  no findings")

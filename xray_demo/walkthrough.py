@@ -57,10 +57,10 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
 def _evidence(api: Api, run: dict[str, Any], explained: dict[str, Any]) -> tuple[dict[str, Any] | None, Any]:
     """The kept evidence of the step the explanation names, when the cold tier has it, and
     the artifact's content."""
-    findings = [f for f in explained["findings"] if f["kind"] in ("outlier", "empty", "error")]
-    if not findings:
+    cause = explained["cause"]
+    if cause is None:
         return None, None
-    step = next(s for s in run["steps"] if s["seq"] == findings[0]["seq"])
+    step = next(s for s in run["steps"] if s["seq"] == cause["seq"])
     stored = sorted(
         (a for a in step["artifacts"] if a.get("link")), key=lambda a: a["name"] != "rejected_sample"
     )  # what it threw away, first

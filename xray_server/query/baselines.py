@@ -8,6 +8,7 @@ from typing import Any
 
 from psycopg import sql
 
+from xray_sdk.contract.vocabulary import STANDARD_METRICS
 from xray_server.query.steps import step_filters
 from xray_server.query.views import check_window, iso
 from xray_server.schemas import responses
@@ -106,3 +107,35 @@ _reason = projector(
     total=lambda r: int(r["total"]),
     median_share=lambda r: None if r["median_share"] is None else round(r["median_share"], 6),
 )
+
+
+# The most recent runs of the pipeline other than the one explained, with their steps: a baseline
+# whose cost is that of this many runs whatever the size of the table or the window
+# (`runs_pipeline_started_idx`, then each run's steps by primary key).
+RECENT_STEPS = """
+WITH recent AS (
+    SELECT run_id FROM runs
+    WHERE pipeline = %(pipeline)s AND run_id <> %(run_id)s
+    ORDER BY started_at DESC, run_id DESC
+    LIMIT %(runs)s
+)
+SELECT s.run_id, s.step_id, s.parent_step_id, s.name, s.step_type, s.status, s.candidates_in, s.candidates_out,
+       s.drop_ratio, s.model, s.temperature, s.metrics, s.rejections, s.contract_violations,
+       extract(epoch FROM s.ended_at - s.started_at) * 1000 AS duration_ms
+FROM recent JOIN steps s ON s.run_id = recent.run_id
+"""
+
+
+def recent_steps(db: Database, pipeline: str, run_id: str, runs: int) -> list[dict[str, Any]]:
+    """The steps of the `runs` most recent runs of `pipeline` other than `run_id`, each with its
+    metrics merged as the API shows them."""
+    with db.connection() as conn:
+        rows = conn.execute(RECENT_STEPS, {"pipeline": pipeline, "run_id": run_id, "runs": runs}).fetchall()
+    for row in rows:
+        merged = {name: row[name] for name in STANDARD_METRICS if row[name] is not None}
+        merged.update(row["metrics"] or {})
+        row["metrics"] = merged
+        row["rejections"] = row["rejections"] or {}
+        row["contract_violations"] = row["contract_violations"] or []
+        row["duration_ms"] = None if row["duration_ms"] is None else float(row["duration_ms"])
+    return rows

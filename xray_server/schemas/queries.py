@@ -111,9 +111,10 @@ class PatternQuery(Window):
 
 @dataclass(kw_only=True)
 class ExplainQuery:
-    """`GET /api/v1/runs/<run_id>/explain`: how far back the baseline runs go (default 7 days)."""
+    """`GET /api/v1/runs/<run_id>/explain`: how many of the pipeline's most recent other runs the
+    baseline holds (default 200)."""
 
-    baseline: datetime | None = param(TimeBound())
+    baseline_runs: int = param(fields.Integer(validate=validate.Range(min=20, max=2000)), default=200)
 
 
 @dataclass(kw_only=True)

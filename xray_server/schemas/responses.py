@@ -209,6 +209,7 @@ class StepStatsSchema(Schema):
 
 class FindingSchema(Schema):
     kind = fields.String(required=True)
+    role = fields.String(required=True)
     score = fields.Float(required=True)
     step = fields.String(required=True)
     seq = fields.Integer(required=True)
@@ -218,8 +219,19 @@ class FindingSchema(Schema):
     evidence = fields.Dict(required=True)
 
 
+class CauseSchema(Schema):
+    step = fields.String(required=True)
+    seq = fields.Integer(required=True)
+    step_type = fields.String(required=True)
+    kind = fields.String(required=True)
+    message = fields.String(required=True)
+    evidence = fields.Dict(required=True)
+
+
 class ExplainSchema(Schema):
     run_id = fields.UUID(required=True)
+    cause = fields.Nested(CauseSchema, allow_none=True)
+    baseline = fields.Dict(required=True)
     pipeline = fields.String(allow_none=True)
     entity = fields.String(allow_none=True)
     status = fields.String(required=True)

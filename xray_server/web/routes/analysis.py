@@ -29,7 +29,7 @@ _pattern_query = PatternQuerySchema()
 def explain(run_id: str) -> dict[str, Any]:
     """Which step most likely failed and why, against the baseline of recent runs."""
     q = load_query(_explain_query, request.args)
-    return explain_stored_run(get_db(), run_id, q.baseline)
+    return explain_stored_run(get_db(), run_id, q.baseline_runs)
 
 
 @bp.get("/runs/<run_id>/diff/<other_run_id>")
