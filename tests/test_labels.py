@@ -71,3 +71,21 @@ def test_the_cli_labels_a_run_and_shows_it(xray_server, pipeline):
         .output
     )
     assert [r["run_id"] for r in listed["runs"]] == [run_id]
+
+
+def test_the_sdk_labels_a_run_through_its_delivery(xray_server, pipeline, sdk_client):
+    from tests.support.clients import REAL_SERVER_TIMEOUT
+    from tests.support.http import call
+
+    client = sdk_client(xray_server.base_url, timeout=REAL_SERVER_TIMEOUT)
+    with client.start_run(pipeline, "e") as run:
+        with run.step("s", "select") as step:
+            step.candidates(3, 1)
+    client.label(run.run_id, "bad", source="review", comment="a laptop stand")
+    assert client.flush(10)
+    assert client.stats()["dropped_total"] == 0
+    status, view = call(xray_server.base_url, "GET", f"/api/v1/runs/{run.run_id}")
+    assert status == 200
+    assert [(lbl["source"], lbl["label"], lbl["comment"]) for lbl in view["labels"]] == [
+        ("review", "bad", "a laptop stand")
+    ]

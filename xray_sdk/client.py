@@ -18,14 +18,15 @@ from typing import Any
 from .contract.limits import DEFAULT_LIMITS, Limits
 from .contract.vocabulary import CAPTURE_LEVELS, CaptureLevel
 from .delivery.transport import HttpTransport
-from .delivery.worker import RUN, Delivery, DeliveryConfig
-from .errors import XRayDeliveryError
+from .delivery.worker import LABEL, RUN, Delivery, DeliveryConfig
+from .errors import XRayContractError, XRayDeliveryError
 from .ids import new_id
 from .ratelog import RateLimitedLog
 from .recorder import Recorder
 from .run import Run
 from .serialize import RawJson, dumps
-from .values import label, now_iso
+from .values import label as bounded
+from .values import now_iso
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -137,13 +138,13 @@ class Client:
             limits = self.limits
             body: dict[str, Any] = {
                 "run_id": run.run_id,
-                "pipeline": label(pipeline, limits.max_name_chars),
-                "entity": label(entity, limits.max_name_chars),
+                "pipeline": bounded(pipeline, limits.max_name_chars),
+                "entity": bounded(entity, limits.max_name_chars),
                 "started_at": now_iso(),
             }
             if tags:
                 body["tags"] = {
-                    label(k, limits.max_tag_key_chars): label(v, limits.max_tag_value_chars)
+                    bounded(k, limits.max_tag_key_chars): bounded(v, limits.max_tag_value_chars)
                     for k, v in list(dict(tags).items())[: limits.max_tags]
                 }
             if metadata is not None:
@@ -153,6 +154,25 @@ class Client:
             self.recorder.internal_error(exc)
         return run
 
+    def label(self, run_id: str, label: str, *, source: str = "", comment: str | None = None) -> None:
+        """Record a judgement of a run that arrived after it (`bad`, `good`, ...): queued and
+        delivered like events, never blocking; the latest judgement of each `source` wins."""
+        try:
+            limits = self.limits
+            body: dict[str, Any] = {
+                "label": bounded(label, limits.max_reason_chars),
+                "source": bounded(source, limits.max_name_chars),
+                "at": now_iso(),
+            }
+            if comment is not None:
+                body["comment"] = bounded(comment, limits.max_why_chars)
+            run = self._run_id(run_id)
+            self.recorder.submit(run, LABEL, body)
+        except XRayContractError:
+            raise
+        except Exception as exc:
+            self.recorder.internal_error(exc)
+
     def _run_id(self, run_id: Any) -> str:
         """The id to send: a UUID, as the server requires. Any other id is a contract error, and
         is mapped to a UUID derived from it, so the same id always gives the same run."""
@@ -161,8 +181,8 @@ class Client:
         try:
             return str(uuid.UUID(str(run_id)))
         except ValueError:
-            self.recorder.contract_error(f"run_id {label(run_id, 64)!r} is not a UUID")
-            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"xray-run:{label(run_id, 10**6)}"))
+            self.recorder.contract_error(f"run_id {bounded(run_id, 64)!r} is not a UUID")
+            return str(uuid.uuid5(uuid.NAMESPACE_URL, f"xray-run:{bounded(run_id, 10**6)}"))
 
     def _bounded_metadata(self, metadata: Any) -> Any:
         data = dumps(metadata)

@@ -32,6 +32,8 @@ from .transport import HttpTransport, Response, TransportError
 
 RUN = "run"
 EVENT = "event"
+# A judgement of a run, sent on its own (`POST /api/v1/runs/<run_id>/labels`).
+LABEL = "label"
 
 _instances: weakref.WeakSet[Delivery] = weakref.WeakSet()
 
@@ -239,7 +241,8 @@ class Delivery:
         for item in taken:
             if item.kind == EVENT:
                 by_run.setdefault(item.run_id, _Unit(f"/api/v1/runs/{item.run_id}/events")).items.append(item)
-        return creates + list(by_run.values())
+        labels = [_Unit(f"/api/v1/runs/{i.run_id}/labels", [i]) for i in taken if i.kind == LABEL]
+        return creates + list(by_run.values()) + labels
 
     def _deliver(self, units: list[_Unit]) -> bool:
         """Send units in order; on a retryable failure, put it and the rest back and back off."""
@@ -260,9 +263,9 @@ class Delivery:
     def _send(self, unit: _Unit) -> Response | TransportError | None:
         """Send one unit; resolve its items unless the failure is worth retrying (returned)."""
         body = (
-            unit.items[0].data
-            if unit.path == "/api/v1/runs"
-            else b'{"events":[' + b",".join(i.data for i in unit.items) + b"]}"
+            b'{"events":[' + b",".join(i.data for i in unit.items) + b"]}"
+            if unit.items[0].kind == EVENT
+            else unit.items[0].data
         )
         self._requests += 1
         try:
