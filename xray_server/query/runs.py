@@ -57,11 +57,22 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
     return {"runs": [run_summary(r) for r in page], "next_cursor": next_cursor}
 
 
+_RUN_WITH_LABELS = """
+SELECT r.*, coalesce((
+    SELECT jsonb_agg(jsonb_build_object('source', l.source, 'label', l.label, 'comment', l.comment,
+                                        'labeled_at', extract(epoch FROM l.labeled_at))
+                     ORDER BY l.labeled_at DESC, l.source)
+    FROM run_labels l WHERE l.run_id = r.run_id), '[]'::jsonb) AS labels
+FROM runs r WHERE r.run_id = %s
+"""
+
+
 def get_run(db: Database, run_id: str) -> dict[str, Any]:
     """One run with its steps in order, each with its metrics, `why` and artifacts."""
     run_id = parse_run_id(run_id)
     with db.connection() as conn:
-        run = conn.execute("SELECT * FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        # The run's labels come with it (no round trip of their own): its judgements, latest first.
+        run = conn.execute(_RUN_WITH_LABELS, (run_id,)).fetchone()
         if run is None:
             raise NotFound(f"no run {run_id}: check the id, or whether its events were sent", {"run_id": run_id})
         steps = conn.execute(
@@ -69,11 +80,6 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         ).fetchall()
         artifacts = conn.execute(
             "SELECT * FROM artifacts WHERE run_id = %s ORDER BY created_at, name", (run_id,)
-        ).fetchall()
-        labels = conn.execute(
-            "SELECT source, label, comment, labeled_at FROM run_labels WHERE run_id = %s ORDER BY labeled_at DESC, "
-            "source",
-            (run_id,),
         ).fetchall()
     by_step: dict[str, list[dict[str, Any]]] = {}
     for a in artifacts:
@@ -85,7 +91,7 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         counts[a["status"]] = counts.get(a["status"], 0) + 1
     run["steps"] = [step_detail(s) for s in steps]
     run["evidence"] = counts
-    run["labels"] = [label_view(label) for label in labels]
+    run["labels"] = [label_view(label) for label in run["labels"]]
     # Degraded, never failed: a missing artifact leaves the run readable from its metrics.
     run["degraded"] = counts[ArtifactStatus.PENDING.value] + counts[ArtifactStatus.DROPPED.value] > 0
     run["summary"] = {

@@ -9,7 +9,7 @@ steps costs what the hand-written dicts cost.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from xray_sdk.contract.vocabulary import STANDARD_METRICS, ArtifactStatus
@@ -59,7 +59,10 @@ step_summary = projector(responses.StepRowSchema, **_STEP)
 artifact_view = projector(responses.ArtifactViewSchema, link=_link)
 # A step of the run view: everything the hot tier holds, its artifacts (set on the row) included.
 step_detail = projector(responses.StepDetailSchema, **_STEP)
-label_view = projector(responses.LabelViewSchema, labeled_at=_iso_of("labeled_at"))
+# Labels arrive with their run as JSON, their time as seconds since the epoch.
+label_view = projector(
+    responses.LabelViewSchema, labeled_at=lambda r: iso_utc(datetime.fromtimestamp(float(r["labeled_at"]), UTC))
+)
 # The run view: the run with its steps, evidence counts and summary (set on the row).
 run_view = projector(responses.RunViewSchema, **_TIMES)
 
