@@ -178,6 +178,25 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
         )
         served = large.get("tag_filter", {}).get("index_served", False)
         rows.append((f"Tag filter on `/steps` index-served at {large['steps']:,} steps", str(served), _verdict(served)))
+    if "explain_eval" in results:
+        per_fault = results["explain_eval"]["per_fault"]
+        worst = min((s["named"] / s["bad"], f) for f, s in per_fault.items() if s["bad"])
+        good = sum(s["good"] for s in per_fault.values())
+        accused = sum(s["accused"] for s in per_fault.values()) / good if good else 0.0
+        rows.append(
+            (
+                "`explain`: at least 95% of bad runs name the injected step, for each fault kind",
+                f"worst `{worst[1]}` {worst[0]:.0%}",
+                _verdict(worst[0] >= 0.95),
+            )
+        )
+        rows.append(
+            (
+                "`explain`: at most 1% of good runs name any cause",
+                f"{accused:.1%} of {good:,}",
+                _verdict(accused <= 0.01),
+            )
+        )
     lines = ["## The goals at a glance", "", "| goal | measured | verdict |", "|---|---|---|"]
     lines += [f"| {goal} | {measured} | {verdict} |" for goal, measured, verdict in rows]
     return "\n".join(lines)
