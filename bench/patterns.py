@@ -29,6 +29,7 @@ from xray_server.runtime.local_server import LocalServer
 from xray_server.storage.migrations import migrate
 
 from .database import bench_database
+from .query import _get
 from .stats import percentile
 
 TITLE = "Patterns across runs, and tag filters"
@@ -174,15 +175,6 @@ def _measure(url: str, env: dict[str, str], repeat: int, load_seconds: float, ex
 
 def _days_ago(db: psycopg.Connection, days: int) -> Any:
     return db.execute("SELECT now() - make_interval(days => %s)", (days,)).fetchone()[0]
-
-
-def _get(conn: http.client.HTTPConnection, path: str) -> bytes:
-    conn.request("GET", path)
-    response = conn.getresponse()
-    body = response.read()
-    if response.status != 200:
-        raise RuntimeError(f"GET {path} answered {response.status}: {body[:300]!r}")
-    return body
 
 
 def report(result: dict[str, Any]) -> str:

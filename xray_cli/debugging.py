@@ -169,18 +169,39 @@ def show_text(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+_STEP_FILTERS = (
+    click.option("--type", "step_type", multiple=True, help="Step type; repeat for several."),
+    click.option("--name", help="Step name."),
+    click.option("--status", type=click.Choice(STEP_STATUSES)),
+    click.option("--min-drop-ratio", type=float),
+    click.option("--max-drop-ratio", type=float),
+    click.option(
+        "--violations/--no-violations", default=None, help="Only steps with (or without) contract violations."
+    ),
+    click.option("--reason", help="Only steps in which this rejection reason removed candidates."),
+    click.option(
+        "--min-reason-share", type=float, help="With --reason: it removed at least this share of the candidates."
+    ),
+)
+
+
+def step_filter_options(fn: Any) -> Any:
+    """The step filters `xray steps` and `xray patterns` share (those of `/steps`)."""
+    for option in reversed(_STEP_FILTERS):
+        fn = option(fn)
+    return fn
+
+
+def _step_filter_params(step_type: tuple[str, ...], violations: bool | None, **rest: Any) -> dict[str, Any]:
+    """The step filters as query parameters."""
+    return {"step_type": list(step_type), "violations": None if violations is None else str(violations).lower(), **rest}
+
+
 @click.command()
 @url_option
 @json_option
-@click.option("--type", "step_type", multiple=True, help="Step type; repeat for several.")
 @click.option("--pipeline")
-@click.option("--name", help="Step name.")
-@click.option("--status", type=click.Choice(STEP_STATUSES))
-@click.option("--min-drop-ratio", type=float)
-@click.option("--max-drop-ratio", type=float)
-@click.option("--violations/--no-violations", default=None, help="Only steps with (or without) contract violations.")
-@click.option("--reason", help="Only steps in which this rejection reason removed candidates.")
-@click.option("--min-reason-share", type=float, help="With --reason: it removed at least this share of the candidates.")
+@step_filter_options
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
 @click.option("--until")
 @tag_option
@@ -191,15 +212,7 @@ def show_text(run: dict[str, Any]) -> str:
 def steps(
     url: str,
     as_json: bool,
-    step_type: tuple[str, ...],
     pipeline: str | None,
-    name: str | None,
-    status: str | None,
-    min_drop_ratio: float | None,
-    max_drop_ratio: float | None,
-    violations: bool | None,
-    reason: str | None,
-    min_reason_share: float | None,
     since: str | None,
     until: str | None,
     tags: tuple[str, ...],
@@ -207,6 +220,7 @@ def steps(
     limit: int,
     cursor: str | None,
     all_pages: bool,
+    **filters: Any,
 ) -> None:
     """The cross-run query: steps across runs, newest first."""
     page = _fetch_page(
@@ -214,21 +228,14 @@ def steps(
         "/api/v1/steps",
         "steps",
         all_pages,
-        step_type=list(step_type),
         pipeline=pipeline,
-        name=name,
-        status=status,
-        min_drop_ratio=min_drop_ratio,
-        max_drop_ratio=max_drop_ratio,
-        violations=None if violations is None else str(violations).lower(),
-        reason=reason,
-        min_reason_share=min_reason_share,
         since=since,
         until=until,
         tag=_tag_filters(tags),
         run_label=run_label,
         limit=limit,
         cursor=cursor,
+        **_step_filter_params(**filters),
     )
     if as_json:
         return render.emit_json(page)
@@ -420,14 +427,7 @@ def label(url: str, as_json: bool, source: str, comment: str | None, run_id: str
 @click.option("--pipeline", required=True)
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d (default: the last 7 days).")
 @click.option("--until")
-@click.option("--type", "step_type", multiple=True, help="Bad runs have a step of this type (repeatable).")
-@click.option("--name", help="... of this name.")
-@click.option("--status", type=click.Choice(STEP_STATUSES), help="... with this status.")
-@click.option("--min-drop-ratio", type=float)
-@click.option("--max-drop-ratio", type=float)
-@click.option("--violations/--no-violations", default=None)
-@click.option("--reason")
-@click.option("--min-reason-share", type=float)
+@step_filter_options
 @click.option("--run-status", type=click.Choice(RUN_STATUSES), help="Bad runs have this status.")
 @click.option("--label", "run_label", help="Bad runs carry this label.")
 @click.option("--min-support", type=float, help="Share of the bad runs a pattern must explain (default 0.2).")
@@ -437,17 +437,10 @@ def patterns(
     pipeline: str,
     since: str | None,
     until: str | None,
-    step_type: tuple[str, ...],
-    name: str | None,
-    status: str | None,
-    min_drop_ratio: float | None,
-    max_drop_ratio: float | None,
-    violations: bool | None,
-    reason: str | None,
-    min_reason_share: float | None,
     run_status: str | None,
     run_label: str | None,
     min_support: float | None,
+    **filters: Any,
 ) -> None:
     """What the bad runs have in common, and since when. A run is bad when it matches every
     given filter: a step filter (--type, --name, --min-drop-ratio, --reason, ...), --run-status,
@@ -457,17 +450,10 @@ def patterns(
         pipeline=pipeline,
         since=since,
         until=until,
-        step_type=list(step_type),
-        name=name,
-        status=status,
-        min_drop_ratio=min_drop_ratio,
-        max_drop_ratio=max_drop_ratio,
-        violations=None if violations is None else str(violations).lower(),
-        reason=reason,
-        min_reason_share=min_reason_share,
         run_status=run_status,
         label=run_label,
         min_support=min_support,
+        **_step_filter_params(**filters),
     )
     if as_json:
         return render.emit_json(answer)

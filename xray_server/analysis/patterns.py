@@ -20,6 +20,7 @@ simpler explanation first on a tie. Served at `GET /api/v1/patterns`.
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from xray_server.jsonio import iso_utc
 from xray_server.query.patterns import Attribute, AttributeCounts, Counts, attribute_counts, last_good_before
 from xray_server.query.steps import check_step_filters
 from xray_server.query.views import check_window
-from xray_server.schemas.queries import PatternQuery
+from xray_server.schemas.queries import PatternQuery, StepFilters
 from xray_server.storage.pool import Database
 
 DEFAULT_WINDOW = timedelta(days=7)
@@ -72,7 +73,7 @@ def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
 
 
 def _check_predicate(q: PatternQuery) -> None:
-    step_filters = (q.step_type, q.name, q.status, q.min_drop_ratio, q.max_drop_ratio, q.violations, q.reason)
+    step_filters = [getattr(q, f.name) for f in fields(StepFilters)]
     if not any(f not in (None, []) for f in step_filters) and q.run_status is None and q.label is None:
         raise ValidationFailed(
             {

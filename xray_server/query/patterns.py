@@ -6,14 +6,14 @@ its cost follows the runs in the window, not the table. The statistics are `anal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import sql
 
 from xray_server.query.steps import LABELLED, step_filters
-from xray_server.schemas.queries import PatternQuery, StepQuery
+from xray_server.schemas.queries import PatternQuery, StepFilters, StepQuery
 from xray_server.storage.pool import Database
 
 # Steps are read through the time index, within this margin of their run's window: a step
@@ -61,16 +61,7 @@ class AttributeCounts:
 
 def step_predicate(q: PatternQuery) -> tuple[sql.Composable | None, dict[str, Any]]:
     """`EXISTS (a step of the run matching the step filters)`, or None without step filters."""
-    steps = StepQuery(
-        step_type=q.step_type,
-        name=q.name,
-        status=q.status,
-        min_drop_ratio=q.min_drop_ratio,
-        max_drop_ratio=q.max_drop_ratio,
-        violations=q.violations,
-        reason=q.reason,
-        min_reason_share=q.min_reason_share,
-    )
+    steps = StepQuery(**{f.name: getattr(q, f.name) for f in fields(StepFilters)})
     where, params = step_filters(steps)
     if len(where) == 1:  # only `true`: no step filter given
         return None, {}

@@ -51,11 +51,10 @@ class Page(Window):
 
 
 @dataclass(kw_only=True)
-class StepQuery(Page):
-    """`GET /api/v1/steps`: steps across runs, newest first. Ratios are inclusive bounds."""
+class StepFilters:
+    """What a step did: the filters `/steps` and `/patterns` share. Ratios are inclusive bounds."""
 
     step_type: list[str] = param(_step_types(), default_factory=list)
-    pipeline: str | None = param(_name())
     name: str | None = param(_name())
     status: str | None = param(fields.String(validate=validate.OneOf(STEP_STATUSES)))
     min_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
@@ -63,6 +62,13 @@ class StepQuery(Page):
     violations: bool | None = param(fields.Boolean())
     reason: str | None = param(Text(validate=validate.Length(min=1, max=L.max_reason_chars)))
     min_reason_share: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
+
+
+@dataclass(kw_only=True)
+class StepQuery(Page, StepFilters):
+    """`GET /api/v1/steps`: steps across runs, newest first."""
+
+    pipeline: str | None = param(_name())
     tag: list[tuple[str, str]] = param(_tags(), default_factory=list)
     run_label: str | None = param(_label())
 
@@ -89,20 +95,12 @@ class StepStatsQuery(Window):
 
 
 @dataclass(kw_only=True)
-class PatternQuery(Window):
+class PatternQuery(Window, StepFilters):
     """`GET /api/v1/patterns`: what the bad runs of a pipeline over a window (default: the last
     7 days) have in common. A run is bad when it matches every given part of the predicate: a
     step matching the step filters, the run's status, a label."""
 
     pipeline: str = param(_name(), required=True)
-    step_type: list[str] = param(_step_types(), default_factory=list)
-    name: str | None = param(_name())
-    status: str | None = param(fields.String(validate=validate.OneOf(STEP_STATUSES)))
-    min_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
-    max_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
-    violations: bool | None = param(fields.Boolean())
-    reason: str | None = param(Text(validate=validate.Length(min=1, max=L.max_reason_chars)))
-    min_reason_share: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
     run_status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
     label: str | None = param(_label())
     min_support: float = param(fields.Float(allow_nan=False, validate=validate.Range(min=0.01, max=1.0)), default=0.2)
