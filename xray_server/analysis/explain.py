@@ -81,8 +81,13 @@ def explain(run: dict[str, Any], baseline_steps: list[dict[str, Any]]) -> dict[s
     baselines = {name: StepBaseline(steps) for name, steps in by_name.items()}
     steps = sorted(run["steps"], key=lambda s: s["seq"])
     findings: list[dict[str, Any]] = []
+    starved_at: list[int] = []
     for step in steps:
-        findings += _step_findings(step, baselines.get(step["name"]))
+        step_findings, starved = _step_findings(step, baselines.get(step["name"]))
+        findings += step_findings
+        if starved:
+            starved_at.append(step["seq"])
+    _corroborate_volumes(findings, starved_at)
     cause = _choose_cause(findings, steps)
     for f in findings:
         if f is cause:
@@ -109,8 +114,9 @@ def explain(run: dict[str, Any], baseline_steps: list[dict[str, Any]]) -> dict[s
     }
 
 
-def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> list[dict[str, Any]]:
-    """The step's findings, each with its class and whether it is the step's own doing."""
+def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> tuple[list[dict[str, Any]], bool]:
+    """The step's findings, each with its class and whether it is the step's own doing, and
+    whether the step was starved of input."""
     found: list[dict[str, Any]] = []
     metrics = step["metrics"]
     trusted = base is not None and base.trusted
@@ -201,7 +207,16 @@ def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> list[dict
             strong=False,
             artifacts=[a["name"] for a in dropped],
         )
-    return found
+    return found, starved
+
+
+def _corroborate_volumes(findings: list[dict[str, Any]], starved_at: list[int]) -> None:
+    """A volume that would be unusual at the decision's distance (4) is strong when a later step
+    of the run is starved: what it returned is what left the rest with nothing."""
+    for f in findings:
+        weak_volume = f["class"] == "volume" and f["own"] and not f["strong"] and f["score"] >= MIN_Z["decision"]
+        if weak_volume and any(seq > f["seq"] for seq in starved_at):
+            f["strong"], f["mild"] = True, False
 
 
 def _kind_and_class(step: dict[str, Any], deviation: Deviation) -> tuple[str, str]:
