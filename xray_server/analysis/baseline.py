@@ -94,7 +94,6 @@ class StepBaseline:
         self.scales: dict[str, str] = {}
         self.categorical: dict[str, Counter[str]] = {}
         reasons: set[str] = set()
-        self.errors = sum(1 for s in steps if s["status"] == "error")
         self.violations = sum(1 for s in steps if s["contract_violations"])
         for step in steps:
             for name, (value, scale) in numeric_features(step).items():

@@ -252,7 +252,6 @@ def _deviations(step: dict[str, Any], base: StepBaseline) -> list[Deviation]:
         deviation = base.numeric_deviation(feature, value)
         if deviation is not None:
             out.append(deviation)
-    # A reason the baseline never saw, now removing candidates: its share against a usual 0.
     for feature, value in categorical_features(step).items():
         deviation = base.categorical_deviation(feature, value)
         if deviation is not None:

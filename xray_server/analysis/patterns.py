@@ -29,7 +29,7 @@ from xray_server.errors import ValidationFailed
 from xray_server.jsonio import iso_utc
 from xray_server.query.patterns import Attribute, AttributeCounts, Counts, attribute_counts, last_good_before
 from xray_server.query.steps import check_step_filters
-from xray_server.query.views import check_window
+from xray_server.query.views import check_window, iso
 from xray_server.schemas.queries import PatternQuery, StepFilters
 from xray_server.storage.pool import Database
 
@@ -68,7 +68,7 @@ def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
         "bad_runs": counts.bad_runs,
         "tested": tested,
         "patterns": [_public(p) for p in found[: q.limit]],
-        "timeline": _timeline(db, q, counts, found[0] if found else None),
+        "timeline": _timeline(db, q, since, counts, found[0] if found else None),
     }
 
 
@@ -138,46 +138,44 @@ def bucket_seconds(since: datetime, until: datetime) -> int:
     return next((b for b in BUCKETS if span / b <= MAX_BUCKETS), BUCKETS[-1])
 
 
-def _timeline(db: Database, q: PatternQuery, counts: AttributeCounts, top: dict[str, Any] | None) -> dict[str, Any]:
+def _timeline(
+    db: Database, q: PatternQuery, since: datetime, counts: AttributeCounts, top: dict[str, Any] | None
+) -> dict[str, Any]:
     size = counts.bucket_seconds
 
     def start(bucket: int) -> datetime:
         return datetime.fromtimestamp(bucket * size, UTC)
 
-    def iso(moment: datetime | None) -> str | None:
-        return None if moment is None else iso_utc(moment)
-
     window = sorted(counts.buckets.buckets.items())
-    bad_starts = [b[2] for _, b in window if b[2] is not None]
-    bad_ends = [b[3] for _, b in window if b[3] is not None]
     timeline: dict[str, Any] = {
-        "first_bad": iso(min(bad_starts, default=None)),
-        "last_bad": iso(max(bad_ends, default=None)),
+        "first_bad": iso(min((b.first_bad for _, b in window if b.first_bad is not None), default=None)),
+        "last_bad": iso(max((b.last_bad for _, b in window if b.last_bad is not None), default=None)),
         "bucket_seconds": size,
         "buckets": [
-            {"start": iso_utc(start(k)), "runs": b[0], "bad": b[1], "bad_share": round(b[1] / b[0], 4)}
+            {"start": iso_utc(start(k)), "runs": b.runs, "bad": b.bad, "bad_share": round(b.bad / b.runs, 4)}
             for k, b in window
         ],
         "pattern": None,
     }
     if top is not None:
-        timeline["pattern"] = _pattern_timeline(db, q, top["counts"], start)
+        timeline["pattern"] = _pattern_timeline(db, q, top["counts"], start, since)
     return timeline
 
 
-def _pattern_timeline(db: Database, q: PatternQuery, counts: Counts, start: Any) -> dict[str, Any]:
+def _pattern_timeline(db: Database, q: PatternQuery, counts: Counts, start: Any, since: datetime) -> dict[str, Any]:
     """When runs with the pattern went bad: their first bad run, and the last good one before it
-    (from the buckets before; inside the first bad run's bucket, asked of PostgreSQL)."""
+    (from the buckets before; inside the first bad run's bucket, asked of PostgreSQL, never before
+    the window)."""
     buckets = sorted(counts.buckets.items())
-    first_bucket, first_bad = min(((k, b[2]) for k, b in buckets if b[2] is not None), key=lambda kb: kb[1])
-    earlier = [b[4] for k, b in buckets if k < first_bucket and b[4] is not None]
-    inside = last_good_before(
-        db, q, counts.parts, max(start(first_bucket), min(start(k) for k, _ in buckets)), first_bad
+    first_bucket, first_bad = min(
+        ((k, b.first_bad) for k, b in buckets if b.first_bad is not None), key=lambda kb: kb[1]
     )
+    earlier = [b.last_good for k, b in buckets if k < first_bucket and b.last_good is not None]
+    inside = last_good_before(db, q, counts.parts, max(start(first_bucket), since), first_bad)
     last_good = max([*earlier, *([inside] if inside else [])], default=None)
     return {
         "attributes": {attribute_name(a): a[3] for a in counts.parts},
         "first_bad": iso_utc(first_bad),
-        "last_good_before": None if last_good is None else iso_utc(last_good),
-        "buckets": [{"start": iso_utc(start(k)), "runs": b[0], "bad": b[1]} for k, b in buckets],
+        "last_good_before": iso(last_good),
+        "buckets": [{"start": iso_utc(start(k)), "runs": b.runs, "bad": b.bad} for k, b in buckets],
     }

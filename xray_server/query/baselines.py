@@ -8,9 +8,8 @@ from typing import Any
 
 from psycopg import sql
 
-from xray_sdk.contract.vocabulary import STANDARD_METRICS
 from xray_server.query.steps import step_filters
-from xray_server.query.views import check_window, iso
+from xray_server.query.views import check_window, iso, merged_metrics
 from xray_server.schemas import responses
 from xray_server.schemas.queries import StepQuery, StepStatsQuery
 from xray_server.schemas.views import projector
@@ -132,9 +131,7 @@ def recent_steps(db: Database, pipeline: str, run_id: str, runs: int) -> list[di
     with db.connection() as conn:
         rows = conn.execute(RECENT_STEPS, {"pipeline": pipeline, "run_id": run_id, "runs": runs}).fetchall()
     for row in rows:
-        merged = {name: row[name] for name in STANDARD_METRICS if row[name] is not None}
-        merged.update(row["metrics"] or {})
-        row["metrics"] = merged
+        row["metrics"] = merged_metrics(row)
         row["rejections"] = row["rejections"] or {}
         row["contract_violations"] = row["contract_violations"] or []
         row["duration_ms"] = None if row["duration_ms"] is None else float(row["duration_ms"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from psycopg import sql
 
@@ -33,6 +33,17 @@ MAX_VALUE_CHARS = 256
 Attribute = tuple[str, str, str, str]  # (kind, step, key, value): kind is tags, metadata, steps or status
 
 
+class Bucket(NamedTuple):
+    """Runs in one time bucket: how many, how many bad, the first and last bad run's start and the
+    last good run's start."""
+
+    runs: int
+    bad: int
+    first_bad: datetime | None
+    last_bad: datetime | None
+    last_good: datetime | None
+
+
 @dataclass
 class Counts:
     """Runs and bad runs with a value (or pair), in all and per time bucket."""
@@ -40,8 +51,7 @@ class Counts:
     parts: list[Attribute]
     bad: int = 0
     other: int = 0
-    # bucket -> (runs, bad runs, first and last bad run's start, last good run's start)
-    buckets: dict[int, tuple[int, int, datetime | None, datetime | None, datetime | None]] = field(default_factory=dict)
+    buckets: dict[int, Bucket] = field(default_factory=dict)
 
 
 @dataclass
@@ -262,7 +272,7 @@ def _gather(rows: list[dict[str, Any]], candidates: list[Attribute], counts: Att
             entry = by_key[key]
         entry.bad += row["a"]
         entry.other += row["b"]
-        entry.buckets[row["bucket"]] = (
+        entry.buckets[row["bucket"]] = Bucket(
             row["a"] + row["b"],
             row["a"],
             row["first_bad"],

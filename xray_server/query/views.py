@@ -35,7 +35,8 @@ def _duration_ms(r: Row) -> float | None:
     return round((end - start).total_seconds() * 1000, 3)
 
 
-def _metrics(r: Row) -> dict[str, Any]:
+def merged_metrics(r: Row) -> dict[str, Any]:
+    """The standard metric columns that are set, and the custom metrics, as one object."""
     merged = {name: r[name] for name in STANDARD_METRICS if r[name] is not None}
     merged.update(r["metrics"] or {})
     return merged
@@ -48,7 +49,7 @@ def _link(a: Row) -> str | None:
 _TIMES = {"started_at": _iso_of("started_at"), "ended_at": _iso_of("ended_at"), "duration_ms": _duration_ms}
 _STEP = dict(
     _TIMES,
-    metrics=_metrics,
+    metrics=merged_metrics,
     contract_violations=lambda r: r["contract_violations"] or [],
     rejections=lambda r: r["rejections"] or {},
 )
