@@ -225,7 +225,14 @@ def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: i
             recorded.append(
                 (spec, [(runner.run(client, bad), bad) for bad in (rng.random() < spec.bad_share for _ in range(runs))])
             )
-        client.flush(60)
+            # One pipeline at a time: a queue that overflowed would drop steps, and a run missing
+            # its faulty step would be scored as a miss of explain's.
+            delivered = client.flush(120)
+            lost = client.stats()["dropped_total"]
+            if not delivered or lost:
+                raise RuntimeError(
+                    f"the evaluation's runs were not all stored ({lost} events lost); its scores would be wrong"
+                )
     finally:
         client.close()
     per_fault: dict[str, dict[str, int]] = defaultdict(lambda: {"bad": 0, "named": 0, "good": 0, "accused": 0})

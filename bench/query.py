@@ -7,7 +7,9 @@ Steps are loaded straight into the tables with SQL (the ingest path is measured 
 direct SQL on one connection (tuples, no dict rows: the cheapest way to run it):
 - the headline query: filter steps, `drop_ratio >= 0.9`, last 24 h, 100 rows;
 - the same with `drop_ratio >= 0.999`, a rare condition that reads the day's whole window;
-- one 10-step run by id (a different run each time), with its steps and artifacts.
+- one 10-step run by id (a different run each time), with its steps and artifacts;
+- that run's explanation (`GET /api/v1/runs/<id>/explain`: the run, and the steps of its
+  pipeline's 200 most recent other runs as the baseline), interleaved with the plain run fetch.
 The server is gunicorn with one worker and one thread, on a kept-alive connection.
 """
 
@@ -163,6 +165,19 @@ def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
                 repeat,
             ),
         }
+        # Explain beside the plain fetch of the same run: what the baseline and the rules add.
+        explained = iter([ids[int(p)] for p in picks] * 2)
+        fetched = iter([ids[int(p)] for p in picks] * 2)
+        out["explain"] = {
+            "baseline_steps": json.loads(_get(http_conn, f"/api/v1/runs/{ids[int(picks[0])]}/explain"))["baseline"][
+                "steps"
+            ],
+            **_interleaved(
+                lambda: _get(http_conn, f"/api/v1/runs/{next(explained)}/explain"),
+                lambda: _get(http_conn, f"/api/v1/runs/{next(fetched)}"),
+                repeat,
+            ),
+        }
         # The floor: a request that does no work at all, beside the smallest SQL round trip.
         out["floor"] = _interleaved(
             lambda: _get(http_conn, "/healthz"), lambda: db.execute("SELECT 1").fetchall(), repeat
@@ -222,6 +237,13 @@ def report(result: dict[str, Any]) -> str:
             f"steps | {r['api_ms_p50']} / {r['api_ms_p95']} | {r['direct_ms_p50']} / {r['direct_ms_p95']} | "
             f"{r['ratio_p95']} | - |"
         )
+        if "explain" in size:
+            e = size["explain"]
+            lines.append(
+                f"| {size['steps']:,} | `GET /api/v1/runs/<id>/explain` against `GET /api/v1/runs/<id>` (the "
+                f"'direct' column) | {e['baseline_steps']} baseline steps | {e['api_ms_p50']} / {e['api_ms_p95']} | "
+                f"{e['direct_ms_p50']} / {e['direct_ms_p95']} | {e['ratio_p95']} | - |"
+            )
         f = size["floor"]
         lines.append(
             f"| {size['steps']:,} | the floor: `GET /healthz` against `SELECT 1` | - | {f['api_ms_p50']} / "
@@ -317,6 +339,17 @@ def reading(result: dict[str, Any]) -> str:
         f"- **Size**: the `steps` table with its indexes holds {last['steps_bytes_per_row']} bytes per step at "
         f"{last['steps']:,} steps (the load script's short `why`).",
     ]
+    if "explain" in last:
+        e = last["explain"]
+        lines.append(
+            f"- **`GET /api/v1/runs/<id>/explain`** at {last['steps']:,} steps: p95 {e['api_ms_p95']} ms (goal: at "
+            f"most 50 ms): {'met' if e['api_ms_p95'] <= 50 else '**not met**'}; the plain fetch of a run in the same "
+            f"run: {e['direct_ms_p95']} ms p95, x{e['ratio_p95']}. Its cost is that of the run and of "
+            f"{e['baseline_steps']} baseline steps (the pipeline's 200 most recent other runs, read by "
+            "`runs_pipeline_started_idx` and the steps' primary key), whatever the size of the table: "
+            + ", ".join(f"{s['explain']['api_ms_p95']} ms at {s['steps']:,}" for s in sizes if "explain" in s)
+            + "."
+        )
     if first is not last and "rare" in " ".join(first["queries"]):
         rare = next(k for k in first["queries"] if "rare" in k)
         lines.append(

@@ -209,3 +209,45 @@ def test_diff_of_a_run_with_itself_is_empty():
     a = run(step(0, "search", "search", metrics={"results": 1}))
     result = diff_runs(a, a)
     assert all(s["changes"] == {} for s in result["steps"]) and result["outcome"] is None
+
+
+def llm_baseline(n=200, seed=2):
+    """Recent runs of an llm step: 'm-large' in 85% of them, 'm-small' in the rest, both
+    returning 2 to 4 keywords."""
+    rng = random.Random(seed)
+    return [
+        {
+            "run_id": f"b{i}",
+            "step_id": f"b{i}-0",
+            "parent_step_id": None,
+            "name": "make_query",
+            "step_type": "llm",
+            "status": "ok",
+            "metrics": {
+                "candidates_in": 1,
+                "candidates_out": rng.choice((2, 3, 3, 3, 4)),
+                "model": "m-small" if i % 7 == 0 else "m-large",
+            },
+            "rejections": {},
+            "contract_violations": [],
+            "duration_ms": rng.uniform(8, 12),
+        }
+        for i in range(n)
+    ]
+
+
+def test_a_minority_model_is_the_cause_only_when_its_own_output_moved_with_it():
+    baseline = llm_baseline()
+
+    def explained(keywords):
+        metrics = {"candidates_in": 1, "candidates_out": keywords, "model": "m-small"}
+        return explain(run(step(0, "make_query", "llm", metrics=metrics)), baseline)
+
+    # A minority model with a usual output is normal variation: reported, never the cause.
+    alone = explained(3)
+    assert alone["cause"] is None
+    assert [(f["kind"], f["role"]) for f in alone["findings"]] == [("changed", "unusual")]
+    # The same model with a ninth of the usual keywords: the model change is the cause.
+    fell_back = explained(1)
+    assert fell_back["cause"]["step"] == "make_query" and fell_back["cause"]["kind"] == "changed"
+    assert fell_back["cause"]["evidence"]["value"] == "m-small"

@@ -35,6 +35,9 @@ SPREAD_TO_SD = 0.935
 # differ by kind of input) at 8. A distance of 3 is mild: it can only corroborate a weak finding.
 MIN_Z = {"decision": 4.0, "time": 4.0, "volume": 8.0}
 MILD_Z = 3.0
+# A weak categorical finding is corroborated by its own step's output moving this far (with the
+# minimum effect): the step changed what it used and what it produced together.
+WITH_OUTPUT_Z = 2.0
 # Floors of the spread, so a metric that never varies is not "infinitely" far for any change.
 SCALE_FLOOR = {"log": 0.25, "ratio": 0.03, "linear": 1e-6}
 # Categorical values this rare in the baseline are unusual; a value the baseline's mode

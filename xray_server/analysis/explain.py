@@ -21,7 +21,9 @@ The rules that make a finding a cause rather than a symptom:
   cause when nothing decided differently; a filter that dropped 94% is, even after a search that
   returned more than usual (a volume, often just a kind of input).
 - A *weak* finding (a minority value of a metric that normally takes two) is the cause only when a
-  strong one follows it in the same run: alone, it is normal variation.
+  strong or mild one follows it in the same run, or when its own step's output moved with it (an
+  llm that fell back to another model and returned a third of its usual keywords): alone, it is
+  normal variation.
 
 Served at `GET /api/v1/runs/<run_id>/explain`. Deterministic: the same run and the same recent
 runs give the same answer (the contract forbids AI-generated explanations).
@@ -35,6 +37,7 @@ from xray_sdk.contract.vocabulary import REDUCING_STEP_TYPES, ArtifactStatus, St
 from xray_server import query
 from xray_server.analysis.baseline import (
     MIN_Z,
+    WITH_OUTPUT_Z,
     Deviation,
     StepBaseline,
     categorical_features,
@@ -123,7 +126,15 @@ def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> tuple[lis
     starved, input_unusual = _input_state(step, base) if trusted else (False, False)
 
     def add(
-        kind: str, cls: str, score: float, message: str, *, strong: bool = True, mild: bool = False, **evidence: Any
+        kind: str,
+        cls: str,
+        score: float,
+        message: str,
+        *,
+        strong: bool = True,
+        mild: bool = False,
+        corroborated: bool = False,
+        **evidence: Any,
     ) -> None:
         own = not starved and not (input_unusual and cls == "volume")
         found.append(
@@ -132,6 +143,7 @@ def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> tuple[lis
                 "class": cls,
                 "own": own,
                 "mild": mild,
+                "corroborated": corroborated,
                 "score": round(score, 2),
                 "step": step["name"],
                 "seq": step["seq"],
@@ -194,6 +206,7 @@ def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> tuple[lis
                 _message(step, deviation),
                 strong=strong,
                 mild=not strong and not categorical,
+                corroborated=categorical and not strong and _output_moved(step, base),
                 feature=deviation.feature,
                 **deviation.evidence,
             )
@@ -208,6 +221,13 @@ def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> tuple[lis
             artifacts=[a["name"] for a in dropped],
         )
     return found, starved
+
+
+def _output_moved(step: dict[str, Any], base: StepBaseline) -> bool:
+    """Whether the step's output count is at least `WITH_OUTPUT_Z` from its usual, with the
+    minimum effect."""
+    out = step["metrics"].get("candidates_out")
+    return isinstance(out, int) and base.numeric_deviation("candidates_out", float(out), WITH_OUTPUT_Z) is not None
 
 
 def _corroborate_volumes(findings: list[dict[str, Any]], starved_at: list[int]) -> None:
@@ -300,7 +320,8 @@ def _number(value: Any) -> str:
 
 def _choose_cause(findings: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The earliest own finding of the strongest class present; a weak finding only when a strong
-    or mild one follows it; within nested steps, the innermost."""
+    or mild one follows it, or its own step's output moved with it; within nested steps, the
+    innermost."""
     own = [f for f in findings if f["own"] and f["class"] in CLASS_ORDER]
     strong = [f for f in own if f["strong"]]
     later = min((f["seq"] for f in strong), default=None)
@@ -309,7 +330,7 @@ def _choose_cause(findings: list[dict[str, Any]], steps: list[dict[str, Any]]) -
         for f in own
         if not f["strong"]
         and not f["mild"]
-        and any(g["seq"] > f["seq"] and (g["strong"] or g["mild"]) for g in findings)
+        and (f["corroborated"] or any(g["seq"] > f["seq"] and (g["strong"] or g["mild"]) for g in findings))
     ]
     candidates = strong + [f for f in weak if later is None or f["seq"] < later]
     if not candidates:
