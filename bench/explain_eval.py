@@ -26,14 +26,20 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
 import time
 import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
+
 import xray_sdk
 from xray_server.runtime.local_server import LocalServer
+from xray_server.storage.migrations import migrate
+
+from .database import bench_database
 
 TITLE = "Explain: the right step, on synthetic pipelines with known faults"
 FAULTS = (
@@ -78,7 +84,7 @@ class PipelineSpec:
     bad_share: float
 
 
-def make_pipeline(rng: random.Random, index: int, fault: str, bad_share: float) -> PipelineSpec:
+def make_pipeline(rng: random.Random, seed: int, index: int, fault: str, bad_share: float) -> PipelineSpec:
     """An llm, a retrieval (searches, sometimes nested in a custom step), 1 to 3 filters, maybe a
     custom enrichment, a rank and a select: 3 to 8 top-level steps."""
     steps = [StepSpec("make_query", "llm", {"keywords": rng.randint(3, 6), "tokens": rng.uniform(200, 800)})]
@@ -108,7 +114,7 @@ def make_pipeline(rng: random.Random, index: int, fault: str, bad_share: float) 
     if fault == "score_collapse" and not targets:
         targets = [s for s in flat if s.step_type == "rank"] or [s for s in flat if s.step_type == "filter"]
     target = rng.choice(targets or flat)
-    return PipelineSpec(f"eval_{index}_{fault}", steps, fault, target.name, bad_share)
+    return PipelineSpec(f"eval_s{seed}_{index}_{fault}", steps, fault, target.name, bad_share)
 
 
 class Runner:
@@ -209,7 +215,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=int, default=200, help="runs per pipeline")
     parser.add_argument("--pipelines", type=int, default=2, help="pipelines per fault kind")
     parser.add_argument("--good", type=int, default=60, help="good runs explained per pipeline")
-    parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument("--seeds", default="14", help="comma-separated seeds, each a different set of pipelines")
 
 
 def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: int) -> dict[str, Any]:
@@ -220,7 +226,7 @@ def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: i
     try:
         for index in range(pipelines * len(FAULTS)):
             fault = FAULTS[index % len(FAULTS)]
-            spec = make_pipeline(rng, index, fault, rng.choice((0.1, 0.2, 0.3)))
+            spec = make_pipeline(rng, seed, index, fault, rng.choice((0.1, 0.2, 0.3)))
             runner = Runner(spec, rng)
             recorded.append(
                 (spec, [(runner.run(client, bad), bad) for bad in (rng.random() < spec.bad_share for _ in range(runs))])
@@ -266,15 +272,32 @@ def _get(base_url: str, path: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    with LocalServer({"XRAY_WORKERS": "2"}) as server:
-        result = evaluate(server.base_url, args.runs, args.pipelines, args.good, args.seed)
-    result["settings"] = {
-        "runs": args.runs,
-        "pipelines_per_fault": args.pipelines,
-        "good_sample": args.good,
-        "seed": args.seed,
+    # A fresh database and artifact folder: runs of an earlier evaluation (same pipeline names)
+    # would be in the baselines and change the scores.
+    with bench_database() as (url, _), tempfile.TemporaryDirectory(prefix="xray-eval-") as data_dir:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn)
+        env = {"XRAY_WORKERS": "2", "XRAY_DATABASE_URL": url, "XRAY_ARTIFACTS_DIR": f"{data_dir}/artifacts"}
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+        with LocalServer(env) as server:
+            per_seed = {
+                seed: evaluate(server.base_url, args.runs, args.pipelines, args.good, seed)["per_fault"]
+                for seed in seeds
+            }
+    pooled = {
+        fault: {key: sum(p[fault][key] for p in per_seed.values()) for key in ("bad", "named", "good", "accused")}
+        for fault in FAULTS
     }
-    return result
+    return {
+        "per_fault": pooled,
+        "per_seed": {str(seed): p for seed, p in per_seed.items()},
+        "settings": {
+            "runs": args.runs,
+            "pipelines_per_fault": args.pipelines,
+            "good_sample": args.good,
+            "seeds": seeds,
+        },
+    }
 
 
 def _rates(scores: dict[str, int]) -> tuple[float, float]:
@@ -300,6 +323,16 @@ def report(result: dict[str, Any]) -> str:
             total[key] += s[key]
     named, accused = _rates(total)
     lines.append(f"| all | {total['bad']} | {named:.0%} | {total['good']} | {accused:.1%} |")
+    if result.get("per_seed"):
+        lines += ["", "Each seed is its own set of pipelines:", ""]
+    for seed, per_fault in result.get("per_seed", {}).items():
+        total = {key: sum(s[key] for s in per_fault.values()) for key in ("bad", "named", "good", "accused")}
+        worst = min((_rates(s)[0], f) for f, s in per_fault.items() if s["bad"])
+        named, accused = _rates(total)
+        lines.append(
+            f"- seed {seed}: {named:.0%} of {total['bad']} bad runs named, worst kind `{worst[1]}` at "
+            f"{worst[0]:.0%}; {accused:.1%} of {total['good']} good runs with a cause."
+        )
     return "\n".join(lines)
 
 

@@ -158,6 +158,16 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
                 _verdict(worst_run <= 2.0),
             )
         )
+        largest = r["sizes"][-1]
+        if "explain" in largest:
+            e = largest["explain"]
+            rows.append(
+                (
+                    f"`GET /api/v1/runs/<id>/explain` p95 at most 50 ms at {largest['steps']:,} steps",
+                    f"p95 {e['api_ms_p95']} ms (a plain run fetch in the same run: {e['direct_ms_p95']} ms)",
+                    _verdict(e["api_ms_p95"] <= 50),
+                )
+            )
     if "patterns" in results:
         r = results["patterns"]
         small, large = r["sizes"][0], r["sizes"][-1]

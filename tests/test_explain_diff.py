@@ -1,5 +1,6 @@
 """explain and diff are rules over the API's JSON: deterministic, and each finding justified."""
 
+import math
 import random
 
 from xray_server.analysis.diff import diff_runs
@@ -251,3 +252,45 @@ def test_a_minority_model_is_the_cause_only_when_its_own_output_moved_with_it():
     fell_back = explained(1)
     assert fell_back["cause"]["step"] == "make_query" and fell_back["cause"]["kind"] == "changed"
     assert fell_back["cause"]["evidence"]["value"] == "m-small"
+
+
+def two_sources_baseline(n=200, seed=3):
+    """Recent runs where two searches whose results spread widely (by factors) feed one filter."""
+    rng = random.Random(seed)
+    steps = []
+    for i in range(n):
+        a, b = (max(1, int(rng.lognormvariate(math.log(400), 0.8))) for _ in range(2))
+        kept = int((a + b) * rng.uniform(0.6, 0.8))
+        for seq, name, step_type, metrics in (
+            (0, "search_a", "search", {"candidates_in": 3, "candidates_out": a}),
+            (1, "search_b", "search", {"candidates_in": 3, "candidates_out": b}),
+            (2, "filter", "filter", {"candidates_in": a + b, "candidates_out": kept, "drop_ratio": 1 - kept / (a + b)}),
+        ):
+            steps.append(
+                {
+                    "run_id": f"b{i}",
+                    "step_id": f"b{i}-{seq}",
+                    "parent_step_id": None,
+                    "name": name,
+                    "step_type": step_type,
+                    "status": "ok",
+                    "metrics": metrics,
+                    "rejections": {},
+                    "contract_violations": [],
+                    "duration_ms": rng.uniform(8, 12),
+                }
+            )
+    return steps
+
+
+def test_a_source_that_returned_a_hundredth_of_its_usual_is_the_cause_though_nothing_after_it_starved():
+    result = explain(
+        run(
+            step(0, "search_a", "search", metrics={"candidates_in": 3, "candidates_out": 450}),
+            step(1, "search_b", "search", metrics={"candidates_in": 3, "candidates_out": 3}),
+            step(2, "filter", metrics={"candidates_in": 453, "candidates_out": 320, "drop_ratio": 1 - 320 / 453}),
+        ),
+        two_sources_baseline(),
+    )
+    assert result["cause"] is not None and result["cause"]["step"] == "search_b", result["findings"]
+    assert result["cause"]["evidence"]["value"] == 3 and result["cause"]["evidence"]["robust_z"] < -4

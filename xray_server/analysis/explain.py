@@ -20,6 +20,9 @@ The rules that make a finding a cause rather than a symptom:
   volume, time), and within nested steps the innermost: a search that returned 3 results is the
   cause when nothing decided differently; a filter that dropped 94% is, even after a search that
   returned more than usual (a volume, often just a kind of input).
+- A volume is unusual from a distance of 8 (counts spread by factors), but from the decisions'
+  distance of 4 when the step's output is a tenth of its usual or less, or a later step is
+  starved: what it returned is what left the rest with nothing.
 - A *weak* finding (a minority value of a metric that normally takes two) is the cause only when a
   strong or mild one follows it in the same run, or when its own step's output moved with it (an
   llm that fell back to another model and returned a third of its usual keywords): alone, it is
@@ -232,11 +235,18 @@ def _output_moved(step: dict[str, Any], base: StepBaseline) -> bool:
 
 def _corroborate_volumes(findings: list[dict[str, Any]], starved_at: list[int]) -> None:
     """A volume that would be unusual at the decision's distance (4) is strong when a later step
-    of the run is starved: what it returned is what left the rest with nothing."""
+    of the run is starved, or when it is an output a tenth of its usual or less: what it returned
+    is what left the rest with nothing (a search that is one of several feeding a step starves its
+    share of it without starving the step)."""
     for f in findings:
         weak_volume = f["class"] == "volume" and f["own"] and not f["strong"] and f["score"] >= MIN_Z["decision"]
-        if weak_volume and any(seq > f["seq"] for seq in starved_at):
+        if weak_volume and (any(seq > f["seq"] for seq in starved_at) or _starved_output(f)):
             f["strong"], f["mild"] = True, False
+
+
+def _starved_output(finding: dict[str, Any]) -> bool:
+    e = finding["evidence"]
+    return e.get("feature") == "candidates_out" and (e.get("usual") or 0) > 0 and e["value"] <= STARVED * e["usual"]
 
 
 def _kind_and_class(step: dict[str, Any], deviation: Deviation) -> tuple[str, str]:
