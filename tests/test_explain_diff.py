@@ -294,3 +294,36 @@ def test_a_source_that_returned_a_hundredth_of_its_usual_is_the_cause_though_not
     )
     assert result["cause"] is not None and result["cause"]["step"] == "search_b", result["findings"]
     assert result["cause"]["evidence"]["value"] == 3 and result["cause"]["evidence"]["robust_z"] < -4
+
+
+def test_a_bug_shared_by_two_recent_runs_in_five_does_not_hide_in_the_baseline():
+    rng = random.Random(4)
+    baseline = []
+    for i in range(200):
+        cin = rng.randint(900, 1100)
+        cout = int(cin * (rng.uniform(0.02, 0.05) if i % 5 in (0, 1) else rng.uniform(0.7, 0.8)))
+        metrics = {"candidates_in": cin, "candidates_out": cout, "drop_ratio": 1 - cout / cin}
+        baseline.append(
+            {
+                "run_id": f"b{i}",
+                "step_id": f"b{i}-0",
+                "parent_step_id": None,
+                "name": "compat_filter",
+                "step_type": "filter",
+                "status": "ok",
+                "metrics": metrics,
+                "rejections": {},
+                "contract_violations": [],
+                "duration_ms": 10.0,
+            }
+        )
+    bad = explain(
+        run(step(0, "compat_filter", metrics={"candidates_in": 1000, "candidates_out": 30, "drop_ratio": 0.97})),
+        baseline,
+    )
+    assert bad["cause"] is not None and bad["cause"]["step"] == "compat_filter"
+    good = explain(
+        run(step(0, "compat_filter", metrics={"candidates_in": 1000, "candidates_out": 750, "drop_ratio": 0.25})),
+        baseline,
+    )
+    assert good["cause"] is None

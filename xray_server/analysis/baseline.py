@@ -3,14 +3,16 @@ compared with the same step (pipeline and name) in recent runs.
 
 - **Numeric features**: candidate counts, the drop ratio of a reducing step, the duration, each
   rejection reason's share of the input, and every numeric custom metric. A value is unusual when
-  it is far from the baseline's median in units of its median absolute deviation (MAD): a robust
-  distance that bad runs of the same bug, 10 to 30% of recent runs, do not drag along (the median
-  and the MAD break down only past 50%). Counts and durations are compared on a log scale (they
-  spread by factors, not by amounts). A minimum effect is required on top, so that a metric that
+  it is far from the baseline's median in units of its biweight scale (the biweight midvariance,
+  started from the median absolute deviation): a robust distance that bad runs of the same bug,
+  often 10 to 30% of recent runs and sometimes more, do not drag along (it breaks down only past
+  50%), yet that follows the whole core of a step whose values spread far. Counts and durations
+  are compared on a log scale (they spread by factors, not by amounts). A minimum effect is required on top, so that a metric that
   barely varies is not flagged for moving a little.
 - **Categorical features**: the model and every string or boolean custom metric. A value is
   unusual when nearly no recent step had it; a minority value of a metric that takes two values
-  in normal runs is only *weakly* unusual: it can be a cause only when something stronger follows.
+  in normal runs is only *weakly* unusual: it can be a cause only when something stronger follows
+  or its own step's output moved with it.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ from xray_sdk.contract.vocabulary import REDUCING_STEP_TYPES
 
 # A baseline of fewer steps than this says nothing about "usual".
 MIN_BASELINE = 20
-# The spread is the 65th percentile of the distances to the median, in standard deviations of
-# normal data (0.935): up to 35% of recent runs may share one bug without widening it, and a step
-# whose values spread far (a heavy tail, several kinds of input) is not held to a narrow core.
-SPREAD_QUANTILE = 0.65
-SPREAD_TO_SD = 0.935
+# The spread is the biweight midvariance's scale around the median: values past BIWEIGHT_C median
+# absolute deviations weigh nothing, so up to half of recent runs may share one bug without
+# widening it, while a step whose values spread far (a heavy tail, several kinds of input) is
+# held to its whole core, not to a narrow middle as the MAD alone would.
+BIWEIGHT_C = 9.0
 # Robust distance past which a value is unusual (in spreads): a step's decisions (ratios,
 # reasons, scores) and durations at 4; volumes (counts of candidates, which spread by factors and
 # differ by kind of input) at 8. A distance of 3 is mild: it can only corroborate a weak finding.
@@ -134,10 +136,10 @@ class StepBaseline:
             return None
         scale = self.scales[feature]
         transform = (lambda v: math.log1p(max(v, 0.0))) if scale == "log" else (lambda v: v)
-        centre = statistics.median(transform(v) for v in values)
-        distances = [abs(transform(v) - centre) for v in values]
+        points = [transform(v) for v in values]
+        centre = statistics.median(points)
         spread = max(
-            _quantile(distances, SPREAD_QUANTILE) / SPREAD_TO_SD,
+            biweight_scale(points, centre),
             SCALE_FLOOR[scale] * (1.0 if scale != "linear" else max(abs(centre), 1.0)),
         )
         z = (transform(value) - centre) / spread
@@ -187,6 +189,19 @@ class StepBaseline:
                 "baseline_steps": total,
             },
         )
+
+
+def biweight_scale(points: list[float], centre: float) -> float:
+    """The biweight midvariance's scale of `points` around `centre` (the sample size counts only the
+    points with weight), 0.0 when half of them or more sit on the centre."""
+    mad = statistics.median(abs(x - centre) for x in points)
+    if mad == 0:
+        return 0.0
+    near = [(x - centre, (x - centre) / (BIWEIGHT_C * mad)) for x in points]
+    near = [(d, u) for d, u in near if abs(u) < 1]
+    top = sum(d * d * (1 - u * u) ** 4 for d, u in near)
+    bottom = sum((1 - u * u) * (1 - 5 * u * u) for _, u in near)
+    return math.sqrt(len(near) * top) / abs(bottom) if bottom else 0.0
 
 
 def _custom_scale(values: list[float]) -> str:
