@@ -7,8 +7,8 @@ compared with the same step (pipeline and name) in recent runs.
   started from the median absolute deviation): a robust distance that bad runs of the same bug,
   often 10 to 30% of recent runs and sometimes more, do not drag along (it breaks down only past
   50%), yet that follows the whole core of a step whose values spread far. Counts and durations
-  are compared on a log scale (they spread by factors, not by amounts). A minimum effect is required on top, so that a metric that
-  barely varies is not flagged for moving a little.
+  are compared on a log scale (they spread by factors, not by amounts). A minimum effect is
+  required on top, so that a metric that barely varies is not flagged for moving a little.
 - **Categorical features**: the model and every string or boolean custom metric. A value is
   unusual when nearly no recent step had it; a minority value of a metric that takes two values
   in normal runs is only *weakly* unusual: it can be a cause only when something stronger follows
