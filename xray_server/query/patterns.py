@@ -118,9 +118,9 @@ WITH b AS MATERIALIZED (
     FROM runs r
     WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s AND {bad}
 ), bs AS MATERIALIZED (
-    SELECT b.run_id, s.name, s.model, s.metrics
+    SELECT b.run_id, s.name, s.step_type, s.model, s.metrics
     FROM b CROSS JOIN LATERAL (
-        SELECT name, model, metrics FROM steps s
+        SELECT name, step_type, model, metrics FROM steps s
         WHERE s.run_id = b.run_id AND s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s
           AND (s.model IS NOT NULL OR s.metrics IS NOT NULL)) s
 ), bad_values AS (
@@ -152,6 +152,8 @@ SELECT 'totals', NULL, NULL, NULL, NULL,
        (SELECT count(*) FROM b)
 UNION ALL
 SELECT 'tested', NULL, NULL, NULL, NULL, (SELECT count(*) FROM counted), NULL
+UNION ALL
+SELECT DISTINCT 'step_type', NULL, name, NULL, step_type, NULL::bigint, NULL::bigint FROM bs
 """
 _STATUS = "UNION ALL SELECT b.run_id, 'status', '', 'status', b.status FROM b"
 
@@ -167,7 +169,8 @@ WITH w AS (
 ), step_masks AS (
     SELECT s.run_id, bit_or(({step_mask})::bigint) AS mask
     FROM steps s
-    WHERE s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s AND s.name = ANY (%(step_names)s)
+    WHERE s.step_type = ANY (%(step_types)s) AND s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s
+      AND s.name = ANY (%(step_names)s)
     GROUP BY s.run_id
 ), sets AS MATERIALIZED (
     SELECT w.mask | coalesce(sm.mask, 0) AS mask, w.bad, w.bucket, count(*) AS n,
@@ -248,8 +251,12 @@ def attribute_counts(
         mask_params = {**params, **window}
         run_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] != "steps"]
         step_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] == "steps"]
+        step_names = sorted({c[1] for c in candidates if c[0] == "steps"})
         mask_params.update(
-            step_names=sorted({c[1] for c in candidates if c[0] == "steps"}),
+            step_names=step_names,
+            # By type and time (`steps_type_started_idx`), so the pass reads the window's steps of
+            # those types and never the table; a step name is taken to keep the type its bad runs gave it.
+            step_types=sorted({r["value"] for r in found if r["row"] == "step_type" and r["step"] in step_names}),
             last=len(candidates) - 1,
             pair_candidates=counts.pair_candidates,
             bucket=bucket_seconds,
