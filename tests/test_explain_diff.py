@@ -39,6 +39,22 @@ def run(*steps, run_id="r1", outcome=None):
     }
 
 
+def recent_step(i, seq, name, step_type, metrics, rejections=None, duration_ms=10.0):
+    """Step `seq` of recent run `i`, as the baseline query returns it."""
+    return {
+        "run_id": f"b{i}",
+        "step_id": f"b{i}-{seq}",
+        "parent_step_id": None,
+        "name": name,
+        "step_type": step_type,
+        "status": "ok",
+        "metrics": metrics,
+        "rejections": rejections or {},
+        "contract_violations": [],
+        "duration_ms": duration_ms,
+    }
+
+
 def baseline_steps(n=200, seed=1):
     """`n` recent runs of a pipeline: search, a filter that drops about a quarter, and a select."""
     rng = random.Random(seed)
@@ -56,20 +72,8 @@ def baseline_steps(n=200, seed=1):
             ),
             (2, "select", "select", {"candidates_in": cout, "candidates_out": 1, "drop_ratio": 1 - 1 / cout}),
         ):
-            steps.append(
-                {
-                    "run_id": f"b{i}",
-                    "step_id": f"b{i}-{seq}",
-                    "parent_step_id": None,
-                    "name": name,
-                    "step_type": step_type,
-                    "status": "ok",
-                    "metrics": metrics,
-                    "rejections": {"category_not_compatible": cin - cout} if seq == 1 and i % 5 == 0 else {},
-                    "contract_violations": [],
-                    "duration_ms": rng.uniform(8, 12),
-                }
-            )
+            rejections = {"category_not_compatible": cin - cout} if seq == 1 and i % 5 == 0 else {}
+            steps.append(recent_step(i, seq, name, step_type, metrics, rejections, rng.uniform(8, 12)))
     return steps
 
 
@@ -217,22 +221,17 @@ def llm_baseline(n=200, seed=2):
     returning 2 to 4 keywords."""
     rng = random.Random(seed)
     return [
-        {
-            "run_id": f"b{i}",
-            "step_id": f"b{i}-0",
-            "parent_step_id": None,
-            "name": "make_query",
-            "step_type": "llm",
-            "status": "ok",
-            "metrics": {
+        recent_step(
+            i,
+            0,
+            "make_query",
+            "llm",
+            {
                 "candidates_in": 1,
                 "candidates_out": rng.choice((2, 3, 3, 3, 4)),
                 "model": "m-small" if i % 7 == 0 else "m-large",
             },
-            "rejections": {},
-            "contract_violations": [],
-            "duration_ms": rng.uniform(8, 12),
-        }
+        )
         for i in range(n)
     ]
 
@@ -266,20 +265,7 @@ def two_sources_baseline(n=200, seed=3):
             (1, "search_b", "search", {"candidates_in": 3, "candidates_out": b}),
             (2, "filter", "filter", {"candidates_in": a + b, "candidates_out": kept, "drop_ratio": 1 - kept / (a + b)}),
         ):
-            steps.append(
-                {
-                    "run_id": f"b{i}",
-                    "step_id": f"b{i}-{seq}",
-                    "parent_step_id": None,
-                    "name": name,
-                    "step_type": step_type,
-                    "status": "ok",
-                    "metrics": metrics,
-                    "rejections": {},
-                    "contract_violations": [],
-                    "duration_ms": rng.uniform(8, 12),
-                }
-            )
+            steps.append(recent_step(i, seq, name, step_type, metrics, duration_ms=rng.uniform(8, 12)))
     return steps
 
 
@@ -303,20 +289,7 @@ def test_a_bug_shared_by_two_recent_runs_in_five_does_not_hide_in_the_baseline()
         cin = rng.randint(900, 1100)
         cout = int(cin * (rng.uniform(0.02, 0.05) if i % 5 in (0, 1) else rng.uniform(0.7, 0.8)))
         metrics = {"candidates_in": cin, "candidates_out": cout, "drop_ratio": 1 - cout / cin}
-        baseline.append(
-            {
-                "run_id": f"b{i}",
-                "step_id": f"b{i}-0",
-                "parent_step_id": None,
-                "name": "compat_filter",
-                "step_type": "filter",
-                "status": "ok",
-                "metrics": metrics,
-                "rejections": {},
-                "contract_violations": [],
-                "duration_ms": 10.0,
-            }
-        )
+        baseline.append(recent_step(i, 0, "compat_filter", "filter", metrics))
     bad = explain(
         run(step(0, "compat_filter", metrics={"candidates_in": 1000, "candidates_out": 30, "drop_ratio": 0.97})),
         baseline,
