@@ -210,7 +210,8 @@ def reading(result: dict[str, Any]) -> str:
             f"(goal: at most 1,000 ms): {'met' if small['p95_ms'] <= 1000 else '**not met**'}.",
             f"- **The same window inside {large['steps']:,} stored steps**: p95 x{round(growth, 2)} (goal: at most 1.2): "
             f"{'met' if growth <= 1.2 else '**not met**'}. The statement reads the window's runs by "
-            "`runs_pipeline_started_idx` and their steps by the time index, so the rest of the table is not read.",
+            "`runs_pipeline_started_idx` and their steps by `steps_type_started_idx`, so the rest of the table is "
+            "not read.",
             f"- **The tag filter on `/steps` is index-served** at {large['steps']:,} steps: "
             f"{large.get('tag_filter', {}).get('index_served')}.",
         ]
