@@ -327,7 +327,7 @@ def report(result: dict[str, Any]) -> str:
         lines += ["", "Each seed is its own set of pipelines:", ""]
     for seed, per_fault in result.get("per_seed", {}).items():
         total = {key: sum(s[key] for s in per_fault.values()) for key in ("bad", "named", "good", "accused")}
-        worst = min((_rates(s)[0], f) for f, s in per_fault.items() if s["bad"])
+        worst = min(((_rates(s)[0], f) for f, s in per_fault.items() if s["bad"]), default=(0.0, "none"))
         named, accused = _rates(total)
         lines.append(
             f"- seed {seed}: {named:.0%} of {total['bad']} bad runs named, worst kind `{worst[1]}` at "

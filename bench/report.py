@@ -190,7 +190,7 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
         rows.append((f"Tag filter on `/steps` index-served at {large['steps']:,} steps", str(served), _verdict(served)))
     if "explain_eval" in results:
         per_fault = results["explain_eval"]["per_fault"]
-        worst = min((s["named"] / s["bad"], f) for f, s in per_fault.items() if s["bad"])
+        worst = min(((s["named"] / s["bad"], f) for f, s in per_fault.items() if s["bad"]), default=(0.0, "none"))
         good = sum(s["good"] for s in per_fault.values())
         accused = sum(s["accused"] for s in per_fault.values()) / good if good else 0.0
         rows.append(

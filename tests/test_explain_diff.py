@@ -300,3 +300,52 @@ def test_a_bug_shared_by_two_recent_runs_in_five_does_not_hide_in_the_baseline()
         baseline,
     )
     assert good["cause"] is None
+
+
+def test_a_reason_that_is_often_absent_is_held_to_the_shares_it_has_when_present():
+    rng = random.Random(5)
+    baseline = []
+    for i in range(200):
+        cin = rng.randint(900, 1100)
+        stock = int(cin * rng.uniform(0.25, 0.35))
+        price = 0 if rng.random() < 0.55 else int(cin * rng.uniform(0.1, 0.4))
+        cout = cin - stock - price
+        rejections = {"stock": stock, **({"price": price} if price else {})}
+        metrics = {"candidates_in": cin, "candidates_out": cout, "drop_ratio": 1 - cout / cin}
+        baseline.append(recent_step(i, 0, "f", "filter", metrics, rejections))
+    # A price share of 0.3 is within what the step does when it rejects for price (0.1 to 0.4).
+    usual = step(
+        0,
+        "f",
+        metrics={"candidates_in": 1000, "candidates_out": 400, "drop_ratio": 0.6},
+        rejections={"stock": 300, "price": 300},
+    )
+    assert explain(run(usual), baseline)["cause"] is None
+
+
+def test_an_output_that_follows_its_input_does_not_make_a_minority_value_the_cause():
+    rng = random.Random(7)
+    baseline = []
+    for i in range(200):
+        found = int(rng.uniform(80, 120))
+        kept = int(found * rng.uniform(0.45, 0.55))
+        mode = "strict" if i % 6 == 0 else "loose"
+        baseline.append(recent_step(i, 0, "search", "search", {"candidates_in": 3, "candidates_out": found}))
+        baseline.append(
+            recent_step(
+                i,
+                1,
+                "f",
+                "filter",
+                {"candidates_in": found, "candidates_out": kept, "drop_ratio": 1 - kept / found, "mode": mode},
+            )
+        )
+    # The search returned three times its usual; the filter kept its usual half of that.
+    result = explain(
+        run(
+            step(0, "search", "search", metrics={"candidates_in": 3, "candidates_out": 300}),
+            step(1, "f", metrics={"candidates_in": 300, "candidates_out": 150, "drop_ratio": 0.5, "mode": "strict"}),
+        ),
+        baseline,
+    )
+    assert result["cause"] is None or result["cause"]["step"] == "search", result["cause"]

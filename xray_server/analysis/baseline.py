@@ -32,6 +32,10 @@ MIN_BASELINE = 20
 # widening it, while a step whose values spread far (a heavy tail, several kinds of input) is
 # held to its whole core, not to a narrow middle as the MAD alone would.
 BIWEIGHT_C = 9.0
+# When half the values or more tie at the median (no MAD), the spread is this quantile of the
+# distances to the median, in standard deviations of normal data.
+TIED_QUANTILE = 0.65
+TIED_TO_SD = 0.935
 # Robust distance past which a value is unusual (in spreads): a step's decisions (ratios,
 # reasons, scores) and durations at 4; volumes (counts of candidates, which spread by factors and
 # differ by kind of input) at 8. A distance of 3 is mild: it can only corroborate a weak finding.
@@ -139,7 +143,7 @@ class StepBaseline:
         points = [transform(v) for v in values]
         centre = statistics.median(points)
         spread = max(
-            biweight_scale(points, centre),
+            biweight_scale(points, centre) or _tied_scale(points, centre),
             SCALE_FLOOR[scale] * (1.0 if scale != "linear" else max(abs(centre), 1.0)),
         )
         z = (transform(value) - centre) / spread
@@ -202,6 +206,13 @@ def biweight_scale(points: list[float], centre: float) -> float:
     top = sum(d * d * (1 - u * u) ** 4 for d, u in near)
     bottom = sum((1 - u * u) * (1 - 5 * u * u) for _, u in near)
     return math.sqrt(len(near) * top) / abs(bottom) if bottom else 0.0
+
+
+def _tied_scale(points: list[float], centre: float) -> float:
+    """The spread when half the points or more sit on the centre (a reason's share that is often 0):
+    the 65th percentile of the distances, in standard deviations of normal data, so the other
+    values still count as the step's usual spread."""
+    return _quantile([abs(x - centre) for x in points], TIED_QUANTILE) / TIED_TO_SD
 
 
 def _custom_scale(values: list[float]) -> str:

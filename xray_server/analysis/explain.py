@@ -228,8 +228,10 @@ def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> tuple[lis
 
 def _output_moved(step: dict[str, Any], base: StepBaseline) -> bool:
     """Whether the step's output count is at least `WITH_OUTPUT_Z` from its usual, with the
-    minimum effect."""
-    out = step["metrics"].get("candidates_out")
+    minimum effect, while its input is not: an output that follows its input is not the step's."""
+    out, cin = step["metrics"].get("candidates_out"), step["metrics"].get("candidates_in")
+    if isinstance(cin, int) and base.numeric_deviation("candidates_in", float(cin), WITH_OUTPUT_Z) is not None:
+        return False
     return isinstance(out, int) and base.numeric_deviation("candidates_out", float(out), WITH_OUTPUT_Z) is not None
 
 
