@@ -123,6 +123,9 @@ class StepBaseline:
         for name, scale in self.scales.items():
             if scale == "linear":
                 self.scales[name] = _custom_scale(self.numeric[name])
+        # Feature -> (centre and spread on its scale, usual value): a feature is held to its baseline
+        # several times per step (its input and output at more than one distance), computed once.
+        self._located: dict[str, tuple[float, float, float]] = {}
 
     @property
     def trusted(self) -> bool:
@@ -140,14 +143,16 @@ class StepBaseline:
             return None
         scale = self.scales[feature]
         transform = (lambda v: math.log1p(max(v, 0.0))) if scale == "log" else (lambda v: v)
-        points = [transform(v) for v in values]
-        centre = statistics.median(points)
-        spread = max(
-            biweight_scale(points, centre) or _tied_scale(points, centre),
-            SCALE_FLOOR[scale] * (1.0 if scale != "linear" else max(abs(centre), 1.0)),
-        )
+        if feature not in self._located:
+            points = [transform(v) for v in values]
+            centre = statistics.median(points)
+            spread = max(
+                biweight_scale(points, centre) or _tied_scale(points, centre),
+                SCALE_FLOOR[scale] * (1.0 if scale != "linear" else max(abs(centre), 1.0)),
+            )
+            self._located[feature] = (centre, spread, statistics.median(values))
+        centre, spread, usual = self._located[feature]
         z = (transform(value) - centre) / spread
-        usual = statistics.median(values)
         if abs(z) < min_z or not _large_enough(feature, scale, value, usual, values):
             return None
         return Deviation(
