@@ -30,6 +30,7 @@ import tempfile
 import time
 import urllib.request
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,8 @@ FAULTS = (
     "missing_metrics",
     "slow_step",
 )
+# What is counted per fault kind: bad runs, those naming the injected step, good runs, those naming any.
+SCORES = ("bad", "named", "good", "accused")
 # Which step type each fault is injected into.
 FAULT_STEP = {
     "starved_search": "search",
@@ -241,7 +244,7 @@ def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: i
                 )
     finally:
         client.close()
-    per_fault: dict[str, dict[str, int]] = defaultdict(lambda: {"bad": 0, "named": 0, "good": 0, "accused": 0})
+    per_fault: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SCORES, 0))
     for spec, runs_ in recorded:
         scores = per_fault[spec.fault]
         good = [r for r, bad in runs_ if not bad][:good_sample]
@@ -284,10 +287,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 seed: evaluate(server.base_url, args.runs, args.pipelines, args.good, seed)["per_fault"]
                 for seed in seeds
             }
-    pooled = {
-        fault: {key: sum(p[fault][key] for p in per_seed.values()) for key in ("bad", "named", "good", "accused")}
-        for fault in FAULTS
-    }
+    pooled = {fault: _summed(p[fault] for p in per_seed.values()) for fault in FAULTS}
     return {
         "per_fault": pooled,
         "per_seed": {str(seed): p for seed, p in per_seed.items()},
@@ -298,6 +298,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "seeds": seeds,
         },
     }
+
+
+def _summed(scores: Iterable[dict[str, int]]) -> dict[str, int]:
+    """The scores of several pipelines, kinds or seeds, added up."""
+    listed = list(scores)
+    return {key: sum(s[key] for s in listed) for key in SCORES}
 
 
 def _rates(scores: dict[str, int]) -> tuple[float, float]:
@@ -312,21 +318,19 @@ def report(result: dict[str, Any]) -> str:
         "| fault kind | bad runs | injected step named as the cause | good runs | good runs with a cause |",
         "|---|---|---|---|---|",
     ]
-    total = {"bad": 0, "named": 0, "good": 0, "accused": 0}
     for fault in FAULTS:
         s = result["per_fault"].get(fault)
         if not s:
             continue
         named, accused = _rates(s)
         lines.append(f"| `{fault}` | {s['bad']} | {named:.0%} | {s['good']} | {accused:.1%} |")
-        for key in total:
-            total[key] += s[key]
+    total = _summed(result["per_fault"].values())
     named, accused = _rates(total)
     lines.append(f"| all | {total['bad']} | {named:.0%} | {total['good']} | {accused:.1%} |")
     if result.get("per_seed"):
         lines += ["", "Each seed is its own set of pipelines:", ""]
     for seed, per_fault in result.get("per_seed", {}).items():
-        total = {key: sum(s[key] for s in per_fault.values()) for key in ("bad", "named", "good", "accused")}
+        total = _summed(per_fault.values())
         worst = min(((_rates(s)[0], f) for f, s in per_fault.items() if s["bad"]), default=(0.0, "none"))
         named, accused = _rates(total)
         lines.append(

@@ -155,8 +155,9 @@ def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
                 "SELECT g, md5('run' || g)::uuid::text FROM unnest(%s::int[]) g", ([int(p) for p in picks],)
             ).fetchall()
         )
-        run_ids = iter([ids[int(p)] for p in picks] * 2)
-        steps_seen = len(json.loads(_get(http_conn, f"/api/v1/runs/{ids[int(picks[0])]}"))["steps"])
+        chosen = [ids[int(p)] for p in picks]
+        run_ids = iter(chosen * 2)
+        steps_seen = len(json.loads(_get(http_conn, f"/api/v1/runs/{chosen[0]}"))["steps"])
         out["run"] = {
             "steps": steps_seen,
             **_interleaved(
@@ -166,12 +167,9 @@ def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
             ),
         }
         # Explain beside the plain fetch of the same run: what the baseline and the rules add.
-        explained = iter([ids[int(p)] for p in picks] * 2)
-        fetched = iter([ids[int(p)] for p in picks] * 2)
+        explained, fetched = iter(chosen * 2), iter(chosen * 2)
         out["explain"] = {
-            "baseline_steps": json.loads(_get(http_conn, f"/api/v1/runs/{ids[int(picks[0])]}/explain"))["baseline"][
-                "steps"
-            ],
+            "baseline_steps": json.loads(_get(http_conn, f"/api/v1/runs/{chosen[0]}/explain"))["baseline"]["steps"],
             **_interleaved(
                 lambda: _get(http_conn, f"/api/v1/runs/{next(explained)}/explain"),
                 lambda: _get(http_conn, f"/api/v1/runs/{next(fetched)}"),

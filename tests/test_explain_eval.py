@@ -2,14 +2,14 @@
 the injected step is named as the cause in bad runs, and good runs are left alone. The full
 evaluation and its figures are in BENCHMARKS.md."""
 
-from bench.explain_eval import FAULTS, _rates, evaluate
+from bench.explain_eval import FAULTS, _rates, _summed, evaluate
 
 
 def test_explain_names_the_injected_step_and_leaves_good_runs_alone(xray_server):
     result = evaluate(xray_server.base_url, runs=60, pipelines=1, good_sample=15, seed=14)
     per_fault = result["per_fault"]
     assert set(per_fault) == set(FAULTS)
-    total = {key: sum(s[key] for s in per_fault.values()) for key in ("bad", "named", "good", "accused")}
+    total = _summed(per_fault.values())
     named, accused = _rates(total)
     assert named >= 0.9, per_fault
     assert accused <= 0.05, per_fault
