@@ -12,7 +12,18 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import artifacts, decisions, explain_eval, ingest, patterns, query, report, sdk_overhead, server_path
+from . import (
+    artifacts,
+    decisions,
+    explain_eval,
+    ingest,
+    patterns,
+    query,
+    real_eval,
+    report,
+    sdk_overhead,
+    server_path,
+)
 
 BENCHMARKS = {
     "ingest": ingest,
@@ -23,6 +34,7 @@ BENCHMARKS = {
     "decisions": decisions,
     "patterns": patterns,
     "explain_eval": explain_eval,
+    "real_eval": real_eval,
 }
 
 

@@ -8,7 +8,7 @@ the runs (0 to 30%) shares one bug, injected at one step, of one kind:
 - `starved_search`: a search returns a handful of results (every later step is starved);
 - `model_fallback`: an llm falls back to a weaker model that produces one poor keyword;
 - `over_filter`: a filter drops nearly everything;
-- `score_collapse`: a rank step's `score_max` collapses;
+- `score_collapse`: a rank step's `score_max` collapses under a new scorer (its `scorer` metric);
 - `new_reason`: a filter rejects most candidates for a reason it rarely gives;
 - `error`: a step raises;
 - `empty_output`: a filter keeps nothing;
@@ -200,9 +200,15 @@ class Runner:
         cin = state["candidates"]
         cout = min(cin, int(spec.params["keep"]))
         score = self.rng.gauss(spec.params["score"], 0.03)
-        if self._faulty(spec, bad, "score_collapse"):
+        collapsed = self._faulty(spec, bad, "score_collapse")
+        if collapsed:
             score = self.rng.uniform(0.1, 0.25)
-        step.candidates(cin, cout).metrics(score_max=round(min(1.0, max(0.0, score)), 4))
+        # The rank records its scorer's version, as a deployed ranker does: a collapse that came with
+        # a new scorer is the rank's own; one with nothing of the rank's changed looks like a recall
+        # loss or an entity with no good match, and explain does not blame the rank for it.
+        step.candidates(cin, cout).metrics(
+            score_max=round(min(1.0, max(0.0, score)), 4), scorer="r-next" if collapsed else "r-main"
+        )
         state["candidates"] = cout
 
     def _select(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:

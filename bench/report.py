@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import artifacts, decisions, explain_eval, ingest, patterns, query, sdk_overhead, server_path
+from . import artifacts, decisions, explain_eval, ingest, patterns, query, real_eval, sdk_overhead, server_path
 
 RESULTS = Path(__file__).parent / "results"
 CHART_NAME = "query_latency.png"
@@ -26,6 +26,7 @@ SECTIONS: list[tuple[str, ModuleType]] = [
     ("decisions", decisions),
     ("patterns", patterns),
     ("explain_eval", explain_eval),
+    ("real_eval", real_eval),
 ]
 
 HEADER = """# X-Ray benchmarks
@@ -207,6 +208,8 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
                 _verdict(accused <= 0.01),
             )
         )
+    if "real_eval" in results:
+        rows += real_eval.goal_rows(results["real_eval"])
     lines = ["## The goals at a glance", "", "| goal | measured | verdict |", "|---|---|---|"]
     lines += [f"| {goal} | {measured} | {verdict} |" for goal, measured, verdict in rows]
     return "\n".join(lines)

@@ -95,7 +95,8 @@ def test_an_abnormal_drop_ratio_is_the_verdict_with_its_numbers():
     )
     top = result["findings"][0]
     assert (top["kind"], top["step"], top["role"]) == ("outlier", "compat_filter", "cause")
-    assert "96.0%" in top["message"] and "200 recent steps" in top["message"]
+    assert "96.0%" in top["message"] and "none of 200 earlier steps" in top["message"]
+    assert result["symptom"]["kind"] == "worse_end" and result["symptom"]["step"] == "compat_filter"
     assert top["why"] == "kept generic accessories"
     assert result["cause"]["step"] == "compat_filter" and result["cause"]["evidence"]["robust_z"] > 5
     assert "compat_filter" in result["verdict"]
@@ -110,7 +111,7 @@ def test_a_normal_run_has_no_verdict():
         BASELINE,
     )
     assert result["findings"] == [] and result["cause"] is None
-    assert result["verdict"].startswith("No step stands out")
+    assert result["symptom"] is None and result["verdict"].startswith("Nothing went wrong")
 
 
 def test_errors_come_before_outliers_and_violations_are_reported():
@@ -179,7 +180,7 @@ def test_the_dominant_rejection_reason_is_part_of_the_evidence():
         BASELINE,
     )
     top = next(f for f in result["findings"] if f["evidence"].get("feature") == "drop_ratio")
-    assert "93% of its candidates for 'category_not_compatible'" in top["message"]
+    assert "93% of them for 'category_not_compatible'" in top["message"]
     reasons = [f for f in result["findings"] if f["evidence"].get("feature") == "reason:category_not_compatible"]
     assert reasons and reasons[0]["evidence"]["value"] == 0.93
 
@@ -238,10 +239,16 @@ def llm_baseline(n=200, seed=2):
 
 def test_a_minority_model_is_the_cause_only_when_its_own_output_moved_with_it():
     baseline = llm_baseline()
+    # The keywords' filter of every earlier run kept some.
+    for i in range(200):
+        baseline.append(recent_step(i, 1, "keep_terms", "filter", {"candidates_in": 3, "candidates_out": 2}))
 
     def explained(keywords):
         metrics = {"candidates_in": 1, "candidates_out": keywords, "model": "m-small"}
-        return explain(run(step(0, "make_query", "llm", metrics=metrics)), baseline)
+        kept = {"candidates_in": keywords, "candidates_out": 0 if keywords == 1 else 2}
+        return explain(
+            run(step(0, "make_query", "llm", metrics=metrics), step(1, "keep_terms", metrics=kept)), baseline
+        )
 
     # A minority model with a usual output is normal variation: reported, never the cause.
     alone = explained(3)
@@ -270,16 +277,21 @@ def two_sources_baseline(n=200, seed=3):
 
 
 def test_a_source_that_returned_a_hundredth_of_its_usual_is_the_cause_though_nothing_after_it_starved():
+    baseline = two_sources_baseline()
+    for s in baseline:
+        if s["name"] == "search_b":
+            baseline.append(recent_step(s["run_id"][1:], 3, "pick", "select", {"candidates_in": 5, "score": 0.9}))
     result = explain(
         run(
             step(0, "search_a", "search", metrics={"candidates_in": 3, "candidates_out": 450}),
             step(1, "search_b", "search", metrics={"candidates_in": 3, "candidates_out": 3}),
             step(2, "filter", metrics={"candidates_in": 453, "candidates_out": 320, "drop_ratio": 1 - 320 / 453}),
+            step(3, "pick", "select", metrics={"candidates_in": 5, "score": 0.3}),
         ),
-        two_sources_baseline(),
+        baseline,
     )
+    assert result["symptom"]["step"] == "pick", result
     assert result["cause"] is not None and result["cause"]["step"] == "search_b", result["findings"]
-    assert result["cause"]["evidence"]["value"] == 3 and result["cause"]["evidence"]["robust_z"] < -4
 
 
 def test_a_bug_shared_by_two_recent_runs_in_five_does_not_hide_in_the_baseline():

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import json
 import random
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from math import comb
 
 import pytest
 from click.testing import CliRunner
+from psycopg import sql
+from psycopg.pq import TransactionStatus
 
 from tests.support.events import new_id, step_end
+from tests.support.openapi import conforms
 from xray_cli import main
 from xray_server import ingest
+from xray_server.analysis.patterns import scored
 from xray_server.analysis.significance import fisher_greater
+from xray_server.query.patterns import Counts
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -87,6 +93,9 @@ def test_one_noisy_attribute_is_found_among_decoys(db, client, pipeline):
     assert top["p_value"] < 0.001 and top["risk_ratio"] > 5
     listed = {name for p in answer["patterns"] for name in p["attributes"]}
     assert not listed & {"tags.shard", "tags.market", "metadata.title"}
+    components = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert answer["timeline"]["pattern"] is not None
+    assert conforms(answer, components["Patterns"], components), answer
 
 
 def test_two_attributes_that_matter_only_together_are_reported_as_a_pair(db, client, pipeline):
@@ -159,6 +168,53 @@ def test_a_predicate_is_required_and_named(client, pipeline):
     assert "predicate" in answer.get_json()["error"]["details"]["fields"]
 
 
+def test_the_counts_of_one_request_come_from_one_snapshot(db, client, pipeline, monkeypatch):
+    """Bad runs committed between the statements of one request (the window ends at now, so runs
+    keep arriving) are seen by neither: statement 2 never counts more bad runs than statement 1."""
+    for i in range(30):
+        record(db, pipeline, bad=i < 10, tags={"app_version": "4.2" if i < 10 else "4.1"})
+    arrived = []
+    lend = db.connection
+
+    def arrive_late():
+        arrived.append(True)  # first: the runs below borrow connections through `spied` too
+        for _ in range(15):
+            record(db, pipeline, bad=True, tags={"app_version": "4.2"})
+
+    @contextmanager
+    def spied():
+        with lend() as conn:
+            execute = conn.execute
+
+            def between_the_statements(query, *args, **kwargs):
+                text = query.as_string(conn) if isinstance(query, sql.Composable) else str(query)
+                if "step_masks" in text and not arrived:  # statement 2 is next: runs arrive first
+                    arrive_late()
+                return execute(query, *args, **kwargs)
+
+            conn.execute = between_the_statements
+            try:
+                yield conn
+            finally:
+                del conn.execute
+            # The snapshot's isolation level was its transaction's: the connection goes back as it came.
+            assert conn.info.transaction_status == TransactionStatus.IDLE and conn.isolation_level is None
+            assert conn.execute("SHOW transaction_isolation").fetchone()["transaction_isolation"] == "read committed"
+
+    monkeypatch.setattr(db, "connection", spied)
+    answer = patterns(client, pipeline)
+    assert arrived, "statement 2 never ran"
+    assert (answer["runs"], answer["bad_runs"]) == (30, 10)
+    buckets = answer["timeline"]["buckets"]  # counted by statement 2
+    assert (sum(b["runs"] for b in buckets), sum(b["bad"] for b in buckets)) == (30, 10)
+    assert all(p["bad"] <= answer["bad_runs"] for p in answer["patterns"])
+    top = answer["patterns"][0]
+    assert top["attributes"] == {"tags.app_version": "4.2"} and (top["bad"], top["other"]) == (10, 0)
+    monkeypatch.undo()
+    later = patterns(client, pipeline)  # the next request sees the runs that arrived
+    assert (later["runs"], later["bad_runs"], later["patterns"][0]["bad"]) == (45, 25, 25)
+
+
 @pytest.mark.parametrize("table", [(3, 1, 1, 3), (10, 2, 3, 15), (0, 5, 5, 0), (7, 0, 0, 9), (1, 9, 9, 1)])
 def test_the_fisher_tail_matches_exact_arithmetic(table):
     a, b, c, d = table
@@ -168,6 +224,12 @@ def test_the_fisher_tail_matches_exact_arithmetic(table):
         for x in range(a, min(with_value, bad) + 1)
     )
     assert fisher_greater(a, b, c, d) == pytest.approx(float(exact), rel=1e-9)
+
+
+@pytest.mark.parametrize("table", [(25, 0, -15, 20), (-1, 3, 2, 4), (3, -1, 2, 4), (3, 1, 2, -4)])
+def test_the_fisher_tail_refuses_an_impossible_table(table):
+    with pytest.raises(ValueError, match="negative cell"):
+        fisher_greater(*table)
 
 
 def test_the_cli_prints_the_pattern(db, xray_server, pipeline):
@@ -215,3 +277,13 @@ def test_the_cli_prints_the_pattern(db, xray_server, pipeline):
         .output
     )
     assert data["patterns"][0]["attributes"] == {"tags.feed": "B"} and data["patterns"][0]["other"] == 0
+
+
+def test_a_pattern_is_scored_from_its_table_without_a_database():
+    attribute = ("tags", "", "app_version", "4.2")
+    pattern = scored(Counts([attribute], bad=18, other=2), runs=100, bad_runs=20, tested=4)
+    assert (pattern.support, pattern.precision) == (0.9, 0.9)
+    assert pattern.risk_ratio == 0.9 / (2 / 80) and pattern.score == 0.9
+    assert pattern.significant(min_support=0.2) and pattern.public()["risk_ratio"] == 36.0
+    with pytest.raises(RuntimeError, match="inconsistent pattern counts"):
+        scored(Counts([attribute], bad=25, other=0), runs=100, bad_runs=20, tested=4)

@@ -266,9 +266,14 @@ def steps_text(rows: list[dict[str, Any]]) -> str:
 @click.command()
 @url_option
 @json_option
-@click.option("--baseline-runs", default=200, show_default=True, help="How many recent runs the baseline holds.")
+@click.option(
+    "--baseline-runs",
+    type=int,
+    default=None,
+    help="How many earlier runs the baseline holds (default: the server's, 200).",
+)
 @click.argument("run_id")
-def explain(url: str, as_json: bool, baseline_runs: int, run_id: str) -> None:
+def explain(url: str, as_json: bool, baseline_runs: int | None, run_id: str) -> None:
     """Which step caused what went wrong, and why, against the same steps in recent runs."""
     result = explain_for(Api(url), run_id, baseline_runs)
     if as_json:
@@ -276,8 +281,8 @@ def explain(url: str, as_json: bool, baseline_runs: int, run_id: str) -> None:
     click.echo(explain_text(result))
 
 
-def explain_for(api: Api, run_id: str, baseline_runs: int = 200) -> dict[str, Any]:
-    """The server's explanation of a run against the same steps in its pipeline's recent runs."""
+def explain_for(api: Api, run_id: str, baseline_runs: int | None = None) -> dict[str, Any]:
+    """The server's explanation of a run against the same steps in its pipeline's earlier runs."""
     return api.get(f"/api/v1/runs/{segment(run_id)}/explain", baseline_runs=baseline_runs)
 
 

@@ -52,12 +52,13 @@ def run_finish(status: str = "ok", *, at: str | None = None, **extra: Any) -> di
 def competitor_run(drop_ratio_bad: bool = False, base: datetime | None = None) -> list[dict]:
     """The events of a five-step competitor-selection run; its filter is bad if asked."""
     base = base or datetime.now(UTC)
-    out = 12 if drop_ratio_bad else 640
+    out, score = (12, 0.41) if drop_ratio_bad else (640, 0.93)
     steps = [
         ("generate_keywords", "llm", {"model": "fake-llm-1", "temperature": 0.2}, "asked for 5 keywords"),
         ("search_catalogue", "search", {"results": 2000}, "2000 hits for 5 keywords"),
         ("compat_filter", "filter", {"candidates_in": 2000, "candidates_out": out}, "kept same-category items"),
-        ("rank_candidates", "rank", {"candidates_in": out, "candidates_out": 10, "score_max": 0.93}, "by similarity"),
+        # What the bad filter left holds no good match: the best score the rank finds falls with it.
+        ("rank_candidates", "rank", {"candidates_in": out, "candidates_out": 10, "score_max": score}, "by similarity"),
         ("select_best", "select", {"chosen": 1}, "highest score"),
     ]
     events = []

@@ -1,69 +1,58 @@
-"""What a step usually does, held robustly: every numeric and categorical feature of a step,
-compared with the same step (pipeline and name) in recent runs.
+"""What a step usually does, and how far from it a value of this run is: every numeric and
+categorical feature of a step, against the same step (pipeline and name) in earlier runs.
 
-- **Numeric features**: candidate counts, the drop ratio of a reducing step, the duration, each
-  rejection reason's share of the input, and every numeric custom metric. A value is unusual when
-  it is far from the baseline's median in units of its biweight scale (the biweight midvariance,
-  started from the median absolute deviation): a robust distance that bad runs of the same bug,
-  often 10 to 30% of recent runs and sometimes more, do not drag along (it breaks down only past
-  50%), yet that follows the whole core of a step whose values spread far. Counts and durations
-  are compared on a log scale (they spread by factors, not by amounts). A minimum effect is
-  required on top, so that a metric that barely varies is not flagged for moving a little.
-- **Categorical features**: the model and every string or boolean custom metric. A value is
-  unusual when nearly no recent step had it; a minority value of a metric that takes two values
-  in normal runs is only *weakly* unusual: it can be a cause only when something stronger follows
-  or its own step's output moved with it.
+A numeric value is read three ways, each against the baseline's own distribution, whatever its
+shape (tied, bounded, skewed, in two segments, heavy-tailed):
+
+- its **robust distance** from the median, in units of the biweight scale (a spread that bad runs
+  of one bug do not widen until they are half of the baseline), on a log scale for counts and
+  durations;
+- its **tail share**: how many earlier runs were at least as extreme, on the same side (ties
+  count), so that a value one normal run in ten shares is never unusual, whatever its distance;
+- whether it sits in a **cluster apart** from the core: an empty stretch between it and the
+  median, as a bug's values leave and a legitimate long tail does not.
+
+A value is unusual when all three say so, and it moved by the minimum effect. A categorical value
+is unusual when nearly no earlier step had it, and weakly unusual when a minority had it. The
+numbers are in `thresholds.py`.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from xray_sdk.contract.vocabulary import REDUCING_STEP_TYPES
+from xray_sdk.contract.vocabulary import StepType
+from xray_server.analysis import thresholds as t
 
-# A baseline of fewer steps than this says nothing about "usual".
-MIN_BASELINE = 20
-# The spread is the biweight midvariance's scale around the median: values past BIWEIGHT_C median
-# absolute deviations weigh nothing, so up to half of recent runs may share one bug without
-# widening it, while a step whose values spread far (a heavy tail, several kinds of input) is
-# held to its whole core, not to a narrow middle as the MAD alone would.
-BIWEIGHT_C = 9.0
-# When half the values or more tie at the median (no MAD), the spread is this quantile of the
-# distances to the median, in standard deviations of normal data.
-TIED_QUANTILE = 0.65
-TIED_TO_SD = 0.935
-# Robust distance past which a value is unusual (in spreads): a step's decisions (ratios,
-# reasons, scores) and durations at 4; volumes (counts of candidates, which spread by factors and
-# differ by kind of input) at 8. A distance of 3 is mild: it can only corroborate a weak finding.
-MIN_Z = {"decision": 4.0, "time": 4.0, "volume": 8.0}
-MILD_Z = 3.0
-# A weak categorical finding is corroborated by its own step's output moving this far (with the
-# minimum effect): the step changed what it used and what it produced together.
-WITH_OUTPUT_Z = 2.0
-# Floors of the spread, so a metric that never varies is not "infinitely" far for any change.
-SCALE_FLOOR = {"log": 0.25, "ratio": 0.03, "linear": 1e-6}
-# Categorical values this rare in the baseline are unusual; a value the baseline's mode
-# dominates (its share at least MODE_SHARE) but that a minority had is weakly unusual.
-RARE_SHARE = 0.02
-MODE_SHARE = 0.6
-WEAK_SHARE = 0.4
 COUNTS = ("candidates_in", "candidates_out")
+# A filter's drop ratio is its decision. A rank's or a select's follows from how many it was
+# given (a select keeps one: its ratio says how many it chose from, not what went wrong).
+DROP_RATIO_STEPS = (StepType.FILTER.value,)
 
 
-@dataclass
-class Deviation:
-    """One feature of the step, far from its baseline."""
+@dataclass(frozen=True)
+class Reading:
+    """One feature of a step against its baseline."""
 
     feature: str
     value: Any
     usual: Any
+    # Robust distance from the median, signed (numeric); 0 for a categorical value.
     distance: float
-    strong: bool
-    evidence: dict[str, Any]
+    # The share of earlier steps at least as extreme (numeric), or with the same value (categorical).
+    tail: float
+    # Numeric: far, rare and apart from the core. Categorical: rare.
+    unusual: bool
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def lower(self) -> bool:
+        return isinstance(self.value, (int, float)) and self.value < self.usual
 
 
 def numeric_features(step: dict[str, Any]) -> dict[str, tuple[float, str]]:
@@ -73,7 +62,7 @@ def numeric_features(step: dict[str, Any]) -> dict[str, tuple[float, str]]:
     for name in COUNTS:
         if isinstance(metrics.get(name), int):
             out[name] = (float(metrics[name]), "log")
-    if step["step_type"] in REDUCING_STEP_TYPES and isinstance(metrics.get("drop_ratio"), (int, float)):
+    if step["step_type"] in DROP_RATIO_STEPS and isinstance(metrics.get("drop_ratio"), (int, float)):
         out["drop_ratio"] = (float(metrics["drop_ratio"]), "ratio")
     if isinstance(step.get("duration_ms"), (int, float)):
         out["duration_ms"] = (float(step["duration_ms"]), "log")
@@ -94,16 +83,29 @@ def categorical_features(step: dict[str, Any]) -> dict[str, str]:
     return {name: str(value) for name, value in step["metrics"].items() if isinstance(value, (str, bool))}
 
 
+@dataclass(frozen=True)
+class _Located:
+    """A numeric feature's baseline on its own scale: sorted points, centre, spread, usual value."""
+
+    points: list[float]
+    centre: float
+    spread: float
+    usual: float
+    p10: float
+    p90: float
+
+
 class StepBaseline:
-    """The baseline of one step name: its features over recent runs."""
+    """The baseline of one step name: its features over earlier runs."""
 
     def __init__(self, steps: list[dict[str, Any]]) -> None:
         self.size = len(steps)
         self.numeric: dict[str, list[float]] = {}
         self.scales: dict[str, str] = {}
         self.categorical: dict[str, Counter[str]] = {}
-        reasons: set[str] = set()
         self.violations = sum(1 for s in steps if s["contract_violations"])
+        self.errors = sum(1 for s in steps if s["status"] == "error")
+        reasons: set[str] = set()
         for step in steps:
             for name, (value, scale) in numeric_features(step).items():
                 self.numeric.setdefault(name, []).append(value)
@@ -115,6 +117,7 @@ class StepBaseline:
         with_input = [
             s for s in steps if isinstance(s["metrics"].get("candidates_in"), int) and s["metrics"]["candidates_in"] > 0
         ]
+        self._with_input = len(with_input)
         for reason in reasons:
             self.numeric[f"reason:{reason}"] = [
                 (s.get("rejections") or {}).get(reason, 0) / s["metrics"]["candidates_in"] for s in with_input
@@ -123,74 +126,113 @@ class StepBaseline:
         for name, scale in self.scales.items():
             if scale == "linear":
                 self.scales[name] = _custom_scale(self.numeric[name])
-        # Feature -> (centre and spread on its scale, usual value): a feature is held to its baseline
-        # several times per step (its input and output at more than one distance), computed once.
-        self._located: dict[str, tuple[float, float, float]] = {}
+        # A feature is read several times per step (its input and output at more than one
+        # distance): located once.
+        self._located: dict[str, _Located] = {}
 
     @property
     def trusted(self) -> bool:
-        return self.size >= MIN_BASELINE
+        return self.size >= t.MIN_BASELINE
+
+    def _values(self, feature: str) -> list[float] | None:
+        if feature.startswith("reason:") and feature not in self.numeric and self._with_input:
+            # A reason no earlier step gave removed nothing in each of them.
+            self.numeric[feature], self.scales[feature] = [0.0] * self._with_input, "ratio"
+        return self.numeric.get(feature)
 
     def usual(self, feature: str) -> float | None:
-        values = self.numeric.get(feature)
+        values = self._values(feature)
         return statistics.median(values) if values else None
 
-    def numeric_deviation(self, feature: str, value: float, min_z: float = MILD_Z) -> Deviation | None:
-        """The feature's deviation when `value` is at least `min_z` from the baseline (and the
-        minimum effect), else None; `strong` is for the caller to decide."""
-        values = self.numeric.get(feature)
-        if not values or len(values) < MIN_BASELINE:
+    def share(self, feature: str, predicate: Any) -> float:
+        """The share of earlier steps whose `feature` satisfies `predicate`."""
+        values = self._values(feature) or []
+        return sum(1 for v in values if predicate(v)) / len(values) if values else 0.0
+
+    def _locate(self, feature: str) -> _Located | None:
+        if feature in self._located:
+            return self._located[feature]
+        values = self._values(feature)
+        if not values or len(values) < t.MIN_BASELINE:
             return None
         scale = self.scales[feature]
-        transform = (lambda v: math.log1p(max(v, 0.0))) if scale == "log" else (lambda v: v)
-        if feature not in self._located:
-            points = [transform(v) for v in values]
-            centre = statistics.median(points)
-            spread = max(
-                biweight_scale(points, centre) or _tied_scale(points, centre),
-                SCALE_FLOOR[scale] * (1.0 if scale != "linear" else max(abs(centre), 1.0)),
-            )
-            self._located[feature] = (centre, spread, statistics.median(values))
-        centre, spread, usual = self._located[feature]
-        z = (transform(value) - centre) / spread
-        if abs(z) < min_z or not _large_enough(feature, scale, value, usual, values):
+        points = sorted(_transform(scale, v) for v in values)
+        centre = statistics.median(points)
+        floor = t.SCALE_FLOOR[scale] * (1.0 if scale != "linear" else max(abs(centre), 1.0))
+        spread = max(biweight_scale(points, centre) or _tied_scale(points, centre), floor)
+        located = _Located(
+            points, centre, spread, statistics.median(values), _quantile(values, 0.1), _quantile(values, 0.9)
+        )
+        self._located[feature] = located
+        return located
+
+    def moved(self, feature: str, value: float, min_z: float) -> bool:
+        """Whether `value` is at least `min_z` spreads from the baseline's median, with the minimum
+        effect: "it moved", with no claim that it is unusual."""
+        located = self._locate(feature)
+        if located is None:
+            return False
+        z = (_transform(self.scales[feature], value) - located.centre) / located.spread
+        return abs(z) >= min_z and _large_enough(feature, self.scales[feature], value, located.usual, located)
+
+    def read(self, feature: str, value: float, min_z: float, *, large: bool = False) -> Reading | None:
+        """The reading of `value` when it is at least `min_z` spreads from the median with the
+        minimum effect (or `large`: the caller knows the effect is large), else None. `unusual` when, besides, at most `MAX_TAIL_SHARE` of earlier
+        steps were as extreme and the value sits apart from the core."""
+        located = self._locate(feature)
+        if located is None:
             return None
-        return Deviation(
+        scale = self.scales[feature]
+        point = _transform(scale, value)
+        z = (point - located.centre) / located.spread
+        if abs(z) < min_z or not (large or _large_enough(feature, scale, value, located.usual, located)):
+            return None
+        tail = tail_share(located.points, point, located.centre)
+        apart = gap_share(located.points, point, located.centre) >= t.GAP_SHARE
+        return Reading(
             feature,
             value,
-            usual,
+            located.usual,
             round(z, 2),
-            True,
+            round(tail, 4),
+            tail <= t.MAX_TAIL_SHARE and apart,
             {
+                "feature": feature,
                 "value": _round(value),
-                "usual": _round(usual),
+                "usual": _round(located.usual),
                 "robust_z": round(z, 1),
-                "baseline_steps": len(values),
-                "p10": _round(_quantile(values, 0.1)),
-                "p90": _round(_quantile(values, 0.9)),
+                "tail_share": round(tail, 4),
+                "apart": apart,
+                "baseline_steps": len(located.points),
+                "p10": _round(located.p10),
+                "p90": _round(located.p90),
             },
         )
 
-    def categorical_deviation(self, feature: str, value: str) -> Deviation | None:
-        """The feature's deviation when `value` is rare in the baseline, else None."""
+    def read_category(self, feature: str, value: str) -> Reading | None:
+        """The reading of a categorical value a minority of earlier steps had (None for the mode, a
+        feature the step rarely records, or a value shared too widely to stand out); `unusual`
+        when nearly none had it."""
         counts = self.categorical.get(feature)
         total = sum(counts.values()) if counts else 0
-        if total < MIN_BASELINE or counts is None:
+        if counts is None or total < t.MIN_BASELINE:
             return None
         mode, mode_count = counts.most_common(1)[0]
         share = counts.get(value, 0) / total
         if value == mode:
             return None
-        strong = share <= RARE_SHARE
-        if not strong and not (mode_count / total >= MODE_SHARE and share <= WEAK_SHARE):
+        rare = share <= t.RARE_CATEGORY_SHARE
+        if not rare and not (mode_count / total >= t.MODE_SHARE and share <= t.WEAK_SHARE):
             return None
-        return Deviation(
+        return Reading(
             feature,
             value,
             mode,
-            round(1 - share, 3),
-            strong,
+            0.0,
+            round(share, 4),
+            rare,
             {
+                "feature": feature,
                 "value": value,
                 "usual": mode,
                 "usual_share": round(mode_count / total, 3),
@@ -200,13 +242,32 @@ class StepBaseline:
         )
 
 
+def tail_share(points: list[float], point: float, centre: float) -> float:
+    """The share of sorted `points` at least as extreme as `point`, on its side of `centre`."""
+    if point < centre:
+        return bisect.bisect_right(points, point) / len(points)
+    return (len(points) - bisect.bisect_left(points, point)) / len(points)
+
+
+def gap_share(points: list[float], point: float, centre: float) -> float:
+    """The widest stretch between `point` and `centre` that holds none of the sorted `points`, as a
+    share of the distance between them: 1.0 when nothing lies between, near 0 in a filled tail."""
+    distance = abs(point - centre)
+    if distance == 0:
+        return 0.0
+    low, high = min(point, centre), max(point, centre)
+    inside = points[bisect.bisect_right(points, low) : bisect.bisect_left(points, high)]
+    edges = [low, *inside, high]
+    return max(b - a for a, b in zip(edges, edges[1:], strict=False)) / distance
+
+
 def biweight_scale(points: list[float], centre: float) -> float:
     """The biweight midvariance's scale of `points` around `centre` (the sample size counts only the
     points with weight), 0.0 when half of them or more sit on the centre."""
     mad = statistics.median(abs(x - centre) for x in points)
     if mad == 0:
         return 0.0
-    near = [(x - centre, (x - centre) / (BIWEIGHT_C * mad)) for x in points]
+    near = [(x - centre, (x - centre) / (t.BIWEIGHT_C * mad)) for x in points]
     near = [(d, u) for d, u in near if abs(u) < 1]
     top = sum(d * d * (1 - u * u) ** 4 for d, u in near)
     bottom = sum((1 - u * u) * (1 - 5 * u * u) for _, u in near)
@@ -214,35 +275,37 @@ def biweight_scale(points: list[float], centre: float) -> float:
 
 
 def _tied_scale(points: list[float], centre: float) -> float:
-    """The spread when half the points or more sit on the centre (a reason's share that is often 0):
-    the 65th percentile of the distances, in standard deviations of normal data, so the other
-    values still count as the step's usual spread."""
-    return _quantile([abs(x - centre) for x in points], TIED_QUANTILE) / TIED_TO_SD
+    """The spread when half the points or more sit on the centre (a reason's share that is often 0)."""
+    return _quantile([abs(x - centre) for x in points], t.TIED_QUANTILE) / t.TIED_TO_SD
+
+
+def _transform(scale: str, value: float) -> float:
+    return math.log1p(max(value, 0.0)) if scale == "log" else value
 
 
 def _custom_scale(values: list[float]) -> str:
-    """A custom metric is a share when every value is within [0, 1], a count when every value is
-    whole and non-negative, and linear otherwise."""
-    if all(0.0 <= v <= 1.0 for v in values):
-        return "ratio"
+    """A custom metric is a count when every value is whole and non-negative (0 and 1 included: a
+    metric that is only ever 0 or 1 counts something), a share when every value is within [0, 1],
+    and linear otherwise."""
     if all(v >= 0 and v == int(v) for v in values):
         return "log"
+    if all(0.0 <= v <= 1.0 for v in values):
+        return "ratio"
     return "linear"
 
 
-def _large_enough(feature: str, scale: str, value: float, usual: float, values: list[float]) -> bool:
-    """The minimum effect: counts at least halved or doubled (and by 2 or more), durations tripled
-    and 50 ms longer, shares moved by 0.2, other metrics by a quarter of their usual size or of
-    their range."""
+def _large_enough(feature: str, scale: str, value: float, usual: float, located: _Located) -> bool:
+    """The minimum effect (`thresholds.py`): counts halved or doubled and by 2, durations tripled
+    and 50 ms longer, shares moved by 0.2, other metrics by a quarter of their usual size and by
+    their p10-p90 range."""
     gap = abs(value - usual)
     if feature == "duration_ms":
-        return value >= 3 * usual and value - usual >= 50
+        return value >= t.DURATION_FACTOR * usual and value - usual >= t.DURATION_GAP_MS
     if scale == "log":
-        return gap >= 2 and (value >= 2 * usual or value <= usual / 2)
+        return gap >= t.COUNT_GAP and (value >= t.COUNT_FACTOR * usual or value <= usual / t.COUNT_FACTOR)
     if scale == "ratio":
-        return gap >= 0.2
-    spread = _quantile(values, 0.9) - _quantile(values, 0.1)
-    return gap >= max(0.25 * abs(usual), spread, 1e-9)
+        return gap >= t.SHARE_GAP
+    return gap >= max(t.CUSTOM_SHARE_OF_USUAL * abs(usual), located.p90 - located.p10, 1e-9)
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -1,270 +1,263 @@
-"""Explain: which step of a run caused what went wrong, and why, by rules only.
+"""Explain: what went wrong in a run, which step caused it, and why, by rules only.
 
-Each step is held to the same step (pipeline and name) in the most recent runs of its pipeline,
-the run itself left out (`baseline.py`: robust distances over every numeric and categorical
-feature). Each unusual feature is a finding of one class:
+Each step is held to the same step (pipeline and name) in the runs of its pipeline that started
+before it, runs judged bad left out (`baseline.py`: every numeric and categorical feature, read
+against the baseline's own distribution). An unusual feature is a finding of one class (fault,
+decision, volume, time; `findings.py`). Then, in this order:
 
-- a *fault*: the step raised, or never ended;
-- a *decision*: what the step did with what it was given: a reducing step's drop ratio, its
-  reasons, an empty output, its custom metrics (a rank's `score_max`); any step's model or other
-  categorical metric; missing required metrics;
-- a *volume*: how many candidates came in or went out (a search's results, an llm's keywords);
-- a *time*: the step was slow.
+1. **The symptom**: what went wrong, as a user sees it: a step raised or never ended; a step
+   output nothing where it usually outputs something; the run's final decisions (its trailing
+   step, and the rank a final select chose from) came out far worse than usual; a step stopped recording its
+   metrics; a step was far slower than usual. A run with no symptom has no cause, whatever is
+   unusual in it: a value that normal runs also reach is listed, never blamed.
+2. **The cause**, traced back from the symptom: a fault, else the earliest own finding at or
+   before it (a count that rose is not a cause: what the next step made of it is its own). A finding is a step's own unless the step was starved (a tenth of its usual
+   input or less: what it did follows), its input was unusual (its volumes follow), or, for an
+   empty output, earlier runs given the same kind of input came out empty too (a filter that
+   received nothing that could pass did its job).
+3. **Upstream recall**: a rank or select whose score fell with no change of its own (no new model,
+   as many candidates as usual) ranked worse candidates than usual. When the nearest search before
+   it was truncated at the `limit` it records, that search is named (what it cut is what the rank
+   missed); when it was not, the fall is no cause (an entity with no match scores low too).
+4. **Or nothing**: "the symptom is here, and nothing upstream shows why".
 
-The rules that make a finding a cause rather than a symptom:
-
-- A step starved of input (none, or a tenth of its usual) is a downstream effect: whatever it did
-  follows from what it was given. A step whose input is unusual but not starved keeps its
-  decisions (its output against its input is its own) and loses its volumes (they follow).
-- The cause is the earliest own finding of the strongest class present (fault, then decision,
-  volume, time), and within nested steps the innermost: a search that returned 3 results is the
-  cause when nothing decided differently; a filter that dropped 94% is, even after a search that
-  returned more than usual (a volume, often just a kind of input).
-- A volume is unusual from a distance of 8 (counts spread by factors), but from the decisions'
-  distance of 4 when the step's output is a tenth of its usual or less, or a later step is
-  starved: what it returned is what left the rest with nothing.
-- A *weak* finding (a minority value of a metric that normally takes two) is the cause only when a
-  strong or mild one follows it in the same run, or when its own step's output moved with it (an
-  llm that fell back to another model and returned a third of its usual keywords): alone, it is
-  normal variation.
-
-Served at `GET /api/v1/runs/<run_id>/explain`. Deterministic: the same run and the same recent
+Served at `GET /api/v1/runs/<run_id>/explain`. Deterministic: the same run and the same earlier
 runs give the same answer (the contract forbids AI-generated explanations).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from xray_sdk.contract.vocabulary import REDUCING_STEP_TYPES, ArtifactStatus, StepStatus, StepType
+from xray_sdk.contract.vocabulary import REDUCING_STEP_TYPES, ArtifactStatus, DropReason, StepStatus, StepType
 from xray_server import query
-from xray_server.analysis.baseline import (
-    MIN_Z,
-    WITH_OUTPUT_Z,
-    Deviation,
-    StepBaseline,
-    categorical_features,
-    numeric_features,
-)
-from xray_server.query.baselines import recent_steps
+from xray_server.analysis import explain_text as describe
+from xray_server.analysis import thresholds as t
+from xray_server.analysis.baseline import Reading, StepBaseline, categorical_features, numeric_features
+from xray_server.analysis.explain_input import explained_by_input
+from xray_server.analysis.findings import Finding, FindingClass, Role, StepRef, Strength, Symptom, SymptomKind
+from xray_server.query.baselines import earlier_steps
 from xray_server.storage.pool import Database
 
-# How many recent runs of the pipeline the baseline holds.
-BASELINE_RUNS = 200
-# Classes of finding, strongest first: a cause is chosen from the strongest class present.
-CLASS_ORDER = {"fault": 0, "decision": 1, "volume": 2, "time": 3}
 VOLUMES = ("candidates_in", "candidates_out")
-# Input at or below this share of its usual size starves a step: what it does is an effect.
-STARVED = 0.1
-ROLE_ORDER = {"cause": 0, "effect": 1, "unusual": 2}
-# Within a step, what says most about its own behaviour comes first: its ratio and reasons before
-# its output count (which follows from them), counts before duration.
-FEATURE_ORDER = {"drop_ratio": 0, "candidates_out": 3, "candidates_in": 4, "duration_ms": 5}
+# The steps that supply candidates: a recall loss is theirs.
+SOURCES = (StepType.SEARCH.value,)
+# The metric a search records its result limit in: a count at the limit was truncated.
+LIMIT_METRIC = "limit"
+# Within a step, what says most about its own behaviour comes first: a changed model or setting,
+# then its reasons and ratio, its scores, its output count (which follows from them), its input,
+# its duration.
+FEATURE_ORDER = {"drop_ratio": 2, "candidates_out": 4, "candidates_in": 5, "duration_ms": 6}
+SYMPTOM_ORDER = list(SymptomKind)
 
 
-def _feature_rank(finding: dict[str, Any]) -> int:
-    feature = finding["evidence"].get("feature")
-    if feature is None:
-        return 0
-    if feature.startswith("reason:"):
-        return 1
-    return FEATURE_ORDER.get(feature, 2)
-
-
-def explain_stored_run(db: Database, run_id: str, baseline_runs: int = BASELINE_RUNS) -> dict[str, Any]:
-    """Explain a stored run against the `baseline_runs` most recent other runs of its pipeline."""
+def explain_stored_run(db: Database, run_id: str, baseline_runs: int = t.BASELINE_RUNS) -> dict[str, Any]:
+    """Explain a stored run against the `baseline_runs` runs of its pipeline that started before it."""
     run = query.get_run(db, run_id)
-    baseline = recent_steps(db, run["pipeline"], run["run_id"], baseline_runs) if run["pipeline"] else []
+    baseline = earlier_steps(db, run, baseline_runs, t.BAD_LABEL) if run["pipeline"] else []
     return explain(run, baseline)
 
 
 def explain(run: dict[str, Any], baseline_steps: list[dict[str, Any]]) -> dict[str, Any]:
-    """The cause (or None), every finding with its role and numbers, and a verdict, for `run` (a
-    run view) against `baseline_steps` (steps of other recent runs of the same pipeline)."""
+    """The symptom, the cause (or None), every finding with its role, and a verdict, for `run` (a run
+    view) against `baseline_steps` (steps of earlier runs of the same pipeline)."""
     by_name: dict[str, list[dict[str, Any]]] = {}
     for step in baseline_steps:
         by_name.setdefault(step["name"], []).append(step)
     baselines = {name: StepBaseline(steps) for name, steps in by_name.items()}
     steps = sorted(run["steps"], key=lambda s: s["seq"])
-    findings: list[dict[str, Any]] = []
+    findings: list[Finding] = []
     starved_at: list[int] = []
     for step in steps:
-        step_findings, starved = _step_findings(step, baselines.get(step["name"]))
+        step_findings, starved = _step_findings(step, baselines.get(step["name"]), steps, baseline_steps)
         findings += step_findings
         if starved:
             starved_at.append(step["seq"])
-    _corroborate_volumes(findings, starved_at)
-    cause = _choose_cause(findings, steps)
-    for f in findings:
-        if f is cause:
-            f["role"] = "cause"
-        elif not f["own"] or (cause is not None and f["seq"] > cause["seq"] and f["class"] == "volume"):
-            f["role"] = "effect"
-        else:
-            f["role"] = "unusual"
-    findings.sort(
-        key=lambda f: (ROLE_ORDER[f["role"]], f["seq"], CLASS_ORDER.get(f["class"], 4), _feature_rank(f), -f["score"])
+    findings = _corroborated(findings, starved_at)
+    symptom = _symptom(findings, steps)
+    cause = _trace(symptom, findings, steps) if symptom else None
+    if cause is not None and cause not in findings:
+        findings.append(cause)  # a recall loss, named at the search that supplied the candidates
+    roles = {id(f): _role(f, cause) for f in findings}
+    shown = sorted(
+        (f for f in findings if f.strength is not Strength.MILD),
+        key=lambda f: (_role_order(roles[id(f)], cause), f.step.seq, f.cls.order, _feature_rank(f), -f.score),
     )
-    public = [_public(f) for f in findings if not f["mild"]]
-    return {
-        "run_id": run["run_id"],
-        "pipeline": run["pipeline"],
-        "entity": run["entity"],
-        "status": run["status"],
-        "outcome": run["outcome"],
-        "error": run["error"],
-        "baseline": {"runs": len({s["run_id"] for s in baseline_steps}), "steps": len(baseline_steps)},
-        "cause": None if cause is None else _cause(cause),
-        "findings": public,
-        "verdict": _verdict(cause),
-    }
+    runs = len({s["run_id"] for s in baseline_steps})
+    return describe.answer(run, runs, len(baseline_steps), symptom, cause, [(f, roles[id(f)]) for f in shown])
 
 
-def _step_findings(step: dict[str, Any], base: StepBaseline | None) -> tuple[list[dict[str, Any]], bool]:
-    """The step's findings, each with its class and whether it is the step's own doing, and
-    whether the step was starved of input."""
-    found: list[dict[str, Any]] = []
-    metrics = step["metrics"]
+# ---------------------------------------------------------------------------------- one step
+
+
+def _step_findings(
+    step: dict[str, Any],
+    base: StepBaseline | None,
+    run_steps: list[dict[str, Any]],
+    baseline_steps: list[dict[str, Any]],
+) -> tuple[list[Finding], bool]:
+    """The step's findings, and whether it was starved of input."""
+    ref = StepRef(step["name"], step["seq"], step["step_id"], step.get("parent_step_id"), step["step_type"])
     trusted = base is not None and base.trusted
-    starved, input_unusual = _input_state(step, base) if trusted else (False, False)
+    starved, input_unusual = _input_state(step, base) if base is not None and trusted else (False, False)
+    found: list[Finding] = []
 
-    def add(
-        kind: str,
-        cls: str,
-        score: float,
-        message: str,
-        *,
-        strong: bool = True,
-        mild: bool = False,
-        corroborated: bool = False,
-        **evidence: Any,
-    ) -> None:
-        own = not starved and not (input_unusual and cls == "volume")
+    def add(kind: str, cls: FindingClass, score: float, message: str, **options: Any) -> None:
+        # A step that raised did so itself, whatever it was given.
+        fault = cls is FindingClass.FAULT
+        own = fault or (options.pop("own", True) and not starved and not (input_unusual and cls is FindingClass.VOLUME))
         found.append(
-            {
-                "kind": kind,
-                "class": cls,
-                "own": own,
-                "mild": mild,
-                "corroborated": corroborated,
-                "score": round(score, 2),
-                "step": step["name"],
-                "seq": step["seq"],
-                "step_id": step["step_id"],
-                "parent_step_id": step.get("parent_step_id"),
-                "step_type": step["step_type"],
-                "message": message,
-                "why": step["why"],
-                "strong": strong,
-                "evidence": evidence,
-            }
-        )
-
-    name = step["name"]
-    if step["status"] == StepStatus.ERROR.value:
-        error = step["error"] or {}
-        add(
-            "error",
-            "fault",
-            10,
-            f"{name} raised {error.get('type', 'an error')}: {error.get('message', '')}",
-            error=error,
-        )
-    if step["status"] == StepStatus.RUNNING.value:
-        add("running", "fault", 10, f"{name} never ended (no step_end arrived)")
-    # Missing metrics are a finding unless most recent runs of the step miss them too (then they
-    # are how the step is instrumented, not what went wrong in this run).
-    if step["contract_violations"] and (not trusted or base.violations / base.size < 0.5):
-        add(
-            "violation",
-            "decision",
-            5,
-            f"{name} is missing required metrics: {', '.join(step['contract_violations'])};"
-            " cross-run queries and this explanation cannot see them",
-            violations=step["contract_violations"],
-        )
-    usual_out = base.usual("candidates_out") if trusted else None
-    if metrics.get("candidates_out") == 0 and (usual_out or 0) > 0:
-        received = metrics.get("candidates_in")
-        add(
-            "empty",
-            "decision",
-            8,
-            f"{name} output no candidates where it usually outputs {usual_out:.0f}"
-            + (f" (it received {received})" if isinstance(received, int) else ""),
-            candidates_out=0,
-            usual=usual_out,
-        )
-    if trusted:
-        for deviation in _deviations(step, base):
-            if deviation.feature == "candidates_out" and metrics.get("candidates_out") == 0:
-                continue  # said as `empty`
-            kind, cls = _kind_and_class(step, deviation)
-            categorical = isinstance(deviation.value, str)
-            strong = deviation.strong and (categorical or abs(deviation.distance) >= MIN_Z[cls])
-            add(
+            Finding(
                 kind,
                 cls,
-                abs(deviation.distance),
-                _message(step, deviation),
-                strong=strong,
-                mild=not strong and not categorical,
-                corroborated=categorical and not strong and _output_moved(step, base),
-                feature=deviation.feature,
-                **deviation.evidence,
+                options.pop("strength", Strength.STRONG),
+                own,
+                round(score, 4),
+                ref,
+                message,
+                step["why"],
+                **options,
             )
-    dropped = [a for a in step.get("artifacts", []) if a["status"] == ArtifactStatus.DROPPED.value]
-    if dropped:
-        add(
-            "dropped_evidence",
-            "evidence",
-            0,
-            f"{name}: evidence not kept: " + ", ".join(f"{a['name']} ({a['drop_reason']})" for a in dropped),
-            strong=False,
-            artifacts=[a["name"] for a in dropped],
         )
+
+    name, metrics = step["name"], step["metrics"]
+    if step["status"] == StepStatus.ERROR.value:
+        error = step["error"] or {}
+        share = base.errors / base.size if base is not None and trusted else 0.0
+        add("error", FindingClass.FAULT, 1 - share, describe.error(name, error), evidence={"error": error})
+    if step["status"] == StepStatus.RUNNING.value:
+        add("running", FindingClass.FAULT, 1.0, f"{name} never ended (no step_end arrived)")
+    violation_share = base.violations / base.size if base is not None and trusted else 0.0
+    if step["contract_violations"] and violation_share < t.VIOLATION_SHARE:
+        add(
+            "violation",
+            FindingClass.DECISION,
+            1 - violation_share,
+            describe.violation(name, step["contract_violations"]),
+            evidence={"violations": step["contract_violations"]},
+        )
+    usual_out = base.usual("candidates_out") if base is not None and trusted else None
+    if base is not None and metrics.get("candidates_out") == 0 and (usual_out or 0) > 0:
+        explained = explained_by_input(step, run_steps, baseline_steps)
+        add(
+            "empty",
+            FindingClass.DECISION,
+            1 - base.share("candidates_out", lambda v: v == 0),
+            describe.empty(step, usual_out, explained),
+            feature="candidates_out",
+            worse=True,
+            own=explained is None,
+            evidence={"candidates_out": 0, "usual": usual_out, "explained_by_input": explained},
+        )
+    if base is not None and trusted:
+        for finding in _readings(step, base, ref, starved, input_unusual):
+            found.append(finding)
+    for artifact in step.get("artifacts", []):
+        lost = artifact["status"] == ArtifactStatus.DROPPED.value
+        # Evidence the capture level chose not to keep is the configured behaviour, not a finding.
+        if lost and artifact["drop_reason"] != DropReason.CAPTURE_POLICY.value:
+            add(
+                "dropped_evidence",
+                FindingClass.EVIDENCE,
+                0.0,
+                describe.dropped(name, artifact),
+                strength=Strength.WEAK,
+                own=False,
+                evidence={"artifact": artifact["name"]},
+            )
     return found, starved
 
 
-def _output_moved(step: dict[str, Any], base: StepBaseline) -> bool:
-    """Whether the step's output count is at least `WITH_OUTPUT_Z` from its usual, with the
-    minimum effect, while its input is not: an output that follows its input is not the step's."""
-    out, cin = step["metrics"].get("candidates_out"), step["metrics"].get("candidates_in")
-    if isinstance(cin, int) and base.numeric_deviation("candidates_in", float(cin), WITH_OUTPUT_Z) is not None:
+def _readings(
+    step: dict[str, Any], base: StepBaseline, ref: StepRef, starved: bool, input_unusual: bool
+) -> list[Finding]:
+    """The step's numeric and categorical features that are far from its baseline."""
+    out: list[Finding] = []
+    metrics = step["metrics"]
+    for feature, (value, _) in numeric_features(step).items():
+        if feature == "candidates_out" and metrics.get("candidates_out") == 0:
+            continue  # said as `empty`
+        kind, cls = _kind_and_class(step, base, feature)
+        # A volume is read at the decisions' distance too: mild there, strong when it starves a
+        # later step or is itself a tenth of its usual (`_corroborated`).
+        accounts = _accounts_for_output(step, base, feature, value)
+        # A reason that removed what the step usually keeps needs no distance: its tail share and
+        # its place apart from the core still must say it is unusual.
+        min_z = t.MIN_Z[FindingClass.DECISION.value] if cls is FindingClass.VOLUME else t.MIN_Z[cls.value]
+        reading = base.read(feature, value, 0.0 if accounts else min_z, large=accounts)
+        if reading is None or not reading.unusual:
+            continue
+        strong = cls is not FindingClass.VOLUME or abs(reading.distance) >= t.MIN_Z[cls.value]
+        own = not starved and not (input_unusual and cls is FindingClass.VOLUME)
+        out.append(_numeric_finding(step, ref, kind, cls, reading, Strength.STRONG if strong else Strength.MILD, own))
+    for feature, value in categorical_features(step).items():
+        reading = base.read_category(feature, value)
+        if reading is None:
+            continue
+        corroborated = not reading.unusual and _output_moved(step, base)
+        out.append(
+            Finding(
+                "changed",
+                FindingClass.DECISION,
+                Strength.STRONG if reading.unusual else Strength.WEAK,
+                not starved,
+                round(1 - reading.tail, 4),
+                ref,
+                describe.changed(step["name"], reading),
+                step["why"],
+                feature,
+                False,
+                corroborated,
+                reading.evidence,
+            )
+        )
+    return out
+
+
+def _numeric_finding(
+    step: dict[str, Any], ref: StepRef, kind: str, cls: FindingClass, reading: Reading, strength: Strength, own: bool
+) -> Finding:
+    more_is_worse = reading.feature == "drop_ratio" or reading.feature.startswith("reason:")
+    worse = (not reading.lower) if more_is_worse else reading.lower
+    return Finding(
+        kind,
+        cls,
+        strength,
+        own,
+        round(1 - reading.tail, 4),
+        ref,
+        describe.numeric(step, reading),
+        step["why"],
+        reading.feature,
+        worse and reading.feature != "duration_ms",
+        False,
+        reading.evidence,
+    )
+
+
+def _accounts_for_output(step: dict[str, Any], base: StepBaseline, feature: str, value: float) -> bool:
+    """Whether a rejection reason the step usually never gives removed at least as many candidates as
+    the step usually keeps: however small its share, it can account for the whole loss."""
+    cin, usual_out = step["metrics"].get("candidates_in"), base.usual("candidates_out")
+    if not feature.startswith("reason:") or not isinstance(cin, int) or usual_out is None:
         return False
-    return isinstance(out, int) and base.numeric_deviation("candidates_out", float(out), WITH_OUTPUT_Z) is not None
+    return (
+        base.usual(feature) == 0
+        and base.share(feature, lambda v: v > 0) <= t.MAX_TAIL_SHARE
+        and (value * cin >= max(1.0, usual_out))
+    )
 
 
-def _corroborate_volumes(findings: list[dict[str, Any]], starved_at: list[int]) -> None:
-    """A volume that would be unusual at the decision's distance (4) is strong when a later step
-    of the run is starved, or when it is an output a tenth of its usual or less: what it returned
-    is what left the rest with nothing (a search that is one of several feeding a step starves its
-    share of it without starving the step)."""
-    for f in findings:
-        weak_volume = f["class"] == "volume" and f["own"] and not f["strong"] and f["score"] >= MIN_Z["decision"]
-        if weak_volume and (any(seq > f["seq"] for seq in starved_at) or _starved_output(f)):
-            f["strong"], f["mild"] = True, False
-
-
-def _starved_output(finding: dict[str, Any]) -> bool:
-    e = finding["evidence"]
-    return e.get("feature") == "candidates_out" and (e.get("usual") or 0) > 0 and e["value"] <= STARVED * e["usual"]
-
-
-def _kind_and_class(step: dict[str, Any], deviation: Deviation) -> tuple[str, str]:
-    if deviation.feature == "duration_ms":
-        return "slow", "time"
-    if isinstance(deviation.value, str):
-        return "changed", "decision"
-    if deviation.feature in VOLUMES:
-        return "outlier", "volume"
-    # A filter's drop ratio and reasons are its decision; a rank or a select keeps its top few, so
-    # its ratio follows from its input. A source's other numbers describe what it returned; a
-    # reducing step's describe its decision.
-    if deviation.feature == "drop_ratio":
-        return "outlier", "decision" if step["step_type"] == StepType.FILTER.value else "volume"
-    reducing = step["step_type"] in REDUCING_STEP_TYPES
-    return "outlier", "decision" if reducing or deviation.feature.startswith("reason:") else "volume"
+def _output_moved(step: dict[str, Any], base: StepBaseline) -> bool:
+    """Whether the step's own output moved while its input did not: its output count, or any of its
+    own numeric metrics (a rank whose scorer changed and whose scores fell with it)."""
+    metrics = step["metrics"]
+    cin = metrics.get("candidates_in")
+    if isinstance(cin, int) and base.moved("candidates_in", float(cin), t.WITH_OUTPUT_Z):
+        return False
+    outputs = {f: v for f, (v, _) in numeric_features(step).items() if f not in ("candidates_in", "duration_ms")}
+    return any(base.moved(f, v, t.WITH_OUTPUT_Z) for f, v in outputs.items())
 
 
 def _input_state(step: dict[str, Any], base: StepBaseline) -> tuple[bool, bool]:
@@ -273,94 +266,207 @@ def _input_state(step: dict[str, Any], base: StepBaseline) -> tuple[bool, bool]:
     usual = base.usual("candidates_in")
     if not isinstance(cin, int) or usual is None:
         return False, False
-    starved = usual > 0 and cin <= STARVED * usual
-    deviation = base.numeric_deviation("candidates_in", float(cin), MIN_Z["volume"])
-    return starved, starved or deviation is not None
+    starved = usual > 0 and cin <= t.STARVED * usual
+    reading = base.read("candidates_in", float(cin), t.MIN_Z[FindingClass.VOLUME.value])
+    return starved, starved or (reading is not None and reading.unusual)
 
 
-def _deviations(step: dict[str, Any], base: StepBaseline) -> list[Deviation]:
+def _kind_and_class(step: dict[str, Any], base: StepBaseline, feature: str) -> tuple[str, FindingClass]:
+    if feature == "duration_ms":
+        return "slow", FindingClass.TIME
+    if feature in VOLUMES:
+        return "outlier", FindingClass.VOLUME
+    # A filter's drop ratio and reasons are its decision, and so are a reducing step's numbers. A
+    # source's counts describe how much it returned (volumes, which spread by factors); its other
+    # numbers (a best score, a distance) say how good it was, as a decision's do.
+    if feature == "drop_ratio" or feature.startswith("reason:") or step["step_type"] in REDUCING_STEP_TYPES:
+        return "outlier", FindingClass.DECISION
+    return "outlier", FindingClass.VOLUME if base.scales.get(feature) == "log" else FindingClass.DECISION
+
+
+def _corroborated(findings: list[Finding], starved_at: list[int]) -> list[Finding]:
+    """A mild volume is strong when a later step of the run is starved, or when it is an output a
+    tenth of its usual or less: what it returned is what left the rest with nothing."""
     out = []
-    for feature, (value, _) in numeric_features(step).items():
-        deviation = base.numeric_deviation(feature, value)
-        if deviation is not None:
-            out.append(deviation)
-    for feature, value in categorical_features(step).items():
-        deviation = base.categorical_deviation(feature, value)
-        if deviation is not None:
-            out.append(deviation)
+    for f in findings:
+        if (
+            f.strength is Strength.MILD
+            and f.own
+            and (any(seq > f.step.seq for seq in starved_at) or _starved_output(f))
+        ):
+            f = replace(f, strength=Strength.STRONG)
+        out.append(f)
     return out
 
 
-def _message(step: dict[str, Any], d: Deviation) -> str:
-    name, e = step["name"], d.evidence
-    if isinstance(d.value, str):
-        return (
-            f"{name} had {d.feature}={d.value!r}, which {e['share']:.0%} of {e['baseline_steps']} recent steps had; "
-            f"usually {d.usual!r} ({e['usual_share']:.0%})"
-        )
-    if d.feature == "drop_ratio":
-        return (
-            f"{name} dropped {d.value:.1%} of {step['metrics'].get('candidates_in')} candidates, against a usual "
-            f"{d.usual:.1%} (median; p10 {e['p10']:.1%}, p90 {e['p90']:.1%}) over {e['baseline_steps']} recent "
-            f"steps{_dominant_reason(step)}"
-        )
-    if d.feature.startswith("reason:"):
-        reason = d.feature.split(":", 1)[1]
-        return (
-            f"{name} removed {d.value:.0%} of its candidates for '{reason}', against a usual {d.usual:.0%} over "
-            f"{e['baseline_steps']} recent steps"
-        )
-    if d.feature == "duration_ms":
-        return f"{name} took {d.value:.0f} ms, usually {d.usual:.0f} ms (median of {e['baseline_steps']} recent steps)"
-    return (
-        f"{name} had {d.feature}={_number(d.value)} where it usually has {_number(d.usual)} (median; p10 "
-        f"{_number(e['p10'])}, p90 {_number(e['p90'])} over {e['baseline_steps']} recent steps)"
-    )
+def _starved_output(f: Finding) -> bool:
+    e = f.evidence
+    return f.feature == "candidates_out" and (e.get("usual") or 0) > 0 and e["value"] <= t.STARVED * e["usual"]
 
 
-def _dominant_reason(step: dict[str, Any]) -> str:
-    rejections, cin = step.get("rejections") or {}, step["metrics"].get("candidates_in")
-    if not rejections or not cin:
-        return ""
-    reason, count = max(rejections.items(), key=lambda kv: (kv[1], kv[0]))
-    return f"; {count / cin:.0%} of its candidates for '{reason}'"
+# ---------------------------------------------------------------------------------- the run
 
 
-def _number(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+def _symptom(findings: list[Finding], steps: list[dict[str, Any]]) -> Symptom | None:
+    """What went wrong in the run, the most serious first, or None."""
+    end = _final_decisions(steps)
+    found: list[tuple[int, int, Symptom]] = []
+    for f in findings:
+        if f.strength is not Strength.STRONG:
+            continue
+        kind = None
+        if f.cls is FindingClass.FAULT:
+            kind = SymptomKind.ERROR
+        elif f.kind == "empty":
+            kind = SymptomKind.EMPTY
+        elif f.kind == "violation":
+            kind = SymptomKind.MISSING_METRICS
+        elif f.cls is FindingClass.TIME:
+            kind = SymptomKind.SLOW
+        elif f.worse and f.step.step_id in end and f.cls is FindingClass.DECISION:
+            kind = SymptomKind.WORSE_END
+        if kind is not None:
+            found.append((SYMPTOM_ORDER.index(kind), f.step.seq, Symptom(kind, f.step, f.message)))
+    return min(found, key=lambda x: (x[0], x[1]))[2] if found else None
 
 
-def _choose_cause(findings: list[dict[str, Any]], steps: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The earliest own finding of the strongest class present; a weak finding only when a strong
-    or mild one follows it, or its own step's output moved with it; within nested steps, the
-    innermost."""
-    own = [f for f in findings if f["own"] and f["class"] in CLASS_ORDER]
-    strong = [f for f in own if f["strong"]]
-    later = min((f["seq"] for f in strong), default=None)
+def _final_decisions(steps: list[dict[str, Any]]) -> set[str]:
+    """The run's final decision: its last top-level step, and when that is a select, the rank just
+    before it (a select takes the rank's best: the rank's scores are the chosen one's)."""
+    top = [s for s in steps if not s.get("parent_step_id")]
+    if not top:
+        return set()
+    end = {top[-1]["step_id"]}
+    if top[-1]["step_type"] == StepType.SELECT.value and len(top) > 1 and top[-2]["step_type"] == StepType.RANK.value:
+        end.add(top[-2]["step_id"])
+    return end
+
+
+def _trace(symptom: Symptom, findings: list[Finding], steps: list[dict[str, Any]]) -> Finding | None:
+    """The cause of `symptom`: a fault, else the earliest own finding at or before it (a time
+    symptom is its own cause); a weak finding when corroborated; the innermost of nested steps;
+    a score that fell with nothing else changed at its step, traced to the search that supplied it."""
+    before = [
+        f
+        for f in findings
+        if f.own
+        and f.step.seq <= symptom.step.seq
+        and f.cls is not FindingClass.EVIDENCE
+        and (f.cls is not FindingClass.TIME or symptom.kind is SymptomKind.SLOW)
+    ]
+    strong = [f for f in before if f.strength is Strength.STRONG]
+    first_strong = min((f.step.seq for f in strong), default=None)
     weak = [
         f
-        for f in own
-        if not f["strong"]
-        and not f["mild"]
-        and (f["corroborated"] or any(g["seq"] > f["seq"] and (g["strong"] or g["mild"]) for g in findings))
+        for f in before
+        if f.strength is Strength.WEAK
+        and (f.corroborated or any(g.step.seq > f.step.seq and g.strength is Strength.STRONG for g in findings))
+        and (first_strong is None or f.step.seq < first_strong)
     ]
-    candidates = strong + [f for f in weak if later is None or f["seq"] < later]
+    # A step that output nothing after a rank scored everything far lower than usual was given
+    # nothing that could pass: its emptiness follows.
+    scored_low = min((f.step.seq for f in strong if _is_score(f) and f.worse), default=None)
+    kept = [
+        f
+        for f in strong + weak
+        if _can_cause(f)
+        and not (f.kind == "empty" and scored_low is not None and f.step.seq > scored_low)
+        and not (f.kind == "empty" and _usual_reasons(f, steps, findings))
+    ]
+    recalled = (_upstream_recall(f, findings, steps) for f in kept)
+    candidates = [f for f in recalled if f is not None]
     if not candidates:
         return None
-    best = min(CLASS_ORDER[f["class"]] for f in candidates)
-    chosen = sorted(
-        (f for f in candidates if CLASS_ORDER[f["class"]] == best),
-        key=lambda f: (f["seq"], _feature_rank(f), -f["score"]),
-    )
+    # A fault is its own step's; otherwise the earliest step whose own behaviour changed.
+    faults = [f for f in candidates if f.cls is FindingClass.FAULT]
+    chosen = sorted(faults or candidates, key=_cause_order)
     cause = chosen[0]
-    # A parent step's findings follow from its children: name the innermost step that has one.
     by_id = {s["step_id"]: s for s in steps}
-    descendants = [f for f in chosen if _descends(f, cause["step_id"], by_id)]
-    return min(descendants, key=lambda f: (f["seq"], _feature_rank(f), -f["score"])) if descendants else cause
+    inner = [f for f in chosen if _descends(f, cause.step.step_id, by_id)]
+    cause = min(inner, key=_cause_order) if inner else cause
+    return cause
 
 
-def _descends(finding: dict[str, Any], ancestor: str, steps: dict[str, dict[str, Any]]) -> bool:
-    parent = finding.get("parent_step_id")
+def _can_cause(f: Finding) -> bool:
+    """A count can cause a worse outcome by falling, not by rising: a search that returned more than
+    usual is most often a kind of input, and what the next step made of it is that step's own."""
+    return f.feature not in VOLUMES or f.kind == "empty" or f.worse
+
+
+def _upstream_recall(cause: Finding, findings: list[Finding], steps: list[dict[str, Any]]) -> Finding | None:
+    """A rank's or select's score that fell while nothing else of the step changed (no new model or
+    setting, as many candidates as usual) says the candidates it was given were worse. When the
+    search that supplied them was truncated at its recorded `limit`, it is the cause: what it cut
+    is what the rank missed, and a recall loss leaves its count looking ordinary. When it was not,
+    nothing says the best candidate was ever there to find (an entity with no match scores low
+    too): the fall is no cause."""
+    if not _is_score(cause) or not cause.worse:
+        return cause
+    if any(f.step.step_id == cause.step.step_id and f.kind == "changed" for f in findings):
+        return cause
+    sources = [s for s in steps if s["seq"] < cause.step.seq and s["step_type"] in SOURCES]
+    if not sources:
+        return None
+    source = max(sources, key=lambda s: s["seq"])
+    if not _truncated(source):
+        return None
+    ref = StepRef(source["name"], source["seq"], source["step_id"], source.get("parent_step_id"), source["step_type"])
+    return Finding(
+        "recall",
+        FindingClass.DECISION,
+        Strength.STRONG,
+        True,
+        cause.score,
+        ref,
+        describe.recall(source, cause),
+        source["why"],
+        cause.feature,
+        True,
+        False,
+        {**cause.evidence, "seen_at": cause.step.name},
+    )
+
+
+def _usual_reasons(empty: Finding, steps: list[dict[str, Any]], findings: list[Finding]) -> bool:
+    """Whether a step that output nothing rejected everything for the reasons it usually gives, in
+    no unusual share: its rule did what it always does, so nothing it was given could pass."""
+    step = next(s for s in steps if s["step_id"] == empty.step.step_id)
+    moved = any(
+        f.step.step_id == empty.step.step_id
+        and (f.feature or "").startswith("reason:")
+        and f.strength is Strength.STRONG
+        for f in findings
+    )
+    return bool(step.get("rejections")) and not moved
+
+
+def _is_score(f: Finding) -> bool:
+    """A rank's or select's own number (a best score, a gap): what it made of its candidates."""
+    ranking = f.step.step_type in (StepType.RANK.value, StepType.SELECT.value)
+    plain = f.feature is not None and f.feature not in (*VOLUMES, "drop_ratio", "duration_ms")
+    return ranking and plain and f.kind != "changed" and not (f.feature or "").startswith("reason:")
+
+
+def _truncated(step: dict[str, Any]) -> bool:
+    """A search whose result count reached the limit it recorded returned all it was allowed to."""
+    out, limit = step["metrics"].get("candidates_out"), step["metrics"].get(LIMIT_METRIC)
+    return isinstance(out, int) and isinstance(limit, (int, float)) and limit > 0 and out >= limit
+
+
+def _cause_order(f: Finding) -> tuple[int, int, float]:
+    return f.step.seq, _feature_rank(f), -f.score
+
+
+def _feature_rank(f: Finding) -> int:
+    if f.feature is None or f.kind == "changed":
+        return 0
+    if f.feature.startswith("reason:"):
+        return 1
+    return FEATURE_ORDER.get(f.feature, 3)
+
+
+def _descends(f: Finding, ancestor: str, steps: dict[str, dict[str, Any]]) -> bool:
+    parent = f.step.parent_step_id
     while parent:
         if parent == ancestor:
             return True
@@ -368,22 +474,21 @@ def _descends(finding: dict[str, Any], ancestor: str, steps: dict[str, dict[str,
     return False
 
 
-def _public(f: dict[str, Any]) -> dict[str, Any]:
-    return {k: f[k] for k in ("kind", "role", "score", "step", "seq", "step_type", "message", "why", "evidence")}
+def _role(f: Finding, cause: Finding | None) -> Role:
+    if f is cause:
+        return Role.CAUSE
+    # The score a recall loss was seen in follows from it.
+    seen_at = cause.evidence.get("seen_at") if cause is not None and cause.kind == "recall" else None
+    if seen_at == f.step.name and f.feature == cause.feature:
+        return Role.EFFECT
+    if not f.own or (cause is not None and f.step.seq > cause.step.seq):
+        return Role.EFFECT
+    return Role.UNUSUAL
 
 
-def _cause(f: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "step": f["step"],
-        "seq": f["seq"],
-        "step_type": f["step_type"],
-        "kind": f["kind"],
-        "message": f["message"],
-        "evidence": f["evidence"],
-    }
-
-
-def _verdict(cause: dict[str, Any] | None) -> str:
+def _role_order(role: Role, cause: Finding | None) -> int:
+    """The cause, then what follows from it, then the rest; with no cause, what is unusual in its
+    own right comes before what follows from it."""
     if cause is None:
-        return "No step stands out from its baseline: nothing in the recorded metrics explains a failure."
-    return f"Most likely cause: step {cause['seq']} '{cause['step']}' ({cause['step_type']}). {cause['message']}."
+        return {Role.UNUSUAL: 0, Role.EFFECT: 1}.get(role, 2)
+    return list(Role).index(role)

@@ -10,9 +10,9 @@ other runs without it (after MacroBase, Bailis et al., SIGMOD 2017):
 - p-value: the one-sided Fisher exact test, times the number of values and pairs tested
   (Bonferroni), so a window of random failures shows nothing by chance.
 
-A value is listed when it is significant (corrected p at most `ALPHA`), explains at least
+A value is listed when it is significant (corrected p at most `thresholds.ALPHA`), explains at least
 `min_support` of the bad runs, and at least doubles the risk. A pair of values is listed only
-when its precision beats the better of its parts by `MIN_PAIR_GAIN`: two attributes together,
+when its precision beats the better of its parts by `thresholds.MIN_PAIR_GAIN`: two attributes together,
 not one attribute and a bystander. Ranked by the harmonic mean of support and precision, the
 simpler explanation first on a tie. Served at `GET /api/v1/patterns`.
 """
@@ -20,23 +20,30 @@ simpler explanation first on a tie. Served at `GET /api/v1/patterns`.
 from __future__ import annotations
 
 import math
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
+
+from xray_server.analysis import thresholds as t
 from xray_server.analysis.significance import fisher_greater
 from xray_server.errors import ValidationFailed
 from xray_server.jsonio import iso_utc
-from xray_server.query.patterns import Attribute, AttributeCounts, Counts, attribute_counts, last_good_before
+from xray_server.query.patterns import (
+    Attribute,
+    AttributeCounts,
+    Counts,
+    attribute_counts,
+    last_good_before,
+    snapshot,
+)
 from xray_server.query.steps import check_step_filters
 from xray_server.query.views import check_window, iso
 from xray_server.schemas.queries import PatternQuery, StepFilters
 from xray_server.storage.pool import Database
 
 DEFAULT_WINDOW = timedelta(days=7)
-ALPHA = 0.05
-MIN_RISK_RATIO = 2.0
-MIN_PAIR_GAIN = 0.15
 # Bucket sizes for the timeline, the smallest that cuts the window into at most MAX_BUCKETS.
 BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 MAX_BUCKETS = 48
@@ -49,17 +56,13 @@ def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
     check_window(since, until)
     check_step_filters(q)
     _check_predicate(q)
-    counts = attribute_counts(db, q, since, until, bucket_seconds(since, until))
-    tested = counts.values_tested + math.comb(counts.pair_candidates, 2)
-    singles = {c.parts[0]: _scored(c, counts.runs, counts.bad_runs, tested) for c in counts.singles}
-    found = [s for s in singles.values() if _significant(s, q.min_support)]
-    for pair_counts in counts.pairs:
-        pair = _scored(pair_counts, counts.runs, counts.bad_runs, tested)
-        if _significant(pair, q.min_support) and all(
-            pair["precision"] >= singles[part]["precision"] + MIN_PAIR_GAIN for part in pair["parts"]
-        ):
-            found.append(pair)
-    found.sort(key=_rank)
+    # One snapshot for every statement of the request (`until` above is fixed once too): the counts
+    # and the timeline's last good run are of the same runs, however many arrive meanwhile.
+    with snapshot(db) as conn:
+        counts = attribute_counts(conn, q, since, until, bucket_seconds(since, until))
+        tested = counts.values_tested + math.comb(counts.pair_candidates, 2)
+        found = _found(counts, tested, q.min_support)
+        timeline = _timeline(conn, q, since, counts, found[0] if found else None)
     return {
         "pipeline": q.pipeline,
         "since": iso_utc(since),
@@ -67,9 +70,23 @@ def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
         "runs": counts.runs,
         "bad_runs": counts.bad_runs,
         "tested": tested,
-        "patterns": [_public(p) for p in found[: q.limit]],
-        "timeline": _timeline(db, q, since, counts, found[0] if found else None),
+        "patterns": [p.public() for p in found[: q.limit]],
+        "timeline": timeline,
     }
+
+
+def _found(counts: AttributeCounts, tested: int, min_support: float) -> list[Pattern]:
+    """The significant values, and the pairs that beat both their parts, best first."""
+    singles = {c.parts[0]: scored(c, counts.runs, counts.bad_runs, tested) for c in counts.singles}
+    found = [s for s in singles.values() if s.significant(min_support)]
+    for pair_counts in counts.pairs:
+        pair = scored(pair_counts, counts.runs, counts.bad_runs, tested)
+        if pair.significant(min_support) and all(
+            pair.precision >= singles[part].precision + t.MIN_PAIR_GAIN for part in pair.parts
+        ):
+            found.append(pair)
+    found.sort(key=Pattern.rank)
+    return found
 
 
 def _check_predicate(q: PatternQuery) -> None:
@@ -93,43 +110,66 @@ def attribute_name(attribute: Attribute) -> str:
     return f"steps.{step}.{key}" if kind == "steps" else f"{kind}.{key}"
 
 
-def _scored(counts: Counts, runs: int, bad_runs: int, tested: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Pattern:
+    """An attribute value (or a pair) against the window's bad runs: its 2x2 table and what it says."""
+
+    parts: list[Attribute]
+    counts: Counts
+    bad: int  # bad runs with it
+    other: int  # other runs with it
+    support: float  # the share of the bad runs it explains
+    precision: float  # the share of the runs with it that are bad
+    risk_ratio: float  # how much likelier a run with it is to be bad (inf: no bad run lacks it)
+    p_value: float  # one-sided Fisher, Bonferroni-corrected
+    # The ranking score: the harmonic mean of support and precision, in [0, 1].
+    score: float
+
+    def significant(self, min_support: float) -> bool:
+        return self.p_value <= t.ALPHA and self.support >= min_support and self.risk_ratio >= t.MIN_RISK_RATIO
+
+    def rank(self) -> tuple[Any, ...]:
+        return -round(self.score, 6), len(self.parts), -self.bad, [attribute_name(a) + "=" + a[3] for a in self.parts]
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "attributes": {attribute_name(a): a[3] for a in self.parts},
+            "bad": self.bad,
+            "other": self.other,
+            "support": round(self.support, 4),
+            "precision": round(self.precision, 4),
+            # None: no bad run lacks the pattern, so the ratio is unbounded.
+            "risk_ratio": None if math.isinf(self.risk_ratio) else round(self.risk_ratio, 3),
+            "p_value": float(f"{self.p_value:.3g}"),
+        }
+
+
+def scored(counts: Counts, runs: int, bad_runs: int, tested: int) -> Pattern:
+    """The pattern of a value's (or pair's) counts among `runs` runs, `bad_runs` of them bad, with
+    `tested` values and pairs tested in all."""
     a, b = counts.bad, counts.other
     c, d = bad_runs - a, (runs - bad_runs) - b
+    # Counted in one snapshot, a value's runs are among the window's: anything else is a bug in
+    # the counting (a 500, logged with this message), never a table to test.
+    if not (a >= 0 and b >= 0 and a + b > 0 and c >= 0 and d >= 0):
+        raise RuntimeError(
+            f"inconsistent pattern counts for {[attribute_name(p) + '=' + p[3] for p in counts.parts]}: "
+            f"{a} bad and {b} other runs have it, of {bad_runs} bad runs among {runs} in the window"
+        )
     precision = a / (a + b)
     rest = c / (c + d) if c + d else 0.0
-    return {
-        "parts": counts.parts,
-        "counts": counts,
-        "bad": a,
-        "other": b,
-        "support": a / bad_runs if bad_runs else 0.0,
-        "precision": precision,
-        "risk_ratio": precision / rest if rest else math.inf,
-        "p_value": min(1.0, fisher_greater(a, b, c, d) * tested),
-    }
-
-
-def _significant(p: dict[str, Any], min_support: float) -> bool:
-    return p["p_value"] <= ALPHA and p["support"] >= min_support and p["risk_ratio"] >= MIN_RISK_RATIO
-
-
-def _rank(p: dict[str, Any]) -> tuple[Any, ...]:
-    f1 = 2 * p["support"] * p["precision"] / (p["support"] + p["precision"])
-    return -round(f1, 6), len(p["parts"]), -p["bad"], [attribute_name(a) + "=" + a[3] for a in p["parts"]]
-
-
-def _public(p: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "attributes": {attribute_name(a): a[3] for a in p["parts"]},
-        "bad": p["bad"],
-        "other": p["other"],
-        "support": round(p["support"], 4),
-        "precision": round(p["precision"], 4),
-        # None: no bad run lacks the pattern, so the ratio is unbounded.
-        "risk_ratio": None if math.isinf(p["risk_ratio"]) else round(p["risk_ratio"], 3),
-        "p_value": float(f"{p['p_value']:.3g}"),
-    }
+    support = a / bad_runs if bad_runs else 0.0
+    return Pattern(
+        parts=counts.parts,
+        counts=counts,
+        bad=a,
+        other=b,
+        support=support,
+        precision=precision,
+        risk_ratio=precision / rest if rest else math.inf,
+        p_value=min(1.0, fisher_greater(a, b, c, d) * tested),
+        score=2 * support * precision / (support + precision) if support + precision else 0.0,
+    )
 
 
 def bucket_seconds(since: datetime, until: datetime) -> int:
@@ -139,7 +179,7 @@ def bucket_seconds(since: datetime, until: datetime) -> int:
 
 
 def _timeline(
-    db: Database, q: PatternQuery, since: datetime, counts: AttributeCounts, top: dict[str, Any] | None
+    conn: psycopg.Connection, q: PatternQuery, since: datetime, counts: AttributeCounts, top: Pattern | None
 ) -> dict[str, Any]:
     size = counts.bucket_seconds
 
@@ -158,11 +198,13 @@ def _timeline(
         "pattern": None,
     }
     if top is not None:
-        timeline["pattern"] = _pattern_timeline(db, q, top["counts"], start, since)
+        timeline["pattern"] = _pattern_timeline(conn, q, top.counts, start, since)
     return timeline
 
 
-def _pattern_timeline(db: Database, q: PatternQuery, counts: Counts, start: Any, since: datetime) -> dict[str, Any]:
+def _pattern_timeline(
+    conn: psycopg.Connection, q: PatternQuery, counts: Counts, start: Any, since: datetime
+) -> dict[str, Any]:
     """When runs with the pattern went bad: their first bad run, and the last good one before it
     (from the buckets before; inside the first bad run's bucket, asked of PostgreSQL, never before
     the window)."""
@@ -171,7 +213,7 @@ def _pattern_timeline(db: Database, q: PatternQuery, counts: Counts, start: Any,
         ((k, b.first_bad) for k, b in buckets if b.first_bad is not None), key=lambda kb: kb[1]
     )
     earlier = [b.last_good for k, b in buckets if k < first_bucket and b.last_good is not None]
-    inside = last_good_before(db, q, counts.parts, max(start(first_bucket), since), first_bad)
+    inside = last_good_before(conn, q, counts.parts, max(start(first_bucket), since), first_bad)
     last_good = max([*earlier, *([inside] if inside else [])], default=None)
     return {
         "attributes": {attribute_name(a): a[3] for a in counts.parts},

@@ -15,7 +15,10 @@ def _log_comb(n: int, k: int) -> float:
 def fisher_greater(a: int, b: int, c: int, d: int) -> float:
     """P(X >= a) for the 2x2 table [[a, b], [c, d]] with its margins fixed: the chance that runs
     with the value hold at least `a` of the bad runs if the value had nothing to do with badness.
-    Rows: has the value / has not; columns: bad / other."""
+    Rows: has the value / has not; columns: bad / other. A table with a negative cell describes no
+    runs at all: it is refused with `ValueError`, never given a p-value."""
+    if min(a, b, c, d) < 0:
+        raise ValueError(f"impossible 2x2 table [[{a}, {b}], [{c}, {d}]]: a negative cell is no count of runs")
     with_value, bad, total = a + b, a + c, a + b + c + d
     if with_value == 0 or bad == 0:
         return 1.0

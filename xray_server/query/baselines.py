@@ -108,29 +108,39 @@ _reason = projector(
 )
 
 
-# The most recent runs of the pipeline other than the one explained, with their steps: a baseline
-# whose cost is that of this many runs whatever the size of the table or the window
-# (`runs_pipeline_started_idx`, then each run's steps by primary key).
-RECENT_STEPS = """
-WITH recent AS (
-    SELECT run_id FROM runs
-    WHERE pipeline = %(pipeline)s AND run_id <> %(run_id)s
-    ORDER BY started_at DESC, run_id DESC
+# The runs of the pipeline that started before the one explained (so its verdict never changes as
+# later runs arrive), none judged bad, with their steps: a baseline whose cost is that of this many
+# runs whatever the size of the table or the window (`runs_pipeline_started_idx`, then each run's
+# steps by primary key).
+EARLIER_STEPS = """
+WITH earlier AS (
+    SELECT r.run_id FROM runs r
+    WHERE r.pipeline = %(pipeline)s AND (r.started_at, r.run_id) < (%(started_at)s, %(run_id)s::uuid)
+      AND NOT EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = r.run_id AND l.label = %(bad)s)
+    ORDER BY r.started_at DESC, r.run_id DESC
     LIMIT %(runs)s
 )
 SELECT s.run_id, s.step_id, s.parent_step_id, s.name, s.step_type, s.status, s.candidates_in, s.candidates_out,
        s.drop_ratio, s.model, s.temperature, s.metrics, s.rejections, s.contract_violations,
        extract(epoch FROM s.ended_at - s.started_at) * 1000 AS duration_ms
-FROM recent JOIN steps s ON s.run_id = recent.run_id
+FROM earlier JOIN steps s ON s.run_id = earlier.run_id
 """
 
 
-def recent_steps(db: Database, pipeline: str, run_id: str, runs: int) -> list[dict[str, Any]]:
-    """The steps of the `runs` most recent runs of `pipeline` other than `run_id`, each with its
-    metrics merged as the API shows them."""
+def earlier_steps(db: Database, run: dict[str, Any], runs: int, bad_label: str) -> list[dict[str, Any]]:
+    """The steps of the `runs` latest runs of `run`'s pipeline that started before it (ties broken by
+    run id) and that no source labelled `bad_label`, each with its metrics merged as the API shows them."""
+    params = {
+        "pipeline": run["pipeline"],
+        "started_at": run["started_at"],
+        "run_id": run["run_id"],
+        "runs": runs,
+        "bad": bad_label,
+    }
     with db.connection() as conn:
-        rows = conn.execute(RECENT_STEPS, {"pipeline": pipeline, "run_id": run_id, "runs": runs}).fetchall()
+        rows = conn.execute(EARLIER_STEPS, params).fetchall()
     for row in rows:
+        row["run_id"] = str(row["run_id"])
         row["metrics"] = merged_metrics(row)
         row["rejections"] = row["rejections"] or {}
         row["contract_violations"] = row["contract_violations"] or []

@@ -1,15 +1,20 @@
 """What the runs of a window have, counted in PostgreSQL: for each attribute value (a run tag, a
 top-level scalar of its metadata, a categorical metric of one of its steps, its status) found on
 enough bad runs, how many bad runs and how many other runs have it, and the same for pairs of the
-values most frequent among the bad runs. One statement over the window's runs and their steps;
-its cost follows the runs in the window, not the table. The statistics are `analysis/patterns.py`'s."""
+values most frequent among the bad runs. Two statements over the window's runs and their steps;
+their cost follows the runs in the window, not the table. The statements of one request run in
+one snapshot (`snapshot`): the window ends at now, runs keep arriving, and counts taken from two
+snapshots need not agree. The statistics are `analysis/patterns.py`'s."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
+import psycopg
 from psycopg import sql
 
 from xray_server.query.steps import LABELLED, step_filters
@@ -70,6 +75,19 @@ class AttributeCounts:
     buckets: Counts
     singles: list[Counts] = field(default_factory=list)
     pairs: list[Counts] = field(default_factory=list)
+
+
+@contextmanager
+def snapshot(db: Database) -> Iterator[psycopg.Connection]:
+    """A connection inside one read-only REPEATABLE READ transaction: every statement run on it
+    sees the same runs. Without it (the pool's connections are autocommit) a bad run committed
+    between statement 1 and statement 2 is counted by statement 2 only, and a value can then
+    have more bad runs than the window. The isolation level is set by `SET TRANSACTION`, for this
+    transaction alone: nothing outlives it on the connection, or on a transaction pooler's
+    server connection. The snapshot is taken by the first query after it."""
+    with db.connection() as conn, conn.transaction():
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield conn
 
 
 def step_predicate(q: PatternQuery) -> tuple[sql.Composable | None, dict[str, Any]]:
@@ -217,52 +235,52 @@ def _mask(tests: list[tuple[int, sql.Composable]]) -> sql.Composable:
 
 
 def attribute_counts(
-    db: Database, q: PatternQuery, since: datetime, until: datetime, bucket_seconds: int
+    conn: psycopg.Connection, q: PatternQuery, since: datetime, until: datetime, bucket_seconds: int
 ) -> AttributeCounts:
     """Count, among bad and other runs and per time bucket, the attribute values on at least
     `q.min_support` of the bad runs (the others cannot be a pattern), and pairs of the most frequent
-    of them. Every value found on a bad run counts as tested."""
+    of them. Every value found on a bad run counts as tested. `conn` is a `snapshot`'s: its two
+    statements must see the same runs."""
     bad, params = bad_predicate(q)
     window = window_params(q, since, until)
     # The run's status is an attribute, unless it is what defines a bad run.
     status = sql.SQL("" if q.run_status is not None else _STATUS)
-    with db.connection() as conn:
-        found = conn.execute(
-            sql.SQL(_BAD_VALUES).format(bad=bad, status=status),
-            {
-                **params,
-                **window,
-                "min_support": q.min_support,
-                "max_chars": MAX_VALUE_CHARS,
-                "max_candidates": MAX_CANDIDATES,
-            },
-            prepare=False,
-        ).fetchall()
-        candidates = [(r["kind"], r["step"], r["key"], r["value"]) for r in found if r["row"] == "value"]
-        totals = next(r for r in found if r["row"] == "totals")
-        counts = AttributeCounts(
-            runs=totals["a"],
-            bad_runs=totals["b"],
-            values_tested=next(r for r in found if r["row"] == "tested")["a"],
-            pair_candidates=min(PAIR_CANDIDATES, len(candidates)),
-            bucket_seconds=bucket_seconds,
-            buckets=Counts([]),
-        )
-        mask_params = {**params, **window}
-        run_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] != "steps"]
-        step_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] == "steps"]
-        step_names = sorted({c[1] for c in candidates if c[0] == "steps"})
-        mask_params.update(
-            step_names=step_names,
-            # By type and time (`steps_type_started_idx`), so the pass reads the window's steps of
-            # those types and never the table; a step name is taken to keep the type its bad runs gave it.
-            step_types=sorted({r["value"] for r in found if r["row"] == "step_type" and r["step"] in step_names}),
-            last=len(candidates) - 1,
-            pair_candidates=counts.pair_candidates,
-            bucket=bucket_seconds,
-        )
-        statement = sql.SQL(_MASK_COUNTS).format(bad=bad, run_mask=_mask(run_tests), step_mask=_mask(step_tests))
-        rows = conn.execute(statement, mask_params, prepare=False).fetchall()
+    found = conn.execute(
+        sql.SQL(_BAD_VALUES).format(bad=bad, status=status),
+        {
+            **params,
+            **window,
+            "min_support": q.min_support,
+            "max_chars": MAX_VALUE_CHARS,
+            "max_candidates": MAX_CANDIDATES,
+        },
+        prepare=False,
+    ).fetchall()
+    candidates = [(r["kind"], r["step"], r["key"], r["value"]) for r in found if r["row"] == "value"]
+    totals = next(r for r in found if r["row"] == "totals")
+    counts = AttributeCounts(
+        runs=totals["a"],
+        bad_runs=totals["b"],
+        values_tested=next(r for r in found if r["row"] == "tested")["a"],
+        pair_candidates=min(PAIR_CANDIDATES, len(candidates)),
+        bucket_seconds=bucket_seconds,
+        buckets=Counts([]),
+    )
+    mask_params = {**params, **window}
+    run_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] != "steps"]
+    step_tests = [(i, _test(c, i, mask_params)) for i, c in enumerate(candidates) if c[0] == "steps"]
+    step_names = sorted({c[1] for c in candidates if c[0] == "steps"})
+    mask_params.update(
+        step_names=step_names,
+        # By type and time (`steps_type_started_idx`), so the pass reads the window's steps of
+        # those types and never the table; a step name is taken to keep the type its bad runs gave it.
+        step_types=sorted({r["value"] for r in found if r["row"] == "step_type" and r["step"] in step_names}),
+        last=len(candidates) - 1,
+        pair_candidates=counts.pair_candidates,
+        bucket=bucket_seconds,
+    )
+    statement = sql.SQL(_MASK_COUNTS).format(bad=bad, run_mask=_mask(run_tests), step_mask=_mask(step_tests))
+    rows = conn.execute(statement, mask_params, prepare=False).fetchall()
     _gather(rows, candidates, counts)
     return counts
 
@@ -306,10 +324,11 @@ def _has(attribute: Attribute, i: int, params: dict[str, Any]) -> sql.Composable
 
 
 def last_good_before(
-    db: Database, q: PatternQuery, pattern: list[Attribute], start: datetime, first_bad: datetime
+    conn: psycopg.Connection, q: PatternQuery, pattern: list[Attribute], start: datetime, first_bad: datetime
 ) -> datetime | None:
     """The start of the last good run with every attribute of `pattern` in [start, first_bad): the
-    bucket of the pattern's first bad run, where the per-bucket counts cannot tell."""
+    bucket of the pattern's first bad run, where the per-bucket counts cannot tell. `conn` is the
+    `snapshot` the counts came from."""
     bad, params = bad_predicate(q)
     params.update(window_params(q, start, first_bad))
     has = sql.SQL(" AND ").join([_has(a, i, params) for i, a in enumerate(pattern)])
@@ -317,5 +336,4 @@ def last_good_before(
         "SELECT max(r.started_at) AS at FROM runs r WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s "
         "AND r.started_at < %(until)s AND NOT coalesce({bad}, false) AND {has}"
     ).format(bad=bad, has=has)
-    with db.connection() as conn:
-        return conn.execute(statement, params, prepare=False).fetchone()["at"]
+    return conn.execute(statement, params, prepare=False).fetchone()["at"]

@@ -16,6 +16,9 @@ from xray_server.schemas.records import param, schema_for
 
 L = DEFAULT_LIMITS
 _ratio = validate.Range(min=0.0, max=1.0)
+# How many earlier runs explain holds a run to when the caller does not say (`analysis/thresholds.py`
+# has why).
+DEFAULT_BASELINE_RUNS = 200
 
 
 def _name() -> Text:
@@ -109,10 +112,10 @@ class PatternQuery(Window, StepFilters):
 
 @dataclass(kw_only=True)
 class ExplainQuery:
-    """`GET /api/v1/runs/<run_id>/explain`: how many of the pipeline's most recent other runs the
-    baseline holds (default 200)."""
+    """`GET /api/v1/runs/<run_id>/explain`: how many of the pipeline's runs that started before the
+    one explained the baseline holds."""
 
-    baseline_runs: int = param(fields.Integer(validate=validate.Range(min=20, max=2000)), default=200)
+    baseline_runs: int = param(fields.Integer(validate=validate.Range(min=20, max=2000)), default=DEFAULT_BASELINE_RUNS)
 
 
 @dataclass(kw_only=True)

@@ -3,7 +3,7 @@ them (`query/views.py`), and the OpenAPI document is generated from them."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 
 class ErrorDetailSchema(Schema):
@@ -209,7 +209,8 @@ class StepStatsSchema(Schema):
 
 class FindingSchema(Schema):
     kind = fields.String(required=True)
-    role = fields.String(required=True)
+    role = fields.String(required=True, validate=validate.OneOf(["cause", "effect", "unusual"]))
+    strength = fields.String(required=True, validate=validate.OneOf(["strong", "weak"]))
     score = fields.Float(required=True)
     step = fields.String(required=True)
     seq = fields.Integer(required=True)
@@ -228,9 +229,20 @@ class CauseSchema(Schema):
     evidence = fields.Dict(required=True)
 
 
+class SymptomSchema(Schema):
+    step = fields.String(required=True)
+    seq = fields.Integer(required=True)
+    step_type = fields.String(required=True)
+    kind = fields.String(
+        required=True, validate=validate.OneOf(["error", "empty", "worse_end", "missing_metrics", "slow"])
+    )
+    message = fields.String(required=True)
+
+
 class ExplainSchema(Schema):
     run_id = fields.UUID(required=True)
-    cause = fields.Nested(CauseSchema, allow_none=True)
+    symptom = fields.Nested(SymptomSchema, allow_none=True, required=True)
+    cause = fields.Nested(CauseSchema, allow_none=True, required=True)
     baseline = fields.Dict(required=True)
     pipeline = fields.String(allow_none=True)
     entity = fields.String(allow_none=True)

@@ -1,0 +1,60 @@
+"""What a real pipeline of the evaluation provides, and how one run of it is judged.
+
+A real pipeline is production-style code built on a real library over real data that ships inside
+a PyPI package (no download at run time). It records its steps through the X-Ray SDK like any
+user's pipeline. Its bugs are planted in its code, never in a metric: each bug is a flag the code
+checks at the place the bug lives. Ground truth comes from the data: a run is wrong when its answer
+is not the one the data says, and a wrong run is its bug's when the same case, run again with that
+bug fixed (through a disabled client, so nothing is recorded), gives the right answer.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import xray_sdk
+
+
+@dataclass(frozen=True)
+class Bug:
+    """A bug planted in a pipeline's code."""
+
+    name: str
+    # The step whose code holds the bug: what `explain` should name as the cause.
+    step: str
+    # filter_rule, upstream_recall, segment_model or error_path.
+    kind: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call of a pipeline produced."""
+
+    run_id: str
+    answer: Any
+
+
+class RealPipeline(Protocol):
+    """A pipeline of the evaluation."""
+
+    # The pipeline's name in X-Ray (the evaluation adds a suffix per bug and seed).
+    name: str
+    # What the pipeline does, in a sentence, and which library and data it uses.
+    description: str
+    bugs: tuple[Bug, ...]
+
+    def cases(self, rng: random.Random, n: int) -> list[Any]:
+        """`n` inputs drawn from the package's data, as the pipeline would receive them."""
+        ...
+
+    def run(self, client: xray_sdk.Client, pipeline: str, case: Any, bugs: frozenset[str]) -> Outcome:
+        """Run the pipeline on `case` with the named bugs present, recorded under `pipeline`.
+        Never raises: a step that raises ends the run with an error and a None answer."""
+        ...
+
+    def correct(self, case: Any, answer: Any) -> bool:
+        """Whether `answer` is right for `case`, by the data."""
+        ...

@@ -1,0 +1,198 @@
+"""How often `explain` names the right step on real pipelines: real libraries over real data that
+ships inside PyPI packages, with bugs planted in the pipelines' code (`bench/real/`).
+
+For each pipeline and each of its bugs, a fresh pipeline name records `--runs` cases through the
+SDK against a real server (gunicorn, embedded PostgreSQL). The first `--clean` share of the runs
+is the history before the bug was deployed; the rest run with the bug in the code. Ground truth is
+the data's: a run is *correct* when its answer is right; a wrong run is the *bug's* when the same
+case, run again with the bug fixed (through a disabled client, nothing recorded), is right; any
+other wrong run is the pipeline's own limit and is reported apart. Every run is then explained over
+HTTP (`GET /api/v1/runs/<id>/explain`), and scored:
+
+- of the bug's runs, the share whose `cause` is the bug's step; the share that shows a symptom at
+  all, and of those the share naming the bug's step (a recall loss can leave no trace in a run);
+- of the correct runs, the share with any `cause` (a false accusation).
+
+Each pipeline and bug is its own line: a pipeline that passes is never pooled with one that fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import random
+import tempfile
+import urllib.request
+from typing import Any
+
+import psycopg
+
+import xray_sdk
+from xray_server.runtime.local_server import LocalServer
+from xray_server.storage.migrations import migrate
+
+from .database import bench_database
+from .real.harness import Bug, RealPipeline
+
+TITLE = "Explain on real pipelines: real libraries, real data, bugs planted in code"
+COUNTS = ("runs", "bug", "named", "symptom", "named_with_symptom", "correct", "accused", "wrong", "wrong_with_cause")
+
+
+# Module and class of each real pipeline, imported only when chosen: `python -m bench` runs without
+# their libraries.
+PIPELINES = {
+    "records": ("bench.real.records", "RecordsPipeline"),
+    "places": ("bench.real.places", "PlacesPipeline"),
+    "triage": ("bench.real.triage", "DigitTriage"),
+}
+
+
+def pipelines(only: list[str]) -> list[RealPipeline]:
+    """The chosen real pipelines (all when `only` is empty)."""
+    chosen = [key for key in PIPELINES if not only or key in only]
+    return [getattr(importlib.import_module(PIPELINES[key][0]), PIPELINES[key][1])() for key in chosen]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", type=int, default=400, help="runs per pipeline and bug")
+    parser.add_argument("--clean", type=float, default=0.25, help="share of the runs before the bug is deployed")
+    parser.add_argument("--seeds", default="1", help="comma-separated seeds, each its own draw of cases")
+    parser.add_argument("--only", default="", help=f"comma-separated, of {', '.join(PIPELINES)} (default: all)")
+
+
+def evaluate(base_url: str, pipeline: RealPipeline, bug: Bug, runs: int, clean: float, seed: int) -> dict[str, Any]:
+    """Record one pipeline with one bug deployed part-way, explain every run, and count."""
+    rng = random.Random(seed)
+    cases = pipeline.cases(rng, runs)
+    name = f"{pipeline.name}_{bug.name}_s{seed}"
+    client = xray_sdk.Client(base_url, delivery=xray_sdk.DeliveryConfig(max_attempts=1000))
+    fixed = xray_sdk.Client(base_url, disabled=True)
+    deploy = int(clean * runs)
+    judged: list[tuple[str, str]] = []
+    try:
+        for i, case in enumerate(cases):
+            bugs = frozenset({bug.name}) if i >= deploy else frozenset()
+            out = pipeline.run(client, name, case, bugs)
+            if pipeline.correct(case, out.answer):
+                kind = "correct"
+            elif bugs and pipeline.correct(case, pipeline.run(fixed, name, case, frozenset()).answer):
+                kind = "bug"
+            else:
+                kind = "wrong"
+            judged.append((out.run_id, kind))
+        if not client.flush(120) or client.stats()["dropped_total"]:
+            raise RuntimeError("the evaluation's runs were not all stored; its scores would be wrong")
+    finally:
+        client.close()
+        fixed.close()
+    counts = dict.fromkeys(COUNTS, 0)
+    examples: dict[str, list[str]] = {"missed": [], "accused": []}
+    for run_id, kind in judged:
+        answer = _get(base_url, f"/api/v1/runs/{run_id}/explain")
+        cause = answer["cause"]["step"] if answer["cause"] else None
+        counts["runs"] += 1
+        counts[kind] += 1
+        if kind == "bug":
+            counts["named"] += cause == bug.step
+            counts["symptom"] += answer["symptom"] is not None
+            counts["named_with_symptom"] += answer["symptom"] is not None and cause == bug.step
+            if cause != bug.step and len(examples["missed"]) < 3:
+                examples["missed"].append(answer["verdict"])
+        elif kind == "correct":
+            counts["accused"] += cause is not None
+            if cause is not None and len(examples["accused"]) < 3:
+                examples["accused"].append(answer["verdict"])
+        else:
+            counts["wrong_with_cause"] += cause is not None
+    return {"counts": counts, "examples": examples}
+
+
+def _get(base_url: str, path: str) -> Any:
+    with urllib.request.urlopen(base_url + path, timeout=60) as response:
+        return json.load(response)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    chosen = pipelines([k for k in args.only.split(",") if k])
+    seeds = [int(s) for s in args.seeds.split(",")]
+    lines = []
+    with bench_database() as (url, _), tempfile.TemporaryDirectory(prefix="xray-real-") as data_dir:
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn)
+        env = {"XRAY_WORKERS": "2", "XRAY_DATABASE_URL": url, "XRAY_ARTIFACTS_DIR": f"{data_dir}/artifacts"}
+        with LocalServer(env) as server:
+            for pipeline in chosen:
+                for bug in pipeline.bugs:
+                    for seed in seeds:
+                        result = evaluate(server.base_url, pipeline, bug, args.runs, args.clean, seed)
+                        lines.append(
+                            {
+                                "pipeline": pipeline.name,
+                                "description": pipeline.description,
+                                "bug": bug.name,
+                                "kind": bug.kind,
+                                "step": bug.step,
+                                "seed": seed,
+                                **result,
+                            }
+                        )
+    return {"lines": lines, "settings": {"runs": args.runs, "clean": args.clean, "seeds": seeds}}
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part / whole:.0%} ({part}/{whole})" if whole else "n/a"
+
+
+def report(result: dict[str, Any]) -> str:
+    rows = [
+        "| pipeline | bug (kind, step) | seed | bug runs | bug's step named | with a symptom | named, of those "
+        "| correct runs | correct runs with a cause | wrong without the bug |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for line in result["lines"]:
+        c = line["counts"]
+        rows.append(
+            f"| {line['pipeline']} | `{line['bug']}` ({line['kind']}, `{line['step']}`) | {line['seed']} | {c['bug']} "
+            f"| {_share(c['named'], c['bug'])} | {_share(c['symptom'], c['bug'])} "
+            f"| {_share(c['named_with_symptom'], c['symptom'])} | {c['correct']} "
+            f"| {_share(c['accused'], c['correct'])} | {c['wrong']} |"
+        )
+    return "\n".join(rows)
+
+
+def goal_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """One row per pipeline and bug for the goals table: its step named, and correct runs accused."""
+    rows = []
+    for line in result["lines"]:
+        c = line["counts"]
+        named = c["named"] / c["bug"] if c["bug"] else 0.0
+        of_symptom = c["named_with_symptom"] / c["symptom"] if c["symptom"] else 0.0
+        accused = c["accused"] / c["correct"] if c["correct"] else 0.0
+        recall = line["kind"] == "upstream_recall"
+        met = (named >= 0.9 or (recall and of_symptom >= 0.9)) and accused <= 0.01
+        rows.append(
+            (
+                f"`explain` on {line['pipeline']} / `{line['bug']}` (seed {line['seed']}): at least 90% of bug runs "
+                "named, at most 1% of correct runs accused",
+                f"{named:.0%} named ({of_symptom:.0%} of those with a symptom); {accused:.1%} accused",
+                "met" if met else "**not met**",
+            )
+        )
+    return rows
+
+
+def reading(result: dict[str, Any]) -> str:
+    out = []
+    for line in result["lines"]:
+        c = line["counts"]
+        named = c["named"] / c["bug"] if c["bug"] else 0.0
+        of_symptom = c["named_with_symptom"] / c["symptom"] if c["symptom"] else 0.0
+        accused = c["accused"] / c["correct"] if c["correct"] else 0.0
+        goal = named >= 0.9 or (line["kind"] == "upstream_recall" and of_symptom >= 0.9)
+        out.append(
+            f"- **{line['pipeline']} / `{line['bug']}`** (seed {line['seed']}): bug's step named in {named:.0%} "
+            f"({of_symptom:.0%} of those with a symptom): {'met' if goal else '**not met**'}; correct runs with a cause "
+            f"{accused:.1%}: {'met' if accused <= 0.01 else '**not met**'}."
+        )
+    return "\n".join(out)

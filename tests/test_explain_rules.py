@@ -1,0 +1,140 @@
+"""The rules of explain that real data asked for, on plain values (no database): a value normal runs
+share is no finding, a legitimate tail is not a cluster apart, a run without a symptom has no
+cause, an empty filter given nothing that could pass is an effect, a rare reason says why."""
+
+import random
+
+from tests.test_explain_diff import recent_step, run, step
+from xray_server.analysis.baseline import gap_share, tail_share
+from xray_server.analysis.explain import explain
+
+
+def test_the_tail_share_counts_ties_as_at_least_as_extreme():
+    points = sorted([0.0] * 90 + [0.5] * 10)
+    assert tail_share(points, 0.5, 0.0) == 0.1
+    assert tail_share(points, 0.0, 0.0) == 1.0
+
+
+def test_a_filled_tail_is_not_apart_and_a_cluster_is():
+    filled = sorted([5.0] * 80 + [3.0 + 0.1 * i for i in range(20)])
+    assert gap_share(filled, 3.0, 5.0) < 0.4
+    cluster = sorted([5.0 - 0.01 * i for i in range(80)] + [1.0 + 0.01 * i for i in range(20)])
+    assert gap_share(cluster, 1.0, cluster[50]) > 0.4
+
+
+def pick_baseline(n=200, seed=11, two_share=0.1, hard_share=0.15, bug_share=0.0):
+    """Earlier runs of search -> score (rank) -> pick (select): the pick chooses from 2 in
+    `two_share` of runs; hard inputs score 3.0 to 4.9 (a filled tail); a bug, if any, scores 0.5."""
+    rng = random.Random(seed)
+    steps = []
+    for i in range(n):
+        given = 2 if rng.random() < two_share else 1
+        draw = rng.random()
+        score = 0.5 if draw < bug_share else rng.uniform(3.0, 4.9) if draw < bug_share + hard_share else 5.0
+        steps += [
+            recent_step(i, 0, "search", "search", {"candidates_in": 1, "candidates_out": rng.randint(40, 60)}),
+            recent_step(i, 1, "score", "rank", {"candidates_in": 50, "candidates_out": given, "score_max": score}),
+            recent_step(i, 2, "pick", "select", {"candidates_in": given, "candidates_out": 1}),
+        ]
+    return steps
+
+
+def pick_run(given=1, score=5.0, search_out=50):
+    return run(
+        step(0, "search", "search", metrics={"candidates_in": 1, "candidates_out": search_out}),
+        step(1, "score", "rank", metrics={"candidates_in": 50, "candidates_out": given, "score_max": score}),
+        step(2, "pick", "select", metrics={"candidates_in": given, "candidates_out": 1, "drop_ratio": 1 - 1 / given}),
+    )
+
+
+def test_a_select_that_chose_from_two_as_one_run_in_ten_does_is_no_finding():
+    result = explain(pick_run(given=2), pick_baseline())
+    assert result["symptom"] is None and result["cause"] is None and result["findings"] == []
+
+
+def test_a_hard_but_right_score_in_a_filled_tail_is_no_cause():
+    result = explain(pick_run(score=3.0), pick_baseline())
+    assert result["cause"] is None, result["verdict"]
+
+
+def test_a_score_in_a_cluster_apart_with_a_new_scorer_names_the_rank():
+    baseline = pick_baseline(bug_share=0.2)
+    for s in baseline:
+        if s["name"] == "score":
+            s["metrics"]["scorer"] = "next" if s["metrics"]["score_max"] == 0.5 else "main"
+    bad = pick_run(score=0.5)
+    bad["steps"][1]["metrics"]["scorer"] = "next"
+    result = explain(bad, baseline)
+    assert result["symptom"]["kind"] == "worse_end"
+    assert result["cause"]["step"] == "score", result["verdict"]
+
+
+def test_a_score_that_fell_behind_a_truncated_search_names_the_search():
+    baseline = pick_baseline(bug_share=0.2)
+    for s in baseline:
+        if s["name"] == "search":
+            s["metrics"]["limit"] = 60
+    bad = pick_run(score=0.5, search_out=60)
+    bad["steps"][0]["metrics"]["limit"] = 60
+    result = explain(bad, baseline)
+    assert result["cause"]["step"] == "search" and result["cause"]["kind"] == "recall", result["verdict"]
+    # Behind a search that returned less than its limit, nothing says the best was there to find.
+    bad["steps"][0]["metrics"]["candidates_out"] = 45
+    assert explain(bad, baseline)["cause"] is None
+
+
+def filter_baseline(n=200, seed=12):
+    """Earlier runs of score (rank) -> keep (filter): 12% of inputs have no match (everything scores
+    low and is rejected for `below_threshold`); the rest keep one."""
+    rng = random.Random(seed)
+    steps = []
+    for i in range(n):
+        no_match = rng.random() < 0.12
+        score = rng.uniform(0.2, 0.45) if no_match else rng.uniform(0.85, 0.99)
+        kept = 0 if no_match else 1
+        steps += [
+            recent_step(i, 0, "score", "rank", {"candidates_in": 30, "candidates_out": 10, "score_max": score}),
+            recent_step(
+                i,
+                1,
+                "keep",
+                "filter",
+                {"candidates_in": 10, "candidates_out": kept, "drop_ratio": 1 - kept / 10},
+                {"below_threshold": 10 - kept},
+            ),
+        ]
+    return steps
+
+
+def keep_run(score, rejections):
+    kept = 10 - sum(rejections.values())
+    return run(
+        step(0, "score", "rank", metrics={"candidates_in": 30, "candidates_out": 10, "score_max": score}),
+        step(
+            1,
+            "keep",
+            metrics={"candidates_in": 10, "candidates_out": kept, "drop_ratio": 1 - kept / 10},
+            rejections=rejections,
+        ),
+    )
+
+
+def test_an_empty_filter_given_nothing_that_could_pass_is_no_cause():
+    result = explain(keep_run(0.3, {"below_threshold": 10}), filter_baseline())
+    assert result["symptom"]["kind"] == "empty"
+    assert result["cause"] is None, result["verdict"]
+
+
+def test_a_reason_the_step_never_gives_that_emptied_it_is_the_cause_and_says_why():
+    result = explain(keep_run(0.95, {"below_threshold": 9, "dob_conflict": 1}), filter_baseline())
+    assert result["cause"]["step"] == "keep", result["verdict"]
+    assert "dob_conflict" in result["cause"]["message"]
+
+
+def test_evidence_dropped_by_the_capture_policy_is_not_a_finding():
+    unkept = {"name": "rejected_sample", "status": "dropped", "drop_reason": "capture_policy"}
+    lost = {"name": "kept_sample", "status": "dropped", "drop_reason": "load_shed"}
+    r = keep_run(0.95, {"below_threshold": 9})
+    r["steps"][1]["artifacts"] = [unkept, lost]
+    kinds = [(f["kind"], f["evidence"].get("artifact")) for f in explain(r, filter_baseline())["findings"]]
+    assert kinds == [("dropped_evidence", "kept_sample")]
