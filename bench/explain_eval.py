@@ -1,19 +1,28 @@
 """How often `explain` names the right step, on synthetic pipelines with known faults.
 
-A generator builds pipelines of 3 to 8 steps of all six types (a retrieval step nests its
-searches), with realistic noise: counts that spread by factors, drop ratios and scores that
-wander, reasons whose shares vary, models and durations that vary. In each pipeline a share of
-the runs (0 to 30%) shares one bug, injected at one step, of one kind:
+A generator builds pipelines of 4 to 8 steps of all six types (a retrieval step nests its
+searches), with the shapes real metrics take: counts that spread by factors and two segments of
+input (a third of the runs return three times the results), searches truncated at the limit they
+record, a rank's best score piled near its bound with a filled lower tail (hard inputs), a
+reason that is absent from most runs (zero-inflated), a final select that chooses from one or
+two, heavy-tailed durations. In each pipeline a share of the runs (10 to 30%) shares one bug,
+injected at one step, of one kind:
 
 - `starved_search`: a search returns a handful of results (every later step is starved);
 - `model_fallback`: an llm falls back to a weaker model that produces one poor keyword;
 - `over_filter`: a filter drops nearly everything;
 - `score_collapse`: a rank step's `score_max` collapses under a new scorer (its `scorer` metric);
 - `new_reason`: a filter rejects most candidates for a reason it rarely gives;
+- `recall_loss`: a search returns its usual, truncated count, without its best candidates;
 - `error`: a step raises;
 - `empty_output`: a filter keeps nothing;
 - `missing_metrics`: a filter records no counts;
 - `slow_step`: a step takes 80 ms longer.
+
+A bug makes a run's outcome worse, as a real one does: when the candidates lost their best (a
+starved or truncated search, a poor keyword, an over-eager filter), the rank's best score falls
+below anything a hard input gets. Good runs carry every legitimate shape above, so a rule that
+takes a tail for a fault accuses them.
 
 Every run is recorded through the SDK against a real server (gunicorn, embedded PostgreSQL),
 then explained over HTTP (`GET /api/v1/runs/<id>/explain`) and scored against the known answer:
@@ -37,6 +46,7 @@ from typing import Any
 import psycopg
 
 import xray_sdk
+from xray_server.analysis.thresholds import MIN_BASELINE
 from xray_server.runtime.local_server import LocalServer
 from xray_server.storage.migrations import migrate
 
@@ -49,11 +59,15 @@ FAULTS = (
     "over_filter",
     "score_collapse",
     "new_reason",
+    "recall_loss",
     "error",
     "empty_output",
     "missing_metrics",
     "slow_step",
 )
+# Runs of each pipeline before its bug is deployed: explain judges no step with a history shorter
+# than `thresholds.MIN_BASELINE`.
+WARM_UP = MIN_BASELINE + 10
 # What is counted per fault kind: bad runs, those naming the injected step, good runs, those naming any.
 SCORES = ("bad", "named", "good", "accused")
 # Which step type each fault is injected into.
@@ -63,6 +77,7 @@ FAULT_STEP = {
     "over_filter": "filter",
     "score_collapse": "rank",
     "new_reason": "filter",
+    "recall_loss": "search",
     "error": "any",
     "empty_output": "filter",
     "missing_metrics": "filter",
@@ -89,7 +104,7 @@ class PipelineSpec:
 
 def make_pipeline(rng: random.Random, seed: int, index: int, fault: str, bad_share: float) -> PipelineSpec:
     """An llm, a retrieval (searches, sometimes nested in a custom step), 1 to 3 filters, maybe a
-    custom enrichment, a rank and a select: 3 to 8 top-level steps."""
+    custom enrichment, a rank and a select: 4 to 8 top-level steps."""
     steps = [StepSpec("make_query", "llm", {"keywords": rng.randint(3, 6), "tokens": rng.uniform(200, 800)})]
     if rng.random() < 0.5:
         steps.append(
@@ -108,8 +123,7 @@ def make_pipeline(rng: random.Random, seed: int, index: int, fault: str, bad_sha
         )
     if rng.random() < 0.5:
         steps.append(StepSpec("enrich", "custom", {"coverage": rng.uniform(0.7, 0.95)}))
-    if len(steps) < 7:
-        steps.append(StepSpec("rank", "rank", {"keep": rng.randint(5, 20), "score": rng.uniform(0.6, 0.9)}))
+    steps.append(StepSpec("rank", "rank", {"keep": rng.randint(5, 20), "score": rng.uniform(0.6, 0.9)}))
     steps.append(StepSpec("select", "select", {}))
     flat = [s for top in steps for s in [top, *top.children]]
     wanted = FAULT_STEP[fault]
@@ -128,8 +142,12 @@ class Runner:
 
     def run(self, client: xray_sdk.Client, bad: bool) -> str:
         rng = self.rng
-        with client.start_run(self.spec.name, f"e{rng.randint(0, 10**9)}", tags={"segment": rng.choice("abc")}) as run:
-            state: dict[str, Any] = {"keywords": 4, "candidates": 0}
+        segment = rng.choice("abc")
+        with client.start_run(self.spec.name, f"e{rng.randint(0, 10**9)}", tags={"segment": segment}) as run:
+            # Segment `c` is another kind of input: three times the results (a volume, not a fault).
+            state: dict[str, Any] = {"keywords": 4, "candidates": 0, "scale": 3.0 if segment == "c" else 1.0}
+            # Whether the candidates lost their best on the way: the rank's best score shows it.
+            state["damaged"] = False
             for spec in self.spec.steps:
                 try:
                     self._step(run, spec, state, bad)
@@ -143,7 +161,8 @@ class Runner:
     def _step(self, run: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
         rng = self.rng
         with run.step(spec.name, spec.step_type) as step:
-            time.sleep(rng.uniform(0, 0.002))
+            # Durations are heavy-tailed: most steps take a millisecond, a few take ten.
+            time.sleep(min(0.02, rng.lognormvariate(-7.0, 1.0)))
             if self._faulty(spec, bad, "slow_step"):
                 time.sleep(0.08)
             if self._faulty(spec, bad, "error"):
@@ -161,15 +180,23 @@ class Runner:
     def _llm(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
         fallback = self._faulty(spec, bad, "model_fallback")
         keywords = 1 if fallback else max(1, int(spec.params["keywords"] + self.rng.choice((-1, 0, 0, 1))))
+        state["damaged"] |= fallback  # its one keyword is a poor one
         step.model("m-small" if fallback else "m-large", 0.2)
         step.candidates(1, keywords).metrics(tokens=int(spec.params["tokens"] * self.rng.lognormvariate(0, 0.15)))
         state["keywords"] = keywords
 
     def _search(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
-        results = int(spec.params["per_keyword"] * state["keywords"] * self.rng.lognormvariate(0, 0.35))
+        expected = spec.params["per_keyword"] * state["keywords"] * state["scale"]
+        # The search returns at most its limit, which about half of the runs reach.
+        limit = int(expected * 1.1)
+        results = min(limit, int(expected * self.rng.lognormvariate(0, 0.35)))
         if self._faulty(spec, bad, "starved_search"):
             results = self.rng.randint(1, 4)
-        step.candidates(state["keywords"], results)
+            state["damaged"] = True
+        if self._faulty(spec, bad, "recall_loss"):
+            results = limit  # truncated, its usual count, and its best candidates cut
+            state["damaged"] = True
+        step.candidates(state["keywords"], results).metrics(limit=limit)
         state["last_out"] = state["candidates"] = results
 
     def _filter(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
@@ -178,8 +205,10 @@ class Runner:
         new_reason = self._faulty(spec, bad, "new_reason")
         if self._faulty(spec, bad, "over_filter"):
             drop = self.rng.uniform(0.97, 0.995)
+            state["damaged"] = True
         if new_reason:
             drop = min(0.95, drop + 0.5)
+            state["damaged"] = True
         if self._faulty(spec, bad, "empty_output"):
             drop = 1.0
         cout = int(round(cin * (1 - drop)))
@@ -192,17 +221,27 @@ class Runner:
         )
         share = min(1.0, max(0.0, (0.8 if new_reason else 0.6) + self.rng.uniform(-0.1, 0.1)))
         first = int(removed * share)
-        rejected = [(i, first_reason) for i in range(first)] + [(i, second_reason) for i in range(first, removed)]
+        # A third reason is absent from most runs (zero-inflated), and takes a little when present.
+        third = int((removed - first) * self.rng.uniform(0.1, 0.4)) if self.rng.random() < 0.4 else 0
+        rejected = (
+            [(i, first_reason) for i in range(first)]
+            + [(i, second_reason) for i in range(first, removed - third)]
+            + [(i, "out_of_stock") for i in range(removed - third, removed)]
+        )
         step.decide(range(cout), rejected)
         state["candidates"] = cout
 
     def _rank(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
         cin = state["candidates"]
         cout = min(cin, int(spec.params["keep"]))
-        score = self.rng.gauss(spec.params["score"], 0.03)
+        # Piled near its bound, with a filled lower tail: hard inputs score anywhere down to 0.35
+        # below the usual, a bug's damaged candidates below that.
+        score = min(1.0, self.rng.gauss(spec.params["score"], 0.02))
+        if self.rng.random() < 0.12:
+            score -= self.rng.uniform(0.0, 0.35)
         collapsed = self._faulty(spec, bad, "score_collapse")
-        if collapsed:
-            score = self.rng.uniform(0.1, 0.25)
+        if collapsed or state["damaged"]:
+            score = self.rng.uniform(0.02, 0.18)
         # The rank records its scorer's version, as a deployed ranker does: a collapse that came with
         # a new scorer is the rank's own; one with nothing of the rank's changed looks like a recall
         # loss or an entity with no good match, and explain does not blame the rank for it.
@@ -237,9 +276,10 @@ def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: i
             fault = FAULTS[index % len(FAULTS)]
             spec = make_pipeline(rng, seed, index, fault, rng.choice((0.1, 0.2, 0.3)))
             runner = Runner(spec, rng)
-            recorded.append(
-                (spec, [(runner.run(client, bad), bad) for bad in (rng.random() < spec.bad_share for _ in range(runs))])
-            )
+            # A history before the bug (as a bug is deployed into a pipeline that ran before it):
+            # explain holds a run to the runs before it, and judges nothing in the first few.
+            bads = [False] * WARM_UP + [rng.random() < spec.bad_share for _ in range(runs - WARM_UP)]
+            recorded.append((spec, [(runner.run(client, bad), bad) for bad in bads]))
             # One pipeline at a time: a queue that overflowed would drop steps, and a run missing
             # its faulty step would be scored as a miss of explain's.
             delivered = client.flush(120)
@@ -251,20 +291,33 @@ def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: i
     finally:
         client.close()
     per_fault: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(SCORES, 0))
+    examples: dict[str, list[str]] = defaultdict(list)
     for spec, runs_ in recorded:
         scores = per_fault[spec.fault]
-        good = [r for r, bad in runs_ if not bad][:good_sample]
+        # The latest good runs: those with the longest history, as most runs of a pipeline have.
+        good = [r for r, bad in runs_ if not bad][-good_sample:]
         for run_id, bad in runs_:
             if not bad and run_id not in good:
                 continue
-            named = _cause_step(_get(base_url, f"/api/v1/runs/{run_id}/explain"))
+            answer = _get(base_url, f"/api/v1/runs/{run_id}/explain")
+            named = _cause_step(answer)
             if bad:
                 scores["bad"] += 1
                 scores["named"] += named == spec.fault_step
+                if named != spec.fault_step and len(examples[spec.fault]) < 3:
+                    examples[spec.fault].append(f"{spec.fault_step}: {_summary(answer)}")
             else:
                 scores["good"] += 1
                 scores["accused"] += named is not None
-    return {"per_fault": dict(per_fault)}
+                if named is not None and len(examples["accused"]) < 5:
+                    examples["accused"].append(_summary(answer))
+    return {"per_fault": dict(per_fault), "examples": dict(examples)}
+
+
+def _summary(answer: dict[str, Any]) -> str:
+    """The verdict and each finding's step, role and message: what a reader needs to see why."""
+    findings = "; ".join(f"[{f['step']} {f['role']}] {f['message']}" for f in answer.get("findings", []))
+    return f"{answer['verdict']} | {findings}"
 
 
 def _cause_step(answer: dict[str, Any]) -> str | None:
@@ -289,12 +342,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         env = {"XRAY_WORKERS": "2", "XRAY_DATABASE_URL": url, "XRAY_ARTIFACTS_DIR": f"{data_dir}/artifacts"}
         seeds = [int(seed) for seed in args.seeds.split(",")]
         with LocalServer(env) as server:
-            per_seed = {
-                seed: evaluate(server.base_url, args.runs, args.pipelines, args.good, seed)["per_fault"]
-                for seed in seeds
-            }
+            evaluated = {seed: evaluate(server.base_url, args.runs, args.pipelines, args.good, seed) for seed in seeds}
+    per_seed = {seed: e["per_fault"] for seed, e in evaluated.items()}
     pooled = {fault: _summed(p[fault] for p in per_seed.values()) for fault in FAULTS}
     return {
+        "examples": {str(seed): e["examples"] for seed, e in evaluated.items()},
         "per_fault": pooled,
         "per_seed": {str(seed): p for seed, p in per_seed.items()},
         "settings": {

@@ -4,7 +4,7 @@ ships inside PyPI packages, with bugs planted in the pipelines' code (`bench/rea
 For each pipeline and each of its bugs, a fresh pipeline name records `--runs` cases through the
 SDK against a real server (gunicorn, embedded PostgreSQL). The first `--clean` share of the runs
 is the history before the bug was deployed; the rest run with the bug in the code. Ground truth is
-the data's: a run is *correct* when its answer is right; a wrong run is the *bug's* when the same
+the data's: a run is *correct* when it ended without an error and its answer is right; a wrong run is the *bug's* when the same
 case, run again with the bug fixed (through a disabled client, nothing recorded), is right; any
 other wrong run is the pipeline's own limit and is reported apart. Every run is then explained over
 HTTP (`GET /api/v1/runs/<id>/explain`), and scored:
@@ -12,6 +12,9 @@ HTTP (`GET /api/v1/runs/<id>/explain`), and scored:
 - of the bug's runs, the share whose `cause` is the bug's step; the share that shows a symptom at
   all, and of those the share naming the bug's step (a recall loss can leave no trace in a run);
 - of the correct runs, the share with any `cause` (a false accusation).
+
+Runs with fewer earlier runs than explain needs to judge a step (`thresholds.MIN_BASELINE`) are
+not scored: explain says nothing of them, which is neither a hit nor a spared correct run.
 
 Each pipeline and bug is its own line: a pipeline that passes is never pooled with one that fails.
 """
@@ -29,14 +32,15 @@ from typing import Any
 import psycopg
 
 import xray_sdk
+from xray_server.analysis.thresholds import MIN_BASELINE
 from xray_server.runtime.local_server import LocalServer
 from xray_server.storage.migrations import migrate
 
 from .database import bench_database
-from .real.harness import Bug, RealPipeline
+from .real.harness import Bug, Outcome, RealPipeline
 
 TITLE = "Explain on real pipelines: real libraries, real data, bugs planted in code"
-COUNTS = ("runs", "bug", "named", "symptom", "named_with_symptom", "correct", "accused", "wrong", "wrong_with_cause")
+COUNTS = ("unjudged", "runs", "bug", "named", "symptom", "named_with_symptom", "correct", "accused", "wrong", "wrong_with_cause")
 
 
 # Module and class of each real pipeline, imported only when chosen: `python -m bench` runs without
@@ -61,11 +65,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", default="", help=f"comma-separated, of {', '.join(PIPELINES)} (default: all)")
 
 
-def evaluate(base_url: str, pipeline: RealPipeline, bug: Bug, runs: int, clean: float, seed: int) -> dict[str, Any]:
-    """Record one pipeline with one bug deployed part-way, explain every run, and count."""
+def evaluate(
+    base_url: str, pipeline: RealPipeline, bug: Bug, runs: int, clean: float, seed: int, suffix: str = ""
+) -> dict[str, Any]:
+    """Record one pipeline with one bug deployed part-way, explain every run, and count. `suffix`
+    makes the pipeline's name unique in a database that keeps earlier evaluations' runs."""
     rng = random.Random(seed)
     cases = pipeline.cases(rng, runs)
-    name = f"{pipeline.name}_{bug.name}_s{seed}"
+    name = f"{pipeline.name}_{bug.name}_s{seed}{suffix}"
     client = xray_sdk.Client(base_url, delivery=xray_sdk.DeliveryConfig(max_attempts=1000))
     fixed = xray_sdk.Client(base_url, disabled=True)
     deploy = int(clean * runs)
@@ -74,9 +81,9 @@ def evaluate(base_url: str, pipeline: RealPipeline, bug: Bug, runs: int, clean: 
         for i, case in enumerate(cases):
             bugs = frozenset({bug.name}) if i >= deploy else frozenset()
             out = pipeline.run(client, name, case, bugs)
-            if pipeline.correct(case, out.answer):
+            if _right(pipeline, case, out):
                 kind = "correct"
-            elif bugs and pipeline.correct(case, pipeline.run(fixed, name, case, frozenset()).answer):
+            elif bugs and _right(pipeline, case, pipeline.run(fixed, name, case, frozenset())):
                 kind = "bug"
             else:
                 kind = "wrong"
@@ -90,6 +97,9 @@ def evaluate(base_url: str, pipeline: RealPipeline, bug: Bug, runs: int, clean: 
     examples: dict[str, list[str]] = {"missed": [], "accused": []}
     for run_id, kind in judged:
         answer = _get(base_url, f"/api/v1/runs/{run_id}/explain")
+        if answer["baseline"]["runs"] < MIN_BASELINE:
+            counts["unjudged"] += 1  # too short a history: explain judges nothing, and is not scored
+            continue
         cause = answer["cause"]["step"] if answer["cause"] else None
         counts["runs"] += 1
         counts[kind] += 1
@@ -98,14 +108,25 @@ def evaluate(base_url: str, pipeline: RealPipeline, bug: Bug, runs: int, clean: 
             counts["symptom"] += answer["symptom"] is not None
             counts["named_with_symptom"] += answer["symptom"] is not None and cause == bug.step
             if cause != bug.step and len(examples["missed"]) < 3:
-                examples["missed"].append(answer["verdict"])
+                examples["missed"].append(_summary(answer))
         elif kind == "correct":
             counts["accused"] += cause is not None
             if cause is not None and len(examples["accused"]) < 3:
-                examples["accused"].append(answer["verdict"])
+                examples["accused"].append(_summary(answer))
         else:
             counts["wrong_with_cause"] += cause is not None
     return {"counts": counts, "examples": examples}
+
+
+def _right(pipeline: RealPipeline, case: Any, out: Outcome) -> bool:
+    """A run is right when it ended without an error and its answer is the data's."""
+    return not out.failed and pipeline.correct(case, out.answer)
+
+
+def _summary(answer: dict[str, Any]) -> str:
+    """The verdict and each finding's step, role and message: what a reader needs to see why."""
+    findings = "; ".join(f"[{f['step']} {f['role']}] {f['message']}" for f in answer["findings"])
+    return f"{answer['verdict']} | {findings}"
 
 
 def _get(base_url: str, path: str) -> Any:
@@ -140,8 +161,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {"lines": lines, "settings": {"runs": args.runs, "clean": args.clean, "seeds": seeds}}
 
 
-def _share(part: int, whole: int) -> str:
-    return f"{part / whole:.0%} ({part}/{whole})" if whole else "n/a"
+def _share(part: int, whole: int, digits: int = 0) -> str:
+    return f"{part / whole:.{digits}%} ({part}/{whole})" if whole else "n/a"
 
 
 def report(result: dict[str, Any]) -> str:
@@ -156,7 +177,7 @@ def report(result: dict[str, Any]) -> str:
             f"| {line['pipeline']} | `{line['bug']}` ({line['kind']}, `{line['step']}`) | {line['seed']} | {c['bug']} "
             f"| {_share(c['named'], c['bug'])} | {_share(c['symptom'], c['bug'])} "
             f"| {_share(c['named_with_symptom'], c['symptom'])} | {c['correct']} "
-            f"| {_share(c['accused'], c['correct'])} | {c['wrong']} |"
+            f"| {_share(c['accused'], c['correct'], 1)} | {c['wrong']} |"
         )
     return "\n".join(rows)
 

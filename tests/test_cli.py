@@ -45,8 +45,8 @@ def send(server, pipeline, bad):
 
 def test_runs_show_steps_explain_and_diff_against_a_real_server(xray_server, pipeline):
     url = xray_server.base_url
-    # Enough good runs for a baseline (explain trusts one of 20 steps or more).
-    good = [send(xray_server, pipeline, False) for _ in range(25)]
+    # Enough good runs for a baseline (explain trusts one of 50 steps or more).
+    good = [send(xray_server, pipeline, False) for _ in range(55)]
     bad = send(xray_server, pipeline, True)
 
     result = invoke("runs", "--url", url, "--pipeline", pipeline, "--json")

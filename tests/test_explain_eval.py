@@ -6,7 +6,8 @@ from bench.explain_eval import FAULTS, _rates, _summed, evaluate
 
 
 def test_explain_names_the_injected_step_and_leaves_good_runs_alone(xray_server):
-    result = evaluate(xray_server.base_url, runs=60, pipelines=1, good_sample=15, seed=14)
+    # Each pipeline runs 60 good runs before its bug (explain judges no step with less history).
+    result = evaluate(xray_server.base_url, runs=140, pipelines=1, good_sample=20, seed=14)
     per_fault = result["per_fault"]
     assert set(per_fault) == set(FAULTS)
     total = _summed(per_fault.values())

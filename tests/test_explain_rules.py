@@ -5,7 +5,7 @@ cause, an empty filter given nothing that could pass is an effect, a rare reason
 import random
 
 from tests.test_explain_diff import recent_step, run, step
-from xray_server.analysis.baseline import gap_share, tail_share
+from xray_server.analysis.baseline import core_edge, gap_needed, gap_share, tail_share
 from xray_server.analysis.explain import explain
 
 
@@ -17,9 +17,14 @@ def test_the_tail_share_counts_ties_as_at_least_as_extreme():
 
 def test_a_filled_tail_is_not_apart_and_a_cluster_is():
     filled = sorted([5.0] * 80 + [3.0 + 0.1 * i for i in range(20)])
-    assert gap_share(filled, 3.0, 5.0) < 0.4
+    edge = core_edge(filled, 3.0, 5.0)
+    assert gap_share(filled, 3.0, edge) < gap_needed(filled, 3.0, edge)
     cluster = sorted([5.0 - 0.01 * i for i in range(80)] + [1.0 + 0.01 * i for i in range(20)])
-    assert gap_share(cluster, 1.0, cluster[50]) > 0.4
+    edge = core_edge(cluster, 1.0, cluster[50])
+    assert gap_share(cluster, 1.0, edge) > gap_needed(cluster, 1.0, edge)
+    # Three values in a sparse tail leave wide gaps by chance: they are not enough to say "apart".
+    sparse = sorted([5.0] * 97 + [3.5, 4.0, 4.5])
+    assert gap_needed(sparse, 3.0, core_edge(sparse, 3.0, 5.0)) > 0.6
 
 
 def pick_baseline(n=200, seed=11, two_share=0.1, hard_share=0.15, bug_share=0.0):

@@ -34,33 +34,33 @@ def usual_kept(i):
 
 
 def test_a_verdict_does_not_change_as_later_runs_arrive(client, db, pipeline):
-    for i in range(30):
+    for i in range(60):
         record(client, pipeline, i, usual_kept(i))
-    bad = record(client, pipeline, 30, 20)
+    bad = record(client, pipeline, 60, 20)
     before = explain_stored_run(db, bad)
     assert before["cause"] is not None and before["cause"]["step"] == "keep"
     # Forty later runs share the bad one's drop: against them it would be usual.
     for i in range(40):
-        record(client, pipeline, 31 + i, 20)
+        record(client, pipeline, 61 + i, 20)
     after = explain_stored_run(db, bad)
     assert after == before
 
 
 def test_runs_judged_bad_stay_out_of_the_baseline(client, db, pipeline):
-    for i in range(30):
+    for i in range(60):
         record(client, pipeline, 2 * i, usual_kept(i))
         judged = record(client, pipeline, 2 * i + 1, 20)
         client.post(f"/api/v1/runs/{judged}/labels", json={"label": "bad", "source": "review"})
-    bad = record(client, pipeline, 60, 20)
+    bad = record(client, pipeline, 120, 20)
     answer = explain_stored_run(db, bad)
-    assert answer["baseline"]["runs"] == 30
+    assert answer["baseline"]["runs"] == 60
     assert answer["cause"] is not None and answer["cause"]["step"] == "keep"
 
 
 def test_the_answer_is_the_one_the_openapi_document_describes(client, pipeline):
-    for i in range(25):
+    for i in range(55):
         record(client, pipeline, i, usual_kept(i))
-    bad = record(client, pipeline, 25, 20)
+    bad = record(client, pipeline, 55, 20)
     answer = client.get(f"/api/v1/runs/{bad}/explain").get_json()
     components = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
 

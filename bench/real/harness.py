@@ -35,6 +35,8 @@ class Outcome:
 
     run_id: str
     answer: Any
+    # A step raised and ended the run: never a correct run, whatever its (None) answer.
+    failed: bool = False
 
 
 class RealPipeline(Protocol):

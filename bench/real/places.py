@@ -310,7 +310,7 @@ class PlacesPipeline:
                 run.finish(outcome={"geonameid": answer})
         except Exception:
             # The run has recorded the error as it left the `with` block.
-            return Outcome(run.run_id, None)
+            return Outcome(run.run_id, None, failed=True)
         return Outcome(run.run_id, answer)
 
     def correct(self, case: Mention, answer: Any) -> bool:

@@ -269,7 +269,7 @@ class RecordsPipeline:
                 run.finish(outcome={"rec_id": answer})
         except Exception:
             # The run recorded the error as it closed; the pipeline answers nothing.
-            return Outcome(run.run_id, None)
+            return Outcome(run.run_id, None, failed=True)
         return Outcome(run.run_id, answer)
 
     def _match(self, run: xray_sdk.Run, master: _Master, query: dict[str, str], bugs: frozenset[str]) -> str | None:

@@ -162,7 +162,7 @@ class DigitTriage:
                 answer = self._route(run, case, bugs)
         except Exception:
             # The SDK recorded the failing step's error and ended the run with it: the case has no answer.
-            return Outcome(run.run_id, None)
+            return Outcome(run.run_id, None, failed=True)
         return Outcome(run.run_id, answer)
 
     def correct(self, case: DigitCase, answer: Any) -> bool:

@@ -188,7 +188,8 @@ class StepBaseline:
         if abs(z) < min_z or not (large or _large_enough(feature, scale, value, located.usual, located)):
             return None
         tail = tail_share(located.points, point, located.centre)
-        apart = gap_share(located.points, point, located.centre) >= t.GAP_SHARE
+        edge = core_edge(located.points, point, located.centre)
+        apart = gap_share(located.points, point, edge) >= gap_needed(located.points, point, edge)
         return Reading(
             feature,
             value,
@@ -249,16 +250,35 @@ def tail_share(points: list[float], point: float, centre: float) -> float:
     return (len(points) - bisect.bisect_left(points, point)) / len(points)
 
 
-def gap_share(points: list[float], point: float, centre: float) -> float:
-    """The widest stretch between `point` and `centre` that holds none of the sorted `points`, as a
-    share of the distance between them: 1.0 when nothing lies between, near 0 in a filled tail."""
-    distance = abs(point - centre)
+def core_edge(points: list[float], point: float, centre: float) -> float:
+    """Where the core of sorted `points` begins on `point`'s side of `centre`: the quantile that
+    `MAX_TAIL_SHARE` of the points lie beyond. A bug's cluster (at most that share) lies beyond it,
+    so the stretch between them is where its gap shows."""
+    q = t.MAX_TAIL_SHARE if point < centre else 1 - t.MAX_TAIL_SHARE
+    return points[min(len(points) - 1, int(q * len(points)))]
+
+
+def gap_share(points: list[float], point: float, edge: float) -> float:
+    """The widest stretch between `point` and `edge` that holds none of the sorted `points`, as a
+    share of the distance between them: 1.0 when nothing lies between, near 0 in a filled tail, 0
+    when the point is not beyond the edge."""
+    distance = abs(point - edge)
     if distance == 0:
         return 0.0
-    low, high = min(point, centre), max(point, centre)
+    low, high = min(point, edge), max(point, edge)
     inside = points[bisect.bisect_right(points, low) : bisect.bisect_left(points, high)]
     edges = [low, *inside, high]
     return max(b - a for a, b in zip(edges, edges[1:], strict=False)) / distance
+
+
+def gap_needed(points: list[float], point: float, edge: float) -> float:
+    """The gap share that says "apart" between `point` and the core's `edge`: GAP_SHARE, or more
+    when few earlier values lie between them. Among k values spread evenly at random, the widest
+    gap is about ln(k + 1) / (k + 1) of the stretch, so a sparse legitimate tail has wide gaps by
+    chance."""
+    low, high = min(point, edge), max(point, edge)
+    k = bisect.bisect_left(points, high) - bisect.bisect_right(points, low)
+    return max(t.GAP_SHARE, t.GAP_CHANCE * math.log(k + 1) / (k + 1))
 
 
 def biweight_scale(points: list[float], centre: float) -> float:

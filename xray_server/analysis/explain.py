@@ -76,7 +76,7 @@ def explain(run: dict[str, Any], baseline_steps: list[dict[str, Any]]) -> dict[s
             starved_at.append(step["seq"])
     findings = _corroborated(findings, starved_at)
     symptom = _symptom(findings, steps)
-    cause = _trace(symptom, findings, steps) if symptom else None
+    cause = _trace(symptom, findings, steps, baselines) if symptom else None
     if cause is not None and cause not in findings:
         findings.append(cause)  # a recall loss, named at the search that supplied the candidates
     roles = {id(f): _role(f, cause) for f in findings}
@@ -342,17 +342,23 @@ def _final_decisions(steps: list[dict[str, Any]]) -> set[str]:
     return end
 
 
-def _trace(symptom: Symptom, findings: list[Finding], steps: list[dict[str, Any]]) -> Finding | None:
+def _trace(
+    symptom: Symptom, findings: list[Finding], steps: list[dict[str, Any]], baselines: dict[str, StepBaseline]
+) -> Finding | None:
     """The cause of `symptom`: a fault, else the earliest own finding at or before it (a time
     symptom is its own cause); a weak finding when corroborated; the innermost of nested steps;
     a score that fell with nothing else changed at its step, traced to the search that supplied it."""
+    by_id = {s["step_id"]: s for s in steps}
+    # The symptom's step and the steps nested in it (which start after it) are at or before it.
+    reach = max([symptom.step.seq] + [f.step.seq for f in findings if _descends(f, symptom.step.step_id, by_id)])
     before = [
         f
         for f in findings
         if f.own
-        and f.step.seq <= symptom.step.seq
+        and f.step.seq <= reach
         and f.cls is not FindingClass.EVIDENCE
-        and (f.cls is not FindingClass.TIME or symptom.kind is SymptomKind.SLOW)
+        # A slow run is slowed by its slow step, whatever else is unusual in it.
+        and ((f.cls is FindingClass.TIME) == (symptom.kind is SymptomKind.SLOW) or f.cls is FindingClass.FAULT)
     ]
     strong = [f for f in before if f.strength is Strength.STRONG]
     first_strong = min((f.step.seq for f in strong), default=None)
@@ -369,22 +375,20 @@ def _trace(symptom: Symptom, findings: list[Finding], steps: list[dict[str, Any]
     kept = [
         f
         for f in strong + weak
-        if _can_cause(f)
-        and not (f.kind == "empty" and scored_low is not None and f.step.seq > scored_low)
-        and not (f.kind == "empty" and _usual_reasons(f, steps, findings))
+        if _can_cause(f) and not (f.kind == "empty" and scored_low is not None and f.step.seq > scored_low)
     ]
-    recalled = (_upstream_recall(f, findings, steps) for f in kept)
-    candidates = [f for f in recalled if f is not None]
-    if not candidates:
+    if not kept:
         return None
-    # A fault is its own step's; otherwise the earliest step whose own behaviour changed.
-    faults = [f for f in candidates if f.cls is FindingClass.FAULT]
-    chosen = sorted(faults or candidates, key=_cause_order)
-    cause = chosen[0]
-    by_id = {s["step_id"]: s for s in steps}
-    inner = [f for f in chosen if _descends(f, cause.step.step_id, by_id)]
-    cause = min(inner, key=_cause_order) if inner else cause
-    return cause
+    # A fault is its own step's; otherwise the earliest step whose own behaviour changed. A score
+    # that fell is read last of all (a later step's change, not a supplier's, is nearer to it).
+    faults = [f for f in kept if f.cls is FindingClass.FAULT]
+    chosen = sorted(faults or kept, key=_cause_order)
+    for found in chosen:
+        inner = [f for f in chosen if _descends(f, found.step.step_id, by_id)]
+        cause = _upstream_recall(min(inner, key=_cause_order) if inner else found, findings, steps, baselines)
+        if cause is not None:
+            return cause
+    return None
 
 
 def _can_cause(f: Finding) -> bool:
@@ -393,23 +397,31 @@ def _can_cause(f: Finding) -> bool:
     return f.feature not in VOLUMES or f.kind == "empty" or f.worse
 
 
-def _upstream_recall(cause: Finding, findings: list[Finding], steps: list[dict[str, Any]]) -> Finding | None:
+def _upstream_recall(
+    cause: Finding, findings: list[Finding], steps: list[dict[str, Any]], baselines: dict[str, StepBaseline]
+) -> Finding | None:
     """A rank's or select's score that fell while nothing else of the step changed (no new model or
-    setting, as many candidates as usual) says the candidates it was given were worse. When the
-    search that supplied them was truncated at its recorded `limit`, it is the cause: what it cut
-    is what the rank missed, and a recall loss leaves its count looking ordinary. When it was not,
-    nothing says the best candidate was ever there to find (an entity with no match scores low
-    too): the fall is no cause."""
+    setting, as many candidates as usual) says the candidates it was given were worse. The latest
+    search before it that shows it lost some is the cause: one truncated at its recorded `limit`
+    (what it cut is what the rank missed, and a recall loss leaves its count looking ordinary), or
+    one whose own best score fell with the rank's. When none does, nothing says the best candidate
+    was ever there to find (an entity with no match scores low too): the fall is no cause. Any
+    other finding is returned as it is."""
     if not _is_score(cause) or not cause.worse:
         return cause
     if any(f.step.step_id == cause.step.step_id and f.kind == "changed" for f in findings):
         return cause
-    sources = [s for s in steps if s["seq"] < cause.step.seq and s["step_type"] in SOURCES]
+    # The latest search before it that its limit cut (of several, the nearest).
+    sources = [
+        s
+        for s in steps
+        if s["seq"] < cause.step.seq
+        and s["step_type"] in SOURCES
+        and (_truncated(s) or _scored_lower(s, baselines.get(s["name"])))
+    ]
     if not sources:
         return None
     source = max(sources, key=lambda s: s["seq"])
-    if not _truncated(source):
-        return None
     ref = StepRef(source["name"], source["seq"], source["step_id"], source.get("parent_step_id"), source["step_type"])
     return Finding(
         "recall",
@@ -427,24 +439,25 @@ def _upstream_recall(cause: Finding, findings: list[Finding], steps: list[dict[s
     )
 
 
-def _usual_reasons(empty: Finding, steps: list[dict[str, Any]], findings: list[Finding]) -> bool:
-    """Whether a step that output nothing rejected everything for the reasons it usually gives, in
-    no unusual share: its rule did what it always does, so nothing it was given could pass."""
-    step = next(s for s in steps if s["step_id"] == empty.step.step_id)
-    moved = any(
-        f.step.step_id == empty.step.step_id
-        and (f.feature or "").startswith("reason:")
-        and f.strength is Strength.STRONG
-        for f in findings
-    )
-    return bool(step.get("rejections")) and not moved
-
-
 def _is_score(f: Finding) -> bool:
     """A rank's or select's own number (a best score, a gap): what it made of its candidates."""
     ranking = f.step.step_type in (StepType.RANK.value, StepType.SELECT.value)
     plain = f.feature is not None and f.feature not in (*VOLUMES, "drop_ratio", "duration_ms")
     return ranking and plain and f.kind != "changed" and not (f.feature or "").startswith("reason:")
+
+
+def _scored_lower(step: dict[str, Any], base: StepBaseline | None) -> bool:
+    """Whether one of a search's own numbers that are not counts (a best score) fell by a mild
+    distance or more, with the minimum effect: it found worse matches than usual, too."""
+    if base is None or not base.trusted:
+        return False
+    return any(
+        base.scales.get(feature) != "log"
+        and value < (base.usual(feature) or 0.0)
+        and base.moved(feature, value, t.MILD_Z)
+        for feature, (value, _) in numeric_features(step).items()
+        if feature not in (*VOLUMES, LIMIT_METRIC, "duration_ms")
+    )
 
 
 def _truncated(step: dict[str, Any]) -> bool:

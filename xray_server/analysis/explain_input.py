@@ -4,7 +4,10 @@ step before it ended most alike, not to every earlier run.
 A filter that keeps nothing in one run in ten can be doing its job (those runs had nothing that
 could pass: the step before it scored every candidate low) or failing (the same filter, given what
 it usually gets, rejected everything). The unconditional share of empty outputs cannot tell them
-apart; the share among the runs whose previous step looked the same can.
+apart; the share among the runs whose previous step handed on alike numbers can. Each number the
+previous step recorded is tried on its own (the runs nearest in its percentile): one number that
+says "runs like this came out empty" is enough, where requiring every number to be alike at once
+would leave too few alike runs.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from xray_server.analysis.baseline import numeric_features
 def explained_by_input(
     step: dict[str, Any], run_steps: list[dict[str, Any]], baseline_steps: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
-    """When earlier runs given alike input mostly came out empty at `step` too: which step's numbers
-    made them alike, how many runs, and the share that were empty; else None."""
+    """When earlier runs given alike input mostly came out empty at `step` too: which step and which
+    of its numbers made them alike, how many runs, and the share that were empty; else None."""
     before = _previous(step, run_steps)
     if before is None:
         return None
@@ -42,16 +45,20 @@ def explained_by_input(
     columns = {f: v for f, v in columns.items() if len(v) >= t.MIN_BASELINE}
     if not columns:
         return None
-    here = {f: _percentile(columns[f], context[f]) for f in columns}
-    distances = sorted(
-        (max(abs(_percentile(columns[f], ctx[f]) - here[f]) if f in ctx else 1.0 for f in columns), empty)
-        for ctx, empty in rows
-    )
-    nearest = distances[: t.NEIGHBOURS]
-    share = sum(1 for _, empty in nearest if empty) / len(nearest)
-    if share <= t.MAX_TAIL_SHARE:
+    alike_runs = max(t.MIN_ALIKE, round(t.ALIKE_SHARE * len(rows)))
+    best: tuple[float, str] | None = None
+    for feature, ordered in columns.items():
+        here = _percentile(ordered, context[feature])
+        alike = sorted(
+            (abs(_percentile(ordered, ctx[feature]) - here), empty) for ctx, empty in rows if feature in ctx
+        )[:alike_runs]
+        share = sum(1 for _, empty in alike if empty) / len(alike)
+        if best is None or share > best[0]:
+            best = (share, feature)
+    if best is None or best[0] <= t.MAX_TAIL_SHARE:
         return None
-    return {"after": before["name"], "alike_runs": len(nearest), "empty_share": round(share, 3)}
+    share, feature = best
+    return {"after": before["name"], "feature": feature, "alike_runs": alike_runs, "empty_share": round(share, 3)}
 
 
 def _previous(step: dict[str, Any], run_steps: list[dict[str, Any]]) -> dict[str, Any] | None:

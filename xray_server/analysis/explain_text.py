@@ -31,7 +31,7 @@ def empty(step: dict[str, Any], usual: float, explained: dict[str, Any] | None) 
     if explained:
         text += (
             f"; {explained['empty_share']:.0%} of the {explained['alike_runs']} earlier runs whose "
-            f"'{explained['after']}' ended alike came out empty too: it follows from its input"
+            f"'{explained['after']}' had an alike {explained['feature']} came out empty too: it follows from its input"
         )
     return text
 

@@ -15,8 +15,9 @@ from xray_server.schemas.queries import DEFAULT_BASELINE_RUNS
 # read and judge (bench query).
 BASELINE_RUNS = DEFAULT_BASELINE_RUNS
 # A step seen in fewer earlier runs than this has no "usual": its numbers are not judged (its
-# errors and missing metrics still are).
-MIN_BASELINE = 20
+# errors and missing metrics still are). A tail that one run in ten reaches legitimately holds
+# five values in fifty runs, the fewest that fill it; in twenty, it looks like a cluster apart.
+MIN_BASELINE = 50
 # A run that any source labelled with this is left out of every baseline: a run judged bad is not
 # what the step usually does, however many such runs there are.
 BAD_LABEL = "bad"
@@ -54,11 +55,16 @@ WITH_OUTPUT_Z = 2.0
 # score that hard inputs pull down in one run in five. Above a bug's usual share of runs (10 to 30%)
 # so that a bug already in the baseline is still seen.
 MAX_TAIL_SHARE = 0.35
-# A cluster apart from the core: between the value and the median, the widest stretch with no
-# earlier value in it is at least this share of the distance. A bug's values form a cluster of
-# their own (a gap, then the core); a legitimate long tail is filled all the way in (hard inputs
+# A cluster apart from the core: between the value and the core's edge (the quantile that
+# MAX_TAIL_SHARE of the values lie beyond, so a bug's cluster is beyond it), the widest stretch
+# with no earlier value in it is at least this share of the distance. A bug's values form a cluster
+# of their own (a gap, then the rest); a legitimate long tail is filled all the way in (hard inputs
 # spread from the worst to the usual), so its values are never apart, however far out they are.
-GAP_SHARE = 0.4
+GAP_SHARE = 0.25
+# With few earlier values between the value and the core, wide gaps come by chance (the widest of
+# k random values is about ln(k + 1) / (k + 1) of the stretch): the gap needed is this many times
+# that, when it is more than GAP_SHARE (fewer than about 30 values between).
+GAP_CHANCE = 2.0
 
 # --- The minimum effect ---------------------------------------------------------------------------
 
@@ -102,6 +108,9 @@ STARVED = 0.1
 # they are how the step is instrumented, not what went wrong in this run).
 VIOLATION_SHARE = 0.5
 # An empty output is explained by its input when, among the earlier runs whose step before it
-# ended most alike (the NEIGHBOURS nearest by the percentiles of its numbers), more than
-# MAX_TAIL_SHARE came out empty too: a filter given nothing that could pass did its job.
-NEIGHBOURS = 20
+# handed on an alike number (the nearest by its percentile: a tenth of them, and at least five),
+# more than MAX_TAIL_SHARE came out empty too: a filter given nothing that could pass did its job.
+# A tenth follows the baseline's size: in a short history, the few runs with nothing to pass are
+# not outvoted by the many nearest to them that had something.
+ALIKE_SHARE = 0.1
+MIN_ALIKE = 5
