@@ -53,7 +53,7 @@ def test_the_readme_demo_command_starts_everything_itself(tmp_path):
     """`xray demo` with nothing running: embedded PostgreSQL, gunicorn, pipeline, walkthrough."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("XRAY_")}
     result = subprocess.run(
-        [sys.executable, "-m", "xray_cli", "demo", "--runs", "40"],
+        [sys.executable, "-m", "xray_cli", "demo", "--runs", "80"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -62,7 +62,7 @@ def test_the_readme_demo_command_starts_everything_itself(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    assert "Ran 40 runs" in out
+    assert "Ran 80 runs" in out
     assert "Most likely cause: step 2 'compat_filter'" in out
     assert "tags.feed=B is on" in out and "and on no other run." in out
     assert (tmp_path / ".xray" / "pgdata" / "PG_VERSION").exists()

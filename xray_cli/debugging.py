@@ -274,7 +274,7 @@ def steps_text(rows: list[dict[str, Any]]) -> str:
 )
 @click.argument("run_id")
 def explain(url: str, as_json: bool, baseline_runs: int | None, run_id: str) -> None:
-    """Which step caused what went wrong, and why, against the same steps in recent runs."""
+    """What went wrong, which step caused it, and why, against the same steps in the runs before it."""
     result = explain_for(Api(url), run_id, baseline_runs)
     if as_json:
         return render.emit_json(result)

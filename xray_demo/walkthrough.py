@@ -137,7 +137,7 @@ def walkthrough_text(result: dict[str, Any]) -> str:
     lines += ["", h("2. One bad run, step by step:"), f"   xray show {example['run_id']}", "", show_text(example)]
     lines += [
         "",
-        h("3. Which step failed, and why (against the baseline of recent runs):"),
+        h("3. What went wrong, which step caused it, and why (against the runs before it):"),
         f"   xray explain {example['run_id']}",
         "",
         explain_text(result["explain"]),
