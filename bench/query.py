@@ -9,7 +9,7 @@ direct SQL on one connection (tuples, no dict rows: the cheapest way to run it):
 - the same with `drop_ratio >= 0.999`, a rare condition that reads the day's whole window;
 - one 10-step run by id (a different run each time), with its steps and artifacts;
 - that run's explanation (`GET /api/v1/runs/<id>/explain`: the run, and the steps of its
-  pipeline's 200 most recent other runs as the baseline), interleaved with the plain run fetch.
+  pipeline's 200 runs before it as the baseline), interleaved with the plain run fetch.
 The server is gunicorn with one worker and one thread, on a kept-alive connection.
 """
 
@@ -343,7 +343,7 @@ def reading(result: dict[str, Any]) -> str:
             f"- **`GET /api/v1/runs/<id>/explain`** at {last['steps']:,} steps: p95 {e['api_ms_p95']} ms (goal: at "
             f"most 50 ms): {'met' if e['api_ms_p95'] <= 50 else '**not met**'}; the plain fetch of a run in the same "
             f"run: {e['direct_ms_p95']} ms p95, x{e['ratio_p95']}. Its cost is that of the run and of "
-            f"{e['baseline_steps']} baseline steps (the pipeline's 200 most recent other runs, read by "
+            f"{e['baseline_steps']} baseline steps (the pipeline's 200 runs before it, read by "
             "`runs_pipeline_started_idx` and the steps' primary key), whatever the size of the table: "
             + ", ".join(f"{s['explain']['api_ms_p95']} ms at {s['steps']:,}" for s in sizes if "explain" in s)
             + "."

@@ -30,26 +30,16 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from xray_sdk.contract.vocabulary import REDUCING_STEP_TYPES, ArtifactStatus, DropReason, StepStatus, StepType
+from xray_sdk.contract.vocabulary import REDUCING_STEP_TYPES, ArtifactStatus, DropReason, StepStatus
 from xray_server import query
 from xray_server.analysis import explain_text as describe
 from xray_server.analysis import thresholds as t
 from xray_server.analysis.baseline import Reading, StepBaseline, categorical_features, numeric_features
 from xray_server.analysis.explain_input import explained_by_input
-from xray_server.analysis.findings import Finding, FindingClass, Role, StepRef, Strength, Symptom, SymptomKind
+from xray_server.analysis.explain_trace import VOLUMES, feature_rank, symptom_of, trace
+from xray_server.analysis.findings import Finding, FindingClass, Role, StepRef, Strength
 from xray_server.query.baselines import earlier_steps
 from xray_server.storage.pool import Database
-
-VOLUMES = ("candidates_in", "candidates_out")
-# The steps that supply candidates: a recall loss is theirs.
-SOURCES = (StepType.SEARCH.value,)
-# The metric a search records its result limit in: a count at the limit was truncated.
-LIMIT_METRIC = "limit"
-# Within a step, what says most about its own behaviour comes first: a changed model or setting,
-# then its reasons and ratio, its scores, its output count (which follows from them), its input,
-# its duration.
-FEATURE_ORDER = {"drop_ratio": 2, "candidates_out": 4, "candidates_in": 5, "duration_ms": 6}
-SYMPTOM_ORDER = list(SymptomKind)
 
 
 def explain_stored_run(db: Database, run_id: str, baseline_runs: int = t.BASELINE_RUNS) -> dict[str, Any]:
@@ -75,14 +65,14 @@ def explain(run: dict[str, Any], baseline_steps: list[dict[str, Any]]) -> dict[s
         if starved:
             starved_at.append(step["seq"])
     findings = _corroborated(findings, starved_at)
-    symptom = _symptom(findings, steps)
-    cause = _trace(symptom, findings, steps, baselines) if symptom else None
+    symptom = symptom_of(findings, steps)
+    cause = trace(symptom, findings, steps, baselines) if symptom else None
     if cause is not None and cause not in findings:
         findings.append(cause)  # a recall loss, named at the search that supplied the candidates
     roles = {id(f): _role(f, cause) for f in findings}
     shown = sorted(
         (f for f in findings if f.strength is not Strength.MILD),
-        key=lambda f: (_role_order(roles[id(f)], cause), f.step.seq, f.cls.order, _feature_rank(f), -f.score),
+        key=lambda f: (_role_order(roles[id(f)], cause), f.step.seq, f.cls.order, feature_rank(f), -f.score),
     )
     runs = len({s["run_id"] for s in baseline_steps})
     return describe.answer(run, runs, len(baseline_steps), symptom, cause, [(f, roles[id(f)]) for f in shown])
@@ -104,9 +94,11 @@ def _step_findings(
     found: list[Finding] = []
 
     def add(kind: str, cls: FindingClass, score: float, message: str, **options: Any) -> None:
+        given = options.pop("own", True)
         # A step that raised did so itself, whatever it was given.
-        fault = cls is FindingClass.FAULT
-        own = fault or (options.pop("own", True) and not starved and not (input_unusual and cls is FindingClass.VOLUME))
+        own = cls is FindingClass.FAULT or (
+            given and not starved and not (input_unusual and cls is FindingClass.VOLUME)
+        )
         found.append(
             Finding(
                 kind,
@@ -302,189 +294,6 @@ def _corroborated(findings: list[Finding], starved_at: list[int]) -> list[Findin
 def _starved_output(f: Finding) -> bool:
     e = f.evidence
     return f.feature == "candidates_out" and (e.get("usual") or 0) > 0 and e["value"] <= t.STARVED * e["usual"]
-
-
-# ---------------------------------------------------------------------------------- the run
-
-
-def _symptom(findings: list[Finding], steps: list[dict[str, Any]]) -> Symptom | None:
-    """What went wrong in the run, the most serious first, or None."""
-    end = _final_decisions(steps)
-    found: list[tuple[int, int, Symptom]] = []
-    for f in findings:
-        if f.strength is not Strength.STRONG:
-            continue
-        kind = None
-        if f.cls is FindingClass.FAULT:
-            kind = SymptomKind.ERROR
-        elif f.kind == "empty":
-            kind = SymptomKind.EMPTY
-        elif f.kind == "violation":
-            kind = SymptomKind.MISSING_METRICS
-        elif f.cls is FindingClass.TIME:
-            kind = SymptomKind.SLOW
-        elif f.worse and f.step.step_id in end and f.cls is FindingClass.DECISION:
-            kind = SymptomKind.WORSE_END
-        if kind is not None:
-            found.append((SYMPTOM_ORDER.index(kind), f.step.seq, Symptom(kind, f.step, f.message)))
-    return min(found, key=lambda x: (x[0], x[1]))[2] if found else None
-
-
-def _final_decisions(steps: list[dict[str, Any]]) -> set[str]:
-    """The run's final decision: its last top-level step, and when that is a select, the rank just
-    before it (a select takes the rank's best: the rank's scores are the chosen one's)."""
-    top = [s for s in steps if not s.get("parent_step_id")]
-    if not top:
-        return set()
-    end = {top[-1]["step_id"]}
-    if top[-1]["step_type"] == StepType.SELECT.value and len(top) > 1 and top[-2]["step_type"] == StepType.RANK.value:
-        end.add(top[-2]["step_id"])
-    return end
-
-
-def _trace(
-    symptom: Symptom, findings: list[Finding], steps: list[dict[str, Any]], baselines: dict[str, StepBaseline]
-) -> Finding | None:
-    """The cause of `symptom`: a fault, else the earliest own finding at or before it (a time
-    symptom is its own cause); a weak finding when corroborated; the innermost of nested steps;
-    a score that fell with nothing else changed at its step, traced to the search that supplied it."""
-    by_id = {s["step_id"]: s for s in steps}
-    # The symptom's step and the steps nested in it (which start after it) are at or before it.
-    reach = max([symptom.step.seq] + [f.step.seq for f in findings if _descends(f, symptom.step.step_id, by_id)])
-    before = [
-        f
-        for f in findings
-        if f.own
-        and f.step.seq <= reach
-        and f.cls is not FindingClass.EVIDENCE
-        # A slow run is slowed by its slow step, whatever else is unusual in it.
-        and ((f.cls is FindingClass.TIME) == (symptom.kind is SymptomKind.SLOW) or f.cls is FindingClass.FAULT)
-    ]
-    strong = [f for f in before if f.strength is Strength.STRONG]
-    first_strong = min((f.step.seq for f in strong), default=None)
-    weak = [
-        f
-        for f in before
-        if f.strength is Strength.WEAK
-        and (f.corroborated or any(g.step.seq > f.step.seq and g.strength is Strength.STRONG for g in findings))
-        and (first_strong is None or f.step.seq < first_strong)
-    ]
-    # A step that output nothing after a rank scored everything far lower than usual was given
-    # nothing that could pass: its emptiness follows.
-    scored_low = min((f.step.seq for f in strong if _is_score(f) and f.worse), default=None)
-    kept = [
-        f
-        for f in strong + weak
-        if _can_cause(f) and not (f.kind == "empty" and scored_low is not None and f.step.seq > scored_low)
-    ]
-    if not kept:
-        return None
-    # A fault is its own step's; otherwise the earliest step whose own behaviour changed. A score
-    # that fell is read last of all (a later step's change, not a supplier's, is nearer to it).
-    faults = [f for f in kept if f.cls is FindingClass.FAULT]
-    chosen = sorted(faults or kept, key=_cause_order)
-    for found in chosen:
-        inner = [f for f in chosen if _descends(f, found.step.step_id, by_id)]
-        cause = _upstream_recall(min(inner, key=_cause_order) if inner else found, findings, steps, baselines)
-        if cause is not None:
-            return cause
-    return None
-
-
-def _can_cause(f: Finding) -> bool:
-    """A count can cause a worse outcome by falling, not by rising: a search that returned more than
-    usual is most often a kind of input, and what the next step made of it is that step's own."""
-    return f.feature not in VOLUMES or f.kind == "empty" or f.worse
-
-
-def _upstream_recall(
-    cause: Finding, findings: list[Finding], steps: list[dict[str, Any]], baselines: dict[str, StepBaseline]
-) -> Finding | None:
-    """A rank's or select's score that fell while nothing else of the step changed (no new model or
-    setting, as many candidates as usual) says the candidates it was given were worse. The latest
-    search before it that shows it lost some is the cause: one truncated at its recorded `limit`
-    (what it cut is what the rank missed, and a recall loss leaves its count looking ordinary), or
-    one whose own best score fell with the rank's. When none does, nothing says the best candidate
-    was ever there to find (an entity with no match scores low too): the fall is no cause. Any
-    other finding is returned as it is."""
-    if not _is_score(cause) or not cause.worse:
-        return cause
-    if any(f.step.step_id == cause.step.step_id and f.kind == "changed" for f in findings):
-        return cause
-    # The latest search before it that its limit cut (of several, the nearest).
-    sources = [
-        s
-        for s in steps
-        if s["seq"] < cause.step.seq
-        and s["step_type"] in SOURCES
-        and (_truncated(s) or _scored_lower(s, baselines.get(s["name"])))
-    ]
-    if not sources:
-        return None
-    source = max(sources, key=lambda s: s["seq"])
-    ref = StepRef(source["name"], source["seq"], source["step_id"], source.get("parent_step_id"), source["step_type"])
-    return Finding(
-        "recall",
-        FindingClass.DECISION,
-        Strength.STRONG,
-        True,
-        cause.score,
-        ref,
-        describe.recall(source, cause),
-        source["why"],
-        cause.feature,
-        True,
-        False,
-        {**cause.evidence, "seen_at": cause.step.name},
-    )
-
-
-def _is_score(f: Finding) -> bool:
-    """A rank's or select's own number (a best score, a gap): what it made of its candidates."""
-    ranking = f.step.step_type in (StepType.RANK.value, StepType.SELECT.value)
-    plain = f.feature is not None and f.feature not in (*VOLUMES, "drop_ratio", "duration_ms")
-    return ranking and plain and f.kind != "changed" and not (f.feature or "").startswith("reason:")
-
-
-def _scored_lower(step: dict[str, Any], base: StepBaseline | None) -> bool:
-    """Whether one of a search's own numbers that are not counts (a best score) fell by a mild
-    distance or more, with the minimum effect: it found worse matches than usual, too."""
-    if base is None or not base.trusted:
-        return False
-    return any(
-        base.scales.get(feature) != "log"
-        and value < (base.usual(feature) or 0.0)
-        and base.moved(feature, value, t.MILD_Z)
-        for feature, (value, _) in numeric_features(step).items()
-        if feature not in (*VOLUMES, LIMIT_METRIC, "duration_ms")
-    )
-
-
-def _truncated(step: dict[str, Any]) -> bool:
-    """A search whose result count reached the limit it recorded returned all it was allowed to."""
-    out, limit = step["metrics"].get("candidates_out"), step["metrics"].get(LIMIT_METRIC)
-    return isinstance(out, int) and isinstance(limit, (int, float)) and limit > 0 and out >= limit
-
-
-def _cause_order(f: Finding) -> tuple[int, int, float]:
-    return f.step.seq, _feature_rank(f), -f.score
-
-
-def _feature_rank(f: Finding) -> int:
-    if f.feature is None or f.kind == "changed":
-        return 0
-    if f.feature.startswith("reason:"):
-        return 1
-    return FEATURE_ORDER.get(f.feature, 3)
-
-
-def _descends(f: Finding, ancestor: str, steps: dict[str, dict[str, Any]]) -> bool:
-    parent = f.step.parent_step_id
-    while parent:
-        if parent == ancestor:
-            return True
-        parent = (steps.get(parent) or {}).get("parent_step_id")
-    return False
 
 
 def _role(f: Finding, cause: Finding | None) -> Role:
