@@ -28,10 +28,11 @@ CASES = [(p, bug) for p in pipelines([]) for bug in p.bugs]
 @pytest.mark.parametrize("pipeline, bug", CASES, ids=[f"{p.name}-{b.name}" for p, b in CASES])
 def test_explain_names_the_planted_bug_and_spares_correct_runs(xray_server, pipeline, bug):
     result = evaluate_real(
-        xray_server.base_url, pipeline, bug, runs=160, clean=0.25, seed=3, suffix=f"_{uuid.uuid4().hex[:6]}"
+        xray_server.base_url, pipeline, bug, runs=200, clean=0.4, seed=3, suffix=f"_{uuid.uuid4().hex[:6]}"
     )
     counts = result["counts"]
-    assert counts["bug"] >= 5 and counts["correct"] >= 100, counts
+    # The first 50 runs are not judged (too short a history); the bug is deployed at run 80.
+    assert counts["bug"] >= 3 and counts["correct"] >= 100, counts
     assert counts["accused"] <= 0.03 * counts["correct"], (counts, result["examples"]["accused"])
     if bug.name in NAMED:
         assert counts["named"] >= 0.8 * counts["bug"], (counts, result["examples"]["missed"])
