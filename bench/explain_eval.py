@@ -299,22 +299,22 @@ def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: i
         for run_id, bad in runs_:
             if not bad and run_id not in good:
                 continue
-            answer = _get(base_url, f"/api/v1/runs/{run_id}/explain")
+            answer = get_json(base_url, f"/api/v1/runs/{run_id}/explain")
             named = _cause_step(answer)
             if bad:
                 scores["bad"] += 1
                 scores["named"] += named == spec.fault_step
                 if named != spec.fault_step and len(examples[spec.fault]) < 3:
-                    examples[spec.fault].append(f"{spec.fault_step}: {_summary(answer)}")
+                    examples[spec.fault].append(f"{spec.fault_step}: {summary(answer)}")
             else:
                 scores["good"] += 1
                 scores["accused"] += named is not None
                 if named is not None and len(examples["accused"]) < 5:
-                    examples["accused"].append(_summary(answer))
+                    examples["accused"].append(summary(answer))
     return {"per_fault": dict(per_fault), "examples": dict(examples)}
 
 
-def _summary(answer: dict[str, Any]) -> str:
+def summary(answer: dict[str, Any]) -> str:
     """The verdict and each finding's step, role and message: what a reader needs to see why."""
     findings = "; ".join(f"[{f['step']} {f['role']}] {f['message']}" for f in answer.get("findings", []))
     return f"{answer['verdict']} | {findings}"
@@ -328,7 +328,7 @@ def _cause_step(answer: dict[str, Any]) -> str | None:
     return serious[0]["step"] if serious and not answer["verdict"].startswith("No step") else None
 
 
-def _get(base_url: str, path: str) -> Any:
+def get_json(base_url: str, path: str) -> Any:
     with urllib.request.urlopen(base_url + path, timeout=60) as response:
         return json.load(response)
 

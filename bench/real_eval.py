@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import random
 import tempfile
-import urllib.request
 from typing import Any
 
 import psycopg
@@ -37,6 +35,7 @@ from xray_server.runtime.local_server import LocalServer
 from xray_server.storage.migrations import migrate
 
 from .database import bench_database
+from .explain_eval import get_json, summary
 from .real.harness import Bug, Outcome, RealPipeline
 
 TITLE = "Explain on real pipelines: real libraries, real data, bugs planted in code"
@@ -107,7 +106,7 @@ def evaluate(
     counts = dict.fromkeys(COUNTS, 0)
     examples: dict[str, list[str]] = {"missed": [], "accused": []}
     for run_id, kind in judged:
-        answer = _get(base_url, f"/api/v1/runs/{run_id}/explain")
+        answer = get_json(base_url, f"/api/v1/runs/{run_id}/explain")
         if answer["baseline"]["runs"] < MIN_BASELINE:
             counts["unjudged"] += 1  # too short a history: explain judges nothing, and is not scored
             continue
@@ -119,11 +118,11 @@ def evaluate(
             counts["symptom"] += answer["symptom"] is not None
             counts["named_with_symptom"] += answer["symptom"] is not None and cause == bug.step
             if cause != bug.step and len(examples["missed"]) < 3:
-                examples["missed"].append(_summary(answer))
+                examples["missed"].append(summary(answer))
         elif kind == "correct":
             counts["accused"] += cause is not None
             if cause is not None and len(examples["accused"]) < 3:
-                examples["accused"].append(_summary(answer))
+                examples["accused"].append(summary(answer))
         else:
             counts["wrong_with_cause"] += cause is not None
     return {"counts": counts, "examples": examples}
@@ -132,17 +131,6 @@ def evaluate(
 def _right(pipeline: RealPipeline, case: Any, out: Outcome) -> bool:
     """A run is right when it ended without an error and its answer is the data's."""
     return not out.failed and pipeline.correct(case, out.answer)
-
-
-def _summary(answer: dict[str, Any]) -> str:
-    """The verdict and each finding's step, role and message: what a reader needs to see why."""
-    findings = "; ".join(f"[{f['step']} {f['role']}] {f['message']}" for f in answer["findings"])
-    return f"{answer['verdict']} | {findings}"
-
-
-def _get(base_url: str, path: str) -> Any:
-    with urllib.request.urlopen(base_url + path, timeout=60) as response:
-        return json.load(response)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -11,6 +11,7 @@ bug fixed (through a disabled client, so nothing is recorded), gives the right a
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,3 +61,24 @@ class RealPipeline(Protocol):
     def correct(self, case: Any, answer: Any) -> bool:
         """Whether `answer` is right for `case`, by the data."""
         ...
+
+
+def record(
+    client: xray_sdk.Client,
+    pipeline: str,
+    entity: str,
+    tags: Mapping[str, str],
+    resolve: Callable[[xray_sdk.Run], Any],
+    outcome_key: str,
+) -> Outcome:
+    """Run `resolve` inside a run recorded under `pipeline`, and finish the run with
+    `{outcome_key: answer}`. A step that raises ends the run with its error (the SDK records it as
+    the run leaves its block) and the call with a failed, answerless outcome: never raises."""
+    run = client.start_run(pipeline, entity=entity, tags=tags)
+    try:
+        with run:
+            answer = resolve(run)
+            run.finish(outcome={outcome_key: answer})
+    except Exception:
+        return Outcome(run.run_id, None, failed=True)
+    return Outcome(run.run_id, answer)

@@ -32,7 +32,8 @@ import pycountry
 from rapidfuzz import fuzz, process
 
 import xray_sdk
-from bench.real.harness import Bug, Outcome
+
+from .harness import Bug, Outcome, record
 
 # How many cities the search returns.
 LIMIT = 25
@@ -303,15 +304,8 @@ class PlacesPipeline:
 
     def run(self, client: xray_sdk.Client, pipeline: str, case: Mention, bugs: frozenset[str]) -> Outcome:
         """Resolve `case`, recorded under `pipeline`; an exception ends the run with a None answer."""
-        run = client.start_run(pipeline, entity=case.text, tags={"source": case.source, "hint": case.hint_kind})
-        try:
-            with run:
-                answer = self._resolve(run, case, bugs)
-                run.finish(outcome={"geonameid": answer})
-        except Exception:
-            # The run has recorded the error as it left the `with` block.
-            return Outcome(run.run_id, None, failed=True)
-        return Outcome(run.run_id, answer)
+        tags = {"source": case.source, "hint": case.hint_kind}
+        return record(client, pipeline, case.text, tags, lambda run: self._resolve(run, case, bugs), "geonameid")
 
     def correct(self, case: Mention, answer: Any) -> bool:
         """Whether `answer` is the city the mention was made from."""

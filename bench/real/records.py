@@ -41,7 +41,7 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 
 import xray_sdk
 
-from .harness import Bug, Outcome
+from .harness import Bug, Outcome, record
 
 FIELDS = (
     "given_name",
@@ -262,15 +262,7 @@ class RecordsPipeline:
             "state": query["state"] if query["state"] in STATES else "unknown",
             "source": SOURCES[zlib.crc32(case.rec_id.encode()) % len(SOURCES)],
         }
-        run = client.start_run(pipeline, entity=case.rec_id, tags=tags)
-        try:
-            with run:
-                answer = self._match(run, master, query, bugs)
-                run.finish(outcome={"rec_id": answer})
-        except Exception:
-            # The run recorded the error as it closed; the pipeline answers nothing.
-            return Outcome(run.run_id, None, failed=True)
-        return Outcome(run.run_id, answer)
+        return record(client, pipeline, case.rec_id, tags, lambda run: self._match(run, master, query, bugs), "rec_id")
 
     def _match(self, run: xray_sdk.Run, master: _Master, query: dict[str, str], bugs: frozenset[str]) -> str | None:
         with run.step("block", "search") as step:

@@ -34,7 +34,7 @@ from sklearn.preprocessing import StandardScaler
 
 import xray_sdk
 
-from .harness import Bug, Outcome
+from .harness import Bug, Outcome, record
 
 SEED = 20240611
 # The share of the data held back as incoming cases; the rest is the reference set.
@@ -156,14 +156,8 @@ class DigitTriage:
 
     def run(self, client: xray_sdk.Client, pipeline: str, case: DigitCase, bugs: frozenset[str]) -> Outcome:
         """Route `case`; its answer is a class, or None when it goes to manual review or a step fails."""
-        run = client.start_run(pipeline, entity=case.case_id, tags={"channel": case.channel})
-        try:
-            with run:
-                answer = self._route(run, case, bugs)
-        except Exception:
-            # The SDK recorded the failing step's error and ended the run with it: the case has no answer.
-            return Outcome(run.run_id, None, failed=True)
-        return Outcome(run.run_id, answer)
+        tags = {"channel": case.channel}
+        return record(client, pipeline, case.case_id, tags, lambda run: self._route(run, case, bugs), "label")
 
     def correct(self, case: DigitCase, answer: Any) -> bool:
         """Right only if the answer is the true class: manual review (None) is a miss too."""
@@ -226,5 +220,4 @@ class DigitTriage:
             answer = kept[0]["label"] if kept else None
             step.candidates(len(kept), 0 if answer is None else 1).metrics(manual_review=answer is None)
             step.output({"label": answer})
-        run.finish(outcome={"label": answer})
         return answer

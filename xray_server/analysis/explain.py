@@ -35,7 +35,7 @@ from xray_server import query
 from xray_server.analysis import explain_text as describe
 from xray_server.analysis import thresholds as t
 from xray_server.analysis.baseline import Reading, StepBaseline, categorical_features, numeric_features
-from xray_server.analysis.explain_input import explained_by_input
+from xray_server.analysis.explain_input import by_run, explained_by_input
 from xray_server.analysis.explain_trace import VOLUMES, feature_rank, symptom_of, trace
 from xray_server.analysis.findings import Finding, FindingClass, Role, StepRef, Strength
 from xray_server.query.baselines import earlier_steps
@@ -57,10 +57,14 @@ def explain(run: dict[str, Any], baseline_steps: list[dict[str, Any]]) -> dict[s
         by_name.setdefault(step["name"], []).append(step)
     baselines = {name: StepBaseline(steps) for name, steps in by_name.items()}
     steps = sorted(run["steps"], key=lambda s: s["seq"])
+    # Earlier runs step by step, for judging an empty output against runs given alike input: read
+    # once per explanation, and only when a step of the run came out empty.
+    empty = any(s["metrics"].get("candidates_out") == 0 for s in steps)
+    earlier_runs = by_run(baseline_steps) if empty else {}
     findings: list[Finding] = []
     starved_at: list[int] = []
     for step in steps:
-        step_findings, starved = _step_findings(step, baselines.get(step["name"]), steps, baseline_steps)
+        step_findings, starved = _step_findings(step, baselines.get(step["name"]), steps, earlier_runs)
         findings += step_findings
         if starved:
             starved_at.append(step["seq"])
@@ -85,7 +89,7 @@ def _step_findings(
     step: dict[str, Any],
     base: StepBaseline | None,
     run_steps: list[dict[str, Any]],
-    baseline_steps: list[dict[str, Any]],
+    earlier_runs: dict[str, dict[str, dict[str, Any]]],
 ) -> tuple[list[Finding], bool]:
     """The step's findings, and whether it was starved of input."""
     ref = StepRef(step["name"], step["seq"], step["step_id"], step.get("parent_step_id"), step["step_type"])
@@ -94,11 +98,7 @@ def _step_findings(
     found: list[Finding] = []
 
     def add(kind: str, cls: FindingClass, score: float, message: str, **options: Any) -> None:
-        given = options.pop("own", True)
-        # A step that raised did so itself, whatever it was given.
-        own = cls is FindingClass.FAULT or (
-            given and not starved and not (input_unusual and cls is FindingClass.VOLUME)
-        )
+        own = options.pop("own", True) and _own(cls, starved, input_unusual)
         found.append(
             Finding(
                 kind,
@@ -131,7 +131,7 @@ def _step_findings(
         )
     usual_out = base.usual("candidates_out") if base is not None and trusted else None
     if base is not None and metrics.get("candidates_out") == 0 and (usual_out or 0) > 0:
-        explained = explained_by_input(step, run_steps, baseline_steps)
+        explained = explained_by_input(step, run_steps, earlier_runs)
         add(
             "empty",
             FindingClass.DECISION,
@@ -181,7 +181,7 @@ def _readings(
         if reading is None or not reading.unusual:
             continue
         strong = cls is not FindingClass.VOLUME or abs(reading.distance) >= t.MIN_Z[cls.value]
-        own = not starved and not (input_unusual and cls is FindingClass.VOLUME)
+        own = _own(cls, starved, input_unusual)
         out.append(_numeric_finding(step, ref, kind, cls, reading, Strength.STRONG if strong else Strength.MILD, own))
     for feature, value in categorical_features(step).items():
         reading = base.read_category(feature, value)
@@ -193,7 +193,7 @@ def _readings(
                 "changed",
                 FindingClass.DECISION,
                 Strength.STRONG if reading.unusual else Strength.WEAK,
-                not starved,
+                _own(FindingClass.DECISION, starved, input_unusual),
                 round(1 - reading.tail, 4),
                 ref,
                 describe.changed(step["name"], reading),
@@ -205,6 +205,15 @@ def _readings(
             )
         )
     return out
+
+
+def _own(cls: FindingClass, starved: bool, input_unusual: bool) -> bool:
+    """Whether a finding of class `cls` is its step's own doing: a step that raised did so itself,
+    whatever it was given; a starved step's findings follow from its input, and so do the volumes
+    of a step whose input was unusual."""
+    if cls is FindingClass.FAULT:
+        return True
+    return not starved and not (input_unusual and cls is FindingClass.VOLUME)
 
 
 def _numeric_finding(

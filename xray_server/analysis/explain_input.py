@@ -19,22 +19,28 @@ from xray_server.analysis import thresholds as t
 from xray_server.analysis.baseline import numeric_features
 
 
+def by_run(baseline_steps: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Earlier runs' steps, by run and step name."""
+    runs: dict[str, dict[str, dict[str, Any]]] = {}
+    for s in baseline_steps:
+        runs.setdefault(s["run_id"], {})[s["name"]] = s
+    return runs
+
+
 def explained_by_input(
-    step: dict[str, Any], run_steps: list[dict[str, Any]], baseline_steps: list[dict[str, Any]]
+    step: dict[str, Any], run_steps: list[dict[str, Any]], earlier_runs: dict[str, dict[str, dict[str, Any]]]
 ) -> dict[str, Any] | None:
-    """When earlier runs given alike input mostly came out empty at `step` too: which step and which
-    of its numbers made them alike, how many runs, and the share that were empty; else None."""
+    """When earlier runs (`by_run`) given alike input mostly came out empty at `step` too: which step
+    and which of its numbers made them alike, how many runs, and the share that were empty; else
+    None."""
     before = _previous(step, run_steps)
     if before is None:
         return None
     context = _context(before)
     if not context:
         return None
-    by_run: dict[str, dict[str, dict[str, Any]]] = {}
-    for s in baseline_steps:
-        by_run.setdefault(s["run_id"], {})[s["name"]] = s
     rows = []
-    for steps in by_run.values():
+    for steps in earlier_runs.values():
         prior, this = steps.get(before["name"]), steps.get(step["name"])
         if prior is None or this is None or not isinstance(this["metrics"].get("candidates_out"), int):
             continue

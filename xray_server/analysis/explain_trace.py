@@ -9,10 +9,11 @@ from typing import Any
 from xray_sdk.contract.vocabulary import StepType
 from xray_server.analysis import explain_text as describe
 from xray_server.analysis import thresholds as t
-from xray_server.analysis.baseline import StepBaseline, numeric_features
+from xray_server.analysis.baseline import COUNTS, StepBaseline, numeric_features
 from xray_server.analysis.findings import Finding, FindingClass, StepRef, Strength, Symptom, SymptomKind
 
-VOLUMES = ("candidates_in", "candidates_out")
+# The candidate counts: a step's volumes.
+VOLUMES = COUNTS
 # The steps that supply candidates: a recall loss is theirs.
 SOURCES = (StepType.SEARCH.value,)
 # The metric a search records its result limit in: a count at the limit was truncated.
@@ -128,7 +129,7 @@ def _upstream_recall(
         return cause
     if any(f.step.step_id == cause.step.step_id and f.kind == "changed" for f in findings):
         return cause
-    # The latest search before it that its limit cut (of several, the nearest).
+    # The latest search before it that shows it lost candidates (of several, the nearest).
     sources = [
         s
         for s in steps
