@@ -74,7 +74,28 @@ def test_a_score_in_a_cluster_apart_with_a_new_scorer_names_the_rank():
     assert result["cause"]["step"] == "score", result["verdict"]
 
 
-def test_a_score_that_fell_behind_a_truncated_search_names_the_search():
+def test_a_score_that_fell_behind_a_truncated_search_names_the_search_when_truncation_led_there_before():
+    # The bug truncates: the earlier runs that scored 0.5 are the ones whose search hit its limit.
+    baseline = pick_baseline(bug_share=0.2)
+    runs = {}
+    for s in baseline:
+        runs.setdefault(s["run_id"], {})[s["name"]] = s
+    for earlier in runs.values():
+        earlier["search"]["metrics"]["limit"] = 60
+        if earlier["score"]["metrics"]["score_max"] == 0.5:
+            earlier["search"]["metrics"]["candidates_out"] = 60
+    bad = pick_run(score=0.5, search_out=60)
+    bad["steps"][0]["metrics"]["limit"] = 60
+    result = explain(bad, baseline)
+    assert result["cause"]["step"] == "search" and result["cause"]["kind"] == "recall", result["verdict"]
+    assert "limit of 60" in result["cause"]["message"], result["cause"]["message"]
+    # Behind a search that returned less than its limit, nothing says the best was there to find.
+    bad["steps"][0]["metrics"]["candidates_out"] = 45
+    assert explain(bad, baseline)["cause"] is None
+
+
+def test_a_truncated_search_is_no_cause_where_truncation_never_led_to_a_bad_end():
+    # An entity with no match is truncated as often as any other: the cap is not what went wrong.
     baseline = pick_baseline(bug_share=0.2)
     for s in baseline:
         if s["name"] == "search":
@@ -82,10 +103,20 @@ def test_a_score_that_fell_behind_a_truncated_search_names_the_search():
     bad = pick_run(score=0.5, search_out=60)
     bad["steps"][0]["metrics"]["limit"] = 60
     result = explain(bad, baseline)
-    assert result["cause"]["step"] == "search" and result["cause"]["kind"] == "recall", result["verdict"]
-    # Behind a search that returned less than its limit, nothing says the best was there to find.
-    bad["steps"][0]["metrics"]["candidates_out"] = 45
-    assert explain(bad, baseline)["cause"] is None
+    assert result["symptom"] is not None and result["cause"] is None, result["verdict"]
+
+
+def test_a_truncated_search_before_an_end_no_uncut_run_reached_is_named():
+    # No earlier run whose search returned less than its limit scored near 0.5: the cap is the one trace.
+    baseline = pick_baseline(bug_share=0.0)
+    for s in baseline:
+        if s["name"] == "search":
+            s["metrics"]["limit"] = 60
+    bad = pick_run(score=0.5, search_out=60)
+    bad["steps"][0]["metrics"]["limit"] = 60
+    result = explain(bad, baseline)
+    assert result["cause"]["step"] == "search", result["verdict"]
+    assert "0% of the" in result["cause"]["message"] and "returned less than its limit" in result["cause"]["message"]
 
 
 def filter_baseline(n=200, seed=12):

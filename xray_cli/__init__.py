@@ -1,23 +1,21 @@
-"""The `xray` command: serve the API, run the demo, and debug runs over HTTP."""
+"""The `xray` command. Its commands need `click` (the `cli` extra, which the `server` extra
+includes): without it, `xray` says which extra to install instead of failing with a traceback."""
 
 from __future__ import annotations
 
-import logging
+import sys
+from typing import Any
 
-import click
+MISSING_CLI = "the xray command needs its extra: pip install 'xray-decisions[cli]' (or '[server]' to serve as well)"
 
-from xray_cli.debugging import diff, explain, label, patterns, runs, show, steps, why_dropped
-from xray_cli.demo import demo
-from xray_cli.serving import gc, migrate, serve
+try:
+    from xray_cli.commands import main
+except ModuleNotFoundError as missing:  # pragma: no cover - exercised in a venv without click
+    if missing.name != "click":
+        raise
 
+    def main(*args: Any, **kwargs: Any) -> None:  # type: ignore[misc]
+        sys.exit(MISSING_CLI)
 
-@click.group()
-def main() -> None:
-    """X-Ray: why a decision pipeline decided what it did."""
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-for command in (serve, migrate, gc, demo, runs, show, steps, explain, diff, why_dropped, label, patterns):
-    main.add_command(command)
 
 __all__ = ["main"]

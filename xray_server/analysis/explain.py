@@ -70,7 +70,9 @@ def explain(run: dict[str, Any], baseline_steps: list[dict[str, Any]]) -> dict[s
             starved_at.append(step["seq"])
     findings = _corroborated(findings, starved_at)
     symptom = symptom_of(findings, steps)
-    cause = trace(symptom, findings, steps, baselines) if symptom else None
+    if symptom is not None and not earlier_runs:
+        earlier_runs = by_run(baseline_steps)
+    cause = trace(symptom, findings, steps, baselines, earlier_runs) if symptom else None
     if cause is not None and cause not in findings:
         findings.append(cause)  # a recall loss, named at the search that supplied the candidates
     roles = {id(f): _role(f, cause) for f in findings}
@@ -92,7 +94,7 @@ def _step_findings(
     earlier_runs: dict[str, dict[str, dict[str, Any]]],
 ) -> tuple[list[Finding], bool]:
     """The step's findings, and whether it was starved of input."""
-    ref = StepRef(step["name"], step["seq"], step["step_id"], step.get("parent_step_id"), step["step_type"])
+    ref = StepRef.of(step)
     trusted = base is not None and base.trusted
     starved, input_unusual = _input_state(step, base) if base is not None and trusted else (False, False)
     found: list[Finding] = []

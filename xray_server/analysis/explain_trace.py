@@ -4,6 +4,7 @@ shows it lost candidates. The rules are `explain.py`'s docstring; the numbers `t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from xray_sdk.contract.vocabulary import StepType
@@ -11,6 +12,7 @@ from xray_server.analysis import explain_text as describe
 from xray_server.analysis import thresholds as t
 from xray_server.analysis.baseline import COUNTS, StepBaseline, numeric_features
 from xray_server.analysis.findings import Finding, FindingClass, StepRef, Strength, Symptom, SymptomKind
+from xray_server.analysis.significance import fisher_greater
 
 # The candidate counts: a step's volumes.
 VOLUMES = COUNTS
@@ -61,11 +63,31 @@ def _final_decisions(steps: list[dict[str, Any]]) -> set[str]:
 
 
 def trace(
-    symptom: Symptom, findings: list[Finding], steps: list[dict[str, Any]], baselines: dict[str, StepBaseline]
+    symptom: Symptom,
+    findings: list[Finding],
+    steps: list[dict[str, Any]],
+    baselines: dict[str, StepBaseline],
+    earlier_runs: dict[str, dict[str, dict[str, Any]]],
 ) -> Finding | None:
     """The cause of `symptom`: a fault, else the earliest own finding at or before it (a time
     symptom is its own cause); a weak finding when corroborated; the innermost of nested steps;
-    a score that fell with nothing else changed at its step, traced to the search that supplied it."""
+    a score that fell with nothing else changed at its step, traced to the search that supplied it;
+    else a search truncated at its limit, when earlier runs show its truncation led to the symptom."""
+    ends = _ends_like(symptom, findings)
+    cause = _own_cause(symptom, findings, steps, baselines, ends, earlier_runs)
+    if cause is None and symptom.kind in (SymptomKind.EMPTY, SymptomKind.WORSE_END):
+        cause = _truncation_recall(symptom, steps, symptom.step.seq, ends, earlier_runs)
+    return cause
+
+
+def _own_cause(
+    symptom: Symptom,
+    findings: list[Finding],
+    steps: list[dict[str, Any]],
+    baselines: dict[str, StepBaseline],
+    ends: Callable[[dict[str, dict[str, Any]]], bool],
+    earlier_runs: dict[str, dict[str, dict[str, Any]]],
+) -> Finding | None:
     by_id = {s["step_id"]: s for s in steps}
     # The symptom's step and the steps nested in it (which start after it) are at or before it.
     reach = max([symptom.step.seq] + [f.step.seq for f in findings if descends(f, symptom.step.step_id, by_id)])
@@ -103,7 +125,9 @@ def trace(
     chosen = sorted(faults or kept, key=_cause_order)
     for found in chosen:
         inner = [f for f in chosen if descends(f, found.step.step_id, by_id)]
-        cause = _upstream_recall(min(inner, key=_cause_order) if inner else found, findings, steps, baselines)
+        cause = _upstream_recall(
+            min(inner, key=_cause_order) if inner else found, findings, steps, baselines, ends, earlier_runs
+        )
         if cause is not None:
             return cause
     return None
@@ -116,15 +140,20 @@ def _can_cause(f: Finding) -> bool:
 
 
 def _upstream_recall(
-    cause: Finding, findings: list[Finding], steps: list[dict[str, Any]], baselines: dict[str, StepBaseline]
+    cause: Finding,
+    findings: list[Finding],
+    steps: list[dict[str, Any]],
+    baselines: dict[str, StepBaseline],
+    ends: Callable[[dict[str, dict[str, Any]]], bool],
+    earlier_runs: dict[str, dict[str, dict[str, Any]]],
 ) -> Finding | None:
     """A rank's or select's score that fell while nothing else of the step changed (no new model or
     setting, as many candidates as usual) says the candidates it was given were worse. The latest
-    search before it that shows it lost some is the cause: one truncated at its recorded `limit`
-    (what it cut is what the rank missed, and a recall loss leaves its count looking ordinary), or
-    one whose own best score fell with the rank's. When none does, nothing says the best candidate
-    was ever there to find (an entity with no match scores low too): the fall is no cause. Any
-    other finding is returned as it is."""
+    search before it that shows it lost some is the cause: one whose own best score fell with the
+    rank's, or one truncated at its recorded `limit` when earlier runs show its truncation leads
+    to this end (`_truncation_recall`). When none does, nothing says the best candidate was ever
+    there to find (an entity with no match scores low too): the fall is no cause. Any other
+    finding is returned as it is."""
     if not _is_score(cause) or not cause.worse:
         return cause
     if any(f.step.step_id == cause.step.step_id and f.kind == "changed" for f in findings):
@@ -133,14 +162,12 @@ def _upstream_recall(
     sources = [
         s
         for s in steps
-        if s["seq"] < cause.step.seq
-        and s["step_type"] in SOURCES
-        and (_truncated(s) or _scored_lower(s, baselines.get(s["name"])))
+        if s["seq"] < cause.step.seq and s["step_type"] in SOURCES and _scored_lower(s, baselines.get(s["name"]))
     ]
     if not sources:
-        return None
+        return _truncation_recall(cause, steps, cause.step.seq, ends, earlier_runs)
     source = max(sources, key=lambda s: s["seq"])
-    ref = StepRef(source["name"], source["seq"], source["step_id"], source.get("parent_step_id"), source["step_type"])
+    ref = StepRef.of(source)
     return Finding(
         "recall",
         FindingClass.DECISION,
@@ -155,6 +182,90 @@ def _upstream_recall(
         False,
         {**cause.evidence, "seen_at": cause.step.name},
     )
+
+
+def _truncation_recall(
+    seen: Finding | Symptom,
+    steps: list[dict[str, Any]],
+    before: int,
+    ends: Callable[[dict[str, dict[str, Any]]], bool],
+    earlier_runs: dict[str, dict[str, dict[str, Any]]],
+) -> Finding | None:
+    """The latest search before step `before` that was truncated at its recorded limit, when the
+    earlier runs whose same search was truncated ended like this run (`ends`) significantly more
+    often than the runs whose search was not: a cap that cuts what a later step needed. A
+    truncation that leads nowhere in particular (an entity with no match is truncated as often as
+    any other) is no cause, however bad this run's end. When almost none of the earlier runs whose
+    search returned less than its limit ended like this one (none may have, yet: a bug's first
+    runs), the end is no usual thing without the cap, and the cap is named: there are not yet
+    enough runs like this one for a test, and nothing says an uncut search gets here."""
+    sources = [s for s in steps if s["seq"] <= before and s["step_type"] in SOURCES and _truncated(s)]
+    for source in sorted(sources, key=lambda s: -s["seq"]):
+        table = [[0, 0], [0, 0]]
+        for run in earlier_runs.values():
+            earlier = run.get(source["name"])
+            if earlier is not None and isinstance(earlier["metrics"].get("candidates_out"), int):
+                table[0 if _truncated(earlier) else 1][0 if ends(run) else 1] += 1
+        (a, b), (c, d) = table
+        if a + b == 0 or c + d == 0:
+            continue
+        truncated_share, other_share = a / (a + b), c / (c + d)
+        only_when_cut = other_share <= t.RARE_END_SHARE
+        p = fisher_greater(a, b, c, d)
+        led_there = a >= t.MIN_RECALL_RUNS and p <= t.RECALL_ALPHA and truncated_share >= t.MIN_RISK_RATIO * other_share
+        if not (only_when_cut or led_there):
+            continue
+        ref = StepRef.of(source)
+        evidence = {
+            "limit": source["metrics"].get(LIMIT_METRIC),
+            "truncated_runs": a + b,
+            "truncated_share": round(truncated_share, 3),
+            "other_runs": c + d,
+            "other_share": round(other_share, 3),
+            "p_value": p,
+            "only_when_cut": only_when_cut and not led_there,
+            "seen_at": seen.step.name,
+        }
+        return Finding(
+            "recall",
+            FindingClass.DECISION,
+            Strength.STRONG,
+            True,
+            round(1 - p, 4),
+            ref,
+            describe.truncation(source, seen.step.name, evidence),
+            source["why"],
+            "candidates_out",
+            True,
+            False,
+            evidence,
+        )
+    return None
+
+
+def _ends_like(symptom: Symptom, findings: list[Finding]) -> Callable[[dict[str, dict[str, Any]]], bool]:
+    """Whether an earlier run (its steps by name) ended like this one: the symptom's step output
+    nothing too, or its final decision was at least as far on the worse side."""
+    name = symptom.step.name
+    if symptom.kind is SymptomKind.EMPTY:
+        return lambda run: name in run and run[name]["metrics"].get("candidates_out") == 0
+    worse = next(
+        (
+            f
+            for f in findings
+            if f.step.step_id == symptom.step.step_id and f.worse and f.feature and "value" in f.evidence
+        ),
+        None,
+    )
+    if worse is None or worse.feature is None:
+        return lambda run: False
+    feature, value, lower = worse.feature, worse.evidence["value"], worse.evidence["value"] < worse.evidence["usual"]
+
+    def ended_worse(run: dict[str, dict[str, Any]]) -> bool:
+        earlier = numeric_features(run[name]).get(feature) if name in run else None
+        return earlier is not None and (earlier[0] <= value if lower else earlier[0] >= value)
+
+    return ended_worse
 
 
 def _is_score(f: Finding) -> bool:

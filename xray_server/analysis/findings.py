@@ -59,6 +59,11 @@ class StepRef:
     parent_step_id: str | None
     step_type: str
 
+    @classmethod
+    def of(cls, step: dict[str, Any]) -> StepRef:
+        """The reference to a step of a run view."""
+        return cls(step["name"], step["seq"], step["step_id"], step.get("parent_step_id"), step["step_type"])
+
 
 @dataclass(frozen=True)
 class Finding:

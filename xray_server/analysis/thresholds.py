@@ -114,3 +114,20 @@ VIOLATION_SHARE = 0.5
 # not outvoted by the many nearest to them that had something.
 ALIKE_SHARE = 0.1
 MIN_ALIKE = 5
+
+# --- Recall lost to a truncated search ------------------------------------------------------------
+
+# A search truncated at its limit is named for a run's bad end only when, among the earlier runs,
+# those whose same search was truncated ended that way significantly more often than the others
+# (one-sided Fisher at the patterns' ALPHA, and at least MIN_RISK_RATIO as often): without the test,
+# every truncated run of a pipeline whose entities often have no match would be blamed on its cap.
+# The test is one per explained run (no correction), and it only ever picks between "the cap" and
+# "nothing upstream shows why" for a run that already has a symptom.
+RECALL_ALPHA = ALPHA
+# When at most this share of the earlier runs whose search was not truncated ended like this one,
+# the end is no usual thing without the cap, and the cap is named without waiting for enough runs
+# to test (a rare category's share).
+RARE_END_SHARE = RARE_CATEGORY_SHARE
+# The truncated earlier runs that ended like this one must be at least this many: two runs are an
+# anecdote, whatever the test says of them.
+MIN_RECALL_RUNS = 3

@@ -1,0 +1,23 @@
+"""The `xray` command: serve the API, run the demo, and debug runs over HTTP."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from xray_cli.debugging import diff, explain, label, patterns, runs, show, steps, why_dropped
+from xray_cli.demo import demo
+from xray_cli.serving import gc, migrate, serve
+
+
+@click.group()
+def main() -> None:
+    """X-Ray: why a decision pipeline decided what it did."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+for command in (serve, migrate, gc, demo, runs, show, steps, explain, diff, why_dropped, label, patterns):
+    main.add_command(command)
+
+__all__ = ["main"]
