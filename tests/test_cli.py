@@ -104,3 +104,71 @@ def test_odd_run_ids_are_one_path_segment(xray_server):
         assert result.exit_code == 1 and (
             "400 validation_error" in result.output or "404 not_found" in result.output
         ), result.output
+
+
+def test_show_and_reasons_print_the_rejection_counts_per_reason(xray_server, pipeline, sdk_client):
+    client = sdk_client(xray_server.base_url, timeout=30)
+    agents = [{"id": f"a{i}", "language": "en" if i < 6 else "pt-BR", "skill": i % 3} for i in range(10)]
+    for _ in range(2):
+        with client.start_run(pipeline, "ticket-pt") as run, run.step("skills", "filter", id_field="id") as step:
+            step.decide(
+                [a for a in agents if a["language"] == "pt-BR" and a["skill"]],
+                [(a, "language_mismatch") for a in agents if a["language"] == "en"]
+                + [(a, "no_skill") for a in agents if a["language"] == "pt-BR" and not a["skill"]],
+            )
+    assert client.flush(10)
+
+    shown = invoke("show", "--url", xray_server.base_url, run.run_id)
+    assert shown.exit_code == 0, shown.output
+    assert "step 0 skills rejected: language_mismatch 6, no_skill 2" in shown.output, shown.output
+
+    listed = invoke("reasons", "--url", xray_server.base_url, "--pipeline", pipeline)
+    assert listed.exit_code == 0, listed.output
+    lines = [line.split() for line in listed.output.splitlines()]
+    assert lines[0][0] == "2", listed.output  # two steps rejected candidates
+    rows = {row[0]: row[1:] for row in lines if row and row[0] in ("language_mismatch", "no_skill")}
+    assert rows == {"language_mismatch": ["12", "2", "60.0%"], "no_skill": ["4", "2", "20.0%"]}, listed.output
+
+
+def test_a_run_is_found_by_a_unique_prefix_of_its_id_and_an_ambiguous_one_lists_the_candidates(xray_server, pipeline):
+    url = xray_server.base_url
+    base = uuid.uuid4().hex[:6]  # the same database may hold an earlier session's runs
+    run_ids = [f"{base}01-0000-4000-8000-000000000001", f"{base}02-0000-4000-8000-000000000002"]
+    for run_id in run_ids:
+        call(url, "POST", "/api/v1/runs", {"run_id": run_id, "pipeline": pipeline, "entity": run_id[:8]})
+
+    shown = invoke("show", "--url", url, f"{base}02")
+    assert shown.exit_code == 0 and f"run {run_ids[1]}" in shown.output, shown.output
+    explained = invoke("explain", "--url", url, f"{base.upper()}01-0", "--json")
+    assert explained.exit_code == 0 and json.loads(explained.output)["run_id"] == run_ids[0], explained.output
+
+    ambiguous = invoke("show", "--url", url, f"{base}0")
+    assert ambiguous.exit_code == 1 and "more than one run" in ambiguous.output, ambiguous.output
+    assert run_ids[0] in ambiguous.output and run_ids[1] in ambiguous.output
+    missing = invoke("show", "--url", url, f"{base}03")
+    assert missing.exit_code == 1 and f"no run id starts with '{base}03'" in missing.output, missing.output
+
+
+def test_cli_errors_name_the_flags_the_user_typed(xray_server, pipeline):
+    url = xray_server.base_url
+    typo = invoke("steps", "--url", url, "--type", "filtr")
+    assert typo.exit_code == 2 and "'filtr' is not one of" in typo.output and "--type" in typo.output, typo.output
+    ratio = invoke("steps", "--url", url, "--min-drop-ratio", "1.5")
+    assert ratio.exit_code == 1 and "--min-drop-ratio:" in ratio.output and "{" not in ratio.output, ratio.output
+    nothing_bad = invoke("patterns", "--url", url, "--pipeline", pipeline)
+    assert nothing_bad.exit_code == 2, nothing_bad.output
+    assert "step_type" not in nothing_bad.output and "--min-drop-ratio" in nothing_bad.output, nothing_bad.output
+
+
+def test_a_tag_filter_takes_either_separator_in_the_cli_and_the_api(xray_server, pipeline):
+    url = xray_server.base_url
+    run_id = str(uuid.uuid4())
+    call(
+        url, "POST", "/api/v1/runs", {"run_id": run_id, "pipeline": pipeline, "entity": "e", "tags": {"lang": "pt:BR"}}
+    )
+    for form in ("lang=pt:BR", "lang:pt:BR"):
+        listed = invoke("runs", "--url", url, "--pipeline", pipeline, "--tag", form, "--json")
+        assert [r["run_id"] for r in json.loads(listed.output)["runs"]] == [run_id], (form, listed.output)
+        status, body = call(url, "GET", f"/api/v1/runs?pipeline={pipeline}&tag={form}")
+        assert status == 200 and [r["run_id"] for r in body["runs"]] == [run_id], (form, body)
+    assert invoke("runs", "--url", url, "--tag", "=x").exit_code == 2

@@ -54,3 +54,22 @@ def test_with_no_database_url_the_server_starts_and_reuses_an_embedded_postgres(
     with LocalServer(env, log_path=tmp_path / "second.log") as second:
         status, view = call(second.base_url, "GET", f"/api/v1/runs/{created['run_id']}")
         assert (status, view["pipeline"]) == (200, pipeline)
+
+
+def test_serving_starts_quietly_and_writes_nothing_outside_the_project(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    log = tmp_path / "serve.log"
+    env = {
+        "HOME": str(home),
+        "XDG_RUNTIME_DIR": None,
+        "XRAY_DATABASE_URL": None,  # the embedded PostgreSQL, as `xray serve` runs on a fresh machine
+        "XRAY_DATA_DIR": str(tmp_path / "data"),
+        "XRAY_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "XRAY_WORKERS": "1",
+    }
+    with LocalServer(env, log_path=log):
+        pass
+    said = log.read_text()
+    assert "Warning" not in said, said
+    assert not (home / ".gunicorn").exists(), list(home.iterdir())

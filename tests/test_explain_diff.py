@@ -217,6 +217,27 @@ def test_diff_of_a_run_with_itself_is_empty():
     assert all(s["changes"] == {} for s in result["steps"]) and result["outcome"] is None
 
 
+def test_diff_shows_the_runs_tags_metadata_inputs_and_rejections_per_reason():
+    a = run(
+        step(0, "classify", "llm", input={"text": "Hello"}),
+        step(1, "skills", rejections={"no_skill": 3}),
+        run_id="a",
+    )
+    b = run(
+        step(0, "classify", "llm", input={"text": "Olá"}),
+        step(1, "skills", rejections={"no_skill": 3, "language_mismatch": 34}),
+        run_id="b",
+    )
+    a["tags"], b["tags"] = {"language": "en", "tier": "gold"}, {"language": "pt-BR", "tier": "gold"}
+    a["metadata"], b["metadata"] = {"model_version": 4}, {}
+    result = diff_runs(a, b)
+    assert result["run"] == {"tags.language": ["en", "pt-BR"], "metadata.model_version": [4, None]}
+    by_name = {s["name"]: s["changes"] for s in result["steps"]}
+    assert by_name["classify"] == {"input": [{"text": "Hello"}, {"text": "Olá"}]}
+    # A reason one step did not give removed 0 candidates there.
+    assert by_name["skills"] == {"rejections.language_mismatch": [0, 34]}
+
+
 def llm_baseline(n=200, seed=2):
     """Recent runs of an llm step: 'm-large' in 85% of them, 'm-small' in the rest, both
     returning 2 to 4 keywords."""

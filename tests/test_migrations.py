@@ -24,6 +24,11 @@ def test_the_packaged_schema_is_the_top_level_schema_sql():
     assert SCHEMA_PATH.read_text() == top_level.read_text()
 
 
+def test_the_readme_states_the_version_the_server_runs():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert f"the server's version ({LATEST_VERSION})" in readme
+
+
 def test_migrate_records_the_version_and_is_idempotent(empty_database):
     with psycopg.connect(empty_database, row_factory=dict_row) as conn:
         assert current_version(conn) == 0

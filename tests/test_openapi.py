@@ -30,6 +30,7 @@ def test_query_parameters_match_the_validating_schema(client):
         "min_drop_ratio",
         "max_drop_ratio",
         "violations",
+        "violation",
         "since",
         "until",
         "limit",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -13,6 +14,11 @@ from typing import Any
 import click
 
 from xray_sdk.client import DEFAULT_ENDPOINT as DEFAULT_URL
+
+_FULL_ID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")
+_PREFIX = re.compile(r"[0-9a-f-]{1,35}")
+# An ambiguous prefix lists this many of the runs it starts.
+_SHOWN_MATCHES = 10
 
 
 def segment(value: str) -> str:
@@ -47,6 +53,23 @@ class Api:
         """POST JSON, answer the JSON reply."""
         return self._call("POST", path, json.dumps(body).encode("utf-8"))
 
+    def resolve(self, run_id: str) -> str:
+        """The full id of the one run whose id is, or starts with, `run_id` (hex digits, dashes
+        optional); anything else is passed on for the server to refuse, naming the field."""
+        text = run_id.strip().lower()
+        if _FULL_ID.fullmatch(text) or not _PREFIX.fullmatch(text):
+            return run_id
+        found = self.get("/api/v1/runs", id_prefix=text, limit=_SHOWN_MATCHES + 1)["runs"]
+        if len(found) == 1:
+            return str(found[0]["run_id"])
+        if not found:
+            raise click.ClickException(f"no run id starts with {run_id!r}; `xray runs` lists the recent runs")
+        listed = "\n".join(
+            f"  {r['run_id']}  {r['pipeline']}  {r['entity']}  {r['started_at']}" for r in found[:_SHOWN_MATCHES]
+        )
+        more = "\n  ..." if len(found) > _SHOWN_MATCHES else ""
+        raise click.ClickException(f"{run_id!r} starts more than one run id; type more of it:\n{listed}{more}")
+
     def run(self, run_id: str) -> Any:
         """One run's view (`GET /api/v1/runs/<run_id>`), the id kept to one path segment."""
         return self.get(f"/api/v1/runs/{segment(run_id)}")
@@ -77,10 +100,33 @@ class Api:
             ) from None
 
 
+# The API's parameter names whose command-line flag is not `--` and the name with dashes.
+_FLAGS = {"step_type": "--type", "run_label": "--run-label", "label": "--label", "predicate": "a filter"}
+
+
+def flag(parameter: str) -> str:
+    """The command-line flag of an API parameter, as a user of the CLI typed it."""
+    return _FLAGS.get(parameter, "--" + parameter.replace("_", "-"))
+
+
 def _describe(error: urllib.error.HTTPError) -> str:
     try:
         detail = json.load(error)["error"]
-        fields = detail.get("details", {}).get("fields")
-        return f"{error.code} {detail['code']}: {detail['message']}" + (f" {fields}" if fields else "")
     except Exception:
         return f"{error.code} {error.reason}"
+    fields = (detail.get("details") or {}).get("fields")
+    if not isinstance(fields, dict) or not fields:
+        return f"{error.code} {detail.get('code')}: {detail.get('message')}"
+    problems = "; ".join(f"{flag(name)}: {' '.join(_messages(problem))}" for name, problem in fields.items())
+    return f"{error.code} {detail.get('code')}: {problems}"
+
+
+def _messages(problem: Any) -> list[str]:
+    """The messages of one field's problem, however deep marshmallow nested them (by list index)."""
+    if isinstance(problem, str):
+        return [problem]
+    if isinstance(problem, dict):
+        return [m for value in problem.values() for m in _messages(value)]
+    if isinstance(problem, list):
+        return [m for value in problem for m in _messages(value)]
+    return [str(problem)]

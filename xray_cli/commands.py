@@ -1,4 +1,4 @@
-"""The `xray` command: serve the API, run the demo, and debug runs over HTTP."""
+"""The `xray` command group: serve the API, run the demo, and debug runs over HTTP."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from xray_cli.debugging import diff, explain, label, patterns, runs, show, steps, why_dropped
+from xray_cli.debugging import diff, explain, label, patterns, reasons, runs, show, steps, why_dropped
 from xray_cli.demo import demo
 from xray_cli.serving import gc, migrate, serve
 
@@ -17,7 +17,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (serve, migrate, gc, demo, runs, show, steps, explain, diff, why_dropped, label, patterns):
+for command in (serve, migrate, gc, demo, runs, show, steps, reasons, explain, diff, why_dropped, label, patterns):
     main.add_command(command)
 
 __all__ = ["main"]

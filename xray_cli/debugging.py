@@ -10,26 +10,32 @@ import click
 
 from xray_cli import render
 from xray_cli.api import Api, default_url, segment
-from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES
+from xray_sdk.contract.tags import split_tag
+from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES, STEP_TYPES
 
 url_option = click.option(
     "--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000", help="The X-Ray server."
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
 tag_option = click.option(
-    "--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Only runs with this tag; repeat to require several."
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only runs with this tag (KEY=VALUE or KEY:VALUE); repeat to require several.",
 )
 cursor_option = click.option("--cursor", help="Resume after the page that gave this cursor.")
 all_option = click.option("--all", "all_pages", is_flag=True, help="Follow the cursors: every matching row.")
 
 
 def _tag_filters(tags: tuple[str, ...]) -> list[str]:
-    """`key=value` (the CLI's form) as the API's `key:value`."""
+    """`key=value` or `key:value` (split at the first of the two), as the API takes them."""
     filters = []
     for tag in tags:
-        key, sep, value = tag.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{tag!r} is not KEY=VALUE", param_hint="--tag")
+        try:
+            key, value = split_tag(tag)
+        except ValueError:
+            raise click.BadParameter(f"{tag!r} is not KEY=VALUE", param_hint="--tag") from None
         filters.append(f"{key}:{value}")
     return filters
 
@@ -120,7 +126,8 @@ def runs(
 @click.argument("run_id")
 def show(url: str, as_json: bool, run_id: str) -> None:
     """One run's steps in order: metrics, why, status and artifacts."""
-    run = Api(url).run(run_id)
+    api = Api(url)
+    run = api.run(api.resolve(run_id))
     if as_json:
         return render.emit_json(run)
     click.echo(show_text(run))
@@ -146,7 +153,7 @@ def show_text(run: dict[str, Any]) -> str:
             render.status(s["status"]),
             s["duration_ms"],
             render.metrics(s["metrics"]),
-            s["why"] or ("; ".join(s["contract_violations"]) or None),
+            s["why"],
         ]
         for s in run["steps"]
     ]
@@ -157,6 +164,18 @@ def show_text(run: dict[str, Any]) -> str:
                 render.paint(
                     f"  step {step['seq']} {step['name']} failed: {step['error']['type']}: {step['error']['message']}",
                     "red",
+                )
+            )
+        if step.get("rejections"):
+            removed = sorted(step["rejections"].items(), key=lambda kv: (-kv[1], kv[0]))
+            lines.append(
+                f"  step {step['seq']} {step['name']} rejected: " + ", ".join(f"{reason} {n}" for reason, n in removed)
+            )
+        if step["contract_violations"]:
+            lines.append(
+                render.paint(
+                    f"  step {step['seq']} {step['name']} breaks the contract: {', '.join(step['contract_violations'])}",
+                    "yellow",
                 )
             )
         for a in step["artifacts"]:
@@ -170,13 +189,19 @@ def show_text(run: dict[str, Any]) -> str:
 
 
 _STEP_FILTERS = (
-    click.option("--type", "step_type", multiple=True, help="Step type; repeat for several."),
+    click.option(
+        "--type", "step_type", multiple=True, type=click.Choice(STEP_TYPES), help="Step type; repeat for several."
+    ),
     click.option("--name", help="Step name."),
     click.option("--status", type=click.Choice(STEP_STATUSES)),
     click.option("--min-drop-ratio", type=float),
     click.option("--max-drop-ratio", type=float),
     click.option(
         "--violations/--no-violations", default=None, help="Only steps with (or without) contract violations."
+    ),
+    click.option(
+        "--violation",
+        help="Only steps with this contract violation, or any of its kind (unknown_step_type, missing_metric).",
     ),
     click.option("--reason", help="Only steps in which this rejection reason removed candidates."),
     click.option(
@@ -266,6 +291,49 @@ def steps_text(rows: list[dict[str, Any]]) -> str:
 @click.command()
 @url_option
 @json_option
+@click.option("--pipeline")
+@click.option("--name", help="Step name.")
+@click.option(
+    "--type", "step_type", multiple=True, type=click.Choice(STEP_TYPES), help="Step type; repeat for several."
+)
+@click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d (the server's default: 7 days).")
+@click.option("--until")
+def reasons(
+    url: str,
+    as_json: bool,
+    pipeline: str | None,
+    name: str | None,
+    step_type: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+) -> None:
+    """Rejection reasons across runs: candidates removed in all, most first, and the usual share."""
+    answer = Api(url).get(
+        "/api/v1/steps/reasons", pipeline=pipeline, name=name, step_type=list(step_type), since=since, until=until
+    )
+    if as_json:
+        return render.emit_json(answer)
+    click.echo(reasons_text(answer))
+
+
+def reasons_text(answer: dict[str, Any]) -> str:
+    """Reasons as a table, with the window and the steps they were counted over."""
+    head = f"{answer['steps']} steps that rejected candidates, since {answer['since']}"
+    rows = [
+        [
+            r["reason"],
+            r["total"],
+            r["steps"],
+            "-" if r["median_share"] is None else f"{r['median_share']:.1%}",
+        ]
+        for r in answer["reasons"]
+    ]
+    return head + "\n\n" + render.table(rows, ["reason", "removed", "steps", "median share"])
+
+
+@click.command()
+@url_option
+@json_option
 @click.option(
     "--baseline-runs",
     type=int,
@@ -275,7 +343,8 @@ def steps_text(rows: list[dict[str, Any]]) -> str:
 @click.argument("run_id")
 def explain(url: str, as_json: bool, baseline_runs: int | None, run_id: str) -> None:
     """What went wrong, which step caused it, and why, against the same steps in the runs before it."""
-    result = explain_for(Api(url), run_id, baseline_runs)
+    api = Api(url)
+    result = explain_for(api, api.resolve(run_id), baseline_runs)
     if as_json:
         return render.emit_json(result)
     click.echo(explain_text(result))
@@ -312,7 +381,8 @@ def explain_text(result: dict[str, Any]) -> str:
 @click.argument("candidate_id")
 def why_dropped(url: str, as_json: bool, run_id: str, candidate_id: str) -> None:
     """Which step dropped a candidate, and why, from the evidence the run kept."""
-    answer = why_dropped_for(Api(url), run_id, candidate_id)
+    api = Api(url)
+    answer = why_dropped_for(api, api.resolve(run_id), candidate_id)
     if as_json:
         return render.emit_json(answer)
     click.echo(why_dropped_text(answer))
@@ -359,7 +429,8 @@ def why_dropped_text(answer: dict[str, Any]) -> str:
 @click.argument("run_b")
 def diff(url: str, as_json: bool, run_a: str, run_b: str) -> None:
     """Two runs lined up step by step: what changed in metrics, outputs and why."""
-    result = diff_for(Api(url), run_a, run_b)
+    api = Api(url)
+    result = diff_for(api, api.resolve(run_a), api.resolve(run_b))
     if as_json:
         return render.emit_json(result)
     click.echo(diff_text(result))
@@ -376,7 +447,7 @@ def diff_text(result: dict[str, Any]) -> str:
     lines = [f"a: {a['run_id']} {a['entity']} ({a['status']})", f"b: {b['run_id']} {b['entity']} ({b['status']})"]
     if not result["same_pipeline"]:
         lines.append(render.paint(f"different pipelines: {a['pipeline']} vs {b['pipeline']}", "yellow"))
-    rows = []
+    rows = [["(run)", field, _brief(left), _brief(right)] for field, (left, right) in result.get("run", {}).items()]
     for step in result["steps"]:
         if "only_in" in step:
             rows.append([step["name"], "(step)", f"only in {step['only_in']}", ""])
@@ -418,7 +489,8 @@ def label(url: str, as_json: bool, source: str, comment: str | None, run_id: str
     body: dict[str, Any] = {"label": label, "source": source}
     if comment is not None:
         body["comment"] = comment
-    answer = Api(url).post(f"/api/v1/runs/{segment(run_id)}/labels", body)
+    api = Api(url)
+    answer = api.post(f"/api/v1/runs/{segment(api.resolve(run_id))}/labels", body)
     if as_json:
         return render.emit_json(answer)
     who = f" by {answer['source']}" if answer["source"] else ""
@@ -450,6 +522,11 @@ def patterns(
     """What the bad runs have in common, and since when. A run is bad when it matches every
     given filter: a step filter (--type, --name, --min-drop-ratio, --reason, ...), --run-status,
     --label."""
+    if run_status is None and run_label is None and not any(v not in (None, ()) for v in filters.values()):
+        raise click.UsageError(
+            "say which runs are bad: a step filter (--type, --name, --min-drop-ratio, --reason, ...), "
+            "--run-status or --label"
+        )
     answer = patterns_for(
         Api(url),
         pipeline=pipeline,

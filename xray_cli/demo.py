@@ -25,6 +25,9 @@ def demo(url: str | None, runs: int, seed: int, as_json: bool) -> None:
     """Run the competitor-selection demo and show which step failed and why."""
     if url:
         return _run(url, runs, seed, as_json)
+    from xray_cli.serving import require_server_extra
+
+    require_server_extra("demo")
     from xray_server.runtime.local_server import LocalServer
 
     data_dir = Path(".xray")

@@ -9,6 +9,25 @@ import click
 
 from xray_server.runtime.config import load_settings
 
+# What serving needs beyond the CLI: the `server` extra.
+_SERVER_MODULES = ("flask", "gunicorn", "psycopg", "psycopg_pool", "marshmallow")
+
+
+def require_server_extra(command: str) -> None:
+    """Stop with one line naming the extra when a module the server needs is not installed."""
+    import importlib.util
+
+    for module in _SERVER_MODULES:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise click.ClickException(
+                f"`xray {command}` needs the server extra ({module} is not installed): "
+                "pip install 'xray-decisions[server]'"
+            )
+
 
 @click.command()
 @click.option("--host", help="Address to bind (default XRAY_HOST or 127.0.0.1; X-Ray has no auth).")
@@ -16,6 +35,7 @@ from xray_server.runtime.config import load_settings
 @click.option("--workers", type=int, help="gunicorn workers (default XRAY_WORKERS or 2).")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Serve the API under gunicorn; starts an embedded PostgreSQL if XRAY_DATABASE_URL is unset."""
+    require_server_extra("serve")
     from xray_server.runtime.local_server import gunicorn_command
 
     settings = load_settings()
@@ -28,6 +48,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 @click.command()
 def migrate() -> None:
     """Apply the schema to XRAY_DATABASE_URL (the server also does this when it starts)."""
+    require_server_extra("migrate")
     import psycopg
 
     from xray_server.storage.migrations import migrate as apply
@@ -52,6 +73,7 @@ def migrate() -> None:
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
 def gc(older_than: str, dry_run: bool) -> None:
     """Delete old artifacts from the store, mark their rows, and settle rows a crash left pending."""
+    require_server_extra("gc")
     from xray_server.artifacts.retention import collect
     from xray_server.artifacts.stores import open_store
     from xray_server.artifacts.sweep import resolve_stale_pending

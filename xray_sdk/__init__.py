@@ -34,7 +34,7 @@ from .contract.vocabulary import (
     StepType,
 )
 from .delivery.worker import DeliveryConfig
-from .errors import XRayContractError, XRayDeliveryError, XRayError
+from .errors import XRayContractError, XRayContractWarning, XRayDeliveryError, XRayError
 from .run import Run, step
 from .step import Step
 from .summarize import sample, summarize
@@ -96,6 +96,7 @@ __all__ = [
     "StepStatus",
     "StepType",
     "XRayContractError",
+    "XRayContractWarning",
     "XRayDeliveryError",
     "XRayError",
     "configure",

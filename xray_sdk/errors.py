@@ -12,5 +12,10 @@ class XRayContractError(XRayError):
     metric, a drop_ratio that disagrees with the counts. Raised in strict mode only."""
 
 
+class XRayContractWarning(UserWarning):
+    """An instrumentation mistake that would otherwise pass unseen in best_effort mode (an unknown
+    step type): warned once per process and mistake, where Python shows warnings by default."""
+
+
 class XRayDeliveryError(XRayError):
     """`flush()` in strict mode: some events were lost; the message says how many and why."""

@@ -7,17 +7,22 @@ the queue, the transport or the client's settings, and the counters live in one 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .contract.limits import Limits
 from .delivery.worker import EVENT, Item
-from .errors import XRayContractError
+from .errors import XRayContractError, XRayContractWarning
 from .ratelog import RateLimitedLog
 from .serialize import dumps, encode
 
 if TYPE_CHECKING:
     from .step import Step
+
+
+# The `once` keys already warned in this process (every client shares them: one warning a mistake).
+_warned: set[str] = set()
 
 
 class Recorder:
@@ -78,14 +83,20 @@ class Recorder:
         except Exception as exc:
             self.internal_error(exc)
 
-    def contract_error(self, message: str, *, raising: bool = True) -> None:
+    def contract_error(self, message: str, *, raising: bool = True, once: str | None = None) -> None:
         """Count an instrumentation mistake; raise it in strict mode, else log it. With
-        `raising=False` (the pipeline's own exception is on its way) it is only counted."""
+        `raising=False` (the pipeline's own exception is on its way) it is only counted. A mistake
+        with a `once` key is also warned (`XRayContractWarning`) the first time in the process: a
+        library's log goes nowhere until the application configures logging, and a typo that
+        quietly changes what is stored must be seen."""
         self.contract_errors += 1
         if not raising:
             return
         if self.strict:
             raise XRayContractError(message)
+        if once is not None and once not in _warned:
+            _warned.add(once)
+            warnings.warn(f"X-Ray instrumentation problem: {message}", XRayContractWarning, stacklevel=4)
         self.log.warning("contract", "X-Ray instrumentation problem: %s", message)
 
     def internal_error(self, exc: BaseException) -> None:

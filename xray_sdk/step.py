@@ -51,6 +51,7 @@ class Step:
         "seq",
         "name",
         "step_type",
+        "_declared_type",
         "capture",
         "parent_step_id",
         "started_at",
@@ -97,10 +98,15 @@ class Step:
         self._token: contextvars.Token[Step | None] | None = None
         self._decisions: Decisions | None = None
         self._id_field = id_field
+        self._declared_type: str | None = None
         if step_type not in STEP_TYPES:
             self.step_type = StepType.CUSTOM.value
+            # Sent with the step: the server records it as the violation `unknown_step_type:<given>`.
+            self._declared_type = label(step_type, recorder.limits.max_declared_type_chars)
             recorder.contract_error(
-                f"step {self.name!r}: step type {label(step_type, 64)!r} is not one of {', '.join(STEP_TYPES)}"
+                f"step {self.name!r}: step type {self._declared_type!r} is not one of {', '.join(STEP_TYPES)}; "
+                "it is recorded as 'custom' with the violation unknown_step_type",
+                once=f"step_type:{self._declared_type}",
             )
         if id_field is not None and type(id_field) is not str:
             self._id_field = None
@@ -307,6 +313,8 @@ class Step:
         }
         if self.parent_step_id:
             event["parent_step_id"] = self.parent_step_id
+        if self._declared_type is not None:
+            event["declared_type"] = self._declared_type
         return event
 
     def _bounded(self, value: Any) -> Any:

@@ -17,6 +17,8 @@ class Limits:
 
     # Identity and labels
     max_name_chars: int = 200
+    # A step type none of the fixed ones, sent back as `declared_type` with the step stored as custom.
+    max_declared_type_chars: int = 64
     max_tags: int = 32
     max_tag_key_chars: int = 64
     max_tag_value_chars: int = 256

@@ -55,6 +55,15 @@ def missing_metric(name: str) -> str:
     return f"missing_metric:{name}"
 
 
+UNKNOWN_STEP_TYPE = "unknown_step_type"
+
+
+def unknown_step_type(given: str) -> str:
+    """The violation code of a step whose type was none of the fixed ones (it is stored as
+    `custom`, so that it still lands, and this says what was meant)."""
+    return f"{UNKNOWN_STEP_TYPE}:{given}"
+
+
 def evaluate_metrics(
     step_type: str, metrics: Mapping[str, Any] | None, limits: Limits = DEFAULT_LIMITS
 ) -> MetricsVerdict:

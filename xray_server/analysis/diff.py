@@ -9,7 +9,10 @@ from typing import Any
 from xray_server import query
 from xray_server.storage.pool import Database
 
-_COMPARED = ("status", "why", "output", "error", "contract_violations")
+_COMPARED = ("status", "why", "input", "output", "error", "contract_violations")
+# What the runs were given and how they are labelled: often the decisive difference (a tag that
+# routes a run to another model, an input in another language).
+_RUN_FIELDS = ("entity", "tags", "metadata")
 
 
 def diff_stored_runs(db: Database, run_a: str, run_b: str) -> dict[str, Any]:
@@ -27,7 +30,9 @@ def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         if sa is None or sb is None:
             steps.append({"name": key[0], "only_in": "a" if sb is None else "b", "changes": {}})
             continue
-        changes = _metric_changes(sa["metrics"], sb["metrics"])
+        changes = _keyed_changes("metrics", sa["metrics"], sb["metrics"])
+        # A reason a step did not give removed 0 candidates: compared as such, never as missing.
+        changes |= _keyed_changes("rejections", sa.get("rejections") or {}, sb.get("rejections") or {}, missing=0)
         for field in _COMPARED:
             if sa.get(field) != sb.get(field):
                 changes[field] = [sa.get(field), sb.get(field)]
@@ -36,6 +41,7 @@ def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
         "a": _summary(a),
         "b": _summary(b),
         "same_pipeline": a["pipeline"] == b["pipeline"],
+        "run": _run_changes(a, b),
         "outcome": None if a["outcome"] == b["outcome"] else [a["outcome"], b["outcome"]],
         "steps": steps,
     }
@@ -50,10 +56,25 @@ def _by_key(steps: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]
     return keyed
 
 
-def _metric_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def _keyed_changes(prefix: str, a: dict[str, Any], b: dict[str, Any], missing: Any = None) -> dict[str, Any]:
+    """`prefix.key: [a's, b's]` for each key whose value differs (`missing` where a side lacks it)."""
     return {
-        f"metrics.{name}": [a.get(name), b.get(name)] for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)
+        f"{prefix}.{key}": [a.get(key, missing), b.get(key, missing)]
+        for key in sorted(set(a) | set(b))
+        if a.get(key, missing) != b.get(key, missing)
     }
+
+
+def _run_changes(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """What differs between the runs themselves: entity, and each tag and metadata key."""
+    changes: dict[str, Any] = {}
+    for field in _RUN_FIELDS:
+        left, right = a.get(field), b.get(field)
+        if isinstance(left, dict) or isinstance(right, dict):
+            changes |= _keyed_changes(field, left or {}, right or {})
+        elif left != right:
+            changes[field] = [left, right]
+    return changes
 
 
 def _summary(run: dict[str, Any]) -> dict[str, Any]:

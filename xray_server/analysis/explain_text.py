@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from xray_sdk.contract.metrics import UNKNOWN_STEP_TYPE
+from xray_sdk.contract.vocabulary import STEP_TYPES
 from xray_server.analysis.baseline import Reading
 from xray_server.analysis.findings import Finding, Role, Symptom
 from xray_server.schemas.responses import ExplainSchema
@@ -17,10 +19,20 @@ def error(name: str, error: dict[str, Any]) -> str:
 
 
 def violation(name: str, violations: list[str]) -> str:
-    return (
-        f"{name} is missing required metrics: {', '.join(violations)}; cross-run queries and this explanation cannot"
-        " see them"
-    )
+    unknown = [v.split(":", 1)[1] for v in violations if v.startswith(f"{UNKNOWN_STEP_TYPE}:")]
+    others = [v for v in violations if not v.startswith(f"{UNKNOWN_STEP_TYPE}:")]
+    parts = []
+    if unknown:
+        parts.append(
+            f"{name} was given the step type {unknown[0]!r}, which is none of {', '.join(STEP_TYPES)}: it is stored "
+            "as 'custom', and queries by type do not find it"
+        )
+    if others:
+        parts.append(
+            f"{name} breaks the contract ({', '.join(others)}); cross-run queries and this explanation cannot see "
+            "what is missing"
+        )
+    return "; ".join(parts)
 
 
 def empty(step: dict[str, Any], usual: float, explained: dict[str, Any] | None) -> str:
@@ -82,6 +94,21 @@ def recall(source: dict[str, Any], seen: Finding) -> str:
         f"{seen.step.name} ranked worse candidates than usual ({seen.feature}={_number(e['value'])} where it "
         f"usually has {_number(e['usual'])}; {e['tail_share']:.0%} of earlier runs were as low) with nothing of its "
         f"own changed: {source['name']} supplied them, and a recall loss leaves no trace in its count"
+    )
+
+
+def truncation(source: dict[str, Any], seen_at: str, e: dict[str, Any]) -> str:
+    cut = f"{source['name']} returned {source['metrics'].get('candidates_out')} candidates, its limit of {_number(e['limit'])}"
+    if e["only_when_cut"]:
+        return (
+            f"{cut}: truncated; {e['other_share']:.0%} of the {e['other_runs']} earlier runs whose {source['name']} "
+            f"returned less than its limit ended like this one at {seen_at}, and nothing else upstream changed: what "
+            "the cap cut is what a later step needed"
+        )
+    return (
+        f"{cut}: truncated; {e['truncated_share']:.0%} of the {e['truncated_runs']} earlier runs whose {source['name']} "
+        f"was truncated ended like this one at {seen_at}, against {e['other_share']:.0%} of the {e['other_runs']} "
+        "others: what the cap cut is what a later step needed"
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from xray_sdk.contract.bounds import bound_json, truncate_text
 from xray_sdk.contract.limits import DEFAULT_LIMITS, Limits
-from xray_sdk.contract.metrics import check_rejections, evaluate_metrics
+from xray_sdk.contract.metrics import check_rejections, evaluate_metrics, unknown_step_type
 from xray_sdk.contract.vocabulary import (
     CAPTURE_RANK,
     STANDARD_METRICS,
@@ -134,7 +134,8 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
         )
         if problem:
             raise EventRejected({"rejections": [problem]})
-    prepared.violations = verdict.violations
+    declared = [unknown_step_type(event["declared_type"])] if event["declared_type"] else []
+    prepared.violations = declared + verdict.violations
     started = min(event["started_at"] or event["ts"], event["ts"])
     row = _identity(event)
     row.update({name: verdict.metrics.get(name) for name in STANDARD_METRICS})
@@ -149,7 +150,7 @@ def _end_row(event: dict[str, Any], prepared: PreparedEvent, limits: Limits) -> 
         output=_bounded_json(event["output"], "output", prepared, limits),
         why=_bounded_text(event["why"], "why", limits.max_why_chars, prepared),
         error=_bounded_error(event["error"], "error", prepared, limits),
-        contract_violations=verdict.violations or None,
+        contract_violations=prepared.violations or None,
         rejections=rejections or None,
         end_event_id=prepared.event_id,
     )

@@ -41,6 +41,10 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
         where.append(sql.SQL("started_at < %(until)s"))
         params["until"] = q.until
     add_tag_filters(where, params, q.tag)
+    if q.id_prefix is not None:
+        digits = q.id_prefix.replace("-", "").lower()[:32]
+        where.append(sql.SQL("run_id BETWEEN %(id_low)s::uuid AND %(id_high)s::uuid"))
+        params.update(id_low=digits.ljust(32, "0"), id_high=digits.ljust(32, "f"))
     if q.label is not None:
         where.append(sql.SQL(LABELLED.format(run="runs.run_id")))
         params["label"] = q.label

@@ -92,6 +92,13 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
         add("s.contract_violations IS NOT NULL")
     elif q.violations is False:
         add("s.contract_violations IS NULL")
+    if q.violation is not None:
+        add(
+            "EXISTS (SELECT 1 FROM unnest(s.contract_violations) v"
+            " WHERE v = %(violation)s OR starts_with(v, %(violation_kind)s))",
+            violation=q.violation,
+            violation_kind=q.violation + ":",
+        )
     if q.since is not None:
         add("s.started_at >= %(since)s", since=q.since)
     if q.until is not None:

@@ -21,6 +21,9 @@ threads = _settings.threads
 timeout = 30
 graceful_timeout = 10
 keepalive = 5
+# No control socket: gunicorn would otherwise write one under the user's home (~/.gunicorn), outside
+# the project, for a tool (gunicornc) X-Ray does not use.
+control_socket_disable = True
 
 
 def on_starting(server) -> None:

@@ -94,6 +94,9 @@ class StepEventSchema(EventSchema):
     name = Text(required=True, validate=validate.Length(min=1, max=L.max_name_chars))
     step_type = fields.String(required=True, validate=validate.OneOf(STEP_TYPES))
     parent_step_id = fields.UUID(load_default=None)
+    # The type the caller gave when it was none of the fixed ones (the step is sent as `custom`):
+    # recorded as the contract violation `unknown_step_type:<declared_type>`.
+    declared_type = Text(load_default=None, validate=validate.Length(min=1, max=L.max_declared_type_chars))
 
 
 class StepStartSchema(StepEventSchema):

@@ -10,6 +10,7 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
+from xray_sdk.contract.tags import split_tag
 from xray_sdk.serialize import UNSTORABLE_TEXT
 
 # NUL or a lone surrogate would turn a bad request into a 500, so they are refused at the door.
@@ -153,14 +154,18 @@ class TimeBound(fields.Field):
 
 
 class TagFilter(fields.Field):
-    """`key:value`: runs whose tag `key` equals `value` (the value may itself contain colons)."""
+    """`key:value` or `key=value`: runs whose tag `key` equals `value` (split at the first `:` or
+    `=`; the value may itself contain either)."""
 
-    default_error_messages = {"invalid": "must be key:value, such as app_version:4.2"}
+    default_error_messages = {"invalid": "must be key:value or key=value, such as app_version:4.2"}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, str]:
-        if not isinstance(value, str) or ":" not in value:
+        if not isinstance(value, str):
             raise self.make_error("invalid")
-        key, _, tag_value = value.partition(":")
+        try:
+            key, tag_value = split_tag(value)
+        except ValueError:
+            raise self.make_error("invalid") from None
         limits = DEFAULT_LIMITS
         if not 1 <= len(key) <= limits.max_tag_key_chars or len(tag_value) > limits.max_tag_value_chars:
             raise ValidationError(

@@ -63,6 +63,8 @@ class StepFilters:
     min_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
     max_drop_ratio: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
     violations: bool | None = param(fields.Boolean())
+    # One violation code (`unknown_step_type:fitler`), or every code of a kind (`unknown_step_type`).
+    violation: str | None = param(Text(validate=validate.Length(min=1, max=L.max_metric_key_chars * 2)))
     reason: str | None = param(Text(validate=validate.Length(min=1, max=L.max_reason_chars)))
     min_reason_share: float | None = param(fields.Float(allow_nan=False, validate=_ratio))
 
@@ -85,6 +87,11 @@ class RunQuery(Page):
     status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
     tag: list[tuple[str, str]] = param(_tags(), default_factory=list)
     label: str | None = param(_label())
+    # The runs whose id starts with these hex digits (dashes optional): how a person's short id is
+    # found, served by the primary key as a range.
+    id_prefix: str | None = param(
+        fields.String(validate=validate.Regexp(r"^[0-9a-fA-F-]{1,36}$", error="must be hex digits of a run id"))
+    )
 
 
 @dataclass(kw_only=True)

@@ -257,6 +257,8 @@ class DiffSchema(Schema):
     a = fields.Dict(required=True)
     b = fields.Dict(required=True)
     same_pipeline = fields.Boolean(required=True)
+    # The runs' own differences: `entity`, `tags.<key>`, `metadata.<key>` -> [a's, b's].
+    run = fields.Dict(required=True)
     outcome = fields.Raw(allow_none=True)
     steps = fields.List(fields.Dict(), required=True)
 

