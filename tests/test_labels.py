@@ -89,3 +89,45 @@ def test_the_sdk_labels_a_run_through_its_delivery(xray_server, pipeline, sdk_cl
     assert [(lbl["source"], lbl["label"], lbl["comment"]) for lbl in view["labels"]] == [
         ("review", "bad", "a laptop stand")
     ]
+
+
+def test_a_judgement_may_be_a_number_and_many_runs_are_judged_in_one_request(client, pipeline):
+    runs = [new_run(client, pipeline) for _ in range(3)]
+    one = label(client, runs[0], label="review", value=2, source="alice")
+    assert one["value"] == 2.0
+    answer = client.post(
+        "/api/v1/labels",
+        json={
+            "labels": [
+                {"run_id": runs[1], "label": "bad", "value": 0.3},
+                {"run_id": "not-a-run-id", "label": "bad"},  # refused alone: its neighbours are kept
+                {"run_id": runs[2], "label": "bad", "value": "high"},
+                {"run_id": runs[2], "label": "good"},
+            ]
+        },
+    )
+    assert answer.status_code == 207, answer.get_json()
+    body = answer.get_json()
+    assert (body["recorded"], body["refused"]) == (2, 2)
+    assert [(e["index"], sorted(e["fields"])) for e in body["errors"]] == [(1, ["run_id"]), (2, ["value"])]
+    listed = {r["run_id"]: r["labels"] for r in client.get(f"/api/v1/runs?pipeline={pipeline}").get_json()["runs"]}
+    assert [(j["label"], j["value"]) for j in listed[runs[0]]] == [("review", 2.0)]
+    assert [(j["label"], j["value"]) for j in listed[runs[1]]] == [("bad", 0.3)]
+    assert [(j["label"], j["value"]) for j in listed[runs[2]]] == [("good", None)]
+    assert client.post("/api/v1/labels", json={"labels": []}).status_code == 400
+
+
+def test_the_cli_labels_many_runs_from_standard_input_and_runs_shows_the_labels(xray_server, pipeline):
+    from tests.support.http import call
+
+    run_ids = [new_id() for _ in range(3)]
+    for run_id in run_ids:
+        call(xray_server.base_url, "POST", "/api/v1/runs", {"run_id": run_id, "pipeline": pipeline, "entity": "e"})
+    url = xray_server.base_url
+    result = CliRunner().invoke(
+        main, ["label", "--url", url, "--from", "-", "--value", "1", "bad"], input="\n".join(run_ids[:2]) + "\n"
+    )
+    assert result.exit_code == 0 and "2 runs labelled bad; 0 refused" in result.output, result.output
+    listed = CliRunner().invoke(main, ["runs", "--url", url, "--pipeline", pipeline])
+    rows = {line.split()[0]: line for line in listed.output.splitlines() if line[:8] in {r[:8] for r in run_ids}}
+    assert "bad=1" in rows[run_ids[0]] and "bad=1" in rows[run_ids[1]] and "bad" not in rows[run_ids[2]], listed.output

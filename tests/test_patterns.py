@@ -277,6 +277,15 @@ def test_the_cli_prints_the_pattern(db, xray_server, pipeline):
         .output
     )
     assert data["patterns"][0]["attributes"] == {"tags.feed": "B"} and data["patterns"][0]["other"] == 0
+    # A good predicate leaves out every run it does not cover (none is labelled here), and says so.
+    judged = CliRunner().invoke(
+        main,
+        ["patterns", "--url", xray_server.base_url, "--pipeline", pipeline, "--since", "2d"]
+        + ["--type", "filter", "--min-drop-ratio", "0.9", "--good-label", "ok"],
+    )
+    assert judged.exit_code == 0, judged.output
+    bad = data["bad_runs"]
+    assert f"good runs are labelled ok, and {120 - bad} runs neither bad nor good were left out" in judged.output
 
 
 def test_a_pattern_is_scored_from_its_table_without_a_database():
@@ -287,3 +296,41 @@ def test_a_pattern_is_scored_from_its_table_without_a_database():
     assert pattern.significant(min_support=0.2) and pattern.public()["risk_ratio"] == 36.0
     with pytest.raises(RuntimeError, match="inconsistent pattern counts"):
         scored(Counts([attribute], bad=25, other=0), runs=100, bad_runs=20, tested=4)
+
+
+def test_unjudged_runs_are_left_out_when_good_runs_are_defined(db, client, pipeline):
+    """20 bad runs with feed=B, 15 of them labelled bad and 5 not yet judged; 20 good runs with
+    feed=A, labelled ok. Without a good predicate the 5 unjudged bad runs count as good (and lower
+    the pattern's precision); with one they are left out, and said to be."""
+    judged = []
+    for i in range(40):
+        bad = i < 20
+        run_id = record(db, pipeline, bad=bad, tags={"feed": "B" if bad else "A"})
+        if i < 15 or i >= 20:
+            judged.append((run_id, "bad" if bad else "ok"))
+    for run_id, verdict in judged:
+        client.post(f"/api/v1/runs/{run_id}/labels", json={"label": verdict, "source": "review"})
+
+    loose = patterns(client, pipeline, "label=bad")
+    assert (loose["runs"], loose["bad_runs"], loose["unjudged"]) == (40, 15, 0)
+    assert loose["good_runs_are"] == "every run that is not bad"
+    assert loose["patterns"][0]["attributes"] == {"tags.feed": "B"} and loose["patterns"][0]["other"] == 5
+
+    strict = patterns(client, pipeline, "label=bad&good_label=ok")
+    assert (strict["runs"], strict["bad_runs"], strict["unjudged"]) == (35, 15, 5)
+    top = strict["patterns"][0]
+    assert top["attributes"] == {"tags.feed": "B"} and (top["bad"], top["other"], top["precision"]) == (15, 0, 1.0)
+    components = client.get("/api/v1/openapi.json").get_json()["components"]["schemas"]
+    assert conforms(strict, components["Patterns"], components), strict
+
+
+def test_a_numeric_judgement_defines_bad_and_good_runs(db, client, pipeline):
+    for i in range(30):
+        bad = i < 12
+        run_id = record(db, pipeline, bad=bad, tags={"feed": "B" if bad else "A"})
+        if i % 10 != 9:  # one run in ten is not judged yet
+            client.post(f"/api/v1/runs/{run_id}/labels", json={"label": "judge", "value": 0.2 if bad else 0.9})
+    answer = patterns(client, pipeline, "value_below=0.5")
+    assert (answer["bad_runs"], answer["unjudged"]) == (11, 3), answer
+    assert answer["good_runs_are"] == "judged 0.5 or more"
+    assert answer["patterns"][0]["attributes"] == {"tags.feed": "B"} and answer["patterns"][0]["other"] == 0

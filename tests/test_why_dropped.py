@@ -82,3 +82,18 @@ def test_a_candidate_lost_upstream_is_said_to_be_lost_there_not_at_a_later_filte
     assert answer["lost_upstream"] == {"step": "threshold", "seq": 1, "candidates_in": 8, "earlier_steps": ["block"]}
     text = CliRunner().invoke(main, ["why-dropped", "--url", xray_server.base_url, run.run_id, "R7"]).output
     assert "R7 never reached step 1 'threshold'" in text and "lost upstream" in text
+
+
+def test_at_the_default_capture_the_sampled_ids_answer_and_without_ids_the_level_is_named(
+    xray_server, pipeline, sdk_client
+):
+    run_id = run_pipeline(sdk_client, xray_server, pipeline, "summary")
+    found = why(xray_server, run_id, "B0001")["found"]  # in the per-reason sample: its id was kept
+    assert found["step"] == "compat_filter" and found["reason"] == "category_not_compatible", found
+    assert found["candidate"] is None  # the default level keeps ids, never the candidates themselves
+    assert why(xray_server, run_id, "B0050")["kept_by"] == ["compat_filter"]
+
+    without_ids = run_pipeline(sdk_client, xray_server, pipeline, "summary", id_field=None)
+    unknown = why(xray_server, without_ids, "B0001")["unknown_at"][0]
+    assert "capture 'sample' would have kept it" in unknown["advice"], unknown
+    assert "id_field=" in unknown["advice"]

@@ -110,11 +110,12 @@ def runs(
                     render.status(r["status"]),
                     r["duration_ms"],
                     render.tags(r["tags"]),
+                    _labels(r.get("labels", [])),
                     _outcome(r),
                 ]
                 for r in page["runs"]
             ],
-            ["run", "started", "pipeline", "entity", "status", "ms", "tags", "outcome"],
+            ["run", "started", "pipeline", "entity", "status", "ms", "tags", "labels", "outcome"],
         )
         + _more(page)
     )
@@ -477,25 +478,72 @@ def _outcome(run: dict[str, Any]) -> str:
     return "-" if outcome is None else render.preview(outcome, 60)
 
 
+def _labels(judgements: list[dict[str, Any]]) -> str:
+    """A run's judgements, latest first: `label`, `label=value`, `source:label`."""
+    return (
+        " ".join(
+            (f"{j['source']}:" if j["source"] else "")
+            + j["label"]
+            + ("" if j.get("value") is None else f"={j['value']:g}")
+            for j in judgements
+        )
+        or "-"
+    )
+
+
 @click.command()
 @url_option
 @json_option
 @click.option("--source", default="", help="Who judged: a reviewer, a check (the latest judgement per source wins).")
 @click.option("--comment", help="Why, in a sentence.")
-@click.argument("run_id")
+@click.option("--value", type=float, help="A judgement that is a number: a 1-5 review, a judge's 0.3, a click.")
+@click.option(
+    "--from",
+    "from_file",
+    type=click.File("r"),
+    help="Also judge the run ids in this file, one a line ('-': standard input).",
+)
+@click.argument("run_ids", nargs=-1)
 @click.argument("label")
-def label(url: str, as_json: bool, source: str, comment: str | None, run_id: str, label: str) -> None:
-    """Record a judgement of a run that arrived after it, such as `bad` or `good`."""
+def label(
+    url: str,
+    as_json: bool,
+    source: str,
+    comment: str | None,
+    value: float | None,
+    from_file: Any,
+    run_ids: tuple[str, ...],
+    label: str,
+) -> None:
+    """Record a judgement of runs that arrived after them, such as `bad` or `good`: RUN_ID... LABEL,
+    or --from FILE LABEL for many (one request)."""
+    ids = list(run_ids) + ([line.strip() for line in from_file if line.strip()] if from_file else [])
+    if not ids:
+        raise click.UsageError("give the run ids to judge: RUN_ID... LABEL, or --from FILE LABEL")
     body: dict[str, Any] = {"label": label, "source": source}
     if comment is not None:
         body["comment"] = comment
+    if value is not None:
+        body["value"] = value
     api = Api(url)
-    answer = api.post(f"/api/v1/runs/{segment(api.resolve(run_id))}/labels", body)
+    if len(ids) == 1:
+        answer = api.post(f"/api/v1/runs/{segment(api.resolve(ids[0]))}/labels", body)
+        if as_json:
+            return render.emit_json(answer)
+        who = f" by {answer['source']}" if answer["source"] else ""
+        known = "" if answer["run_known"] else " (no such run yet: the label is kept for when it arrives)"
+        value = "" if answer.get("value") is None else f"={answer['value']:g}"
+        click.echo(f"run {answer['run_id']} labelled {answer['label']}{value}{who}{known}")
+        return None
+    answer = api.post("/api/v1/labels", {"labels": [{**body, "run_id": api.resolve(i)} for i in ids]})
     if as_json:
         return render.emit_json(answer)
-    who = f" by {answer['source']}" if answer["source"] else ""
-    known = "" if answer["run_known"] else " (no such run yet: the label is kept for when it arrives)"
-    click.echo(f"run {answer['run_id']} labelled {answer['label']}{who}{known}")
+    click.echo(f"{answer['recorded']} runs labelled {label}; {answer['refused']} refused")
+    for error in answer["errors"]:
+        click.echo(f"  {ids[error['index']]}: {error['fields']}", err=True)
+    if answer["refused"]:
+        raise SystemExit(1)
+    return None
 
 
 @click.command()
@@ -507,6 +555,12 @@ def label(url: str, as_json: bool, source: str, comment: str | None, run_id: str
 @step_filter_options
 @click.option("--run-status", type=click.Choice(RUN_STATUSES), help="Bad runs have this status.")
 @click.option("--label", "run_label", help="Bad runs carry this label.")
+@click.option("--value-below", type=float, help="Bad runs carry a judgement whose value is below this.")
+@click.option(
+    "--good-label",
+    help="Good runs carry this label; the runs neither bad nor good are left out as unjudged "
+    "(with --value-below: good runs are judged at or above it).",
+)
 @click.option("--min-support", type=float, help="Share of the bad runs a pattern must explain (default 0.2).")
 def patterns(
     url: str,
@@ -516,16 +570,20 @@ def patterns(
     until: str | None,
     run_status: str | None,
     run_label: str | None,
+    value_below: float | None,
+    good_label: str | None,
     min_support: float | None,
     **filters: Any,
 ) -> None:
     """What the bad runs have in common, and since when. A run is bad when it matches every
     given filter: a step filter (--type, --name, --min-drop-ratio, --reason, ...), --run-status,
-    --label."""
-    if run_status is None and run_label is None and not any(v not in (None, ()) for v in filters.values()):
+    --label, --value-below. Every other run is good, unless --good-label (or --value-below) says
+    which are."""
+    judged = run_label is not None or value_below is not None
+    if run_status is None and not judged and not any(v not in (None, ()) for v in filters.values()):
         raise click.UsageError(
             "say which runs are bad: a step filter (--type, --name, --min-drop-ratio, --reason, ...), "
-            "--run-status or --label"
+            "--run-status, --label or --value-below"
         )
     answer = patterns_for(
         Api(url),
@@ -534,6 +592,8 @@ def patterns(
         until=until,
         run_status=run_status,
         label=run_label,
+        value_below=value_below,
+        good_label=good_label,
         min_support=min_support,
         **_step_filter_params(**filters),
     )
@@ -555,7 +615,9 @@ def patterns_text(answer: dict[str, Any]) -> str:
     """The patterns in a table, then since when."""
     lines = [
         f"{answer['bad_runs']} of {answer['runs']} runs of {answer['pipeline']} are bad "
-        f"({answer['since']} to {answer['until']}; {answer['tested']} values and pairs tested)."
+        f"({answer['since']} to {answer['until']}; {answer['tested']} values and pairs tested); "
+        f"good runs are {answer['good_runs_are']}"
+        + (f", and {answer['unjudged']} runs neither bad nor good were left out." if answer["unjudged"] else ".")
     ]
     if not answer["patterns"]:
         lines.append(

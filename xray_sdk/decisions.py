@@ -96,6 +96,19 @@ class Decisions:
         order = sorted(self.samples, key=lambda reason: (-self.counts[reason], reason))
         return [self._rejected_entry(reason, item) for reason in order for item in self.samples[reason]]
 
+    def kept_ids(self) -> list[dict[str, str]] | None:
+        """The kept sample as ids only (`{"id"}`), or None when a candidate in it has no id."""
+        ids = [self._identify(item)[1] for item in self.kept_sample]
+        return None if None in ids else [{"id": known} for known in ids if known is not None]
+
+    def rejected_ids(self) -> list[dict[str, str]] | None:
+        """The rejected sample as ids only (`{"reason", "id"}`), or None when one has no id."""
+        order = sorted(self.samples, key=lambda reason: (-self.counts[reason], reason))
+        entries = [(reason, self._identify(item)[1]) for reason in order for item in self.samples[reason]]
+        if any(known is None for _, known in entries):
+            return None
+        return [{"reason": reason, "id": known} for reason, known in entries if known is not None]
+
     def rejected_all_evidence(self) -> list[dict[str, Any]]:
         """Every rejected candidate, in the order decided (kept only under `full` capture)."""
         return [self._rejected_entry(reason, item) for reason, item in self.rejected_all or ()]

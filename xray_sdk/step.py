@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .context import current_step_var
@@ -293,13 +293,24 @@ class Step:
         self._metrics.setdefault("candidates_out", d.kept)
         if d.counts:
             event["rejections"] = d.reason_counts()
-        sample = CaptureLevel.SAMPLE.value
+        # Below `sample` (the default `summary`), a sample whose every candidate has an id is kept
+        # as those ids alone: short strings, bounded per reason, enough for `why-dropped` to answer.
+        # Otherwise the sample is declared at `sample`, and a lower level records it as not kept.
+        ids_only = CAPTURE_RANK[self.capture] < CAPTURE_RANK[CaptureLevel.SAMPLE.value]
         if d.kept_sample:
-            self.artifact("kept_sample", d.kept_evidence(), capture=sample)
+            kept_ids = d.kept_ids() if ids_only else None
+            self._evidence("kept_sample", kept_ids, d.kept_evidence)
         if d.samples:
-            self.artifact("rejected_sample", d.rejected_sample(), capture=sample)
+            rejected_ids = d.rejected_ids() if ids_only else None
+            self._evidence("rejected_sample", rejected_ids, d.rejected_sample)
         if d.rejected_all:
             self.artifact("rejected_all", d.rejected_all_evidence(), capture=CaptureLevel.FULL.value)
+
+    def _evidence(self, name: str, ids: list[dict[str, str]] | None, sample: Callable[[], list[Any]]) -> None:
+        if ids is not None:
+            self.artifact(name, ids, capture=CaptureLevel.SUMMARY.value)
+        else:
+            self.artifact(name, sample(), capture=CaptureLevel.SAMPLE.value)
 
     def _identity(self, event_type: str, ts: str) -> dict[str, Any]:
         event: dict[str, Any] = {

@@ -69,10 +69,21 @@ def find_patterns(db: Database, q: PatternQuery) -> dict[str, Any]:
         "until": iso_utc(until),
         "runs": counts.runs,
         "bad_runs": counts.bad_runs,
+        "unjudged": counts.unjudged,
+        "good_runs_are": _good_runs_are(q),
         "tested": tested,
         "patterns": [p.public() for p in found[: q.limit]],
         "timeline": timeline,
     }
+
+
+def _good_runs_are(q: PatternQuery) -> str:
+    """Which runs a pattern's bad runs are held against, in words."""
+    if q.good_label is not None:
+        return f"labelled {q.good_label}"
+    if q.value_below is not None:
+        return f"judged {q.value_below:g} or more"
+    return "every run that is not bad"
 
 
 def _found(counts: AttributeCounts, tested: int, min_support: float) -> list[Pattern]:
@@ -91,12 +102,13 @@ def _found(counts: AttributeCounts, tested: int, min_support: float) -> list[Pat
 
 def _check_predicate(q: PatternQuery) -> None:
     step_filters = [getattr(q, f.name) for f in fields(StepFilters)]
-    if not any(f not in (None, []) for f in step_filters) and q.run_status is None and q.label is None:
+    judged = q.label is not None or q.value_below is not None
+    if not any(f not in (None, []) for f in step_filters) and q.run_status is None and not judged:
         raise ValidationFailed(
             {
                 "predicate": [
-                    "say which runs are bad: step filters (step_type, name, min_drop_ratio, reason, ...), run_status or "
-                    "label"
+                    "say which runs are bad: step filters (step_type, name, min_drop_ratio, reason, ...), run_status, "
+                    "label or value_below"
                 ]
             }
         )

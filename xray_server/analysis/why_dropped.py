@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from xray_sdk.contract.vocabulary import ArtifactStatus
+from xray_sdk.contract.vocabulary import ArtifactStatus, DropReason
 from xray_server import query
 from xray_server.artifacts.read import read_artifact
 from xray_server.artifacts.stores import ArtifactStore
@@ -122,12 +122,13 @@ def _is_id_field(key: str) -> bool:
 def _entry(item: Any, kept: bool) -> tuple[Any, str | None, Any]:
     """(candidate, recorded id, reason) of one evidence entry. Kept entries are the candidate
     itself unless the step recorded an id (`{"id", "candidate"}`); rejected entries are
-    `{"reason", "candidate"}`, with `id` when recorded."""
+    `{"reason", "candidate"}`, with `id` when recorded. At the default capture level the entries
+    are ids alone: `{"id"}` kept, `{"reason", "id"}` rejected (the candidate is None)."""
     if not isinstance(item, dict):
         return item, None, None
-    if kept and not ("id" in item and "candidate" in item and len(item) == 2):
+    if kept and set(item) not in ({"id", "candidate"}, {"id"}):
         return item, None, None
-    recorded = item.get("id") if "candidate" in item else None
+    recorded = item.get("id") if "candidate" in item or set(item) <= {"id", "reason"} else None
     return item.get("candidate"), None if recorded is None else str(recorded), item.get("reason")
 
 
@@ -154,6 +155,15 @@ def _why_unknown(step: dict[str, Any], artifacts: dict[str, dict[str, Any]]) -> 
         advice = "it is not among the step's rejected candidates: this step kept it, or never saw it"
     elif dropped:
         advice = f"its evidence was not kept ({', '.join(f'{k}: {v}' for k, v in sorted(dropped.items()))})"
+        by_policy = sorted(
+            {a["capture"] for a in artifacts.values() if a["drop_reason"] == DropReason.CAPTURE_POLICY.value}
+        )
+        if by_policy:
+            advice += (
+                f": capture {' or '.join(repr(level) for level in by_policy)} would have kept it (per step, run or "
+                "client: capture=...); or give the step id_field= (or keep/reject(..., id=)), and the default "
+                "level keeps the sampled candidates' ids"
+            )
     else:
         advice = (
             "capture 'sample' keeps a few candidates per reason; run this step with capture 'full' to "

@@ -68,6 +68,8 @@ class AttributeCounts:
     and of the pairs of the most frequent of them."""
 
     runs: int
+    # Runs of the window left out: neither bad nor good, when good runs are defined.
+    unjudged: int
     bad_runs: int
     values_tested: int
     pair_candidates: int
@@ -114,7 +116,33 @@ def bad_predicate(q: PatternQuery) -> tuple[sql.Composable, dict[str, Any]]:
     if q.label is not None:
         parts.append(sql.SQL(LABELLED.format(run="r.run_id")))
         params["label"] = q.label
+    if q.value_below is not None:
+        parts.append(
+            sql.SQL("EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = r.run_id AND l.value < %(value_below)s)")
+        )
+        params["value_below"] = q.value_below
     return sql.SQL(" AND ").join(parts), params
+
+
+def good_predicate(q: PatternQuery) -> tuple[sql.Composable, dict[str, Any]] | None:
+    """What makes a run good, when not "every run that is not bad": a label, or a judged value at
+    or above `value_below`. None: every other run is good, and none is unjudged."""
+    if q.good_label is not None:
+        test = "EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = r.run_id AND l.label = %(good_label)s)"
+        return sql.SQL(test), {"good_label": q.good_label}
+    if q.value_below is not None:
+        test = "EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = r.run_id AND l.value >= %(value_below)s)"
+        return sql.SQL(test), {"value_below": q.value_below}
+    return None
+
+
+def judged_predicate(q: PatternQuery) -> tuple[sql.Composable, sql.Composable, dict[str, Any]]:
+    """(bad, judged, params): the runs a pattern is counted over are the judged ones, bad or good."""
+    bad, params = bad_predicate(q)
+    good = good_predicate(q)
+    if good is None:
+        return bad, sql.SQL("true"), params
+    return bad, sql.SQL("(coalesce({}, false) OR {})").format(bad, good[0]), {**params, **good[1]}
 
 
 def window_params(q: PatternQuery, since: datetime, until: datetime) -> dict[str, Any]:
@@ -135,6 +163,9 @@ WITH b AS MATERIALIZED (
     SELECT r.run_id, r.tags, r.metadata, r.status
     FROM runs r
     WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s AND {bad}
+), judged AS MATERIALIZED (
+    SELECT count(*) FILTER (WHERE {judged}) AS judged, count(*) AS runs
+    FROM runs r WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s
 ), bs AS MATERIALIZED (
     SELECT b.run_id, s.name, s.step_type, s.model, s.metrics
     FROM b CROSS JOIN LATERAL (
@@ -164,10 +195,9 @@ WITH b AS MATERIALIZED (
  WHERE a >= greatest(2, ceil(%(min_support)s * (SELECT count(*) FROM b)))
  ORDER BY a DESC, kind, step, key, value LIMIT %(max_candidates)s)
 UNION ALL
-SELECT 'totals', NULL, NULL, NULL, NULL,
-       (SELECT count(*) FROM runs r
-        WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s),
-       (SELECT count(*) FROM b)
+SELECT 'totals', NULL, NULL, NULL, NULL, (SELECT judged FROM judged), (SELECT count(*) FROM b)
+UNION ALL
+SELECT 'unjudged', NULL, NULL, NULL, NULL, (SELECT runs - judged FROM judged), NULL
 UNION ALL
 SELECT 'tested', NULL, NULL, NULL, NULL, (SELECT count(*) FROM counted), NULL
 UNION ALL
@@ -183,7 +213,7 @@ WITH w AS (
     SELECT r.run_id, r.started_at, coalesce({bad}, false) AS bad, ({run_mask})::bigint AS mask,
            floor(extract(epoch FROM r.started_at) / %(bucket)s)::bigint AS bucket
     FROM runs r
-    WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s
+    WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s AND {judged}
 ), step_masks AS (
     SELECT s.run_id, bit_or(({step_mask})::bigint) AS mask
     FROM steps s
@@ -241,12 +271,12 @@ def attribute_counts(
     `q.min_support` of the bad runs (the others cannot be a pattern), and pairs of the most frequent
     of them. Every value found on a bad run counts as tested. `conn` is a `snapshot`'s: its two
     statements must see the same runs."""
-    bad, params = bad_predicate(q)
+    bad, judged, params = judged_predicate(q)
     window = window_params(q, since, until)
     # The run's status is an attribute, unless it is what defines a bad run.
     status = sql.SQL("" if q.run_status is not None else _STATUS)
     found = conn.execute(
-        sql.SQL(_BAD_VALUES).format(bad=bad, status=status),
+        sql.SQL(_BAD_VALUES).format(bad=bad, judged=judged, status=status),
         {
             **params,
             **window,
@@ -260,6 +290,7 @@ def attribute_counts(
     totals = next(r for r in found if r["row"] == "totals")
     counts = AttributeCounts(
         runs=totals["a"],
+        unjudged=next(r for r in found if r["row"] == "unjudged")["a"],
         bad_runs=totals["b"],
         values_tested=next(r for r in found if r["row"] == "tested")["a"],
         pair_candidates=min(PAIR_CANDIDATES, len(candidates)),
@@ -279,7 +310,9 @@ def attribute_counts(
         pair_candidates=counts.pair_candidates,
         bucket=bucket_seconds,
     )
-    statement = sql.SQL(_MASK_COUNTS).format(bad=bad, run_mask=_mask(run_tests), step_mask=_mask(step_tests))
+    statement = sql.SQL(_MASK_COUNTS).format(
+        bad=bad, judged=judged, run_mask=_mask(run_tests), step_mask=_mask(step_tests)
+    )
     rows = conn.execute(statement, mask_params, prepare=False).fetchall()
     _gather(rows, candidates, counts)
     return counts
@@ -329,11 +362,11 @@ def last_good_before(
     """The start of the last good run with every attribute of `pattern` in [start, first_bad): the
     bucket of the pattern's first bad run, where the per-bucket counts cannot tell. `conn` is the
     `snapshot` the counts came from."""
-    bad, params = bad_predicate(q)
+    bad, judged, params = judged_predicate(q)
     params.update(window_params(q, start, first_bad))
     has = sql.SQL(" AND ").join([_has(a, i, params) for i, a in enumerate(pattern)])
     statement = sql.SQL(
         "SELECT max(r.started_at) AS at FROM runs r WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s "
-        "AND r.started_at < %(until)s AND NOT coalesce({bad}, false) AND {has}"
-    ).format(bad=bad, has=has)
+        "AND r.started_at < %(until)s AND NOT coalesce({bad}, false) AND {judged} AND {has}"
+    ).format(bad=bad, judged=judged, has=has)
     return conn.execute(statement, params, prepare=False).fetchone()["at"]

@@ -52,23 +52,27 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
         at, run_id = cursors.decode(q.cursor, 1)
         where.append(sql.SQL("(started_at, run_id) < (%(c_at)s, %(c_run)s::uuid)"))
         params.update(c_at=at, c_run=run_id)
+    # The labels are read for the page's runs only, after the page is chosen.
     statement = sql.SQL(
-        "SELECT * FROM runs WHERE {where} ORDER BY started_at DESC, run_id DESC LIMIT %(limit_plus_one)s"
-    ).format(where=sql.SQL(" AND ").join(where))
+        "SELECT p.*, {labels} FROM ("
+        "SELECT * FROM runs WHERE {where} ORDER BY started_at DESC, run_id DESC LIMIT %(limit_plus_one)s) p "
+        "ORDER BY p.started_at DESC, p.run_id DESC"
+    ).format(labels=sql.SQL(_LABELS.format(run="p")), where=sql.SQL(" AND ").join(where))
     with db.connection() as conn:
         rows = conn.execute(statement, params).fetchall()
     page, next_cursor = paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"]))
+    for row in page:
+        row["labels"] = [label_view(label) for label in row["labels"]]
     return {"runs": [run_summary(r) for r in page], "next_cursor": next_cursor}
 
 
-_RUN_WITH_LABELS = """
-SELECT r.*, coalesce((
-    SELECT jsonb_agg(jsonb_build_object('source', l.source, 'label', l.label, 'comment', l.comment,
-                                        'labeled_at', extract(epoch FROM l.labeled_at))
+# A run's judgements, latest first, read with it (one index probe a run: the key is (run_id, source)).
+_LABELS = """coalesce((
+    SELECT jsonb_agg(jsonb_build_object('source', l.source, 'label', l.label, 'value', l.value,
+                                        'comment', l.comment, 'labeled_at', extract(epoch FROM l.labeled_at))
                      ORDER BY l.labeled_at DESC, l.source)
-    FROM run_labels l WHERE l.run_id = r.run_id), '[]'::jsonb) AS labels
-FROM runs r WHERE r.run_id = %s
-"""
+    FROM run_labels l WHERE l.run_id = {run}.run_id), '[]'::jsonb) AS labels"""
+_RUN_WITH_LABELS = f"SELECT r.*, {_LABELS.format(run='r')} FROM runs r WHERE r.run_id = %s"
 
 
 def get_run(db: Database, run_id: str) -> dict[str, Any]:

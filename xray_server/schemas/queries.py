@@ -113,6 +113,11 @@ class PatternQuery(Window, StepFilters):
     pipeline: str = param(_name(), required=True)
     run_status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
     label: str | None = param(_label())
+    # A judgement that is a number: bad runs carry a value below this.
+    value_below: float | None = param(fields.Float(allow_nan=False))
+    # The good runs, when not every other run is: those carrying this label (or, with
+    # `value_below`, a value at or above it). The runs neither bad nor good are left out as unjudged.
+    good_label: str | None = param(_label())
     min_support: float = param(fields.Float(allow_nan=False, validate=validate.Range(min=0.01, max=1.0)), default=0.2)
     limit: int = param(fields.Integer(validate=validate.Range(min=1, max=100)), default=10)
 

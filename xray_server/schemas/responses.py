@@ -107,6 +107,14 @@ class StepPageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+class LabelViewSchema(Schema):
+    source = fields.String(required=True)
+    label = fields.String(required=True)
+    value = fields.Float(allow_none=True)
+    comment = fields.String(allow_none=True)
+    labeled_at = fields.DateTime(required=True)
+
+
 class RunSummarySchema(Schema):
     run_id = fields.UUID(required=True)
     pipeline = fields.String(allow_none=True)
@@ -120,6 +128,8 @@ class RunSummarySchema(Schema):
     started_at = fields.DateTime(required=True)
     ended_at = fields.DateTime(allow_none=True)
     duration_ms = fields.Float(allow_none=True)
+    # Its judgements, latest first (`xray runs` shows them beside the run).
+    labels = fields.List(fields.Nested(LabelViewSchema), required=True)
 
 
 class RunStatsSchema(Schema):
@@ -136,21 +146,20 @@ class EvidenceSchema(Schema):
     referenced = fields.Integer(required=True)
 
 
-class LabelViewSchema(Schema):
-    source = fields.String(required=True)
-    label = fields.String(required=True)
-    comment = fields.String(allow_none=True)
-    labeled_at = fields.DateTime(required=True)
-
-
 class LabelRecordedSchema(LabelViewSchema):
     run_id = fields.UUID(required=True)
     run_known = fields.Boolean(required=True)
 
 
+class LabelsRecordedSchema(Schema):
+    recorded = fields.Integer(required=True)
+    refused = fields.Integer(required=True)
+    # Each refused judgement: its index in `labels`, and the fields that were wrong.
+    errors = fields.List(fields.Dict(), required=True)
+
+
 class RunViewSchema(RunSummarySchema):
     steps = fields.List(fields.Nested(StepDetailSchema), required=True)
-    labels = fields.List(fields.Nested(LabelViewSchema), required=True)
     summary = fields.Nested(RunStatsSchema, required=True)
     evidence = fields.Nested(EvidenceSchema, required=True)
     degraded = fields.Boolean(required=True)
@@ -308,8 +317,12 @@ class PatternsSchema(Schema):
     pipeline = fields.String(required=True)
     since = fields.DateTime(required=True)
     until = fields.DateTime(required=True)
+    # The judged runs of the window (every run, unless good runs are defined), the bad among them,
+    # and the runs left out as neither bad nor good.
     runs = fields.Integer(required=True)
     bad_runs = fields.Integer(required=True)
+    unjudged = fields.Integer(required=True)
+    good_runs_are = fields.String(required=True)
     tested = fields.Integer(required=True)
     patterns = fields.List(fields.Nested(PatternSchema), required=True)
     timeline = fields.Nested(TimelineSchema, required=True)

@@ -34,6 +34,8 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX IF NOT EXISTS run_labels_label_idx ON run_labels (label, run_id);
     """,
     ),
+    # A judgement may be a number (a reviewer's 1 to 5, a judge's 0.3, a click) beside its label.
+    (4, "ALTER TABLE run_labels ADD COLUMN IF NOT EXISTS value double precision"),
 ]
 
 LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])

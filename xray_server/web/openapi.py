@@ -13,7 +13,7 @@ from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_server.schemas import responses as r
 from xray_server.schemas.events import RunFinishSchema, StepEndSchema, StepStartSchema
 from xray_server.schemas.fields import JsonValue, TimeBound
-from xray_server.schemas.labels import LabelSchema
+from xray_server.schemas.labels import LabelBatchSchema, LabelSchema, RunLabelSchema
 from xray_server.schemas.queries import (
     ExplainQuerySchema,
     PatternQuerySchema,
@@ -69,6 +69,9 @@ def build_spec() -> dict[str, Any]:
         "WhyDropped": r.WhyDroppedSchema,
         "Label": LabelSchema,
         "LabelRecorded": r.LabelRecordedSchema,
+        "RunLabel": RunLabelSchema,
+        "LabelBatch": LabelBatchSchema,
+        "LabelsRecorded": r.LabelsRecordedSchema,
         "Patterns": r.PatternsSchema,
     }.items():
         spec.components.schema(name, schema=schema)
@@ -145,6 +148,22 @@ def _paths(spec: APISpec) -> None:
                 "requestBody": {"required": True, "content": {"application/json": {"schema": "Label"}}},
                 "responses": {
                     "200": _json("LabelRecorded", "The source's current label"),
+                    "415": _json("Error", "Not JSON"),
+                    **_ERRORS,
+                },
+            }
+        },
+    )
+    spec.path(
+        "/api/v1/labels",
+        operations={
+            "post": {
+                "summary": "Record judgements of many runs in one request (`labels`: RunLabel objects, up to 1,000); "
+                "each is checked on its own, and the valid ones are kept beside a refused one",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": "LabelBatch"}}},
+                "responses": {
+                    "200": _json("LabelsRecorded", "Every judgement was recorded"),
+                    "207": _json("LabelsRecorded", "Some were refused: `errors` gives each one's index and fields"),
                     "415": _json("Error", "Not JSON"),
                     **_ERRORS,
                 },

@@ -33,6 +33,12 @@ def label_run(run_id: str):
     return ingest.record_label(get_db(), run_id, read_json_body(request)), 200
 
 
+@bp.post("/labels")
+def label_runs():
+    """Record judgements of many runs in one request; 207 when some were refused."""
+    return ingest.record_labels(get_db(), read_json_body(request))
+
+
 @bp.get("/runs")
 def list_runs():
     """Recent runs, newest first."""
