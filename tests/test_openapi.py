@@ -38,6 +38,8 @@ def test_query_parameters_match_the_validating_schema(client):
         "reason",
         "min_reason_share",
         "tag",
+        "outcome",
+        "metadata",
         "run_label",
     }
     for name in params - {"cursor", "since", "until", "min_reason_share"}:
@@ -50,6 +52,8 @@ def test_query_parameters_match_the_validating_schema(client):
             "min_drop_ratio": "0.1",
             "max_drop_ratio": "0.9",
             "tag": "k:v",
+            "outcome": "k:v",
+            "metadata": "k=v",
         }.get(name, "x")
         assert client.get(f"/api/v1/steps?{name}={value}").status_code == 200, name
 

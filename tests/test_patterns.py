@@ -64,6 +64,13 @@ def record(db, pipeline, *, bad, tags, model="gpt-large", metadata=None, at=None
                     at=(at + timedelta(seconds=2)).isoformat(),
                     metrics={"candidates_in": 100, "candidates_out": kept},
                 ),
+                {
+                    "event_id": new_id(),
+                    "type": "run_finish",
+                    "ts": (at + timedelta(seconds=3)).isoformat(),
+                    "status": "ok",
+                    "outcome": {"correct": not bad},
+                },
             ]
         },
     )
@@ -333,4 +340,14 @@ def test_a_numeric_judgement_defines_bad_and_good_runs(db, client, pipeline):
     answer = patterns(client, pipeline, "value_below=0.5")
     assert (answer["bad_runs"], answer["unjudged"]) == (11, 3), answer
     assert answer["good_runs_are"] == "judged 0.5 or more"
+    assert answer["patterns"][0]["attributes"] == {"tags.feed": "B"} and answer["patterns"][0]["other"] == 0
+
+
+def test_a_wrong_outcome_defines_the_bad_runs(db, client, pipeline):
+    rng = random.Random(9)
+    feeds = [rng.choice("AB") for _ in range(60)]
+    for feed in feeds:
+        record(db, pipeline, bad=feed == "B", tags={"feed": feed})
+    answer = patterns(client, pipeline, "outcome=correct:false")
+    assert (answer["runs"], answer["bad_runs"]) == (60, feeds.count("B"))
     assert answer["patterns"][0]["attributes"] == {"tags.feed": "B"} and answer["patterns"][0]["other"] == 0

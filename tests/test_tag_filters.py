@@ -4,10 +4,12 @@ CLI's --tag, --reason, --cursor and --all."""
 from __future__ import annotations
 
 import json
+import uuid
 
 from click.testing import CliRunner
 
 from tests.support.events import new_id, step_end
+from tests.support.http import call
 from xray_cli import main
 
 
@@ -106,3 +108,48 @@ def test_the_cli_filters_by_tag_and_reason_and_follows_cursors(xray_server, pipe
     cursor = json.loads(cli("steps", "--pipeline", pipeline, "--limit", "3", "--json"))["next_cursor"]
     rest = json.loads(cli("steps", "--pipeline", pipeline, "--limit", "3", "--cursor", cursor, "--json"))["steps"]
     assert len(rest) == 2
+
+
+def test_outcome_and_metadata_filters_match_a_top_level_value_of_any_type(xray_server, pipeline):
+    url = xray_server.base_url
+    wrong, right = str(uuid.uuid4()), str(uuid.uuid4())
+    for run_id, correct, version in ((wrong, False, 3), (right, True, "3.1")):
+        call(
+            url,
+            "POST",
+            "/api/v1/runs",
+            {"run_id": run_id, "pipeline": pipeline, "entity": "e", "metadata": {"version": version}},
+        )
+        call(url, "POST", f"/api/v1/runs/{run_id}/events", {"events": _finish(correct)})
+
+    def runs(query):
+        status, body = call(url, "GET", f"/api/v1/runs?pipeline={pipeline}&{query}")
+        assert status == 200, body
+        return [r["run_id"] for r in body["runs"]]
+
+    assert runs("outcome=correct:false") == [wrong]
+    assert runs("outcome=correct=true") == [right]
+    assert runs("metadata=version:3") == [wrong]  # the number 3, not the string "3.1"
+    assert runs("metadata=version:3.1") == [right]
+    assert runs("outcome=correct:false&metadata=version:3.1") == []
+    status, body = call(url, "GET", f"/api/v1/steps?pipeline={pipeline}&outcome=correct:false")
+    assert status == 200 and {s["run_id"] for s in body["steps"]} == {wrong}, body
+    listed = CliRunner().invoke(
+        main, ["runs", "--url", url, "--pipeline", pipeline, "--outcome", "correct=false", "--json"]
+    )
+    assert [r["run_id"] for r in json.loads(listed.output)["runs"]] == [wrong], listed.output
+    bad = call(url, "GET", "/api/v1/runs?outcome=nokey")
+    assert bad[0] == 400 and "outcome" in json.dumps(bad[1]), bad
+
+
+def _finish(correct):
+    return [
+        step_end(new_id(), 0, "pick", "select"),
+        {
+            "event_id": new_id(),
+            "type": "run_finish",
+            "ts": "2026-12-02T00:00:00Z",
+            "status": "ok",
+            "outcome": {"correct": correct},
+        },
+    ]

@@ -24,18 +24,28 @@ tag_option = click.option(
     metavar="KEY=VALUE",
     help="Only runs with this tag (KEY=VALUE or KEY:VALUE); repeat to require several.",
 )
+outcome_option = click.option(
+    "--outcome",
+    "outcome",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Only runs whose outcome has this top-level value (a wrong answer, not an error: correct=false).",
+)
+metadata_option = click.option(
+    "--metadata", "metadata", multiple=True, metavar="KEY=VALUE", help="Only runs whose metadata has this value."
+)
 cursor_option = click.option("--cursor", help="Resume after the page that gave this cursor.")
 all_option = click.option("--all", "all_pages", is_flag=True, help="Follow the cursors: every matching row.")
 
 
-def _tag_filters(tags: tuple[str, ...]) -> list[str]:
+def _tag_filters(tags: tuple[str, ...], flag: str = "--tag") -> list[str]:
     """`key=value` or `key:value` (split at the first of the two), as the API takes them."""
     filters = []
     for tag in tags:
         try:
             key, value = split_tag(tag)
         except ValueError:
-            raise click.BadParameter(f"{tag!r} is not KEY=VALUE", param_hint="--tag") from None
+            raise click.BadParameter(f"{tag!r} is not KEY=VALUE", param_hint=flag) from None
         filters.append(f"{key}:{value}")
     return filters
 
@@ -63,6 +73,8 @@ def _more(page: dict[str, Any]) -> str:
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
 @click.option("--until")
 @tag_option
+@outcome_option
+@metadata_option
 @click.option("--label", "run_label", help="Only runs some source labelled so (see `xray label`).")
 @click.option("--limit", type=int, default=20, show_default=True)
 @cursor_option
@@ -76,6 +88,8 @@ def runs(
     since: str | None,
     until: str | None,
     tags: tuple[str, ...],
+    outcome: tuple[str, ...],
+    metadata: tuple[str, ...],
     run_label: str | None,
     limit: int,
     cursor: str | None,
@@ -93,6 +107,8 @@ def runs(
         since=since,
         until=until,
         tag=_tag_filters(tags),
+        outcome=_tag_filters(outcome, "--outcome"),
+        metadata=_tag_filters(metadata, "--metadata"),
         label=run_label,
         limit=limit,
         cursor=cursor,
@@ -231,6 +247,8 @@ def _step_filter_params(step_type: tuple[str, ...], violations: bool | None, **r
 @click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
 @click.option("--until")
 @tag_option
+@outcome_option
+@metadata_option
 @click.option("--run-label", help="Only steps of runs some source labelled so.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @cursor_option
@@ -242,6 +260,8 @@ def steps(
     since: str | None,
     until: str | None,
     tags: tuple[str, ...],
+    outcome: tuple[str, ...],
+    metadata: tuple[str, ...],
     run_label: str | None,
     limit: int,
     cursor: str | None,
@@ -258,6 +278,8 @@ def steps(
         since=since,
         until=until,
         tag=_tag_filters(tags),
+        outcome=_tag_filters(outcome, "--outcome"),
+        metadata=_tag_filters(metadata, "--metadata"),
         run_label=run_label,
         limit=limit,
         cursor=cursor,
@@ -555,6 +577,9 @@ def label(
 @step_filter_options
 @click.option("--run-status", type=click.Choice(RUN_STATUSES), help="Bad runs have this status.")
 @click.option("--label", "run_label", help="Bad runs carry this label.")
+@click.option(
+    "--outcome", "outcome", multiple=True, metavar="KEY=VALUE", help="Bad runs finished with this outcome value."
+)
 @click.option("--value-below", type=float, help="Bad runs carry a judgement whose value is below this.")
 @click.option(
     "--good-label",
@@ -570,6 +595,7 @@ def patterns(
     until: str | None,
     run_status: str | None,
     run_label: str | None,
+    outcome: tuple[str, ...],
     value_below: float | None,
     good_label: str | None,
     min_support: float | None,
@@ -579,11 +605,11 @@ def patterns(
     given filter: a step filter (--type, --name, --min-drop-ratio, --reason, ...), --run-status,
     --label, --value-below. Every other run is good, unless --good-label (or --value-below) says
     which are."""
-    judged = run_label is not None or value_below is not None
+    judged = run_label is not None or value_below is not None or bool(outcome)
     if run_status is None and not judged and not any(v not in (None, ()) for v in filters.values()):
         raise click.UsageError(
             "say which runs are bad: a step filter (--type, --name, --min-drop-ratio, --reason, ...), "
-            "--run-status, --label or --value-below"
+            "--run-status, --outcome, --label or --value-below"
         )
     answer = patterns_for(
         Api(url),
@@ -592,6 +618,7 @@ def patterns(
         until=until,
         run_status=run_status,
         label=run_label,
+        outcome=_tag_filters(outcome, "--outcome"),
         value_below=value_below,
         good_label=good_label,
         min_support=min_support,

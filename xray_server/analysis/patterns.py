@@ -102,13 +102,13 @@ def _found(counts: AttributeCounts, tested: int, min_support: float) -> list[Pat
 
 def _check_predicate(q: PatternQuery) -> None:
     step_filters = [getattr(q, f.name) for f in fields(StepFilters)]
-    judged = q.label is not None or q.value_below is not None
+    judged = q.label is not None or q.value_below is not None or bool(q.outcome)
     if not any(f not in (None, []) for f in step_filters) and q.run_status is None and not judged:
         raise ValidationFailed(
             {
                 "predicate": [
                     "say which runs are bad: step filters (step_type, name, min_drop_ratio, reason, ...), run_status, "
-                    "label or value_below"
+                    "outcome, label or value_below"
                 ]
             }
         )

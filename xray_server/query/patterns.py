@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
-from xray_server.query.steps import LABELLED, step_filters
+from xray_server.query.steps import LABELLED, add_json_filters, step_filters
 from xray_server.schemas.queries import PatternQuery, StepFilters, StepQuery
 from xray_server.storage.pool import Database
 
@@ -116,6 +116,8 @@ def bad_predicate(q: PatternQuery) -> tuple[sql.Composable, dict[str, Any]]:
     if q.label is not None:
         parts.append(sql.SQL(LABELLED.format(run="r.run_id")))
         params["label"] = q.label
+    if q.outcome:
+        add_json_filters(parts, params, "outcome", q.outcome, "r")
     if q.value_below is not None:
         parts.append(
             sql.SQL("EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = r.run_id AND l.value < %(value_below)s)")

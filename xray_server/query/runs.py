@@ -10,7 +10,7 @@ from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
 from xray_server.errors import NotFound
 from xray_server.ids import parse_run_id
 from xray_server.query import cursor as cursors
-from xray_server.query.steps import LABELLED, add_tag_filters
+from xray_server.query.steps import LABELLED, add_json_filters, add_tag_filters
 from xray_server.query.views import (
     artifact_view,
     check_window,
@@ -41,6 +41,8 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
         where.append(sql.SQL("started_at < %(until)s"))
         params["until"] = q.until
     add_tag_filters(where, params, q.tag)
+    add_json_filters(where, params, "outcome", q.outcome)
+    add_json_filters(where, params, "metadata", q.metadata)
     if q.id_prefix is not None:
         digits = q.id_prefix.replace("-", "").lower()[:32]
         where.append(sql.SQL("run_id BETWEEN %(id_low)s::uuid AND %(id_high)s::uuid"))

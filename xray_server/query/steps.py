@@ -65,6 +65,41 @@ def add_tag_filters(
         params[f"tag_{i}"] = Jsonb({key: value})
 
 
+def add_json_filters(
+    where: list[sql.Composable],
+    params: dict[str, Any],
+    column: str,
+    filters: list[tuple[str, str]],
+    runs_alias: str | None = None,
+) -> None:
+    """Equality on a top-level key of a run's `outcome` or `metadata`, one test per `key:value`
+    (ANDed). The value is typed text from a URL: `3` is the number 3 or the string "3", `true`
+    the boolean or the string, anything else a string; each reading is a containment test, which
+    the column's GIN index serves (a bitmap OR of two index scans)."""
+    target = sql.Identifier(runs_alias, column) if runs_alias else sql.Identifier(column)
+    for i, (key, value) in enumerate(filters):
+        readings = [Jsonb({key: value})] + [Jsonb({key: typed}) for typed in _typed(value)]
+        names = [f"{column}_{i}_{j}" for j in range(len(readings))]
+        tests = sql.SQL(" OR ").join(sql.SQL("{} @> {}").format(target, sql.Placeholder(n)) for n in names)
+        where.append(sql.SQL("({})").format(tests))
+        params.update(zip(names, readings, strict=True))
+
+
+def _typed(text: str) -> list[Any]:
+    """The JSON scalars other than a string that `text` can stand for."""
+    if text in ("true", "false"):
+        return [text == "true"]
+    if text == "null":
+        return [None]
+    try:
+        number = float(text)
+    except ValueError:
+        return []
+    if number != number or number in (float("inf"), float("-inf")):
+        return []
+    return [int(number)] if number.is_integer() and "." not in text and "e" not in text.lower() else [number]
+
+
 def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
     where: list[sql.Composable] = [sql.SQL("true")]
     params: dict[str, Any] = {}
@@ -112,6 +147,8 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
                 min_reason_share=q.min_reason_share,
             )
     add_tag_filters(where, params, q.tag, "r")
+    add_json_filters(where, params, "outcome", q.outcome, "r")
+    add_json_filters(where, params, "metadata", q.metadata, "r")
     if q.run_label is not None:
         add(LABELLED.format(run="s.run_id"), label=q.run_label)
     if q.cursor:

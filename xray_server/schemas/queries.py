@@ -29,6 +29,11 @@ def _tags() -> fields.List:
     return fields.List(TagFilter(), validate=validate.Length(max=L.max_tags))
 
 
+def _json_filters() -> fields.List:
+    """`key:value` (or `key=value`) on a top-level key of a run's outcome or metadata."""
+    return fields.List(TagFilter(), validate=validate.Length(max=L.max_tags))
+
+
 def _label() -> Text:
     return Text(validate=validate.Length(min=1, max=L.max_reason_chars))
 
@@ -75,6 +80,8 @@ class StepQuery(Page, StepFilters):
 
     pipeline: str | None = param(_name())
     tag: list[tuple[str, str]] = param(_tags(), default_factory=list)
+    outcome: list[tuple[str, str]] = param(_json_filters(), default_factory=list)
+    metadata: list[tuple[str, str]] = param(_json_filters(), default_factory=list)
     run_label: str | None = param(_label())
 
 
@@ -86,6 +93,8 @@ class RunQuery(Page):
     entity: str | None = param(_name())
     status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
     tag: list[tuple[str, str]] = param(_tags(), default_factory=list)
+    outcome: list[tuple[str, str]] = param(_json_filters(), default_factory=list)
+    metadata: list[tuple[str, str]] = param(_json_filters(), default_factory=list)
     label: str | None = param(_label())
     # The runs whose id starts with these hex digits (dashes optional): how a person's short id is
     # found, served by the primary key as a range.
@@ -112,6 +121,8 @@ class PatternQuery(Window, StepFilters):
 
     pipeline: str = param(_name(), required=True)
     run_status: str | None = param(fields.String(validate=validate.OneOf(RUN_STATUSES)))
+    # Bad runs finished with these outcome values (`correct:false`): a wrong answer, not an error.
+    outcome: list[tuple[str, str]] = param(_json_filters(), default_factory=list)
     label: str | None = param(_label())
     # A judgement that is a number: bad runs carry a value below this.
     value_below: float | None = param(fields.Float(allow_nan=False))
@@ -145,4 +156,4 @@ PatternQuerySchema = schema_for(PatternQuery)
 WhyDroppedQuerySchema = schema_for(WhyDroppedQuery)
 
 # Given several times, these are ANDed (tags) or ORed (step types); any other parameter is given once.
-REPEATABLE_PARAMETERS = frozenset({"step_type", "tag"})
+REPEATABLE_PARAMETERS = frozenset({"step_type", "tag", "outcome", "metadata"})

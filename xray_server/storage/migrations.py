@@ -36,6 +36,14 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
     # A judgement may be a number (a reviewer's 1 to 5, a judge's 0.3, a click) beside its label.
     (4, "ALTER TABLE run_labels ADD COLUMN IF NOT EXISTS value double precision"),
+    # Outcome and metadata filters (`outcome=key:value`, `metadata=key:value`) by containment.
+    (
+        5,
+        """
+        CREATE INDEX IF NOT EXISTS runs_outcome_idx ON runs USING gin (outcome jsonb_path_ops);
+        CREATE INDEX IF NOT EXISTS runs_metadata_idx ON runs USING gin (metadata jsonb_path_ops);
+    """,
+    ),
 ]
 
 LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])
