@@ -41,6 +41,7 @@ def test_query_parameters_match_the_validating_schema(client):
         "outcome",
         "metadata",
         "run_label",
+        "total",
     }
     for name in params - {"cursor", "since", "until", "min_reason_share"}:
         # each documented parameter is accepted (not refused as unknown)
@@ -52,6 +53,7 @@ def test_query_parameters_match_the_validating_schema(client):
             "min_drop_ratio": "0.1",
             "max_drop_ratio": "0.9",
             "tag": "k:v",
+            "total": "true",
             "outcome": "k:v",
             "metadata": "k=v",
         }.get(name, "x")

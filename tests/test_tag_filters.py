@@ -102,7 +102,7 @@ def test_the_cli_filters_by_tag_and_reason_and_follows_cursors(xray_server, pipe
     )["steps"]
     assert len(steps) == 2 and all("price_out_of_band" in s["rejections"] for s in steps)
     text = cli("runs", "--pipeline", pipeline, "--limit", "2")
-    assert "More rows exist: add --cursor" in text and "feed=" in text
+    assert "5 runs match; 2 shown." in text and "For the next page add --cursor" in text and "feed=" in text
     everything = json.loads(cli("runs", "--pipeline", pipeline, "--limit", "2", "--all", "--json"))
     assert len(everything["runs"]) == 5 and everything["next_cursor"] is None
     cursor = json.loads(cli("steps", "--pipeline", pipeline, "--limit", "3", "--json"))["next_cursor"]
@@ -153,3 +153,14 @@ def _finish(correct):
             "outcome": {"correct": correct},
         },
     ]
+
+
+def test_the_cli_says_how_many_match_in_all_and_past_the_bound_says_more_than(xray_server, pipeline, monkeypatch):
+    from xray_server.query import steps as step_queries
+
+    url = xray_server.base_url
+    for _ in range(3):
+        call(url, "POST", "/api/v1/runs", {"run_id": str(uuid.uuid4()), "pipeline": pipeline, "entity": "e"})
+    listed = CliRunner().invoke(main, ["runs", "--url", url, "--pipeline", pipeline, "--limit", "2"])
+    assert "3 runs match; 2 shown." in listed.output and "--cursor" in listed.output, listed.output
+    assert step_queries.total_view(10_001) == {"total": 10_000, "total_is_exact": False}

@@ -56,12 +56,22 @@ def _fetch_page(api: Api, path: str, key: str, all_pages: bool, **params: Any) -
         params.pop("cursor", None)
         params.pop("limit", None)
         return {key: api.get_all(path, key, **params), "next_cursor": None}
-    return api.get(path, **params)
+    return api.get(path, total="true", **params)
 
 
-def _more(page: dict[str, Any]) -> str:
+def _more(page: dict[str, Any], what: str) -> str:
+    """How many rows match in all, and how to see the rest."""
+    shown = len(page[what])
+    total = page.get("total")
+    if total is None:
+        counted = ""
+    elif page.get("total_is_exact"):
+        counted = f"\n{total:,} {what} match; {shown:,} shown."
+    else:
+        counted = f"\nMore than {total:,} {what} match; {shown:,} shown."
     cursor = page.get("next_cursor")
-    return f"\nMore rows exist: add --cursor {cursor} for the next page, or --all for every one." if cursor else ""
+    more = f"\nFor the next page add --cursor {cursor}, or --all for every one." if cursor else ""
+    return counted + more
 
 
 @click.command()
@@ -133,7 +143,7 @@ def runs(
             ],
             ["run", "started", "pipeline", "entity", "status", "ms", "tags", "labels", "outcome"],
         )
-        + _more(page)
+        + _more(page, "runs")
     )
 
 
@@ -287,7 +297,7 @@ def steps(
     )
     if as_json:
         return render.emit_json(page)
-    click.echo(steps_text(page["steps"]) + _more(page))
+    click.echo(steps_text(page["steps"]) + _more(page, "steps"))
 
 
 def steps_text(rows: list[dict[str, Any]]) -> str:

@@ -10,7 +10,7 @@ from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
 from xray_server.errors import NotFound
 from xray_server.ids import parse_run_id
 from xray_server.query import cursor as cursors
-from xray_server.query.steps import LABELLED, add_json_filters, add_tag_filters
+from xray_server.query.steps import LABELLED, add_json_filters, add_tag_filters, bounded_count, total_view
 from xray_server.query.views import (
     artifact_view,
     check_window,
@@ -50,6 +50,8 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
     if q.label is not None:
         where.append(sql.SQL(LABELLED.format(run="runs.run_id")))
         params["label"] = q.label
+    # The cursor's clause comes last, so that the total leaves it out.
+    cursor_clauses = 1 if q.cursor else 0
     if q.cursor:
         at, run_id = cursors.decode(q.cursor, 1)
         where.append(sql.SQL("(started_at, run_id) < (%(c_at)s, %(c_run)s::uuid)"))
@@ -62,10 +64,11 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
     ).format(labels=sql.SQL(_LABELS.format(run="p")), where=sql.SQL(" AND ").join(where))
     with db.connection() as conn:
         rows = conn.execute(statement, params).fetchall()
+        total = bounded_count(conn, sql.SQL("runs"), where[: len(where) - cursor_clauses], params) if q.total else None
     page, next_cursor = paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"]))
     for row in page:
         row["labels"] = [label_view(label) for label in row["labels"]]
-    return {"runs": [run_summary(r) for r in page], "next_cursor": next_cursor}
+    return {"runs": [run_summary(r) for r in page], "next_cursor": next_cursor, **total_view(total)}
 
 
 # A run's judgements, latest first, read with it (one index probe a run: the key is (run_id, source)).

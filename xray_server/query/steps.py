@@ -3,6 +3,7 @@ with the baselines."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from psycopg import sql
@@ -11,7 +12,7 @@ from psycopg.types.json import Jsonb
 from xray_server.errors import ValidationFailed
 from xray_server.query import cursor as cursors
 from xray_server.query.views import check_window, paginate, step_summary
-from xray_server.schemas.queries import StepQuery
+from xray_server.schemas.queries import TOTAL_BOUND, StepQuery
 from xray_server.storage.pool import Database
 
 _STEP_SUMMARY_COLUMNS = (
@@ -28,8 +29,29 @@ def find_steps(db: Database, q: StepQuery) -> dict[str, Any]:
     statement, params = step_query_sql(q)
     with db.connection() as conn:
         rows = conn.execute(statement, params).fetchall()
+        total = _total(conn, q) if q.total else None
     page, next_cursor = paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"], r["step_id"]))
-    return {"steps": [step_summary(r) for r in page], "next_cursor": next_cursor}
+    return {"steps": [step_summary(r) for r in page], "next_cursor": next_cursor, **total_view(total)}
+
+
+def _total(conn: Any, q: StepQuery) -> int:
+    where, params = step_filters(replace(q, cursor=None))
+    return bounded_count(conn, sql.SQL("steps s JOIN runs r ON r.run_id = s.run_id"), where, params)
+
+
+def bounded_count(conn: Any, source: sql.Composable, where: list[sql.Composable], params: dict[str, Any]) -> int:
+    """How many rows of `source` match `where`, counted up to one past TOTAL_BOUND."""
+    statement = sql.SQL("SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE {} LIMIT %(count_bound)s) x").format(
+        source, sql.SQL(" AND ").join(where)
+    )
+    return int(conn.execute(statement, {**params, "count_bound": TOTAL_BOUND + 1}).fetchone()["n"])
+
+
+def total_view(count: int | None) -> dict[str, Any]:
+    """`total` and `total_is_exact` of a page answer (both None when no total was asked for)."""
+    if count is None:
+        return {"total": None, "total_is_exact": None}
+    return {"total": min(count, TOTAL_BOUND), "total_is_exact": count <= TOTAL_BOUND}
 
 
 def check_step_filters(q: Any) -> None:

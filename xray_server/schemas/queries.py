@@ -16,6 +16,8 @@ from xray_server.schemas.records import param, schema_for
 
 L = DEFAULT_LIMITS
 _ratio = validate.Range(min=0.0, max=1.0)
+# The most rows `total=true` counts exactly.
+TOTAL_BOUND = 10_000
 # How many earlier runs explain holds a run to when the caller does not say (`analysis/thresholds.py`
 # has why).
 DEFAULT_BASELINE_RUNS = 200
@@ -56,6 +58,9 @@ class Page(Window):
 
     limit: int = param(fields.Integer(validate=validate.Range(min=1, max=L.max_page_size)), default=L.default_page_size)
     cursor: str | None = param(fields.String(validate=validate.Length(max=512)))
+    # Count every matching row too (the whole query, not what is left after the cursor), exactly up
+    # to TOTAL_BOUND and then as "more than": a count past it costs more than a page.
+    total: bool = param(fields.Boolean(), default=False)
 
 
 @dataclass(kw_only=True)

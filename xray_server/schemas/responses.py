@@ -105,6 +105,9 @@ class StepDetailSchema(StepBaseSchema):
 class StepPageSchema(Schema):
     steps = fields.List(fields.Nested(StepRowSchema), required=True)
     next_cursor = fields.String(allow_none=True)
+    # With `total=true`: every matching step, exact up to 10,000 (`total_is_exact` false past it).
+    total = fields.Integer(allow_none=True)
+    total_is_exact = fields.Boolean(allow_none=True)
 
 
 class LabelViewSchema(Schema):
@@ -168,6 +171,9 @@ class RunViewSchema(RunSummarySchema):
 class RunPageSchema(Schema):
     runs = fields.List(fields.Nested(RunSummarySchema), required=True)
     next_cursor = fields.String(allow_none=True)
+    # With `total=true`: every matching run, exact up to 10,000 (`total_is_exact` false past it).
+    total = fields.Integer(allow_none=True)
+    total_is_exact = fields.Boolean(allow_none=True)
 
 
 class StatusSchema(Schema):
