@@ -16,6 +16,7 @@ from . import (
     artifacts,
     decisions,
     explain_eval,
+    export,
     ingest,
     patterns,
     query,
@@ -35,6 +36,7 @@ BENCHMARKS = {
     "patterns": patterns,
     "explain_eval": explain_eval,
     "real_eval": real_eval,
+    "export": export,
 }
 
 

@@ -97,7 +97,7 @@ def test_each_room_imports_only_what_the_map_allows(room, forbidden):
 
 
 def test_the_debugging_commands_reach_data_only_through_the_http_api():
-    for name in ("debugging.py", "api.py", "render.py"):
+    for name in ("debugging.py", "api.py", "render.py", "options.py", "export.py", "read.py"):
         path = ROOT / "xray_cli" / name
         assert not [m for m in imports_of(path) if m.startswith("xray_server")], name
 

@@ -9,6 +9,7 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -39,15 +40,22 @@ class Api:
         self.timeout = timeout
 
     def get(self, path: str, **params: Any) -> Any:
-        query = urllib.parse.urlencode(
-            [
-                (k, v)
-                for k, values in params.items()
-                if values is not None
-                for v in (values if isinstance(values, (list, tuple)) else [values])
-            ]
-        )
-        return self._call("GET", path + (f"?{query}" if query else ""))
+        return self._call("GET", path + _query(params))
+
+    def stream(self, path: str, **params: Any) -> Iterator[bytes]:
+        """The blocks of a streamed answer (an export), as they arrive."""
+        request = urllib.request.Request(self.base_url + path + _query(params))
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                while block := response.read(1 << 16):
+                    yield block
+        except urllib.error.HTTPError as error:
+            raise click.ClickException(_describe(error)) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            raise click.ClickException(
+                f"cannot reach X-Ray at {self.base_url} ({getattr(error, 'reason', error)}); "
+                "start it with `xray serve`, or pass --url / set XRAY_ENDPOINT"
+            ) from None
 
     def post(self, path: str, body: Any) -> Any:
         """POST JSON, answer the JSON reply."""
@@ -98,6 +106,19 @@ class Api:
                 f"cannot reach X-Ray at {self.base_url} ({getattr(error, 'reason', error)}); "
                 "start it with `xray serve`, or pass --url / set XRAY_ENDPOINT"
             ) from None
+
+
+def _query(params: dict[str, Any]) -> str:
+    """`?k=v&...` for the parameters given (None: not sent; a list: repeated)."""
+    query = urllib.parse.urlencode(
+        [
+            (k, v)
+            for k, values in params.items()
+            if values is not None
+            for v in (values if isinstance(values, (list, tuple)) else [values])
+        ]
+    )
+    return f"?{query}" if query else ""
 
 
 # The API's parameter names whose command-line flag is not `--` and the name with dashes.

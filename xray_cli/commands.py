@@ -8,6 +8,7 @@ import click
 
 from xray_cli.debugging import diff, explain, label, patterns, reasons, runs, show, steps, why_dropped
 from xray_cli.demo import demo
+from xray_cli.export import export
 from xray_cli.serving import gc, migrate, serve
 
 
@@ -17,7 +18,22 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (serve, migrate, gc, demo, runs, show, steps, reasons, explain, diff, why_dropped, label, patterns):
+for command in (
+    serve,
+    migrate,
+    gc,
+    demo,
+    runs,
+    show,
+    steps,
+    reasons,
+    explain,
+    diff,
+    why_dropped,
+    label,
+    patterns,
+    export,
+):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -9,45 +9,20 @@ from typing import Any
 import click
 
 from xray_cli import render
-from xray_cli.api import Api, default_url, segment
-from xray_sdk.contract.tags import split_tag
-from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_STATUSES, STEP_TYPES
-
-url_option = click.option(
-    "--url", default=default_url, show_default="XRAY_ENDPOINT or http://127.0.0.1:8000", help="The X-Ray server."
+from xray_cli.api import Api, segment
+from xray_cli.options import (
+    all_option,
+    cursor_option,
+    json_option,
+    metadata_option,
+    outcome_option,
+    step_filter_options,
+    step_filter_params,
+    tag_filters,
+    tag_option,
+    url_option,
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts instead of a table.")
-tag_option = click.option(
-    "--tag",
-    "tags",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Only runs with this tag (KEY=VALUE or KEY:VALUE); repeat to require several.",
-)
-outcome_option = click.option(
-    "--outcome",
-    "outcome",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Only runs whose outcome has this top-level value (a wrong answer, not an error: correct=false).",
-)
-metadata_option = click.option(
-    "--metadata", "metadata", multiple=True, metavar="KEY=VALUE", help="Only runs whose metadata has this value."
-)
-cursor_option = click.option("--cursor", help="Resume after the page that gave this cursor.")
-all_option = click.option("--all", "all_pages", is_flag=True, help="Follow the cursors: every matching row.")
-
-
-def _tag_filters(tags: tuple[str, ...], flag: str = "--tag") -> list[str]:
-    """`key=value` or `key:value` (split at the first of the two), as the API takes them."""
-    filters = []
-    for tag in tags:
-        try:
-            key, value = split_tag(tag)
-        except ValueError:
-            raise click.BadParameter(f"{tag!r} is not KEY=VALUE", param_hint=flag) from None
-        filters.append(f"{key}:{value}")
-    return filters
+from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_TYPES
 
 
 def _fetch_page(api: Api, path: str, key: str, all_pages: bool, **params: Any) -> dict[str, Any]:
@@ -116,9 +91,9 @@ def runs(
         status=status,
         since=since,
         until=until,
-        tag=_tag_filters(tags),
-        outcome=_tag_filters(outcome, "--outcome"),
-        metadata=_tag_filters(metadata, "--metadata"),
+        tag=tag_filters(tags),
+        outcome=tag_filters(outcome, "--outcome"),
+        metadata=tag_filters(metadata, "--metadata"),
         label=run_label,
         limit=limit,
         cursor=cursor,
@@ -215,40 +190,6 @@ def show_text(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_STEP_FILTERS = (
-    click.option(
-        "--type", "step_type", multiple=True, type=click.Choice(STEP_TYPES), help="Step type; repeat for several."
-    ),
-    click.option("--name", help="Step name."),
-    click.option("--status", type=click.Choice(STEP_STATUSES)),
-    click.option("--min-drop-ratio", type=float),
-    click.option("--max-drop-ratio", type=float),
-    click.option(
-        "--violations/--no-violations", default=None, help="Only steps with (or without) contract violations."
-    ),
-    click.option(
-        "--violation",
-        help="Only steps with this contract violation, or any of its kind (unknown_step_type, missing_metric).",
-    ),
-    click.option("--reason", help="Only steps in which this rejection reason removed candidates."),
-    click.option(
-        "--min-reason-share", type=float, help="With --reason: it removed at least this share of the candidates."
-    ),
-)
-
-
-def step_filter_options(fn: Any) -> Any:
-    """The step filters `xray steps` and `xray patterns` share (those of `/steps`)."""
-    for option in reversed(_STEP_FILTERS):
-        fn = option(fn)
-    return fn
-
-
-def _step_filter_params(step_type: tuple[str, ...], violations: bool | None, **rest: Any) -> dict[str, Any]:
-    """The step filters as query parameters."""
-    return {"step_type": list(step_type), "violations": None if violations is None else str(violations).lower(), **rest}
-
-
 @click.command()
 @url_option
 @json_option
@@ -287,13 +228,13 @@ def steps(
         pipeline=pipeline,
         since=since,
         until=until,
-        tag=_tag_filters(tags),
-        outcome=_tag_filters(outcome, "--outcome"),
-        metadata=_tag_filters(metadata, "--metadata"),
+        tag=tag_filters(tags),
+        outcome=tag_filters(outcome, "--outcome"),
+        metadata=tag_filters(metadata, "--metadata"),
         run_label=run_label,
         limit=limit,
         cursor=cursor,
-        **_step_filter_params(**filters),
+        **step_filter_params(**filters),
     )
     if as_json:
         return render.emit_json(page)
@@ -628,11 +569,11 @@ def patterns(
         until=until,
         run_status=run_status,
         label=run_label,
-        outcome=_tag_filters(outcome, "--outcome"),
+        outcome=tag_filters(outcome, "--outcome"),
         value_below=value_below,
         good_label=good_label,
         min_support=min_support,
-        **_step_filter_params(**filters),
+        **step_filter_params(**filters),
     )
     if as_json:
         return render.emit_json(answer)

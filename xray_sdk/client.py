@@ -8,6 +8,7 @@ mistakes raise `XRayContractError` at the step.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid
@@ -154,18 +155,27 @@ class Client:
             self.recorder.internal_error(exc)
         return run
 
-    def label(self, run_id: str, label: str, *, source: str = "", comment: str | None = None) -> None:
-        """Record a judgement of a run that arrived after it (`bad`, `good`, ...): queued and
-        delivered like events, never blocking; the latest judgement of each `source` wins."""
+    def label(
+        self, run_id: str, label: str, *, source: str = "", comment: str | None = None, value: float | None = None
+    ) -> None:
+        """Record a judgement of a run that arrived after it (`bad`, `good`, ...), with a number if
+        it is one (`value`: a 1-5 review, a judge's 0.3): queued and delivered like events, never
+        blocking; the latest judgement of each `source` wins."""
         try:
             limits = self.limits
             body: dict[str, Any] = {
                 "label": bounded(label, limits.max_reason_chars),
-                "source": bounded(source, limits.max_name_chars),
+                # No source is the empty one (as the API's default), not a name made up for it.
+                "source": bounded(source, limits.max_name_chars) if source else "",
                 "at": now_iso(),
             }
             if comment is not None:
                 body["comment"] = bounded(comment, limits.max_why_chars)
+            if value is not None:
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    body["value"] = float(value)
+                else:
+                    self.recorder.contract_error(f"label value {bounded(value, 64)!r} is not a finite number")
             run = self._run_id(run_id)
             self.recorder.submit(run, LABEL, body)
         except XRayContractError:

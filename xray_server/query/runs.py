@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from psycopg import sql
@@ -27,48 +28,55 @@ from xray_server.storage.pool import Database
 def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
     """Recent runs matching `q`, newest first."""
     check_window(q.since, q.until)
-    where: list[sql.Composable] = [sql.SQL("true")]
-    params: dict[str, Any] = {"limit_plus_one": q.limit + 1}
-    for column in ("pipeline", "entity", "status"):
-        value = getattr(q, column)
-        if value is not None:
-            where.append(sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)))
-            params[column] = value
-    if q.since is not None:
-        where.append(sql.SQL("started_at >= %(since)s"))
-        params["since"] = q.since
-    if q.until is not None:
-        where.append(sql.SQL("started_at < %(until)s"))
-        params["until"] = q.until
-    add_tag_filters(where, params, q.tag)
-    add_json_filters(where, params, "outcome", q.outcome)
-    add_json_filters(where, params, "metadata", q.metadata)
-    if q.id_prefix is not None:
-        digits = q.id_prefix.replace("-", "").lower()[:32]
-        where.append(sql.SQL("run_id BETWEEN %(id_low)s::uuid AND %(id_high)s::uuid"))
-        params.update(id_low=digits.ljust(32, "0"), id_high=digits.ljust(32, "f"))
-    if q.label is not None:
-        where.append(sql.SQL(LABELLED.format(run="runs.run_id")))
-        params["label"] = q.label
-    # The cursor's clause comes last, so that the total leaves it out.
-    cursor_clauses = 1 if q.cursor else 0
+    where, params = run_filters(replace(q, cursor=None))
+    conditions = list(where)
     if q.cursor:
         at, run_id = cursors.decode(q.cursor, 1)
-        where.append(sql.SQL("(started_at, run_id) < (%(c_at)s, %(c_run)s::uuid)"))
+        conditions.append(sql.SQL("(r.started_at, r.run_id) < (%(c_at)s, %(c_run)s::uuid)"))
         params.update(c_at=at, c_run=run_id)
+    params["limit_plus_one"] = q.limit + 1
     # The labels are read for the page's runs only, after the page is chosen.
     statement = sql.SQL(
         "SELECT p.*, {labels} FROM ("
-        "SELECT * FROM runs WHERE {where} ORDER BY started_at DESC, run_id DESC LIMIT %(limit_plus_one)s) p "
+        "SELECT * FROM runs r WHERE {where} ORDER BY r.started_at DESC, r.run_id DESC LIMIT %(limit_plus_one)s) p "
         "ORDER BY p.started_at DESC, p.run_id DESC"
-    ).format(labels=sql.SQL(_LABELS.format(run="p")), where=sql.SQL(" AND ").join(where))
+    ).format(labels=sql.SQL(_LABELS.format(run="p")), where=sql.SQL(" AND ").join(conditions))
     with db.connection() as conn:
         rows = conn.execute(statement, params).fetchall()
-        total = bounded_count(conn, sql.SQL("runs"), where[: len(where) - cursor_clauses], params) if q.total else None
+        # The total is of the whole query: the cursor's clause left out.
+        total = bounded_count(conn, sql.SQL("runs r"), where, params) if q.total else None
     page, next_cursor = paginate(rows, q.limit, lambda r: (r["started_at"], r["run_id"]))
     for row in page:
         row["labels"] = [label_view(label) for label in row["labels"]]
     return {"runs": [run_summary(r) for r in page], "next_cursor": next_cursor, **total_view(total)}
+
+
+def run_filters(q: RunQuery, alias: str = "r") -> tuple[list[sql.Composable], dict[str, Any]]:
+    """The conditions on `runs` (as `alias`) that `q`'s filters make, its cursor aside."""
+    where: list[sql.Composable] = [sql.SQL("true")]
+    params: dict[str, Any] = {}
+    for column in ("pipeline", "entity", "status"):
+        value = getattr(q, column)
+        if value is not None:
+            where.append(sql.SQL("{} = {}").format(sql.Identifier(alias, column), sql.Placeholder(column)))
+            params[column] = value
+    if q.since is not None:
+        where.append(sql.SQL("{}.started_at >= %(since)s").format(sql.Identifier(alias)))
+        params["since"] = q.since
+    if q.until is not None:
+        where.append(sql.SQL("{}.started_at < %(until)s").format(sql.Identifier(alias)))
+        params["until"] = q.until
+    add_tag_filters(where, params, q.tag, alias)
+    add_json_filters(where, params, "outcome", q.outcome, alias)
+    add_json_filters(where, params, "metadata", q.metadata, alias)
+    if q.id_prefix is not None:
+        digits = q.id_prefix.replace("-", "").lower()[:32]
+        where.append(sql.SQL("{}.run_id BETWEEN %(id_low)s::uuid AND %(id_high)s::uuid").format(sql.Identifier(alias)))
+        params.update(id_low=digits.ljust(32, "0"), id_high=digits.ljust(32, "f"))
+    if q.label is not None:
+        where.append(sql.SQL(LABELLED.format(run=f"{alias}.run_id")))
+        params["label"] = q.label
+    return where, params
 
 
 # A run's judgements, latest first, read with it (one index probe a run: the key is (run_id, source)).

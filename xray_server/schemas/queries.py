@@ -108,6 +108,28 @@ class RunQuery(Page):
     )
 
 
+# What an export streams: CSV with a header, or one JSON object a line.
+EXPORT_FORMATS = ("csv", "jsonl")
+
+
+def _format() -> fields.String:
+    return fields.String(validate=validate.OneOf(EXPORT_FORMATS))
+
+
+@dataclass(kw_only=True)
+class RunExportQuery(RunQuery):
+    """`GET /api/v1/runs/export`: every run `/runs` would page through, in one stream."""
+
+    format: str = param(_format(), default="csv")
+
+
+@dataclass(kw_only=True)
+class StepExportQuery(StepQuery):
+    """`GET /api/v1/steps/export`: every step `/steps` would page through, in one stream."""
+
+    format: str = param(_format(), default="csv")
+
+
 @dataclass(kw_only=True)
 class StepStatsQuery(Window):
     """`GET /api/v1/steps/stats` and `/steps/reasons`: per pipeline and step name over a window
@@ -155,6 +177,8 @@ class WhyDroppedQuery:
 
 StepQuerySchema = schema_for(StepQuery)
 RunQuerySchema = schema_for(RunQuery)
+StepExportQuerySchema = schema_for(StepExportQuery)
+RunExportQuerySchema = schema_for(RunExportQuery)
 StepStatsQuerySchema = schema_for(StepStatsQuery)
 ExplainQuerySchema = schema_for(ExplainQuery)
 PatternQuerySchema = schema_for(PatternQuery)

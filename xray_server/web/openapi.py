@@ -17,7 +17,9 @@ from xray_server.schemas.labels import LabelBatchSchema, LabelSchema, RunLabelSc
 from xray_server.schemas.queries import (
     ExplainQuerySchema,
     PatternQuerySchema,
+    RunExportQuerySchema,
     RunQuerySchema,
+    StepExportQuerySchema,
     StepQuerySchema,
     StepStatsQuerySchema,
     WhyDroppedQuerySchema,
@@ -266,6 +268,32 @@ def _paths(spec: APISpec) -> None:
             }
         },
     )
+    for kind, schema in (("steps", StepExportQuerySchema), ("runs", RunExportQuerySchema)):
+        spec.path(
+            f"/api/v1/{kind}/export",
+            operations={
+                "get": {
+                    "summary": f"Every {kind[:-1]} `/{kind}` would page through, newest first, in one stream: CSV with "
+                    "a header (`format=csv`, the default) or one JSON object a line (`format=jsonl`)"
+                    + (
+                        ", each with its run's pipeline, entity, status, tags, outcome and labels"
+                        if kind == "steps"
+                        else ""
+                    ),
+                    "parameters": [{"in": "query", "schema": schema}],
+                    "responses": {
+                        "200": {
+                            "description": "The rows, streamed",
+                            "content": {
+                                "text/csv": {"schema": {"type": "string"}},
+                                "application/x-ndjson": {"schema": {"type": "string"}},
+                            },
+                        },
+                        **_ERRORS,
+                    },
+                }
+            },
+        )
     spec.path(
         "/api/v1/artifacts/{artifact_id}",
         operations={

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from flask import Blueprint, Response, request, stream_with_context
 
 from xray_server import ingest, query
-from xray_server.schemas.queries import REPEATABLE_PARAMETERS, RunQuerySchema
+from xray_server.query.export import CONTENT_TYPES, export_runs
+from xray_server.schemas.queries import REPEATABLE_PARAMETERS, RunExportQuerySchema, RunQuerySchema
 from xray_server.web.app import get_db, get_settings, get_writer
 from xray_server.web.request import load_query, read_json_body
 
 bp = Blueprint("runs", __name__, url_prefix="/api/v1")
 _run_query = RunQuerySchema()
+_export_query = RunExportQuerySchema()
 
 
 @bp.post("/runs")
@@ -37,6 +39,13 @@ def label_run(run_id: str):
 def label_runs():
     """Record judgements of many runs in one request; 207 when some were refused."""
     return ingest.record_labels(get_db(), read_json_body(request))
+
+
+@bp.get("/runs/export")
+def export():
+    """Every matching run, newest first, streamed as CSV or JSON Lines."""
+    q = load_query(_export_query, request.args, REPEATABLE_PARAMETERS)
+    return Response(stream_with_context(export_runs(get_db(), q)), content_type=CONTENT_TYPES[q.format])
 
 
 @bp.get("/runs")
