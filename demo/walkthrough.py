@@ -8,18 +8,6 @@ from typing import Any
 
 from xray_cli import render
 from xray_cli.api import Api
-from xray_cli.debugging import (
-    diff_for,
-    diff_text,
-    explain_for,
-    explain_text,
-    patterns_for,
-    patterns_text,
-    show_text,
-    steps_text,
-    why_dropped_for,
-    why_dropped_text,
-)
 
 # The demo's candidates are products, identified by their ASIN.
 ID_FIELD = "asin"
@@ -44,13 +32,13 @@ def walkthrough(api: Api, pipeline: str, since: str, threshold: float = 0.9) -> 
         return result
     example_id = bad_ids[0]
     result["example"] = api.run(example_id)
-    result["explain"] = explain_for(api, example_id)
+    result["explain"] = api.explain(example_id)
     result["evidence"], content = _evidence(api, result["example"], result["explain"])
     result["dropped_candidate"] = _a_dropped_candidate(api, result["example"], result["evidence"], content)
     good = _good_twin(runs, set(bad_ids), result["example"])
     if good is not None:
-        result["diff"] = diff_for(api, good["run_id"], example_id)
-    result["patterns"] = patterns_for(api, pipeline=pipeline, since=since, step_type="filter", min_drop_ratio=threshold)
+        result["diff"] = api.diff(good["run_id"], example_id)
+    result["patterns"] = api.patterns(pipeline=pipeline, since=since, step_type="filter", min_drop_ratio=threshold)
     return result
 
 
@@ -99,7 +87,7 @@ def _a_dropped_candidate(
     candidate_id = chosen.get("id") or chosen["candidate"].get(ID_FIELD)
     if candidate_id is None:
         return None
-    return why_dropped_for(api, run["run_id"], str(candidate_id))
+    return api.why_dropped(run["run_id"], str(candidate_id))
 
 
 def _norm(category: str) -> str:
@@ -127,20 +115,26 @@ def walkthrough_text(result: dict[str, Any]) -> str:
         "",
     ]
     flagged = result["flagged_steps"]
-    lines.append(steps_text(flagged[:10]))
+    lines.append(render.steps_text(flagged[:10]))
     if len(flagged) > 10:
         lines.append(f"... and {len(flagged) - 10} more")
     lines.append(f"\n{len(result['bad_runs'])} of {result['runs']} runs have such a step.")
     if not result["bad_runs"]:
         return "\n".join(lines)
     example = result["example"]
-    lines += ["", h("2. One bad run, step by step:"), f"   xray show {example['run_id']}", "", show_text(example)]
+    lines += [
+        "",
+        h("2. One bad run, step by step:"),
+        f"   xray show {example['run_id']}",
+        "",
+        render.show_text(example),
+    ]
     lines += [
         "",
         h("3. What went wrong, which step caused it, and why (against the runs before it):"),
         f"   xray explain {example['run_id']}",
         "",
-        explain_text(result["explain"]),
+        render.explain_text(result["explain"]),
     ]
     evidence = result.get("evidence")
     if evidence and evidence["kept"]:
@@ -160,7 +154,7 @@ def walkthrough_text(result: dict[str, Any]) -> str:
             h("   One of the right candidates it dropped, traced by id:"),
             f"   xray why-dropped {example['run_id']} {traced['candidate_id']}",
             "",
-            "   " + why_dropped_text(traced).replace("\n", "\n   "),
+            "   " + render.why_dropped_text(traced).replace("\n", "\n   "),
         ]
     if "diff" in result:
         d = result["diff"]
@@ -169,13 +163,13 @@ def walkthrough_text(result: dict[str, Any]) -> str:
             h("4. A good run of the same category beside the bad one:"),
             f"   xray diff {d['a']['run_id']} {d['b']['run_id']}",
             "",
-            diff_text(d),
+            render.diff_text(d),
         ]
     lines += [
         "",
         h("5. What the bad runs have in common, and since when:"),
         f"   xray patterns --pipeline {pipeline} --type filter --min-drop-ratio {result['threshold']} --since {since}",
         "",
-        patterns_text(result["patterns"]),
+        render.patterns_text(result["patterns"]),
     ]
     return "\n".join(lines)

@@ -79,7 +79,9 @@ def test_runs_show_steps_explain_and_diff_against_a_real_server(xray_server, pip
     assert result.exit_code == 0, result.output
     top = json.loads(result.output)["findings"][0]
     assert (top["kind"], top["step"]) == ("outlier", "compat_filter")
-    assert "Most likely cause: step 2 'compat_filter'" in invoke("explain", "--url", url, bad).output
+    drawn = invoke("explain", "--url", url, bad).output
+    assert "Most likely cause: step 2 'compat_filter'" in drawn
+    assert "this run ● beside the earlier runs' p10 to p90" in drawn, drawn
     assert json.loads(invoke("explain", "--url", url, good[0], "--json").output)["findings"] == []
 
     result = invoke("diff", "--url", url, good[0], bad, "--json")

@@ -262,6 +262,7 @@ def test_the_cli_prints_the_pattern(db, xray_server, pipeline):
     )
     assert out.exit_code == 0, out.output
     assert "tags.feed=B" in out.output
+    assert "Bad runs per " in out.output and "▕" in out.output, out.output
     data = json.loads(
         CliRunner()
         .invoke(

@@ -78,9 +78,47 @@ class Api:
         more = "\n  ..." if len(found) > _SHOWN_MATCHES else ""
         raise click.ClickException(f"{run_id!r} starts more than one run id; type more of it:\n{listed}{more}")
 
+    # ------------------------------------------------------------------ one method an endpoint
+
     def run(self, run_id: str) -> Any:
         """One run's view (`GET /api/v1/runs/<run_id>`), the id kept to one path segment."""
         return self.get(f"/api/v1/runs/{segment(run_id)}")
+
+    def runs(self, **params: Any) -> Any:
+        """A page of runs (`GET /api/v1/runs`)."""
+        return self.get("/api/v1/runs", **params)
+
+    def steps(self, **params: Any) -> Any:
+        """A page of steps across runs (`GET /api/v1/steps`)."""
+        return self.get("/api/v1/steps", **params)
+
+    def reasons(self, **params: Any) -> Any:
+        """Rejection reasons across runs (`GET /api/v1/steps/reasons`)."""
+        return self.get("/api/v1/steps/reasons", **params)
+
+    def explain(self, run_id: str, baseline_runs: int | None = None) -> Any:
+        """What went wrong in a run and why (`GET /api/v1/runs/<run_id>/explain`)."""
+        return self.get(f"/api/v1/runs/{segment(run_id)}/explain", baseline_runs=baseline_runs)
+
+    def why_dropped(self, run_id: str, candidate_id: str) -> Any:
+        """Which step dropped a candidate (`GET /api/v1/runs/<run_id>/why-dropped`)."""
+        return self.get(f"/api/v1/runs/{segment(run_id)}/why-dropped", candidate=candidate_id)
+
+    def diff(self, run_a: str, run_b: str) -> Any:
+        """Two runs lined up step by step (`GET /api/v1/runs/<a>/diff/<b>`)."""
+        return self.get(f"/api/v1/runs/{segment(run_a)}/diff/{segment(run_b)}")
+
+    def label(self, run_id: str, judgement: dict[str, Any]) -> Any:
+        """Judge one run (`POST /api/v1/runs/<run_id>/labels`)."""
+        return self.post(f"/api/v1/runs/{segment(run_id)}/labels", judgement)
+
+    def labels(self, judgements: list[dict[str, Any]]) -> Any:
+        """Judge many runs in one request (`POST /api/v1/labels`)."""
+        return self.post("/api/v1/labels", {"labels": judgements})
+
+    def patterns(self, **params: Any) -> Any:
+        """What the bad runs have in common (`GET /api/v1/patterns`)."""
+        return self.get("/api/v1/patterns", **params)
 
     def get_all(self, path: str, key: str, limit: int = 1000, **params: Any) -> list[Any]:
         """Every row of a paginated endpoint, following `next_cursor`."""
