@@ -227,7 +227,7 @@ def diff(url: str, as_json: bool, run_a: str, run_b: str) -> None:
 @click.command()
 @url_option
 @json_option
-@click.option("--source", default="", help="Who judged: a reviewer, a check (the latest judgement per source wins).")
+@click.option("--source", help="Who judged: a reviewer, a check (the latest judgement per source wins).")
 @click.option("--comment", help="Why, in a sentence.")
 @click.option("--value", type=float, help="A judgement that is a number: a 1-5 review, a judge's 0.3, a click.")
 @click.option(
@@ -241,7 +241,7 @@ def diff(url: str, as_json: bool, run_a: str, run_b: str) -> None:
 def label(
     url: str,
     as_json: bool,
-    source: str,
+    source: str | None,
     comment: str | None,
     value: float | None,
     from_file: Any,
@@ -253,7 +253,10 @@ def label(
     ids = list(run_ids) + ([line.strip() for line in from_file if line.strip()] if from_file else [])
     if not ids:
         raise click.UsageError("give the run ids to judge: RUN_ID... LABEL, or --from FILE LABEL")
-    body: dict[str, Any] = {"label": label, "source": source}
+    # Only what was given: the server owns the defaults (no source is the empty one).
+    body: dict[str, Any] = {"label": label}
+    if source is not None:
+        body["source"] = source
     if comment is not None:
         body["comment"] = comment
     if value is not None:

@@ -21,7 +21,7 @@ from xray_cli.options import (
 from xray_sdk.contract.vocabulary import RUN_STATUSES
 
 format_option = click.option(
-    "--format", "fmt", type=click.Choice(("csv", "jsonl")), default="csv", show_default=True, help="CSV or JSON Lines."
+    "--format", "fmt", type=click.Choice(("csv", "jsonl")), help="CSV (the server's default) or JSON Lines."
 )
 output_option = click.option(
     "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here instead of standard output."
@@ -56,7 +56,7 @@ def export() -> None:
 @click.option("--run-label", help="Only steps of runs some source labelled so.")
 def export_steps(
     url: str,
-    fmt: str,
+    fmt: str | None,
     output: str | None,
     tags: tuple[str, ...],
     outcome: tuple[str, ...],
@@ -92,7 +92,7 @@ def export_steps(
 @click.option("--label", "run_label", help="Only runs some source labelled so.")
 def export_runs(
     url: str,
-    fmt: str,
+    fmt: str | None,
     output: str | None,
     tags: tuple[str, ...],
     outcome: tuple[str, ...],
