@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_server import jsonio
-from xray_server.artifacts.stores import ArtifactStore, open_store
+from xray_server.artifacts.stores import open_store
 from xray_server.artifacts.writer import ArtifactWriter
 from xray_server.runtime.config import Settings, load_settings
 from xray_server.runtime.upkeep import upkeep
 from xray_server.storage.pool import Database, open_database
-from xray_server.web import errors
+from xray_server.web import context, errors
+from xray_server.web.routes import analysis, artifacts, health, openapi, runs, steps
 
 
 class FastJsonProvider(DefaultJSONProvider):
@@ -38,19 +39,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     errors.init_app(app, settings.retry_after_seconds)
     db = database or open_database(settings)
     store = open_store(settings)
-    app.extensions["xray.db"] = db
-    app.extensions["xray.settings"] = settings
-    app.extensions["xray.store"] = store
-    app.extensions["xray.writer"] = ArtifactWriter(
+    writer = ArtifactWriter(
         store,
         budget_ms=settings.artifact_budget_ms,
         budget_bytes=settings.artifact_budget_bytes,
         concurrency=settings.artifact_concurrency,
     )
-    app.extensions["xray.background"] = upkeep(db, store, settings).start()
-
-    from xray_server.web.routes import analysis, artifacts, health, openapi, runs, steps
-
+    context.install(app, db=db, settings=settings, store=store, writer=writer, background=upkeep(db, store, settings))
     for blueprint in (health.bp, runs.bp, steps.bp, analysis.bp, artifacts.bp, openapi.bp):
         app.register_blueprint(blueprint)
     return app
@@ -59,27 +54,4 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 def close_app(app: Flask, *, close_database: bool = True) -> bool:
     """Stop the app's upkeep and close its pool (gunicorn's worker exit, tests); whether the upkeep
     thread ended in time."""
-    stopped = app.extensions["xray.background"].stop()
-    if close_database:
-        app.extensions["xray.db"].close()
-    return bool(stopped)
-
-
-def get_db() -> Database:
-    """The current app's database."""
-    return current_app.extensions["xray.db"]
-
-
-def get_writer() -> ArtifactWriter:
-    """The current app's artifact writer."""
-    return current_app.extensions["xray.writer"]
-
-
-def get_store() -> ArtifactStore:
-    """The current app's artifact store."""
-    return current_app.extensions["xray.store"]
-
-
-def get_settings() -> Settings:
-    """The current app's settings."""
-    return current_app.extensions["xray.settings"]
+    return context.uninstall(app, close_database=close_database)

@@ -16,7 +16,7 @@ from xray_server.schemas.queries import (
     PatternQuerySchema,
     WhyDroppedQuerySchema,
 )
-from xray_server.web.app import get_db, get_store
+from xray_server.web.context import get_db, get_store
 from xray_server.web.request import load_query
 
 bp = Blueprint("analysis", __name__, url_prefix="/api/v1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from xray_server.artifacts.read import read_artifact
-from xray_server.web.app import get_db, get_settings, get_store
+from xray_server.web.context import get_db, get_settings, get_store
 
 bp = Blueprint("artifacts", __name__, url_prefix="/api/v1")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from xray_server.web.app import get_db
+from xray_server.web.context import get_db
 
 bp = Blueprint("health", __name__)
 

@@ -7,7 +7,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from xray_server import ingest, query
 from xray_server.query.export import CONTENT_TYPES, export_runs
 from xray_server.schemas.queries import REPEATABLE_PARAMETERS, RunExportQuerySchema, RunQuerySchema
-from xray_server.web.app import get_db, get_settings, get_writer
+from xray_server.web.context import get_db, get_settings, get_writer
 from xray_server.web.request import load_query, read_json_body
 
 bp = Blueprint("runs", __name__, url_prefix="/api/v1")

@@ -12,7 +12,7 @@ from xray_server.schemas.queries import (
     StepQuerySchema,
     StepStatsQuerySchema,
 )
-from xray_server.web.app import get_db
+from xray_server.web.context import get_db
 from xray_server.web.request import load_query
 
 bp = Blueprint("steps", __name__, url_prefix="/api/v1")
