@@ -70,3 +70,39 @@ def test_every_table_key_includes_run_id(empty_database):
     for row in rows:
         first_key_column.setdefault(row["table"], row["column"])
     assert first_key_column == dict.fromkeys(("artifacts", "ingested_events", "runs", "steps"), "run_id")
+
+
+DISTRIBUTED = ("runs", "steps", "artifacts", "ingested_events", "run_labels")
+
+
+def test_the_schema_keeps_the_rules_citus_distributes_by(empty_database):
+    """Citus distributes a table by a column only when every primary key and unique constraint
+    includes it, and joins foreign keys only between co-located tables on it: the path past one
+    machine (by `run_id`) must not break silently."""
+    with psycopg.connect(empty_database, row_factory=dict_row) as conn:
+        migrate(conn)
+        unique = conn.execute(
+            """
+            SELECT c.relname AS table, ic.relname AS index,
+                   EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'run_id'
+                           AND a.attnum = ANY(i.indkey)) AS has_run_id
+            FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class ic ON ic.oid = i.indexrelid
+            WHERE i.indisunique AND c.relname = ANY(%s)""",
+            (list(DISTRIBUTED),),
+        ).fetchall()
+        foreign = conn.execute(
+            """
+            SELECT con.conname, src.relname AS table, dst.relname AS referenced,
+                   (SELECT array_agg(attname) FROM pg_attribute WHERE attrelid = con.conrelid AND attnum = ANY(con.conkey))
+                       AS columns
+            FROM pg_constraint con JOIN pg_class src ON src.oid = con.conrelid JOIN pg_class dst ON dst.oid = con.confrelid
+            WHERE con.contype = 'f' AND (src.relname = ANY(%s) OR dst.relname = ANY(%s))""",
+            (list(DISTRIBUTED), list(DISTRIBUTED)),
+        ).fetchall()
+    assert {row["table"] for row in unique} == set(DISTRIBUTED)  # every table has its key
+    assert [row["index"] for row in unique if not row["has_run_id"]] == []
+    assert [
+        row["conname"]
+        for row in foreign
+        if row["referenced"] not in DISTRIBUTED or row["table"] not in DISTRIBUTED or "run_id" not in row["columns"]
+    ] == []
