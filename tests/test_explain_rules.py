@@ -119,6 +119,18 @@ def test_a_truncated_search_before_an_end_no_uncut_run_reached_is_named():
     assert "0% of the" in result["cause"]["message"] and "returned less than its limit" in result["cause"]["message"]
 
 
+def test_a_search_nearly_always_truncated_has_too_few_uncut_runs_to_blame_its_cap():
+    # 195 of 200 earlier searches hit their limit: five uncut runs cannot say an uncut one never ends so.
+    baseline = pick_baseline(bug_share=0.0)
+    for i, s in enumerate(x for x in baseline if x["name"] == "search"):
+        s["metrics"]["limit"] = 60
+        s["metrics"]["candidates_out"] = 60 if i % 40 else 45
+    bad = pick_run(score=0.5, search_out=60)
+    bad["steps"][0]["metrics"]["limit"] = 60
+    result = explain(bad, baseline)
+    assert result["symptom"] is not None and result["cause"] is None, result["verdict"]
+
+
 def filter_baseline(n=200, seed=12):
     """Earlier runs of score (rank) -> keep (filter): 12% of inputs have no match (everything scores
     low and is rejected for `below_threshold`); the rest keep one."""

@@ -25,6 +25,8 @@ LIMIT_METRIC = "limit"
 # its duration.
 FEATURE_ORDER = {"drop_ratio": 2, "candidates_out": 4, "candidates_in": 5, "duration_ms": 6}
 SYMPTOM_ORDER = list(SymptomKind)
+# Whether an earlier run (its steps by name) ended like the run explained.
+Ends = Callable[[dict[str, dict[str, Any]]], bool]
 
 
 def symptom_of(findings: list[Finding], steps: list[dict[str, Any]]) -> Symptom | None:
@@ -85,7 +87,7 @@ def _own_cause(
     findings: list[Finding],
     steps: list[dict[str, Any]],
     baselines: dict[str, StepBaseline],
-    ends: Callable[[dict[str, dict[str, Any]]], bool],
+    ends: Ends | None,
     earlier_runs: dict[str, dict[str, dict[str, Any]]],
 ) -> Finding | None:
     by_id = {s["step_id"]: s for s in steps}
@@ -144,7 +146,7 @@ def _upstream_recall(
     findings: list[Finding],
     steps: list[dict[str, Any]],
     baselines: dict[str, StepBaseline],
-    ends: Callable[[dict[str, dict[str, Any]]], bool],
+    ends: Ends | None,
     earlier_runs: dict[str, dict[str, dict[str, Any]]],
 ) -> Finding | None:
     """A rank's or select's score that fell while nothing else of the step changed (no new model or
@@ -188,7 +190,7 @@ def _truncation_recall(
     seen: Finding | Symptom,
     steps: list[dict[str, Any]],
     before: int,
-    ends: Callable[[dict[str, dict[str, Any]]], bool],
+    ends: Ends | None,
     earlier_runs: dict[str, dict[str, dict[str, Any]]],
 ) -> Finding | None:
     """The latest search before step `before` that was truncated at its recorded limit, when the
@@ -199,6 +201,8 @@ def _truncation_recall(
     search returned less than its limit ended like this one (none may have, yet: a bug's first
     runs), the end is no usual thing without the cap, and the cap is named: there are not yet
     enough runs like this one for a test, and nothing says an uncut search gets here."""
+    if ends is None:
+        return None
     sources = [s for s in steps if s["seq"] <= before and s["step_type"] in SOURCES and _truncated(s)]
     for source in sorted(sources, key=lambda s: -s["seq"]):
         table = [[0, 0], [0, 0]]
@@ -210,7 +214,7 @@ def _truncation_recall(
         if a + b == 0 or c + d == 0:
             continue
         truncated_share, other_share = a / (a + b), c / (c + d)
-        only_when_cut = other_share <= t.RARE_END_SHARE
+        only_when_cut = other_share <= t.RARE_END_SHARE and c + d >= t.MIN_UNCUT_RUNS
         p = fisher_greater(a, b, c, d)
         led_there = a >= t.MIN_RECALL_RUNS and p <= t.RECALL_ALPHA and truncated_share >= t.MIN_RISK_RATIO * other_share
         if not (only_when_cut or led_there):
@@ -243,9 +247,10 @@ def _truncation_recall(
     return None
 
 
-def _ends_like(symptom: Symptom, findings: list[Finding]) -> Callable[[dict[str, dict[str, Any]]], bool]:
+def _ends_like(symptom: Symptom, findings: list[Finding]) -> Ends | None:
     """Whether an earlier run (its steps by name) ended like this one: the symptom's step output
-    nothing too, or its final decision was at least as far on the worse side."""
+    nothing too, or its final decision was at least as far on the worse side. None when the
+    symptom is no number to compare (then no earlier run can vouch for a cause upstream)."""
     name = symptom.step.name
     if symptom.kind is SymptomKind.EMPTY:
         return lambda run: name in run and run[name]["metrics"].get("candidates_out") == 0
@@ -258,7 +263,7 @@ def _ends_like(symptom: Symptom, findings: list[Finding]) -> Callable[[dict[str,
         None,
     )
     if worse is None or worse.feature is None:
-        return lambda run: False
+        return None
     feature, value, lower = worse.feature, worse.evidence["value"], worse.evidence["value"] < worse.evidence["usual"]
 
     def ended_worse(run: dict[str, dict[str, Any]]) -> bool:

@@ -128,6 +128,10 @@ RECALL_ALPHA = ALPHA
 # the end is no usual thing without the cap, and the cap is named without waiting for enough runs
 # to test (a rare category's share).
 RARE_END_SHARE = RARE_CATEGORY_SHARE
+# ... and only when at least this many earlier runs were not truncated: none of 20 is still one
+# chance in eight for an end that one run in ten reaches; a search that is nearly always truncated
+# has too few uncut runs to say an uncut search never gets there.
+MIN_UNCUT_RUNS = 20
 # The truncated earlier runs that ended like this one must be at least this many: two runs are an
 # anecdote, whatever the test says of them.
 MIN_RECALL_RUNS = 3
