@@ -199,18 +199,13 @@ def _truncation_recall(
     truncation that leads nowhere in particular (an entity with no match is truncated as often as
     any other) is no cause, however bad this run's end. When almost none of the earlier runs whose
     search returned less than its limit ended like this one (none may have, yet: a bug's first
-    runs), the end is no usual thing without the cap, and the cap is named: there are not yet
-    enough runs like this one for a test, and nothing says an uncut search gets here."""
+    runs), and there are enough of them to say so, the end is no usual thing without the cap, and
+    the cap is named: nothing says an uncut search gets here."""
     if ends is None:
         return None
     sources = [s for s in steps if s["seq"] <= before and s["step_type"] in SOURCES and _truncated(s)]
     for source in sorted(sources, key=lambda s: -s["seq"]):
-        table = [[0, 0], [0, 0]]
-        for run in earlier_runs.values():
-            earlier = run.get(source["name"])
-            if earlier is not None and isinstance(earlier["metrics"].get("candidates_out"), int):
-                table[0 if _truncated(earlier) else 1][0 if ends(run) else 1] += 1
-        (a, b), (c, d) = table
+        (a, b), (c, d) = _truncation_table(source["name"], ends, earlier_runs)
         if a + b == 0 or c + d == 0:
             continue
         truncated_share, other_share = a / (a + b), c / (c + d)
@@ -245,6 +240,19 @@ def _truncation_recall(
             evidence,
         )
     return None
+
+
+def _truncation_table(
+    name: str, ends: Ends, earlier_runs: dict[str, dict[str, dict[str, Any]]]
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The earlier runs with step `name`: ((truncated and ended like this, truncated and not),
+    (not truncated and ended like this, neither))."""
+    table = [[0, 0], [0, 0]]
+    for run in earlier_runs.values():
+        earlier = run.get(name)
+        if earlier is not None and isinstance(earlier["metrics"].get("candidates_out"), int):
+            table[0 if _truncated(earlier) else 1][0 if ends(run) else 1] += 1
+    return (table[0][0], table[0][1]), (table[1][0], table[1][1])
 
 
 def _ends_like(symptom: Symptom, findings: list[Finding]) -> Ends | None:
