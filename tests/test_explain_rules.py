@@ -131,6 +131,56 @@ def test_a_search_nearly_always_truncated_has_too_few_uncut_runs_to_blame_its_ca
     assert result["symptom"] is not None and result["cause"] is None, result["verdict"]
 
 
+def segment_baseline(n=200, seed=13, small_share=0.08, small_scores_low=True):
+    """Earlier runs of ask (llm) -> score (rank) -> pick (select): the llm runs a small model in
+    `small_share` of runs; hard inputs fill the score's tail from 0.3 to 0.9; the small model's
+    runs score 0.05 to 0.2 when `small_scores_low`, else like the others."""
+    rng = random.Random(seed)
+    steps = []
+    for i in range(n):
+        small = rng.random() < small_share
+        score = 0.95 if rng.random() > 0.2 else rng.uniform(0.3, 0.9)
+        if small and small_scores_low:
+            score = rng.uniform(0.05, 0.2)
+        elif rng.random() < 0.04:
+            score = rng.uniform(0.05, 0.3)  # a few hard inputs as low as the small model's: a filled tail
+        steps += [
+            recent_step(
+                i,
+                0,
+                "ask",
+                "llm",
+                {"candidates_in": 1, "candidates_out": 3, "model": "m-small" if small else "m-large"},
+            ),
+            recent_step(i, 1, "score", "rank", {"candidates_in": 30, "candidates_out": 5, "score_max": score}),
+            recent_step(i, 2, "pick", "select", {"candidates_in": 5, "candidates_out": 1}),
+        ]
+    return steps
+
+
+def segment_run(model, score):
+    return run(
+        step(0, "ask", "llm", metrics={"candidates_in": 1, "candidates_out": 3, "model": model}),
+        step(1, "score", "rank", metrics={"candidates_in": 30, "candidates_out": 5, "score_max": score}),
+        step(2, "pick", "select", metrics={"candidates_in": 5, "candidates_out": 1, "drop_ratio": 0.8}),
+    )
+
+
+def test_a_minority_model_that_earlier_runs_tie_to_a_low_end_is_the_cause():
+    result = explain(segment_run("m-small", 0.1), segment_baseline())
+    assert result["symptom"]["kind"] == "worse_end" and result["cause"]["step"] == "ask", result["verdict"]
+    assert "model='m-small'" in result["cause"]["message"], result["cause"]["message"]
+    # The same low end with the usual model: nothing ties it to a setting, and hard inputs score so low too.
+    assert explain(segment_run("m-large", 0.1), segment_baseline())["cause"] is None
+    # The small model with a usual score: no symptom.
+    assert explain(segment_run("m-small", 0.95), segment_baseline())["cause"] is None
+
+
+def test_a_minority_model_whose_runs_end_as_the_others_do_is_no_cause():
+    result = explain(segment_run("m-small", 0.1), segment_baseline(small_scores_low=False))
+    assert result["cause"] is None, result["verdict"]
+
+
 def filter_baseline(n=200, seed=12):
     """Earlier runs of score (rank) -> keep (filter): 12% of inputs have no match (everything scores
     low and is rejected for `below_threshold`); the rest keep one."""

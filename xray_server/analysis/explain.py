@@ -36,7 +36,8 @@ from xray_server.analysis import explain_text as describe
 from xray_server.analysis import thresholds as t
 from xray_server.analysis.baseline import Reading, StepBaseline, categorical_features, numeric_features
 from xray_server.analysis.explain_input import by_run, explained_by_input
-from xray_server.analysis.explain_trace import VOLUMES, feature_rank, symptom_of, trace
+from xray_server.analysis.explain_segment import segment_symptom
+from xray_server.analysis.explain_trace import VOLUMES, feature_rank, final_decisions, symptom_of, trace
 from xray_server.analysis.findings import Finding, FindingClass, Role, StepRef, Strength
 from xray_server.query.baselines import earlier_steps
 from xray_server.storage.pool import Database
@@ -70,9 +71,17 @@ def explain(run: dict[str, Any], baseline_steps: list[dict[str, Any]]) -> dict[s
             starved_at.append(step["seq"])
     findings = _corroborated(findings, starved_at)
     symptom = symptom_of(findings, steps)
-    if symptom is not None and not earlier_runs:
-        earlier_runs = by_run(baseline_steps)
-    cause = trace(symptom, findings, steps, baselines, earlier_runs) if symptom else None
+    cause: Finding | None = None
+    if symptom is None and any(f.strength is Strength.WEAK for f in findings):
+        # A minority setting and a low end, each no finding alone: the earlier runs may tie them.
+        earlier_runs = earlier_runs or by_run(baseline_steps)
+        tied = segment_symptom(findings, steps, final_decisions(steps), baselines, earlier_runs)
+        if tied is not None:
+            symptom, cause = tied
+            findings = [cause if _same(f, cause) else f for f in findings]
+    elif symptom is not None:
+        earlier_runs = earlier_runs or by_run(baseline_steps)
+        cause = trace(symptom, findings, steps, baselines, earlier_runs)
     if cause is not None and cause not in findings:
         findings.append(cause)  # a recall loss, named at the search that supplied the candidates
     roles = {id(f): _role(f, cause) for f in findings}
@@ -207,6 +216,11 @@ def _readings(
             )
         )
     return out
+
+
+def _same(a: Finding, b: Finding) -> bool:
+    """The same fact of the same step (a finding and its corroborated copy)."""
+    return a.step.step_id == b.step.step_id and a.kind == b.kind and a.feature == b.feature
 
 
 def _own(cls: FindingClass, starved: bool, input_unusual: bool) -> bool:

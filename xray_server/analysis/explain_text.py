@@ -97,6 +97,14 @@ def recall(source: dict[str, Any], seen: Finding) -> str:
     )
 
 
+def segment(f: Finding, end: str, feature: str, e: dict[str, Any]) -> str:
+    return (
+        f"{f.step.name} ran with {f.feature}={f.evidence.get('value')!r}, a minority value; "
+        f"{e['segment_share']:.0%} of the {e['segment_runs']} earlier runs with it ended with {end}'s {feature} as low "
+        f"as this one, against {e['other_share']:.0%} of the {e['other_runs']} others: that value leads there"
+    )
+
+
 def truncation(source: dict[str, Any], seen_at: str, e: dict[str, Any]) -> str:
     cut = f"{source['name']} returned {source['metrics'].get('candidates_out')} candidates, its limit of {_number(e['limit'])}"
     if e["only_when_cut"]:

@@ -31,7 +31,7 @@ Ends = Callable[[dict[str, dict[str, Any]]], bool]
 
 def symptom_of(findings: list[Finding], steps: list[dict[str, Any]]) -> Symptom | None:
     """What went wrong in the run, the most serious first, or None."""
-    end = _final_decisions(steps)
+    end = final_decisions(steps)
     found: list[tuple[int, int, Symptom]] = []
     for f in findings:
         if f.strength is not Strength.STRONG:
@@ -52,7 +52,7 @@ def symptom_of(findings: list[Finding], steps: list[dict[str, Any]]) -> Symptom 
     return min(found, key=lambda x: (x[0], x[1]))[2] if found else None
 
 
-def _final_decisions(steps: list[dict[str, Any]]) -> set[str]:
+def final_decisions(steps: list[dict[str, Any]]) -> set[str]:
     """The run's final decision: its last top-level step, and when that is a select, the rank just
     before it (a select takes the rank's best: the rank's scores are the chosen one's)."""
     top = [s for s in steps if not s.get("parent_step_id")]

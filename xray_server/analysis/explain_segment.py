@@ -1,0 +1,100 @@
+"""A minority setting that the earlier runs say leads to a bad end: the second look, for a run
+with no symptom of its own.
+
+A final score far down in its tail is no symptom by itself when legitimate hard inputs fill that
+tail (the rule "apart" of `baseline.py`). A step that ran with a minority model or scorer is no
+cause by itself either: a router that sends one request in twenty to a small model is doing its
+job (a weak finding). Together they can be a bug's signature, and the earlier runs can say
+whether they are: if the runs that had the same minority value ended at least this low
+significantly more often than the others (one-sided Fisher, at least twice as often, at least a
+few runs), that value leads there, and the run's low end is its symptom and the value its cause.
+A segment that legitimately scores lower (short inputs sent to the small model) is named too:
+the rule cannot tell a deliberate segment from a broken one, and says which value it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from xray_server.analysis import explain_text as describe
+from xray_server.analysis import thresholds as t
+from xray_server.analysis.baseline import COUNTS, StepBaseline, categorical_features, numeric_features
+from xray_server.analysis.findings import Finding, FindingClass, StepRef, Strength, Symptom, SymptomKind
+from xray_server.analysis.significance import fisher_greater
+
+
+def segment_symptom(
+    findings: list[Finding],
+    steps: list[dict[str, Any]],
+    end: set[str],
+    baselines: dict[str, StepBaseline],
+    earlier_runs: dict[str, dict[str, dict[str, Any]]],
+) -> tuple[Symptom, Finding] | None:
+    """(symptom, cause) when a final decision (`end`: its step ids) scored far down its tail and
+    a weak categorical finding at or before it is a value the earlier runs say leads there."""
+    weak = [f for f in findings if f.strength is Strength.WEAK and f.kind == "changed" and f.own]
+    if not weak:
+        return None
+    for step in steps:
+        if step["step_id"] not in end or step["name"] not in baselines:
+            continue
+        for feature, value, reading_message in _low_ends(step, baselines[step["name"]]):
+            for f in sorted(weak, key=lambda f: f.step.seq):
+                if f.step.seq > step["seq"] or f.feature is None:
+                    continue
+                evidence = _leads_there(f, step["name"], feature, value, earlier_runs)
+                if evidence is not None:
+                    symptom = Symptom(SymptomKind.WORSE_END, StepRef.of(step), reading_message)
+                    cause = replace(
+                        f,
+                        strength=Strength.STRONG,
+                        corroborated=True,
+                        message=describe.segment(f, step["name"], feature, evidence),
+                        evidence={**f.evidence, **evidence},
+                    )
+                    return symptom, cause
+    return None
+
+
+def _low_ends(step: dict[str, Any], base: StepBaseline) -> list[tuple[str, float, str]]:
+    """The step's own numbers (not counts) far and rare on the worse (lower) side, though not apart."""
+    out = []
+    for feature, (value, _) in numeric_features(step).items():
+        if feature in (*COUNTS, "drop_ratio", "duration_ms") or base.scales.get(feature) == "log":
+            continue
+        reading = base.read(feature, value, t.MIN_Z[FindingClass.DECISION.value])
+        if reading is not None and reading.lower and reading.tail <= t.MAX_TAIL_SHARE:
+            out.append((feature, value, describe.numeric(step, reading)))
+    return out
+
+
+def _leads_there(
+    f: Finding, end_name: str, feature: str, value: float, earlier_runs: dict[str, dict[str, dict[str, Any]]]
+) -> dict[str, Any] | None:
+    """The counts that say the earlier runs with `f`'s value ended at least this low significantly
+    more often than the others, or None."""
+    table = [[0, 0], [0, 0]]
+    for run in earlier_runs.values():
+        at, end = run.get(f.step.name), run.get(end_name)
+        if at is None or end is None:
+            continue
+        ended = numeric_features(end).get(feature)
+        if ended is None:
+            continue
+        had = categorical_features(at).get(f.feature or "") == str(f.evidence.get("value", ""))
+        table[0 if had else 1][0 if ended[0] <= value else 1] += 1
+    (a, b), (c, d) = table
+    if a + b == 0 or c + d == 0 or a < t.MIN_RECALL_RUNS:
+        return None
+    with_share, other_share = a / (a + b), c / (c + d)
+    p = fisher_greater(a, b, c, d)
+    if p > t.RECALL_ALPHA or with_share < t.MIN_RISK_RATIO * other_share:
+        return None
+    return {
+        "segment_runs": a + b,
+        "segment_share": round(with_share, 3),
+        "other_runs": c + d,
+        "other_share": round(other_share, 3),
+        "p_value": p,
+    }
