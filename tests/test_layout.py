@@ -142,3 +142,15 @@ def test_no_product_code_knows_the_demo_scenario():
         for p in modules(package)
     }
     assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_the_shared_vocabulary_imports_nothing_else_of_the_sdk():
+    """The contract is a leaf: the server, a generator of another language's vocabulary and any
+    other client read it alone, without the SDK's serializer or delivery."""
+    outside = {
+        str(path.relative_to(ROOT)): sorted(
+            m for m in imports_of(path) if m.startswith("xray_sdk") and not m.startswith("xray_sdk.contract")
+        )
+        for path in modules("xray_sdk/contract")
+    }
+    assert {k: v for k, v in outside.items() if v} == {}

@@ -17,17 +17,16 @@ import inspect
 import itertools
 import json
 import math
-import re
 import uuid
 from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
+from .contract.bounds import UNSTORABLE_TEXT
+
 MAX_DEPTH = 32
 MAX_REPR_CHARS = 200
 MAX_ITEMS = 10_000  # of a generator or view: more is not a summary
-# PostgreSQL refuses NUL in text and jsonb; lone surrogates are not valid Unicode.
-UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def dumps(value: Any) -> bytes:

@@ -7,9 +7,13 @@ to keep is replaced by an object that says so and keeps a readable preview.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .limits import TRUNCATION_MARKER
+
+# PostgreSQL refuses NUL in text and jsonb; lone surrogates are not valid Unicode.
+UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 
 
 def truncate_text(text: str, max_chars: int) -> tuple[str, bool]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..serialize import UNSTORABLE_TEXT
+from .bounds import UNSTORABLE_TEXT
 from .limits import DEFAULT_LIMITS, Limits
 from .vocabulary import REDUCING_STEP_TYPES, REQUIRED_METRICS, STANDARD_METRICS
 

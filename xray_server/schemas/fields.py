@@ -9,9 +9,9 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
+from xray_sdk.contract.bounds import UNSTORABLE_TEXT
 from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_sdk.contract.tags import split_tag
-from xray_sdk.serialize import UNSTORABLE_TEXT
 
 # NUL or a lone surrogate would turn a bad request into a 500, so they are refused at the door.
 _RELATIVE = re.compile(r"^(\d{1,6})([smhdw])$")
