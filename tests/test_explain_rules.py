@@ -27,26 +27,29 @@ def test_a_filled_tail_is_not_apart_and_a_cluster_is():
     assert gap_needed(sparse, 3.0, core_edge(sparse, 3.0, 5.0)) > 0.6
 
 
-def pick_baseline(n=200, seed=11, two_share=0.1, hard_share=0.15, bug_share=0.0):
+def pick_baseline(n=200, seed=11, two_share=0.1, hard_share=0.15, bug_share=0.0, limit=None):
     """Earlier runs of search -> score (rank) -> pick (select): the pick chooses from 2 in
-    `two_share` of runs; hard inputs score 3.0 to 4.9 (a filled tail); a bug, if any, scores 0.5."""
+    `two_share` of runs; hard inputs score 3.0 to 4.9 (a filled tail); a bug, if any, scores 0.5.
+    With `limit`, the search records it (it returns 40 to 60)."""
     rng = random.Random(seed)
+    capped = {} if limit is None else {"limit": limit}
     steps = []
     for i in range(n):
         given = 2 if rng.random() < two_share else 1
         draw = rng.random()
         score = 0.5 if draw < bug_share else rng.uniform(3.0, 4.9) if draw < bug_share + hard_share else 5.0
         steps += [
-            recent_step(i, 0, "search", "search", {"candidates_in": 1, "candidates_out": rng.randint(40, 60)}),
+            recent_step(i, 0, "search", "search", {"candidates_in": 1, "candidates_out": rng.randint(40, 60)} | capped),
             recent_step(i, 1, "score", "rank", {"candidates_in": 50, "candidates_out": given, "score_max": score}),
             recent_step(i, 2, "pick", "select", {"candidates_in": given, "candidates_out": 1}),
         ]
     return steps
 
 
-def pick_run(given=1, score=5.0, search_out=50):
+def pick_run(given=1, score=5.0, search_out=50, limit=None):
+    capped = {} if limit is None else {"limit": limit}
     return run(
-        step(0, "search", "search", metrics={"candidates_in": 1, "candidates_out": search_out}),
+        step(0, "search", "search", metrics={"candidates_in": 1, "candidates_out": search_out} | capped),
         step(1, "score", "rank", metrics={"candidates_in": 50, "candidates_out": given, "score_max": score}),
         step(2, "pick", "select", metrics={"candidates_in": given, "candidates_out": 1, "drop_ratio": 1 - 1 / given}),
     )
@@ -76,16 +79,14 @@ def test_a_score_in_a_cluster_apart_with_a_new_scorer_names_the_rank():
 
 def test_a_score_that_fell_behind_a_truncated_search_names_the_search_when_truncation_led_there_before():
     # The bug truncates: the earlier runs that scored 0.5 are the ones whose search hit its limit.
-    baseline = pick_baseline(bug_share=0.2)
+    baseline = pick_baseline(bug_share=0.2, limit=60)
     runs = {}
     for s in baseline:
         runs.setdefault(s["run_id"], {})[s["name"]] = s
     for earlier in runs.values():
-        earlier["search"]["metrics"]["limit"] = 60
         if earlier["score"]["metrics"]["score_max"] == 0.5:
             earlier["search"]["metrics"]["candidates_out"] = 60
-    bad = pick_run(score=0.5, search_out=60)
-    bad["steps"][0]["metrics"]["limit"] = 60
+    bad = pick_run(score=0.5, search_out=60, limit=60)
     result = explain(bad, baseline)
     assert result["cause"]["step"] == "search" and result["cause"]["kind"] == "recall", result["verdict"]
     assert "limit of 60" in result["cause"]["message"], result["cause"]["message"]
@@ -96,24 +97,16 @@ def test_a_score_that_fell_behind_a_truncated_search_names_the_search_when_trunc
 
 def test_a_truncated_search_is_no_cause_where_truncation_never_led_to_a_bad_end():
     # An entity with no match is truncated as often as any other: the cap is not what went wrong.
-    baseline = pick_baseline(bug_share=0.2)
-    for s in baseline:
-        if s["name"] == "search":
-            s["metrics"]["limit"] = 60
-    bad = pick_run(score=0.5, search_out=60)
-    bad["steps"][0]["metrics"]["limit"] = 60
+    baseline = pick_baseline(bug_share=0.2, limit=60)
+    bad = pick_run(score=0.5, search_out=60, limit=60)
     result = explain(bad, baseline)
     assert result["symptom"] is not None and result["cause"] is None, result["verdict"]
 
 
 def test_a_truncated_search_before_an_end_no_uncut_run_reached_is_named():
     # No earlier run whose search returned less than its limit scored near 0.5: the cap is the one trace.
-    baseline = pick_baseline(bug_share=0.0)
-    for s in baseline:
-        if s["name"] == "search":
-            s["metrics"]["limit"] = 60
-    bad = pick_run(score=0.5, search_out=60)
-    bad["steps"][0]["metrics"]["limit"] = 60
+    baseline = pick_baseline(bug_share=0.0, limit=60)
+    bad = pick_run(score=0.5, search_out=60, limit=60)
     result = explain(bad, baseline)
     assert result["cause"]["step"] == "search", result["verdict"]
     assert "0% of the" in result["cause"]["message"] and "returned less than its limit" in result["cause"]["message"]
@@ -121,12 +114,10 @@ def test_a_truncated_search_before_an_end_no_uncut_run_reached_is_named():
 
 def test_a_search_nearly_always_truncated_has_too_few_uncut_runs_to_blame_its_cap():
     # 195 of 200 earlier searches hit their limit: five uncut runs cannot say an uncut one never ends so.
-    baseline = pick_baseline(bug_share=0.0)
+    baseline = pick_baseline(bug_share=0.0, limit=60)
     for i, s in enumerate(x for x in baseline if x["name"] == "search"):
-        s["metrics"]["limit"] = 60
         s["metrics"]["candidates_out"] = 60 if i % 40 else 45
-    bad = pick_run(score=0.5, search_out=60)
-    bad["steps"][0]["metrics"]["limit"] = 60
+    bad = pick_run(score=0.5, search_out=60, limit=60)
     result = explain(bad, baseline)
     assert result["symptom"] is not None and result["cause"] is None, result["verdict"]
 

@@ -13,13 +13,13 @@ from xray_cli.options import (
     all_option,
     cursor_option,
     json_option,
-    metadata_option,
-    outcome_option,
+    run_filter_options,
+    run_filter_params,
     step_filter_options,
     step_filter_params,
     tag_filters,
-    tag_option,
     url_option,
+    window_options,
 )
 from xray_sdk.contract.vocabulary import RUN_STATUSES, STEP_TYPES
 
@@ -39,11 +39,8 @@ def _fetch_page(api: Api, path: str, key: str, all_pages: bool, **params: Any) -
 @click.option("--pipeline")
 @click.option("--entity")
 @click.option("--status", type=click.Choice(RUN_STATUSES))
-@click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
-@click.option("--until")
-@tag_option
-@outcome_option
-@metadata_option
+@window_options
+@run_filter_options
 @click.option("--label", "run_label", help="Only runs some source labelled so (see `xray label`).")
 @click.option("--limit", type=int, default=20, show_default=True)
 @cursor_option
@@ -75,9 +72,7 @@ def runs(
         status=status,
         since=since,
         until=until,
-        tag=tag_filters(tags),
-        outcome=tag_filters(outcome, "--outcome"),
-        metadata=tag_filters(metadata, "--metadata"),
+        **run_filter_params(tags, outcome, metadata),
         label=run_label,
         limit=limit,
         cursor=cursor,
@@ -105,11 +100,8 @@ def show(url: str, as_json: bool, run_id: str) -> None:
 @json_option
 @click.option("--pipeline")
 @step_filter_options
-@click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")
-@click.option("--until")
-@tag_option
-@outcome_option
-@metadata_option
+@window_options
+@run_filter_options
 @click.option("--run-label", help="Only steps of runs some source labelled so.")
 @click.option("--limit", type=int, default=50, show_default=True)
 @cursor_option
@@ -138,9 +130,7 @@ def steps(
         pipeline=pipeline,
         since=since,
         until=until,
-        tag=tag_filters(tags),
-        outcome=tag_filters(outcome, "--outcome"),
-        metadata=tag_filters(metadata, "--metadata"),
+        **run_filter_params(tags, outcome, metadata),
         run_label=run_label,
         limit=limit,
         cursor=cursor,

@@ -10,13 +10,12 @@ import click
 
 from xray_cli.api import Api
 from xray_cli.options import (
-    metadata_option,
-    outcome_option,
+    run_filter_options,
+    run_filter_params,
     step_filter_options,
     step_filter_params,
-    tag_filters,
-    tag_option,
     url_option,
+    window_options,
 )
 from xray_sdk.contract.vocabulary import RUN_STATUSES
 
@@ -26,16 +25,6 @@ format_option = click.option(
 output_option = click.option(
     "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here instead of standard output."
 )
-window_options = (
-    click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d."),
-    click.option("--until"),
-)
-
-
-def _window(fn: Any) -> Any:
-    for option in reversed(window_options):
-        fn = option(fn)
-    return fn
 
 
 @click.group()
@@ -49,10 +38,8 @@ def export() -> None:
 @output_option
 @click.option("--pipeline")
 @step_filter_options
-@_window
-@tag_option
-@outcome_option
-@metadata_option
+@window_options
+@run_filter_options
 @click.option("--run-label", help="Only steps of runs some source labelled so.")
 def export_steps(
     url: str,
@@ -70,9 +57,7 @@ def export_steps(
         "/api/v1/steps/export",
         output,
         format=fmt,
-        tag=tag_filters(tags),
-        outcome=tag_filters(outcome, "--outcome"),
-        metadata=tag_filters(metadata, "--metadata"),
+        **run_filter_params(tags, outcome, metadata),
         **params,
         **step_filter_params(**filters),
     )
@@ -85,10 +70,8 @@ def export_steps(
 @click.option("--pipeline")
 @click.option("--entity")
 @click.option("--status", type=click.Choice(RUN_STATUSES))
-@_window
-@tag_option
-@outcome_option
-@metadata_option
+@window_options
+@run_filter_options
 @click.option("--label", "run_label", help="Only runs some source labelled so.")
 def export_runs(
     url: str,
@@ -106,9 +89,7 @@ def export_runs(
         "/api/v1/runs/export",
         output,
         format=fmt,
-        tag=tag_filters(tags),
-        outcome=tag_filters(outcome, "--outcome"),
-        metadata=tag_filters(metadata, "--metadata"),
+        **run_filter_params(tags, outcome, metadata),
         label=run_label,
         **params,
     )

@@ -80,3 +80,25 @@ def step_filter_options(fn: Any) -> Any:
 def step_filter_params(step_type: tuple[str, ...], violations: bool | None, **rest: Any) -> dict[str, Any]:
     """The step filters as query parameters."""
     return {"step_type": list(step_type), "violations": None if violations is None else str(violations).lower(), **rest}
+
+
+def run_filter_options(fn: Any) -> Any:
+    """The filters on a run's tags, outcome and metadata, as every listing and export takes them."""
+    for option in (metadata_option, outcome_option, tag_option):
+        fn = option(fn)
+    return fn
+
+
+def run_filter_params(tags: tuple[str, ...], outcome: tuple[str, ...], metadata: tuple[str, ...]) -> dict[str, Any]:
+    """Those filters as query parameters (`key:value`, the API's form)."""
+    return {
+        "tag": tag_filters(tags),
+        "outcome": tag_filters(outcome, "--outcome"),
+        "metadata": tag_filters(metadata, "--metadata"),
+    }
+
+
+def window_options(fn: Any) -> Any:
+    """`--since` and `--until`, the time window of a listing or an export."""
+    fn = click.option("--until")(fn)
+    return click.option("--since", help="RFC 3339, or an age such as 30m, 24h, 7d.")(fn)

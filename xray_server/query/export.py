@@ -71,7 +71,7 @@ def steps_copy(q: StepExportQuery) -> tuple[sql.Composed, dict[str, Any]]:
 
 def runs_copy(q: RunExportQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """The `COPY` statement of a runs export, and its parameters."""
-    where, params = run_filters(replace(q, cursor=None), alias="r")
+    where, params = run_filters(q, alias="r")
     select = sql.SQL(
         "SELECT "
         + _RUN_COLUMNS

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from psycopg import sql
@@ -28,7 +27,7 @@ from xray_server.storage.pool import Database
 def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
     """Recent runs matching `q`, newest first."""
     check_window(q.since, q.until)
-    where, params = run_filters(replace(q, cursor=None))
+    where, params = run_filters(q)
     conditions = list(where)
     if q.cursor:
         at, run_id = cursors.decode(q.cursor, 1)

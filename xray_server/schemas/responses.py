@@ -102,12 +102,16 @@ class StepDetailSchema(StepBaseSchema):
     artifacts = fields.List(fields.Nested(ArtifactViewSchema), required=True)
 
 
-class StepPageSchema(Schema):
-    steps = fields.List(fields.Nested(StepRowSchema), required=True)
-    next_cursor = fields.String(allow_none=True)
-    # With `total=true`: every matching step, exact up to 10,000 (`total_is_exact` false past it).
+class TotalSchema(Schema):
+    """With `total=true`: every row of the query, exact up to 10,000 (`total_is_exact` false past it)."""
+
     total = fields.Integer(allow_none=True)
     total_is_exact = fields.Boolean(allow_none=True)
+
+
+class StepPageSchema(TotalSchema):
+    steps = fields.List(fields.Nested(StepRowSchema), required=True)
+    next_cursor = fields.String(allow_none=True)
 
 
 class LabelViewSchema(Schema):
@@ -168,12 +172,9 @@ class RunViewSchema(RunSummarySchema):
     degraded = fields.Boolean(required=True)
 
 
-class RunPageSchema(Schema):
+class RunPageSchema(TotalSchema):
     runs = fields.List(fields.Nested(RunSummarySchema), required=True)
     next_cursor = fields.String(allow_none=True)
-    # With `total=true`: every matching run, exact up to 10,000 (`total_is_exact` false past it).
-    total = fields.Integer(allow_none=True)
-    total_is_exact = fields.Boolean(allow_none=True)
 
 
 class StatusSchema(Schema):
