@@ -20,8 +20,8 @@ from typing import Any
 from xray_server.analysis import explain_text as describe
 from xray_server.analysis import thresholds as t
 from xray_server.analysis.baseline import COUNTS, StepBaseline, categorical_features, numeric_features
+from xray_server.analysis.explain_tie import EarlierRun, tie
 from xray_server.analysis.findings import Finding, FindingClass, StepRef, Strength, Symptom, SymptomKind
-from xray_server.analysis.significance import fisher_greater
 
 
 def segment_symptom(
@@ -74,27 +74,29 @@ def _leads_there(
 ) -> dict[str, Any] | None:
     """The counts that say the earlier runs with `f`'s value ended at least this low significantly
     more often than the others, or None."""
-    table = [[0, 0], [0, 0]]
-    for run in earlier_runs.values():
-        at, end = run.get(f.step.name), run.get(end_name)
-        if at is None or end is None:
-            continue
-        ended = numeric_features(end).get(feature)
-        if ended is None:
-            continue
-        had = categorical_features(at).get(f.feature or "") == str(f.evidence.get("value", ""))
-        table[0 if had else 1][0 if ended[0] <= value else 1] += 1
-    (a, b), (c, d) = table
-    if a + b == 0 or c + d == 0 or a < t.MIN_RECALL_RUNS:
-        return None
-    with_share, other_share = a / (a + b), c / (c + d)
-    p = fisher_greater(a, b, c, d)
-    if p > t.RECALL_ALPHA or with_share < t.MIN_RISK_RATIO * other_share:
+
+    def low_end(run: EarlierRun) -> float | None:
+        end = run.get(end_name)
+        number = numeric_features(end).get(feature) if end is not None else None
+        return None if number is None else number[0]
+
+    def had(run: EarlierRun) -> bool | None:
+        at = run.get(f.step.name)
+        if at is None or low_end(run) is None:
+            return None
+        return categorical_features(at).get(f.feature or "") == str(f.evidence.get("value", ""))
+
+    def ended_as_low(run: EarlierRun) -> bool:
+        number = low_end(run)
+        return number is not None and number <= value
+
+    table = tie(earlier_runs, had, ended_as_low)
+    if table is None or not table.significant:
         return None
     return {
-        "segment_runs": a + b,
-        "segment_share": round(with_share, 3),
-        "other_runs": c + d,
-        "other_share": round(other_share, 3),
-        "p_value": p,
+        "segment_runs": table.with_runs,
+        "segment_share": round(table.with_share, 3),
+        "other_runs": table.other_runs,
+        "other_share": round(table.other_share, 3),
+        "p_value": table.p_value,
     }

@@ -11,8 +11,8 @@ from xray_sdk.contract.vocabulary import StepType
 from xray_server.analysis import explain_text as describe
 from xray_server.analysis import thresholds as t
 from xray_server.analysis.baseline import COUNTS, StepBaseline, numeric_features
+from xray_server.analysis.explain_tie import EarlierRun, tie
 from xray_server.analysis.findings import Finding, FindingClass, StepRef, Strength, Symptom, SymptomKind
-from xray_server.analysis.significance import fisher_greater
 
 # The candidate counts: a step's volumes.
 VOLUMES = COUNTS
@@ -26,7 +26,7 @@ LIMIT_METRIC = "limit"
 FEATURE_ORDER = {"drop_ratio": 2, "candidates_out": 4, "candidates_in": 5, "duration_ms": 6}
 SYMPTOM_ORDER = list(SymptomKind)
 # Whether an earlier run (its steps by name) ended like the run explained.
-Ends = Callable[[dict[str, dict[str, Any]]], bool]
+Ends = Callable[[EarlierRun], bool]
 
 
 def symptom_of(findings: list[Finding], steps: list[dict[str, Any]]) -> Symptom | None:
@@ -205,24 +205,22 @@ def _truncation_recall(
         return None
     sources = [s for s in steps if s["seq"] <= before and s["step_type"] in SOURCES and _truncated(s)]
     for source in sorted(sources, key=lambda s: -s["seq"]):
-        (a, b), (c, d) = _truncation_table(source["name"], ends, earlier_runs)
-        if a + b == 0 or c + d == 0:
+        table = tie(earlier_runs, _truncated_in(source["name"]), ends)
+        if table is None:
             continue
-        truncated_share, other_share = a / (a + b), c / (c + d)
-        only_when_cut = other_share <= t.RARE_END_SHARE and c + d >= t.MIN_UNCUT_RUNS
-        p = fisher_greater(a, b, c, d)
-        led_there = a >= t.MIN_RECALL_RUNS and p <= t.RECALL_ALPHA and truncated_share >= t.MIN_RISK_RATIO * other_share
-        if not (only_when_cut or led_there):
+        only_when_cut = table.other_share <= t.RARE_END_SHARE and table.other_runs >= t.MIN_UNCUT_RUNS
+        if not (only_when_cut or table.significant):
             continue
         ref = StepRef.of(source)
+        p = table.p_value
         evidence = {
             "limit": source["metrics"].get(LIMIT_METRIC),
-            "truncated_runs": a + b,
-            "truncated_share": round(truncated_share, 3),
-            "other_runs": c + d,
-            "other_share": round(other_share, 3),
+            "truncated_runs": table.with_runs,
+            "truncated_share": round(table.with_share, 3),
+            "other_runs": table.other_runs,
+            "other_share": round(table.other_share, 3),
             "p_value": p,
-            "only_when_cut": only_when_cut and not led_there,
+            "only_when_cut": only_when_cut and not table.significant,
             "seen_at": seen.step.name,
         }
         return Finding(
@@ -242,17 +240,17 @@ def _truncation_recall(
     return None
 
 
-def _truncation_table(
-    name: str, ends: Ends, earlier_runs: dict[str, dict[str, dict[str, Any]]]
-) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The earlier runs with step `name`: ((truncated and ended like this, truncated and not),
-    (not truncated and ended like this, neither))."""
-    table = [[0, 0], [0, 0]]
-    for run in earlier_runs.values():
+def _truncated_in(name: str) -> Callable[[EarlierRun], bool | None]:
+    """Whether an earlier run's step `name` was truncated at its limit (None: it has no such step
+    with a count)."""
+
+    def truncated(run: EarlierRun) -> bool | None:
         earlier = run.get(name)
-        if earlier is not None and isinstance(earlier["metrics"].get("candidates_out"), int):
-            table[0 if _truncated(earlier) else 1][0 if ends(run) else 1] += 1
-    return (table[0][0], table[0][1]), (table[1][0], table[1][1])
+        if earlier is None or not isinstance(earlier["metrics"].get("candidates_out"), int):
+            return None
+        return _truncated(earlier)
+
+    return truncated
 
 
 def _ends_like(symptom: Symptom, findings: list[Finding]) -> Ends | None:
