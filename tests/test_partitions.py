@@ -4,11 +4,13 @@ outside every partition, and the retention by whole partitions that keeps judged
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from tests.support.databases import throwaway_database
@@ -19,9 +21,14 @@ from xray_server.artifacts.stores import LocalDirStore
 from xray_server.errors import RunOutsidePartitions
 from xray_server.ingest.batch import ingest_events
 from xray_server.ingest.runs import create_run
+from xray_server.query.baselines import EARLIER_STEPS_RECENT
+from xray_server.query.days import run_days
+from xray_server.query.runs import _RUN_WITH_LABELS, run_filters
+from xray_server.query.steps import step_query_sql
 from xray_server.runtime.config import load_settings
+from xray_server.schemas.queries import RunQuery, StepQuery
 from xray_server.storage.migrations import LATEST_VERSION, migrate
-from xray_server.storage.partitions import KEPT_DAY, partitions
+from xray_server.storage.partitions import KEPT_DAY, carried_day, ensure_ahead, partitions
 from xray_server.storage.pool import Database
 from xray_server.storage.retention import apply_retention
 
@@ -232,7 +239,8 @@ def test_retention_drops_whole_partitions_and_keeps_judged_runs(fresh_db, tmp_pa
         fresh_db, today=day2 + timedelta(days=1), keep_days=1, judged_days=30, delete_object=store.delete
     )
 
-    assert report.dropped == ["runs_before", f"runs_p{day1:%Y%m%d}"] and report.postponed == []
+    assert report.dropped == ["runs_before", f"runs_p{TODAY:%Y%m%d}", f"runs_p{day1:%Y%m%d}"]
+    assert report.postponed == []
     assert report.runs_kept == 1
     with fresh_db.connection() as conn:
         tables = {row["t"] for row in conn.execute("SELECT relname AS t FROM pg_class WHERE relkind = 'r'").fetchall()}
@@ -271,3 +279,49 @@ def test_retention_postpones_a_drop_when_the_store_cannot_delete(fresh_db, tmp_p
     assert f"runs_p{day1:%Y%m%d}" in report.postponed
     assert _count(fresh_db, "SELECT count(*) AS n FROM runs WHERE run_id = %s", run_id) == 1
     assert store.exists(f"objects/{run_id}")
+
+
+def _scanned(conn: psycopg.Connection, statement, params: dict) -> set[str]:
+    """The partitions a statement's plan reads (its custom plan, as for the first executions)."""
+    body = sql.SQL(statement) if isinstance(statement, str) else statement
+    plan = conn.execute(sql.SQL("EXPLAIN (COSTS OFF) ") + body, params).fetchall()
+    text = "\n".join(row["QUERY PLAN"] for row in plan)
+    return set(re.findall(r" on ((?:runs|steps|artifacts)_\w+)", text))
+
+
+def test_reads_touch_only_the_partitions_of_their_window_or_their_run(fresh_db):
+    far = TODAY + timedelta(days=15)
+    at = datetime.combine(far, datetime.min.time(), UTC)
+    with fresh_db.connection() as conn:
+        ensure_ahead(conn, TODAY + timedelta(days=20), 1)
+        days = {f"p{far + timedelta(days=d):%Y%m%d}" for d in (-1, 0, 1)}
+
+        def only(names: set[str], table: str, allowed: set[str]) -> None:
+            mine = {n for n in names if n.startswith(table + "_")}
+            assert mine and mine <= {f"{table}_{d}" for d in allowed} | {f"{table}_kept"}, mine
+
+        statement, params = step_query_sql(StepQuery(step_type=["filter"], since=at, until=at + timedelta(hours=1)))
+        scanned = _scanned(conn, statement, params)
+        only(scanned, "steps", days)
+        only(scanned, "runs", days)
+
+        where, params = run_filters(RunQuery(since=at, until=at + timedelta(hours=1)))
+        runs_sql = sql.SQL("SELECT * FROM runs r WHERE {}").format(sql.SQL(" AND ").join(where))
+        only(_scanned(conn, runs_sql, params), "runs", days)
+
+        run_id = _run_at(far)
+        by_id = {"run_id": run_id, "days": run_days(carried_day(conn, run_id))}
+        only(_scanned(conn, _RUN_WITH_LABELS, by_id), "runs", {f"p{far:%Y%m%d}"})
+
+        earlier = {
+            "pipeline": "p",
+            "started_at": at,
+            "run_id": run_id,
+            "runs": 200,
+            "bad": "bad",
+            "day_from": far - timedelta(days=7),
+            "day_to": far + timedelta(days=1),
+            "kept_day": KEPT_DAY,
+        }
+        week = {f"p{far - timedelta(days=d):%Y%m%d}" for d in range(-1, 8)}
+        only(_scanned(conn, EARLIER_STEPS_RECENT, earlier), "runs", week)

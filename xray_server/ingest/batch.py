@@ -22,7 +22,6 @@ import psycopg
 from marshmallow import ValidationError
 from psycopg.types.json import Jsonb
 
-from xray_sdk.contract.run_ids import day_of_run_id
 from xray_server.artifacts.writer import ArtifactWriter
 from xray_server.ids import parse_run_id
 from xray_server.ingest.bodies import as_field_errors, load_body
@@ -32,6 +31,7 @@ from xray_server.ingest.rows import ArtifactPolicy, EventRejected, PreparedEvent
 from xray_server.schemas.events import BatchSchema, load_event
 from xray_server.schemas.responses import BatchResultSchema
 from xray_server.schemas.views import projector
+from xray_server.storage.partitions import carried_day
 from xray_server.storage.pool import Database
 
 _batch_schema = BatchSchema()
@@ -142,7 +142,7 @@ def _apply(conn, run_id: str, unique: list[PreparedEvent]) -> list[PreparedEvent
     rounds = _rounds([p.step_row for p in unique if p.step_row])
     has_artifacts = any(p.artifact_rows for p in unique)
     # A run id that carries no day is placed by a lookup, under a lock held till the commit.
-    day = day_of_run_id(run_id)
+    day = carried_day(conn, run_id)
     try:
         with conn.transaction() if len(rounds) > 1 or has_artifacts or day is None else nullcontext():
             day = day or run_day(conn, run_id, min(p.ts for p in unique))

@@ -11,9 +11,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 
-from xray_sdk.contract.run_ids import day_of_run_id
 from xray_server.errors import RunOutsidePartitions
-from xray_server.storage.partitions import partitions
+from xray_server.storage.partitions import carried_day, partitions
 
 # How far from its events' time a foreign-id run is looked for before every partition is.
 _NEAR = timedelta(days=1)
@@ -22,7 +21,7 @@ _NEAR = timedelta(days=1)
 def run_day(conn: psycopg.Connection, run_id: str, near: datetime) -> date:
     """The partition day of `run_id`, for events (or a creation) dated `near`. For an id that
     carries no day, call it inside the transaction that writes the run: the lock lasts till then."""
-    carried = day_of_run_id(run_id)
+    carried = carried_day(conn, run_id)
     if carried is not None:
         return carried
     conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (run_id,))

@@ -12,11 +12,12 @@ from psycopg.types.json import Jsonb
 
 from xray_sdk.contract.bounds import bound_json
 from xray_sdk.contract.limits import DEFAULT_LIMITS
-from xray_sdk.contract.run_ids import day_of_run_id, with_day
+from xray_sdk.contract.run_ids import with_day
 from xray_server.errors import Conflict
 from xray_server.ingest.bodies import load_body
 from xray_server.ingest.placement import is_missing_partition, outside_partitions, run_day
 from xray_server.schemas.runs import RunCreateSchema
+from xray_server.storage.partitions import carried_day
 from xray_server.storage.pool import Database
 
 _run_schema = RunCreateSchema()
@@ -59,7 +60,7 @@ def create_run(db: Database, payload: Any) -> tuple[str, bool]:
     with db.connection() as conn:
         try:
             # Only an id that carries no day needs the lookup, and its lock, in a transaction.
-            with conn.transaction() if day_of_run_id(run_id) is None else nullcontext():
+            with conn.transaction() if carried_day(conn, run_id) is None else nullcontext():
                 row["run_day"] = run_day(conn, run_id, started_at)
                 if conn.execute(_CREATE_RUN, row).fetchone() is not None:
                     return run_id, True

@@ -17,6 +17,8 @@ from datetime import date, timedelta
 import psycopg
 from psycopg import sql
 
+from xray_sdk.contract.run_ids import day_of_run_id
+
 # Parents and the columns of their primary key, the partition key last.
 PARTITIONED = {
     "runs": ("run_id", "run_day"),
@@ -64,6 +66,28 @@ def partitions(conn: psycopg.Connection, table: str) -> list[Partition]:
     return sorted((p for p in found if p.lower is not None), key=lambda p: p.upper)
 
 
+_partitioned_since: dict[tuple[str, str, str], date] = {}
+
+
+def partitioned_since(conn: psycopg.Connection) -> date:
+    """The first day after the one X-Ray was partitioned on: a run dated earlier may be in the
+    partition of the upgraded rows, which carry the upgrade's day whatever their ids say. It never
+    changes once made, so each process asks once per database."""
+    key = (conn.info.host, str(conn.info.port), conn.info.dbname)
+    if key not in _partitioned_since:
+        held = partitions(conn, "runs")
+        before = [p for p in held if p.name == "runs_before"]
+        _partitioned_since[key] = (before or held)[0].upper if held else FIRST_DAY
+    return _partitioned_since[key]
+
+
+def carried_day(conn: psycopg.Connection, run_id: str) -> date | None:
+    """The day `run_id` carries, when it alone places the run: not for a day before the upgrade to
+    partitions, whose runs sit in the upgraded rows' partition whatever their ids say."""
+    carried = day_of_run_id(run_id)
+    return carried if carried is not None and carried >= partitioned_since(conn) else None
+
+
 def ensure_ahead(conn: psycopg.Connection, today: date, size_days: int, ahead: int = AHEAD) -> list[str]:
     """Create the partitions each table lacks up to `ahead` partitions past `today`; their names.
     One caller at a time (an advisory lock); the others find the work done."""
@@ -100,9 +124,12 @@ def partition_tables(conn: psycopg.Connection, today: date) -> None:
     """Turn the unpartitioned tables of schema version 6 into partitioned ones, in place.
 
     Each table becomes a partition of a new parent (`<table>_before`, every day from 1970 to
-    today), its rows untouched: the new `run_day` column reads a constant for them without a
+    today included), its rows untouched: the new `run_day` column reads a constant for them without a
     rewrite, and its indexes are attached as they are. Only the primary key, which must now hold
-    the partition key, is built anew. Runs in the caller's transaction."""
+    the partition key, is built anew. A database with no run yet partitions today too (its runs
+    are placed by their ids from the first day). Runs in the caller's transaction."""
+    empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM runs) AS empty").fetchone()
+    first_day = today if _fields(empty, "empty")[0] else today + timedelta(days=1)
     for table, key in PARTITIONED.items():
         before = f"{table}_before"
         indexes = _secondary_indexes(conn, table)
@@ -143,7 +170,7 @@ def partition_tables(conn: psycopg.Connection, today: date) -> None:
                 sql.Identifier(table),
                 sql.Identifier(before),
                 sql.Literal(FIRST_DAY),
-                sql.Literal(today + timedelta(days=1)),
+                sql.Literal(first_day),
             )
         )
         conn.execute(
