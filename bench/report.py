@@ -13,7 +13,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import artifacts, decisions, explain_eval, export, ingest, patterns, query, real_eval, sdk_overhead, server_path
+from . import (
+    artifacts,
+    decisions,
+    explain_eval,
+    export,
+    ingest,
+    months,
+    patterns,
+    query,
+    real_eval,
+    sdk_overhead,
+    server_path,
+)
 
 RESULTS = Path(__file__).parent / "results"
 CHART_NAME = "query_latency.png"
@@ -28,6 +40,7 @@ SECTIONS: list[tuple[str, ModuleType]] = [
     ("explain_eval", explain_eval),
     ("real_eval", real_eval),
     ("export", export),
+    ("months", months),
 ]
 
 HEADER = """# X-Ray benchmarks

@@ -162,6 +162,12 @@ def _populate_version_6(url: str, runs: int, steps_per_run: int) -> None:
             "'dropped', now(), md5('e' || i)::uuid FROM generate_series(1, %s) i",
             (runs,),
         )
+        conn.execute(
+            "INSERT INTO ingested_events (run_id, event_id) "
+            "SELECT md5(i::text)::uuid, md5(i::text || 'ev' || j)::uuid FROM generate_series(1, %s) i, "
+            "generate_series(1, %s) j",
+            (runs, steps_per_run),
+        )
 
 
 def _checksums(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
@@ -170,6 +176,7 @@ def _checksums(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
         "runs": "run_id, pipeline, entity, started_at, status, outcome",
         "steps": "run_id, step_id, seq, name, candidates_in, candidates_out, drop_ratio, why",
         "artifacts": "run_id, artifact_id, step_id, name, status",
+        "ingested_events": "run_id, event_id, received_at",
     }.items():
         row = conn.execute(
             f"SELECT count(*) AS n, md5(string_agg(row({columns})::text, '|' ORDER BY row({columns})::text)) AS sum "
@@ -186,7 +193,8 @@ def test_a_populated_database_is_partitioned_in_place_with_nothing_lost(fresh_ur
         assert migrate(conn) == LATEST_VERSION
         after = _checksums(conn)
         kinds = conn.execute(
-            "SELECT relname, relkind FROM pg_class WHERE relname IN ('runs', 'steps', 'artifacts', 'steps_before')"
+            "SELECT relname, relkind FROM pg_class"
+            " WHERE relname IN ('runs', 'steps', 'artifacts', 'ingested_events', 'steps_before')"
         ).fetchall()
         old_days = conn.execute("SELECT DISTINCT run_day FROM steps").fetchall()
     assert after == before and before["steps"][0] == 1500
@@ -194,6 +202,7 @@ def test_a_populated_database_is_partitioned_in_place_with_nothing_lost(fresh_ur
         "runs": "p",
         "steps": "p",
         "artifacts": "p",
+        "ingested_events": "p",
         "steps_before": "r",
     }
     assert [row["run_day"] for row in old_days] == [TODAY]

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 
 from xray_server.errors import RunOutsidePartitions
-from xray_server.storage.partitions import carried_day, partitions
+from xray_server.storage.partitions import PARTITIONED, carried_day, partitions
 
 # How far from its events' time a foreign-id run is looked for before every partition is.
 _NEAR = timedelta(days=1)
@@ -36,8 +36,9 @@ def run_day(conn: psycopg.Connection, run_id: str, near: datetime) -> date:
 
 
 def is_missing_partition(exc: psycopg.errors.CheckViolation) -> bool:
-    """Whether a write failed because no partition holds its day (PostgreSQL's own words)."""
-    return "no partition of relation" in str(exc)
+    """Whether a write failed because no partition holds its run's day (PostgreSQL's own words).
+    The ledger's days are the server's own clock, made ahead: missing, they are X-Ray's fault."""
+    return any(f'no partition of relation "{table}"' in str(exc) for table in PARTITIONED)
 
 
 def outside_partitions(conn: psycopg.Connection, run_id: str, day: date) -> RunOutsidePartitions:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from xray_server.storage.partitions import ensure_ahead, partition_tables
+from xray_server.storage.partitions import ensure_ahead, partition_ledger, partition_tables
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,12 @@ MIGRATIONS: list[tuple[int, str | Callable[[psycopg.Connection], None]]] = [
     (6, "CREATE INDEX IF NOT EXISTS ingested_events_received_idx ON ingested_events USING brin (received_at)"),
     # Runs, steps and artifact rows partitioned by the run's day, in place (storage/partitions.py).
     (7, lambda conn: partition_tables(conn, datetime.now(UTC).date())),
+    # The ingest ledger partitioned by the day an event was received, pruned by dropping days.
+    (8, lambda conn: partition_ledger(conn, datetime.now(UTC).date())),
 ]
 
 LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])
-PARTITIONED_SINCE = 7
+PARTITIONED_SINCE = 8
 
 
 def current_version(conn: psycopg.Connection) -> int:

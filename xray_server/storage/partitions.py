@@ -27,6 +27,11 @@ PARTITIONED = {
 }
 # Children are dropped before parents (steps and artifacts name their run).
 DROP_ORDER = ("artifacts", "steps", "runs")
+# The ingest ledger: partitioned by the day an event was received, and dropped past its horizon.
+LEDGER = "ingested_events"
+LEDGER_KEY = ("run_id", "event_id", "received_on")
+# Every table with partitions made ahead.
+DAILY = (*PARTITIONED, LEDGER)
 # How many partitions exist beyond today's: a day of slack for clocks ahead of the server's, and
 # time for the upkeep job to run again before the last one fills.
 AHEAD = 3
@@ -94,14 +99,16 @@ def ensure_ahead(conn: psycopg.Connection, today: date, size_days: int, ahead: i
     created: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        for table in PARTITIONED:
+        for table in DAILY:
             existing = partitions(conn, table)
             if not existing:
                 raise RuntimeError(f"{table} is not partitioned: apply the schema first (xray migrate)")
+            # The ledger keeps a day or two, whatever the size of the others.
+            size = timedelta(days=1 if table == LEDGER else size_days)
             upper = existing[-1].upper
-            while upper <= today + timedelta(days=size_days * ahead):
-                created.append(_create(conn, table, upper, upper + timedelta(days=size_days)))
-                upper += timedelta(days=size_days)
+            while upper <= today + size * ahead:
+                created.append(_create(conn, table, upper, upper + size))
+                upper += size
     return created
 
 
@@ -121,63 +128,128 @@ def _create(conn: psycopg.Connection, table: str, lower: date, upper: date) -> s
 
 
 def partition_tables(conn: psycopg.Connection, today: date) -> None:
-    """Turn the unpartitioned tables of schema version 6 into partitioned ones, in place.
-
-    Each table becomes a partition of a new parent (`<table>_before`, every day from 1970 to
-    today included), its rows untouched: the new `run_day` column reads a constant for them without a
-    rewrite, and its indexes are attached as they are. Only the primary key, which must now hold
-    the partition key, is built anew. A database with no run yet partitions today too (its runs
-    are placed by their ids from the first day). Runs in the caller's transaction."""
-    empty = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM runs) AS empty").fetchone()
-    first_day = today if _fields(empty, "empty")[0] else today + timedelta(days=1)
+    """Turn the unpartitioned runs, steps and artifacts of schema version 6 into partitioned
+    ones by `run_day`, in place (`_partition_in_place`), each with its partition of kept runs."""
+    first_day = _first_day(conn, "runs", today)
     for table, key in PARTITIONED.items():
-        before = f"{table}_before"
-        indexes = _secondary_indexes(conn, table)
-        conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(table), sql.Identifier(before)))
-        for name in [*indexes, f"{table}_pkey"]:
-            conn.execute(
-                sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(name), sql.Identifier(f"{name}_before"))
-            )
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ADD COLUMN run_day date NOT NULL DEFAULT {}").format(
-                sql.Identifier(before), sql.Literal(today)
-            )
-        )
-        conn.execute(sql.SQL("ALTER TABLE {} ALTER COLUMN run_day DROP DEFAULT").format(sql.Identifier(before)))
-        conn.execute(
-            sql.SQL(
-                "CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING STORAGE) PARTITION BY RANGE (run_day)"
-            ).format(sql.Identifier(table), sql.Identifier(before))
-        )
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-                sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, key))
-            )
-        )
-        for name, definition in indexes.items():
-            conn.execute(
-                sql.SQL(f"CREATE INDEX {{}} ON {{}} {definition}").format(sql.Identifier(name), sql.Identifier(table))
-            )  # type: ignore[arg-type]
-        # A partition has the parent's key (with run_day) or none: the old one goes, and the
-        # attach builds the new one (the only index built; the table stays locked meanwhile).
-        conn.execute(
-            sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                sql.Identifier(before), sql.Identifier(f"{table}_pkey_before")
-            )
-        )
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
-                sql.Identifier(table),
-                sql.Identifier(before),
-                sql.Literal(FIRST_DAY),
-                sql.Literal(first_day),
-            )
-        )
+        _partition_in_place(conn, table, key, "run_day", today, first_day)
         conn.execute(
             sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM (MINVALUE) TO ({})").format(
                 sql.Identifier(f"{table}_kept"), sql.Identifier(table), sql.Literal(FIRST_DAY)
             )
         )
+
+
+def partition_ledger(conn: psycopg.Connection, today: date) -> None:
+    """Partition the ingest ledger by the day an event was received (`received_on`), in place, so
+    that it is pruned by dropping days: the ledger only needs to outlive an SDK's retries."""
+    conn.execute("DROP INDEX IF EXISTS ingested_events_received_idx")  # the BRIN of the old pruning
+    _partition_in_place(conn, LEDGER, LEDGER_KEY, "received_on", today, _first_day(conn, LEDGER, today))
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN received_on SET DEFAULT (now() AT TIME ZONE 'UTC')::date").format(
+            sql.Identifier(LEDGER)
+        )
+    )
+
+
+def _first_day(conn: psycopg.Connection, table: str, today: date) -> date:
+    """The first day of the partitions made ahead: today when `table` holds nothing yet (its rows
+    are placed by their day from the first one), else tomorrow (today's go with the old rows)."""
+    empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {}) AS empty").format(sql.Identifier(table)))
+    return today if _fields(empty.fetchone(), "empty")[0] else today + timedelta(days=1)
+
+
+def _partition_in_place(
+    conn: psycopg.Connection, table: str, key: tuple[str, ...], column: str, today: date, first_day: date
+) -> None:
+    """Make `table` a partition (`<table>_before`, every day from 1970 to `first_day`) of a new
+    parent partitioned by `column`, its rows untouched: the new column reads a constant (`today`)
+    for them without a rewrite, and its indexes are attached as they are. Only the primary key,
+    which must now hold the partition key, is built anew. Runs in the caller's transaction."""
+    before = f"{table}_before"
+    indexes = _secondary_indexes(conn, table)
+    conn.execute(sql.SQL("ALTER TABLE {} RENAME TO {}").format(sql.Identifier(table), sql.Identifier(before)))
+    for name in [*indexes, f"{table}_pkey"]:
+        conn.execute(
+            sql.SQL("ALTER INDEX {} RENAME TO {}").format(sql.Identifier(name), sql.Identifier(f"{name}_before"))
+        )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD COLUMN {} date NOT NULL DEFAULT {}").format(
+            sql.Identifier(before), sql.Identifier(column), sql.Literal(today)
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP DEFAULT").format(sql.Identifier(before), sql.Identifier(column))
+    )
+    conn.execute(
+        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING STORAGE) PARTITION BY RANGE ({})").format(
+            sql.Identifier(table), sql.Identifier(before), sql.Identifier(column)
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+            sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, key))
+        )
+    )
+    for name, definition in indexes.items():
+        conn.execute(
+            sql.SQL(f"CREATE INDEX {{}} ON {{}} {definition}").format(sql.Identifier(name), sql.Identifier(table))
+        )  # type: ignore[arg-type]
+    # A partition has the parent's key (with the partition column) or none: the old one goes, and
+    # the attach builds the new one (the only index built; the table stays locked meanwhile).
+    conn.execute(
+        sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
+            sql.Identifier(before), sql.Identifier(f"{table}_pkey_before")
+        )
+    )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+            sql.Identifier(table), sql.Identifier(before), sql.Literal(FIRST_DAY), sql.Literal(first_day)
+        )
+    )
+
+
+def extend_back(conn: psycopg.Connection, since: date) -> list[str]:
+    """Make the partitions of the days from `since` on, for a database whose partition of earlier
+    days (`<table>_before`) holds nothing yet: data loaded with past times (an import, a
+    benchmark) then sits in the partitions of its days. Their names."""
+    created: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+        for table in DAILY:
+            before = next(p for p in partitions(conn, table) if p.name == f"{table}_before")
+            if since >= before.upper:
+                continue
+            held = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}) AS held").format(sql.Identifier(before.name)))
+            if _fields(held.fetchone(), "held")[0]:
+                raise RuntimeError(f"{before.name} holds rows: its days cannot be split into partitions")
+            conn.execute(
+                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(table), sql.Identifier(before.name))
+            )
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
+                    sql.Identifier(table), sql.Identifier(before.name), sql.Literal(FIRST_DAY), sql.Literal(since)
+                )
+            )
+            day = since
+            while day < before.upper:
+                created.append(_create(conn, table, day, day + timedelta(days=1)))
+                day += timedelta(days=1)
+    _partitioned_since.clear()
+    return created
+
+
+def drop_partition(conn: psycopg.Connection, table: str, name: str) -> None:
+    """Detach and drop one partition. CONCURRENTLY (PostgreSQL 14+) lets ingest and reads go on; it
+    cannot run in a transaction, so the caller's connection must be in autocommit (the pool's are).
+    A partition already detached (by another worker, or a pass interrupted) is just dropped."""
+    if any(p.name == name for p in partitions(conn, table)):
+        concurrently = sql.SQL(" CONCURRENTLY" if conn.info.server_version >= 140000 else "")
+        conn.execute(
+            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(table), sql.Identifier(name))
+            + concurrently
+        )
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 _INDEX_DEF = re.compile(r"^CREATE INDEX \S+ ON \S+ (USING .*)$")

@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import psycopg
 from psycopg import sql
 
-from xray_server.storage.partitions import DROP_ORDER, KEPT_DAY, PARTITIONED, partitions
+from xray_server.storage.partitions import DROP_ORDER, KEPT_DAY, PARTITIONED, drop_partition, partitions
 from xray_server.storage.pool import Database
 
 log = logging.getLogger(__name__)
@@ -129,23 +129,9 @@ def _delete_objects(
 
 
 def _drop(conn: psycopg.Connection, suffix: str) -> None:
-    """Detach and drop one day's partitions, children first. CONCURRENTLY (PostgreSQL 14+) lets
-    ingest and reads go on; it cannot run in a transaction, so the pool's autocommit is relied on."""
-    concurrently = sql.SQL(" CONCURRENTLY" if conn.info.server_version >= 140000 else "")
+    """Detach and drop one day's partitions, children first."""
     for table in DROP_ORDER:
-        name = f"{table}{suffix}"
-        if not _attached(conn, table, name):
-            continue  # another worker got here first, or a pass was interrupted after the detach
-        conn.execute(
-            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(table), sql.Identifier(name))
-            + concurrently
-        )
-    for table in DROP_ORDER:
-        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(f"{table}{suffix}")))
-
-
-def _attached(conn: psycopg.Connection, table: str, name: str) -> bool:
-    return any(p.name == name for p in partitions(conn, table))
+        drop_partition(conn, table, f"{table}{suffix}")
 
 
 def _expire_kept(
