@@ -312,10 +312,13 @@ def test_reads_touch_only_the_partitions_of_their_window_or_their_run(fresh_db):
             mine = {n for n in names if n.startswith(table + "_")}
             assert mine and mine <= {f"{table}_{d}" for d in allowed} | {f"{table}_kept"}, mine
 
-        statement, params = step_query_sql(StepQuery(step_type=["filter"], since=at, until=at + timedelta(hours=1)))
-        scanned = _scanned(conn, statement, params)
-        only(scanned, "steps", days)
-        only(scanned, "runs", days)
+        window = {"step_type": ["filter"], "since": at, "until": at + timedelta(hours=1)}
+        # The page's steps look up their runs one by one (pruned as each runs); joined, when a
+        # filter is on the run, both sides are pruned when planned.
+        only(_scanned(conn, *step_query_sql(StepQuery(**window))), "steps", days)
+        joined = _scanned(conn, *step_query_sql(StepQuery(**window, pipeline="p")))
+        only(joined, "steps", days)
+        only(joined, "runs", days)
 
         where, params = run_filters(RunQuery(since=at, until=at + timedelta(hours=1)))
         runs_sql = sql.SQL("SELECT * FROM runs r WHERE {}").format(sql.SQL(" AND ").join(where))
@@ -369,3 +372,20 @@ def test_the_upkeep_job_makes_partitions_ahead_and_applies_the_retention(fresh_u
     with fresh_db.connection() as conn:
         assert partitions(conn, "steps")[-1].upper > ahead  # two-day partitions now made ahead
     assert partition_upkeep(fresh_db, None, load_settings({}, database_url=fresh_url)) is None  # no retention
+
+
+def test_new_partitions_index_time_ascending_so_that_ingest_appends(fresh_db):
+    """Rows arrive in time order: an ascending index takes them at its right end and fills its
+    pages, where a descending one splits its leftmost page and stays half empty."""
+    tomorrow = TODAY + timedelta(days=1)
+    with fresh_db.connection() as conn:
+        definitions = [
+            row["d"]
+            for table in ("steps", "runs")
+            for row in conn.execute(
+                "SELECT pg_get_indexdef(indexrelid) AS d FROM pg_index WHERE indrelid = %s::regclass",
+                (f"{table}_p{tomorrow:%Y%m%d}",),
+            ).fetchall()
+        ]
+    timed = [d for d in definitions if "started_at" in d]
+    assert len(timed) == 6 and not any("DESC" in d for d in timed), timed

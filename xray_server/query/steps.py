@@ -37,9 +37,7 @@ def find_steps(db: Database, q: StepQuery) -> dict[str, Any]:
 
 def _total(conn: Any, q: StepQuery) -> int:
     where, params = step_filters(replace(q, cursor=None))
-    return bounded_count(
-        conn, sql.SQL("steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day"), where, params
-    )
+    return bounded_count(conn, sql.SQL(_JOINED_RUNS), where, params)
 
 
 def bounded_count(conn: Any, source: sql.Composable, where: list[sql.Composable], params: dict[str, Any]) -> int:
@@ -65,13 +63,30 @@ def check_step_filters(q: Any) -> None:
         raise ValidationFailed({"min_drop_ratio": ["must not exceed max_drop_ratio"]})
 
 
+# Without a filter on the run, each step of the page looks up its run (a nested loop the planner
+# cannot turn into a hash join, `OFFSET 0` being a fence): the steps are then read newest first
+# through the partitions' indexes, and the walk stops at the page. Joined, the planner weighs the
+# whole window's runs against the matches it expects, and over partitions it picks a hash join of
+# every run and step of the window: 25 times slower for the usual page (BENCHMARKS.md, "Months").
+_PAGE_RUNS = (
+    "steps s CROSS JOIN LATERAL (SELECT r.pipeline, r.entity, r.run_day FROM runs r"
+    " WHERE r.run_id = s.run_id AND r.run_day = s.run_day OFFSET 0) r"
+)
+_JOINED_RUNS = "steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day"
+
+
 def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """The statement `find_steps` runs for `q` (one more row than a page, to detect the next)."""
     where, params = step_filters(q)
+    on_runs = q.pipeline is not None or bool(q.tag) or bool(q.outcome) or bool(q.metadata)
     statement = sql.SQL(
-        "SELECT {columns}, r.pipeline, r.entity FROM steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day "
+        "SELECT {columns}, r.pipeline, r.entity FROM {source} "
         "WHERE {where} ORDER BY s.started_at DESC, s.run_id DESC, s.step_id DESC LIMIT %(limit_plus_one)s"
-    ).format(columns=sql.SQL(_STEP_SUMMARY_COLUMNS), where=sql.SQL(" AND ").join(where))
+    ).format(
+        columns=sql.SQL(_STEP_SUMMARY_COLUMNS),
+        source=sql.SQL(_JOINED_RUNS if on_runs else _PAGE_RUNS),
+        where=sql.SQL(" AND ").join(where),
+    )
     params["limit_plus_one"] = q.limit + 1
     return statement, params
 

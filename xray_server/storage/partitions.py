@@ -192,8 +192,13 @@ def _partition_in_place(
         )
     )
     for name, definition in indexes.items():
+        # Ascending: rows arrive in time order, and a B-tree fills its pages when new keys go to its
+        # right end (a descending time index splits its leftmost page and stays half empty). Read
+        # newest first, it is walked backwards, as fast. PostgreSQL attaches the old descending
+        # index of the upgraded rows to it as it is (both orders serve both directions).
+        ascending = definition.replace(" DESC", "")
         conn.execute(
-            sql.SQL(f"CREATE INDEX {{}} ON {{}} {definition}").format(sql.Identifier(name), sql.Identifier(table))
+            sql.SQL(f"CREATE INDEX {{}} ON {{}} {ascending}").format(sql.Identifier(name), sql.Identifier(table))
         )  # type: ignore[arg-type]
     # A partition has the parent's key (with the partition column) or none: the old one goes, and
     # the attach builds the new one (the only index built; the table stays locked meanwhile).
