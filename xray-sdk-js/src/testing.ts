@@ -1,0 +1,43 @@
+/**
+ * For tests only (`xray-decisions-sdk/testing`): fix the clock and the ids every event carries,
+ * so that a test can compare events exactly (the shared test vectors in tests/vectors/sdk/ do),
+ * and capture what a client would send instead of sending it.
+ */
+import type { Client } from "./client.js";
+import type { Item } from "./delivery/item.js";
+import { stamps, type Stamps } from "./stamps.js";
+
+export interface FixedStamps {
+  /** The first timestamp, RFC 3339 to the second in UTC without zone ("2026-01-01T00:00:00"). */
+  start: string;
+  /** Microseconds between consecutive timestamps. */
+  tickMicros: number;
+}
+
+/** From now on, timestamps are `start`, `start + tick`, ... and ids are
+ * 00000000-0000-4000-8000-000000000001, ...002, ... in the order asked (as the Python SDK's
+ * `xray_sdk.testing.fixed_clock_and_ids`). Returns the function that restores the real ones. */
+export function fixClockAndIds(fixed: FixedStamps): () => void {
+  const saved: Stamps = { ...stamps };
+  const base = Date.parse(fixed.start + "Z") * 1000; // microseconds
+  let ticks = 0;
+  let ids = 0;
+  stamps.now = () => {
+    const micros = base + ticks++ * fixed.tickMicros;
+    const whole = Math.floor(micros / 1_000_000);
+    const text = new Date(whole * 1000).toISOString().slice(0, 19);
+    return `${text}.${String(micros - whole * 1_000_000).padStart(6, "0")}+00:00`;
+  };
+  stamps.newId = () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`;
+  return () => Object.assign(stamps, saved);
+}
+
+/** What `client` would send, as [kind, runId, parsed body], captured instead of queued. */
+export function captureItems(client: Client): Array<{ kind: string; runId: string; body: unknown }> {
+  const captured: Array<{ kind: string; runId: string; body: unknown }> = [];
+  client.recorder.deliver = (item: Item) => {
+    captured.push({ kind: item.kind, runId: item.runId, body: JSON.parse(item.data) });
+    return true;
+  };
+  return captured;
+}
