@@ -17,7 +17,7 @@ export class RawJson {
   constructor(readonly json: string) {}
 }
 
-function replacer(_key: string, value: unknown): unknown {
+function replacer(this: unknown, key: string, value: unknown): unknown {
   switch (typeof value) {
     case "number":
       return Number.isFinite(value) ? value : Number.isNaN(value) ? "NaN" : value > 0 ? "Infinity" : "-Infinity";
@@ -26,9 +26,12 @@ function replacer(_key: string, value: unknown): unknown {
     case "function":
     case "symbol":
       return repr(value);
-    case "object":
+    case "object": {
       if (value === null || Array.isArray(value)) return value;
-      return convert(value) ?? value;
+      // A Buffer's own toJSON ran first ({type, data}); convert what the holder really has.
+      const raw = (this as Record<string, unknown>)[key];
+      return convert(ArrayBuffer.isView(raw) ? raw : value) ?? value;
+    }
     default:
       return value;
   }
@@ -83,7 +86,7 @@ export function toJsonSafe(value: unknown, maxDepth = MAX_DEPTH): unknown {
 function safe(value: unknown, depth: number, path: Set<object>): unknown {
   if (value === null || value === undefined || typeof value === "boolean") return value ?? null;
   if (typeof value === "string") return cleanText(value);
-  if (typeof value !== "object") return replacer("", value);
+  if (typeof value !== "object") return replacer.call({ "": value }, "", value);
   if (depth <= 0) return "<max depth>";
   if (path.has(value)) return "<cycle>";
   path.add(value);

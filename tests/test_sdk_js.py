@@ -1,0 +1,51 @@
+"""The TypeScript SDK's own suite (xray-sdk-js/test/, Node's built-in test runner), run by the
+README's test command: built from a clean clone (`npm ci` when node_modules is missing, then
+tsc), against the real X-Ray under gunicorn that the Python tests use, and against small
+misbehaving `node:http` servers of its own. Skipped, saying why, where Node.js is not installed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "xray-sdk-js"
+NODE = shutil.which("node")
+NPM = shutil.which("npm")
+
+pytestmark = pytest.mark.skipif(
+    NODE is None or NPM is None, reason="Node.js (node and npm, version 18 or later) is not on PATH"
+)
+
+
+@pytest.fixture(scope="module")
+def built_package():
+    """The package's dependencies installed from its lock file, and both builds compiled."""
+    assert NODE is not None and NPM is not None
+    if not (PACKAGE / "node_modules").is_dir():
+        _run([NPM, "ci", "--no-audit", "--no-fund"], "npm ci")
+    _run([NODE, "scripts/build.mjs"], "the build (tsc)")
+    return PACKAGE
+
+
+def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
+    result = subprocess.run(command, cwd=PACKAGE, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, (
+        f"{what} failed ({' '.join(command)}):\n{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
+    )
+    return result.stdout
+
+
+def test_the_typescript_sdk_passes_its_suite_against_the_real_server_and_misbehaving_ones(built_package, xray_server):
+    assert NODE is not None
+    env = {**os.environ, "XRAY_TEST_ENDPOINT": xray_server.base_url}
+    # The test files by name: Node would also run every module under test/ (the support ones).
+    files = sorted(str(path.relative_to(PACKAGE)) for path in PACKAGE.glob("test/*.test.mjs"))
+    assert len(files) >= 5, files
+    # One file at a time: the machine is small, and the fault tests time their own servers.
+    output = _run([NODE, "--test", "--test-concurrency=1", *files], "the TypeScript SDK's suite", env)
+    assert "# fail 0" in output
+    assert "# skipped 0" in output, "a test was skipped: is XRAY_TEST_ENDPOINT reaching the suite?"
