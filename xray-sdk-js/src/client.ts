@@ -163,7 +163,7 @@ export class Client {
         body["tags"] = tags;
       }
       if (options.metadata !== undefined && options.metadata !== null) body["metadata"] = this.boundedMetadata(options.metadata);
-      this.recorder.submit(run.runId, "run", body, options.metadata !== undefined && options.metadata !== null);
+      this.recorder.submit(run.runId, "run", body);
     } catch (error) {
       this.recorder.internalError(error);
     }
@@ -255,7 +255,7 @@ export class Client {
 
   /** Called by the delivery timer: send step_start for steps running past startDelayMs. */
   private sendOverdueStarts(): void {
-    this.recorder.sendOverdueStarts(performance.now() - this.startDelayMs);
+    this.recorder.sendOverdueStarts(stamps.now().micros - this.startDelayMs * 1000);
   }
 }
 

@@ -18,11 +18,16 @@ const hex = seed.toString("hex");
 // The version digit and 12 random bits, then the variant digit (8 to b) and 60 random bits.
 const rest = `-4${hex.slice(13, 16)}-${((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16)}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 let counter = 0;
+// Two hex digits a byte, looked up: a quarter of the cost of toString(16) and padStart.
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
 
 /** A new id: a version-4 UUID, unique within the process, unlike its neighbours in its first digits. */
 export function newId(): string {
   const k = counter++;
   const first = (Math.imul(k, STEP) ^ key) >>> 0;
   const second = (Math.floor(k / 0x100000000) ^ key2) & 0xffff;
-  return first.toString(16).padStart(8, "0") + "-" + second.toString(16).padStart(4, "0") + rest;
+  return (
+    HEX[first >>> 24]! + HEX[(first >>> 16) & 0xff]! + HEX[(first >>> 8) & 0xff]! + HEX[first & 0xff]! +
+    "-" + HEX[second >>> 8]! + HEX[second & 0xff]! + rest
+  );
 }

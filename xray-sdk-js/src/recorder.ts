@@ -6,7 +6,6 @@
 import { XRayContractError } from "./errors.js";
 import { Item, type ItemKind } from "./delivery/item.js";
 import type { RateLimitedLog } from "./ratelog.js";
-import { dumps, encode } from "./serialize.js";
 import type { Step } from "./step.js";
 import type { Limits } from "./vocabulary.generated.js";
 
@@ -35,7 +34,8 @@ export class Recorder {
   deliver: (item: Item) => boolean;
   readonly pressure: () => number;
   private readonly log: RateLimitedLog;
-  private readonly open = new Map<string, Step>();
+  // Keyed by the step itself: an object's identity hashes for less than a fresh id string.
+  private readonly open = new Set<Step>();
 
   constructor(options: RecorderOptions) {
     this.deliver = options.deliver;
@@ -46,12 +46,12 @@ export class Recorder {
     this.log = options.log;
   }
 
-  /** Encode `body` now (later changes to the caller's objects must not leak in) and queue it.
-   * `raw`: the body holds `RawJson` fragments to splice in. */
-  submit(runId: string, kind: ItemKind, body: object, raw = false): void {
+  /** Queue `body`, which holds only the SDK's own values: whatever the pipeline handed over was
+   * encoded when recorded (`RawJson`, see delivery/item.ts), so the envelope is encoded later. */
+  submit(runId: string, kind: ItemKind, body: object): void {
     if (this.disabled) return;
     try {
-      this.deliver(new Item(runId, kind, raw ? encode(body) : dumps(body)));
+      this.deliver(new Item(runId, kind, body));
     } catch (error) {
       this.internalError(error);
     }
@@ -88,18 +88,19 @@ export class Recorder {
     this.artifactsDropped[reason] = (this.artifactsDropped[reason] ?? 0) + 1;
   }
 
-  openStep(stepId: string, step: Step): void {
-    this.open.set(stepId, step);
+  /** Track `step` as open, so that it sends a step_start if it runs long. */
+  openStep(step: Step): void {
+    this.open.add(step);
   }
 
-  closeStep(stepId: string): void {
-    this.open.delete(stepId);
+  closeStep(step: Step): void {
+    this.open.delete(step);
   }
 
-  /** Send a step_start for each open step that started before `threshold` (performance.now()
-   * milliseconds) and has not sent one; the step decides, so it sends at most one. */
+  /** Send a step_start for each open step that started before `threshold` (microseconds on the
+   * SDK's clock) and has not sent one; the step decides, so it sends at most one. */
   sendOverdueStarts(threshold: number): void {
-    for (const step of Array.from(this.open.values())) {
+    for (const step of Array.from(this.open)) {
       const event = step.startEventIfDue(threshold);
       if (event !== null) this.submit(step.run.runId, "event", event);
     }

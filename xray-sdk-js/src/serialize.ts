@@ -128,18 +128,26 @@ export function repr(value: unknown): string {
 }
 
 /** Like `dumps`, but `RawJson` fragments within `depth` levels of objects and lists are used
- * as they are (an event's artifact payloads sit at depth 3: event, list, artifact). */
-export function encode(value: unknown, depth = 3): string {
+ * as they are (an event's artifact payloads sit at depth 3: event, list, artifact). `owned`:
+ * the value holds only plain data the SDK built (text, finite numbers, booleans, plain objects
+ * and lists), so JSON.stringify needs no replacer, only the check for unstorable text. */
+export function encode(value: unknown, depth = 3, owned = false): string {
   if (value instanceof RawJson) return value.json;
   if (depth > 0 && value !== null && typeof value === "object" && hasRaw(value, depth)) {
-    if (Array.isArray(value)) return "[" + value.map((v) => encode(v, depth - 1)).join(",") + "]";
+    if (Array.isArray(value)) return "[" + value.map((v) => encode(v, depth - 1, owned)).join(",") + "]";
     const parts: string[] = [];
     for (const [k, v] of Object.entries(value)) {
-      if (v !== undefined) parts.push(JSON.stringify(cleanText(k)) + ":" + encode(v, depth - 1));
+      if (v !== undefined) parts.push(JSON.stringify(cleanText(k)) + ":" + encode(v, depth - 1, owned));
     }
     return "{" + parts.join(",") + "}";
   }
-  return dumps(value);
+  return owned ? dumpsOwned(value) : dumps(value);
+}
+
+function dumpsOwned(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) return "null";
+  return UNSTORABLE_ESCAPE.test(text) ? dumps(toJsonSafe(value)) : text;
 }
 
 function hasRaw(value: object, depth: number): boolean {

@@ -4,13 +4,13 @@
  * everything including when it started; a step still open after the client's `startDelayMs`
  * also sends a `step_start` (from the delivery timer), so that it shows as running.
  */
-import { truncateText, cleanText } from "./contract/bounds.js";
+import { truncateText } from "./contract/bounds.js";
 import { evaluateMetrics } from "./contract/metrics.js";
 import { Decisions } from "./decisions.js";
 import { currentStep } from "./context.js";
 import type { Run } from "./run.js";
 import { dumps, RawJson } from "./serialize.js";
-import { stamps } from "./stamps.js";
+import { stamps, type Timestamp } from "./stamps.js";
 import { boundedSummary, errorInfo, label } from "./values.js";
 import {
   CAPTURE_LEVELS,
@@ -28,6 +28,9 @@ import {
 // Keep artifact payloads only while the queue is under this share of its bound, so that
 // metrics, which are never dropped by choice, always have room.
 const PAYLOAD_PRESSURE = 0.5;
+
+// A step's metrics until it records one: shared, never written (the first write copies).
+const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
 /** A step's own options (never passed to its function). */
 export interface StepOptions {
@@ -62,11 +65,10 @@ export class Step {
   readonly stepType: StepType;
   readonly capture: CaptureLevel;
   readonly parentStepId: string | null;
-  readonly startedAt: string;
-  private readonly t0: number;
+  readonly startedAt: Timestamp;
   private startSent = false;
   private closed = false;
-  private metricValues: Record<string, unknown> = {};
+  private metricValues: Record<string, unknown> = EMPTY;
   private whyText: string | null = null;
   private inputValue: unknown;
   private outputValue: unknown = undefined;
@@ -89,7 +91,6 @@ export class Step {
     const parent = currentStep();
     this.parentStepId = parent !== null && parent.run === run ? parent.stepId : null;
     this.startedAt = stamps.now();
-    this.t0 = performance.now();
     this.inputValue = options.input;
     this.idField = options.idField ?? null;
     if (STEP_TYPES.includes(stepType as StepType)) {
@@ -115,7 +116,9 @@ export class Step {
   /** Record metrics (merged with earlier ones). */
   metrics(values: Record<string, unknown>): this {
     try {
-      Object.assign(this.metricValues, values);
+      // The first call copies (a spread is the cheapest copy of a plain object); later ones merge.
+      if (this.metricValues === EMPTY) this.metricValues = { ...values };
+      else Object.assign(this.metricValues, values);
     } catch (error) {
       this.run.recorder.internalError(error);
     }
@@ -125,6 +128,7 @@ export class Step {
   /** Record `candidates_in` / `candidates_out` from counts or collections; `drop_ratio` is
    * derived from them. */
   candidates(before: unknown, after: unknown): this {
+    if (this.metricValues === EMPTY) this.metricValues = {};
     this.metricValues["candidates_in"] = count(before);
     this.metricValues["candidates_out"] = count(after);
     delete this.metricValues["drop_ratio"];
@@ -163,6 +167,7 @@ export class Step {
 
   /** Record the LLM's `model` and `temperature`. */
   model(name: string, temperature?: number | null): this {
+    if (this.metricValues === EMPTY) this.metricValues = {};
     this.metricValues["model"] = name;
     if (temperature !== undefined && temperature !== null) this.metricValues["temperature"] = temperature;
     return this;
@@ -204,7 +209,7 @@ export class Step {
   /** Called when the step begins: it may now send a step_start if it runs long. */
   open(): void {
     const recorder = this.run.recorder;
-    if (!recorder.disabled) recorder.openStep(this.stepId, this);
+    if (!recorder.disabled) recorder.openStep(this);
   }
 
   /** End the step (once), with the error that escaped it if any. In strict mode a contract
@@ -213,13 +218,13 @@ export class Step {
     if (this.closed) return;
     this.closed = true;
     const recorder = this.run.recorder;
-    recorder.closeStep(this.stepId);
+    recorder.closeStep(this);
     if (recorder.disabled) return;
     const failed = error !== undefined;
     const problems: string[] = [];
     try {
       const event = this.endEvent(failed, error, problems);
-      recorder.submit(this.run.runId, "event", event, "artifacts" in event);
+      recorder.submit(this.run.runId, "event", event);
     } catch (bug) {
       recorder.internalError(bug);
     }
@@ -229,9 +234,9 @@ export class Step {
   }
 
   /** The step_start event, once, if the step is still open and began before `threshold` (a
-   * performance.now() value); else null. The delivery timer asks. */
+   * time in microseconds on the SDK's clock, `stamps`); else null. The delivery timer asks. */
   startEventIfDue(threshold: number): Event | null {
-    if (this.startSent || this.closed || this.t0 > threshold) return null;
+    if (this.startSent || this.closed || this.startedAt.micros > threshold) return null;
     this.startSent = true;
     const event = this.identity("step_start", this.startedAt);
     if (this.inputValue !== undefined && this.inputValue !== null) event["input"] = this.bounded(this.inputValue);
@@ -256,7 +261,9 @@ export class Step {
       problems.push(...verdict.violations);
       event["metrics"] = verdict.metrics; // unusable values left out, so the step still lands
     }
-    if (this.whyText !== null) event["why"] = truncateText(cleanText(this.whyText), limits.maxWhyChars)[0];
+    // Not cleaned here: replacing NUL or an unpaired surrogate keeps the length, and the encoding
+    // of the event (delivery/item.ts) cleans whatever text it finds unstorable.
+    if (this.whyText !== null) event["why"] = truncateText(this.whyText, limits.maxWhyChars)[0];
     if (this.inputValue !== undefined && this.inputValue !== null) event["input"] = this.bounded(this.inputValue);
     if (this.outputValue !== undefined && this.outputValue !== null) event["output"] = this.bounded(this.outputValue);
     if (failed) event["error"] = errorInfo(error, limits);
@@ -267,6 +274,7 @@ export class Step {
   /** Counts become metrics (exact, over every candidate); samples become artifacts. */
   private applyDecisions(event: Event): void {
     const d = this.decisions!;
+    if (this.metricValues === EMPTY) this.metricValues = {};
     const m = this.metricValues;
     if (!("candidates_in" in m)) m["candidates_in"] = d.kept + d.rejected;
     if (!("candidates_out" in m)) m["candidates_out"] = d.kept;
@@ -284,7 +292,7 @@ export class Step {
     else this.artifact(name, sample(), { capture: Level.SAMPLE });
   }
 
-  private identity(type: string, ts: string): Event {
+  private identity(type: string, ts: Timestamp): Event {
     const event: Event = {
       event_id: stamps.newId(),
       type,

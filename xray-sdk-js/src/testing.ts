@@ -5,7 +5,7 @@
  */
 import type { Client } from "./client.js";
 import type { Item } from "./delivery/item.js";
-import { stamps, type Stamps } from "./stamps.js";
+import { stamps, Timestamp, type Stamps } from "./stamps.js";
 
 export interface FixedStamps {
   /** The first timestamp, RFC 3339 to the second in UTC without zone ("2026-01-01T00:00:00"). */
@@ -22,12 +22,7 @@ export function fixClockAndIds(fixed: FixedStamps): () => void {
   const base = Date.parse(fixed.start + "Z") * 1000; // microseconds
   let ticks = 0;
   let ids = 0;
-  stamps.now = () => {
-    const micros = base + ticks++ * fixed.tickMicros;
-    const whole = Math.floor(micros / 1_000_000);
-    const text = new Date(whole * 1000).toISOString().slice(0, 19);
-    return `${text}.${String(micros - whole * 1_000_000).padStart(6, "0")}+00:00`;
-  };
+  stamps.now = () => new Timestamp(base + ticks++ * fixed.tickMicros);
   stamps.newId = () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`;
   return () => Object.assign(stamps, saved);
 }

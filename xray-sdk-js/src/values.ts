@@ -1,7 +1,7 @@
 /** Formatting values for events: labels, bounded summaries and errors, never throwing
  * (as xray_sdk/values.py). */
 import { cleanText, firstChars, truncateText } from "./contract/bounds.js";
-import { dumps, toJsonSafe } from "./serialize.js";
+import { dumps, RawJson, toJsonSafe } from "./serialize.js";
 import type { Limits } from "./vocabulary.generated.js";
 
 // Step and pipeline names recur: clean each once (uncut).
@@ -25,12 +25,16 @@ export function label(value: unknown, maxChars: number, remember = true): string
   return firstChars(cleaned, maxChars) || "unnamed";
 }
 
-/** `value` if its JSON fits `limit` bytes, else a marked preview (as the server would). */
+/** `value` if its JSON fits `limit` bytes, else a marked preview (as the server would). A
+ * pipeline's object is returned encoded (`RawJson`), so that its later changes cannot reach the
+ * event queued for it. */
 export function boundedSummary(value: unknown, limit: number): unknown {
-  if (value === null || value === undefined || typeof value === "boolean" || typeof value === "number") return value;
+  if (value === null || value === undefined || typeof value === "boolean") return value;
+  if (typeof value === "number") return Number.isFinite(value) ? value : JSON.parse(dumps(value));
   if (typeof value === "string" && value.length * 4 <= limit) return value; // as Python: 4 bytes a unit at most (escapes aside)
-  const data = Buffer.from(dumps(value), "utf8");
-  if (data.length <= limit) return value;
+  const text = dumps(value);
+  const data = Buffer.from(text, "utf8");
+  if (data.length <= limit) return new RawJson(text);
   return { _truncated: true, _original_bytes: data.length, preview: utf8Prefix(data, Math.floor(limit / 4)) + "…" };
 }
 

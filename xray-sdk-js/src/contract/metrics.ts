@@ -52,18 +52,24 @@ export function evaluateMetrics(stepType: string, metrics: Record<string, unknow
     verdict.errors["metrics"] = "must be an object of metric name to number, string or boolean";
     return verdict;
   }
-  let items = Object.entries(metrics);
-  if (items.length > limits.maxMetrics) {
+  let items: Array<[string, unknown]> | null = null;
+  let count = 0;
+  for (const name in metrics) if (hasOwn(metrics, name)) count++;
+  if (count <= limits.maxMetrics) {
+    // The common case: each metric read in place, its name and value checked in one look.
+    for (const name in metrics) {
+      if (!hasOwn(metrics, name)) continue;
+      const value = (metrics as Record<string, unknown>)[name];
+      if (plainlyValid(name, value, limits)) verdict.metrics[name] = value as MetricValue;
+      else keep(verdict, name, value, limits);
+    }
+  } else {
+    items = Object.entries(metrics);
     // Keep the standard metrics and the first others: they are what cross-run queries use.
     items.sort((a, b) => Number(!hasOwn(STANDARD_METRICS, a[0])) - Number(!hasOwn(STANDARD_METRICS, b[0])));
     verdict.errors["metrics"] = `has ${items.length} entries; only the first ${limits.maxMetrics} (standard metrics first) are kept`;
     items = items.slice(0, limits.maxMetrics);
-  }
-  for (const [name, value] of items) {
-    if (value === undefined) continue; // JSON has no undefined: as if never set
-    const problem = checkMetric(name, value, limits);
-    if (problem) verdict.errors[name.slice(0, limits.maxMetricKeyChars)] = problem;
-    else if (value !== null) verdict.metrics[name] = value as MetricValue;
+    for (const [name, value] of items) keep(verdict, name, value, limits);
   }
   checkCounts(verdict, stepType);
   const empty = verdict.metrics["candidates_in"] === 0;
@@ -74,9 +80,36 @@ export function evaluateMetrics(stepType: string, metrics: Record<string, unknow
   return verdict;
 }
 
+/** Add `value` to the usable metrics, or its problem to the errors. */
+function keep(verdict: MetricsVerdict, name: string, value: unknown, limits: Limits): void {
+  if (value === undefined) return; // JSON has no undefined: as if never set
+  const problem = checkMetric(name, value, limits);
+  if (problem) verdict.errors[name.slice(0, limits.maxMetricKeyChars)] = problem;
+  else if (value !== null) verdict.metrics[name] = value as MetricValue;
+}
+
+// Names already found valid: the same few metric names recur on every step of a pipeline.
+const VALID_NAMES = new Set<string>(Object.keys(STANDARD_METRICS));
+
+/** The common case, decided without the full check: a known name and an ordinary value.
+ * False means "look closer", not "invalid". */
+function plainlyValid(name: string, value: unknown, limits: Limits): boolean {
+  if (!VALID_NAMES.has(name) || name.length > limits.maxMetricKeyChars) return false;
+  const expected = STANDARD_METRICS[name];
+  if (typeof value === "number") {
+    if (expected === undefined) return Number.isFinite(value) && Math.abs(value) <= limits.maxCount;
+    if (expected === "int") return Number.isInteger(value) && value >= 0 && value <= limits.maxCount;
+    return expected === "float" && value >= 0 && value <= 1;
+  }
+  if (typeof value === "boolean") return expected === undefined;
+  // Short text without anything PostgreSQL refuses: a string metric or the model's name.
+  return typeof value === "string" && value.length <= 64 && (expected === undefined || (expected === "str" && value.trim() !== "")) && !UNSTORABLE_TEXT.test(value);
+}
+
 function checkMetric(name: string, value: unknown, limits: Limits): string | null {
   if (!METRIC_KEY_PATTERN.test(name)) return "metric names are letters, digits, '_', '.', '-', starting with a letter or '_'";
   if (name.length > limits.maxMetricKeyChars) return `metric names are at most ${limits.maxMetricKeyChars} characters`;
+  if (VALID_NAMES.size < 4096) VALID_NAMES.add(name);
   if (value === null) return null;
   const expected = hasOwn(STANDARD_METRICS, name) ? STANDARD_METRICS[name] : undefined;
   if (expected === "int") {
