@@ -13,7 +13,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import artifacts, decisions, explain_eval, export, ingest, patterns, query, real_eval, sdk_overhead, server_path
+from . import (
+    artifacts,
+    decisions,
+    explain_eval,
+    export,
+    ingest,
+    patterns,
+    query,
+    real_eval,
+    sdk_js,
+    sdk_overhead,
+    server_path,
+)
 
 RESULTS = Path(__file__).parent / "results"
 CHART_NAME = "query_latency.png"
@@ -22,6 +34,7 @@ SECTIONS: list[tuple[str, ModuleType]] = [
     ("server_path", server_path),
     ("query", query),
     ("sdk_overhead", sdk_overhead),
+    ("sdk_js", sdk_js),
     ("artifacts", artifacts),
     ("decisions", decisions),
     ("patterns", patterns),
@@ -211,6 +224,8 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
         )
     if "real_eval" in results:
         rows += real_eval.goal_rows(results["real_eval"])
+    if "sdk_js" in results:
+        rows += sdk_js.goal_rows(results["sdk_js"])
     lines = ["## The goals at a glance", "", "| goal | measured | verdict |", "|---|---|---|"]
     lines += [f"| {goal} | {measured} | {verdict} |" for goal, measured, verdict in rows]
     return "\n".join(lines)

@@ -34,9 +34,18 @@ def built_package():
 def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
     result = subprocess.run(command, cwd=PACKAGE, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, (
-        f"{what} failed ({' '.join(command)}):\n{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
+        f"{what} failed ({' '.join(command)}):\n{_failures(result.stdout)}\n{result.stderr[-4000:]}"
     )
     return result.stdout
+
+
+def _failures(tap: str) -> str:
+    """The failed tests of a TAP report with what each said, else the report's end."""
+    lines = tap.splitlines()
+    failed = [i for i, line in enumerate(lines) if line.lstrip().startswith("not ok")]
+    if not failed:
+        return tap[-8000:]
+    return "\n\n".join("\n".join(lines[i : i + 40]) for i in failed)[:16000]
 
 
 def test_the_typescript_sdk_passes_its_suite_against_the_real_server_and_misbehaving_ones(built_package, xray_server):
