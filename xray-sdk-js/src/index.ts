@@ -13,6 +13,7 @@
 export { Client, BEST_EFFORT, STRICT, DEFAULT_ENDPOINT } from "./client.js";
 export type { ClientOptions, ClientStats, LabelOptions, Mode, RunOptions } from "./client.js";
 export { Run, step, currentRun, currentStep } from "./run.js";
+export { configure, getClient, startRun, flush, stats } from "./defaults.js";
 export type { FinishOptions } from "./run.js";
 export { Step } from "./step.js";
 export type { ArtifactOptions, StepOptions } from "./step.js";

@@ -202,3 +202,15 @@ test("the CommonJS build exports the same API", async () => {
   assert.equal(typeof cjs.Client, "function");
   assert.deepEqual(Object.keys(cjs).sort(), Object.keys(await import("../dist/esm/index.js")).sort());
 });
+
+test("the default client is made from the environment and replaced by configure()", async (t) => {
+  const { configure, getClient, startRun, stats } = await import("../dist/esm/index.js");
+  const server = await scriptedServer(t);
+  const first = configure(server.url, fast());
+  t.after(() => first.close(0));
+  assert.equal(getClient(), first);
+  startRun("one_line", "B0X").finish();
+  assert.equal(stats().enqueued, 2);
+  assert.equal(await first.flush(5000), true);
+  assert.deepEqual(server.runs.map((r) => r.pipeline), ["one_line"]);
+});
