@@ -10,10 +10,10 @@
 //    HTTP to a collector on the same machine) or the export (OpenTelemetry: discarded) that
 //    follows each round.
 // 2. The collector unreachable (blackholed, down): p99 of a whole step.
-// 3. Memory over N steps with the collector blackholed: resident set size at each tenth.
+// 3. Memory over N steps with the collector blackholed, and down: resident set size at each tenth.
 // 4. Exit: time from a process's last step to its exit, collector blackholed or down.
 //
-// Usage: node bench/step_cost.mjs [--steps 100000] [--memory-steps 1000000] [--json]
+// Usage: node --expose-gc bench/step_cost.mjs [--steps 100000] [--memory-steps 1000000] [--json]
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { trace, context } from "@opentelemetry/api";
@@ -161,10 +161,14 @@ async function unreachable() {
 }
 
 async function memory() {
-  const collector = await sink("blackhole");
+  return { blackholed: await memoryWith(await sink("blackhole")), down: await memoryWith({ url: "http://127.0.0.1:9", stop: () => {} }) };
+}
+
+async function memoryWith(collector) {
   const xray = new Client(collector.url, { logger: () => {} });
   const run = xray.startRun("bench", "B0BENCH");
   const rss = [];
+  const heap = [];
   let worst = 0;
   const tenth = Math.floor(MEMORY_STEPS / 10);
   for (let i = 0; i < MEMORY_STEPS; i++) {
@@ -172,12 +176,18 @@ async function memory() {
     run.step("compat_filter", "filter", (step) => step.metrics({ candidates_in: 30, candidates_out: 10 }).why("kept ten"));
     worst = Math.max(worst, performance.now() - t);
     if (i % 1000 === 999) await tick();
-    if (i % tenth === tenth - 1) rss.push(Math.round(process.memoryUsage().rss / 1e5) / 10);
+    if (i % tenth === tenth - 1) {
+      // What stays alive, not when V8 last collected: a full collection first (with --expose-gc).
+      globalThis.gc?.();
+      const usage = process.memoryUsage();
+      rss.push(Math.round(usage.rss / 1e5) / 10);
+      heap.push(Math.round(usage.heapUsed / 1e5) / 10);
+    }
   }
   const stats = xray.stats();
   await xray.close(0);
   collector.stop();
-  return { steps: MEMORY_STEPS, rss_mb: rss, worst_step_us: round2(worst * 1000), pending: stats.pending, dropped: stats.dropped };
+  return { steps: MEMORY_STEPS, rss_mb: rss, heap_mb: heap, worst_step_us: round2(worst * 1000), pending: stats.pending, dropped: stats.dropped };
 }
 
 async function exitTimes() {

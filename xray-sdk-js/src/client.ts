@@ -1,11 +1,10 @@
 /**
  * `Client`: configuration, the delivery it owns, and the counters a pipeline can read (as
- * xray_sdk/client.py). Nothing here waits on the network: events are encoded when recorded (so
- * later changes to the caller's objects do not leak in) and handed to the delivery, which never
- * blocks. In `best_effort` mode nothing throws into the pipeline; in `strict` mode
- * instrumentation mistakes throw `XRayContractError` at the step.
+ * xray_sdk/client.py). Nothing here waits on the network: what the pipeline hands over is
+ * encoded when recorded (so later changes to its objects do not leak in), and events go to the
+ * delivery, which never blocks. In `best_effort` mode nothing throws into the pipeline; in
+ * `strict` mode instrumentation mistakes throw `XRayContractError` at the step.
  */
-
 import { createHash } from "node:crypto";
 import { DEFAULT_DELIVERY, type DeliveryConfig } from "./delivery/config.js";
 import { HttpTransport } from "./delivery/transport.js";
