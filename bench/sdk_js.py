@@ -140,7 +140,7 @@ def goal_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
             verdict[worst < 100],
         ),
         (
-            f"TypeScript SDK: RSS flat over {result['sizes']['memory_steps']:,} steps with the collector unreachable",
+            f"TypeScript SDK: memory flat over {result['sizes']['memory_steps']:,} steps with the collector unreachable",
             f"heap in use grew at most {round(growth, 1)} MB from the second tenth to the last",
             verdict[growth <= 10],
         ),
