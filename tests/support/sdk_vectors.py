@@ -147,7 +147,8 @@ def main(argv: list[str]) -> int:
     for path in cases():
         case = json.loads(path.read_text(encoding="utf-8"))
         case["events"] = events_of(case)
-        path.write_text(json.dumps(case, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # ASCII with escapes: a case may hold text no encoding can write (an unpaired surrogate).
+        path.write_text(json.dumps(case, indent=2, ensure_ascii=True) + "\n", encoding="utf-8")
     return 0
 
 
