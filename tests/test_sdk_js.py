@@ -1,16 +1,23 @@
 """The TypeScript SDK's own suite (xray-sdk-js/test/, Node's built-in test runner), run by the
 README's test command: built from a clean clone (`npm ci` when node_modules is missing, then
 tsc), against the real X-Ray under gunicorn that the Python tests use, and against small
-misbehaving `node:http` servers of its own. Skipped, saying why, where Node.js is not installed."""
+misbehaving `node:http` servers of its own; and, as test_faults.py does for the Python SDK,
+PostgreSQL vanishing behind a real gunicorn while a Node pipeline sends. Skipped, saying why,
+where Node.js is not installed."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.test_faults import proxied, stored_counts
+from xray_server.runtime.local_server import LocalServer
 
 PACKAGE = Path(__file__).resolve().parent.parent / "xray-sdk-js"
 NODE = shutil.which("node")
@@ -72,3 +79,45 @@ def test_the_typescript_sdk_passes_its_suite_against_the_real_server_and_misbeha
     output = _run([NODE, "--test", *one_at_a_time, *files], "the TypeScript SDK's suite", env)
     assert "# fail 0" in output
     assert "# skipped 0" in output, "a test was skipped: is XRAY_TEST_ENDPOINT reaching the suite?"
+
+
+def test_postgres_vanishing_under_typescript_sdk_load_loses_nothing_acknowledged(
+    built_package, db, pg_url, pipeline, tmp_path
+):
+    assert NODE is not None
+    proxy, url = proxied(pg_url)
+    env = {
+        "XRAY_DATABASE_URL": url,
+        "XRAY_WORKERS": "1",
+        "XRAY_DB_POOL_TIMEOUT": "0.5",
+        "XRAY_DB_RECONNECT_TIMEOUT": "1",
+        "XRAY_ARTIFACTS_DIR": str(tmp_path),
+    }
+    with LocalServer(env, log_path=tmp_path / "server.log") as server:
+        sender = subprocess.Popen(
+            [NODE, str(PACKAGE / "test" / "support" / "sender.mjs")],
+            env={**os.environ, "XRAY_ENDPOINT": server.base_url, "PIPELINE": pipeline},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(0.5)
+            proxy.cut()  # PostgreSQL gone: the server answers 503, the SDK backs off and keeps what fits
+            time.sleep(2.0)
+            proxy.restore()
+            time.sleep(0.5)
+            out, err = sender.communicate("stop\n", timeout=120)
+        finally:
+            if sender.poll() is None:
+                sender.kill()
+    proxy.cut()
+    assert sender.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    stats = report["stats"]
+    assert report["flushed"] is True, stats
+    assert stats["droppedTotal"] == 0 and stats["retries"] > 0, stats
+    runs, events = stored_counts(db, pipeline)
+    # Exactly what the SDK reports as sent: a create, 25 steps and a finish per run.
+    assert runs + events == stats["sent"] == report["runs"] * 27
