@@ -101,7 +101,10 @@ export class Client {
       off = true;
       transport = new HttpTransport(DEFAULT_ENDPOINT, options.timeoutMs ?? 3000);
     }
-    this.delivery = new Delivery(transport, { ...DEFAULT_DELIVERY, ...options.delivery }, () => this.sendOverdueStarts(), this.log);
+    // The delivery's timer must not keep the client alive: it reaches it through a weak reference.
+    // A client the pipeline let go of is collected; its delivery still sends what was queued, then
+    // stops its timer (a process that makes clients as it goes keeps none of them).
+    this.delivery = new Delivery(transport, { ...DEFAULT_DELIVERY, ...options.delivery }, weakTick(new WeakRef(this)), this.log);
     this.delivery.shutdownTimeoutMs = this.shutdownTimeoutMs;
     this.recorder = new Recorder({
       deliver: (item) => this.delivery.submit(item),
@@ -253,9 +256,20 @@ export class Client {
   }
 
   /** Called by the delivery timer: send step_start for steps running past startDelayMs. */
-  private sendOverdueStarts(): void {
+  sendOverdueStarts(): void {
     this.recorder.sendOverdueStarts(stamps.now().micros - this.startDelayMs * 1000);
   }
+}
+
+/** The delivery timer's call into `client`, holding it weakly. Made here, not in the constructor:
+ * V8 gives all closures of one function a shared context, and one that captures `this` (the
+ * recorder's) would make this one hold the client too. */
+function weakTick(client: WeakRef<Client>): () => boolean {
+  return () => {
+    const alive = client.deref();
+    alive?.sendOverdueStarts();
+    return alive !== undefined;
+  };
 }
 
 /** Python's `uuid.uuid5(uuid.NAMESPACE_URL, name)`. */

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Client, XRayContractError, XRayDeliveryError, currentRun, currentStep, step, summarize, sample } from "../dist/esm/index.js";
 import { captureItems } from "../dist/esm/testing.js";
-import { fast, scriptedServer } from "./support/scripted_server.mjs";
+import { fast, scriptedServer, waitUntil } from "./support/scripted_server.mjs";
 
 function capturing(t, options = {}) {
   const xray = new Client("http://127.0.0.1:9", fast({}, options));
@@ -213,4 +213,23 @@ test("the default client is made from the environment and replaced by configure(
   assert.equal(stats().enqueued, 2);
   assert.equal(await first.flush(5000), true);
   assert.deepEqual(server.runs.map((r) => r.pipeline), ["one_line"]);
+});
+
+test("a client that is dropped is freed (its delivery's timer does not hold it) and what it queued still leaves", async (t) => {
+  const { setFlagsFromString } = await import("node:v8");
+  const { runInNewContext } = await import("node:vm");
+  setFlagsFromString("--expose-gc");
+  const gc = runInNewContext("gc");
+  const server = await scriptedServer(t);
+  let xray = new Client(server.url, fast());
+  xray.startRun("p", "e").finish();
+  const ref = new WeakRef(xray);
+  xray = null;
+  await new Promise((resolve) => setImmediate(resolve)); // a WeakRef is cleared only after the current job
+  gc();
+  await new Promise((resolve) => setImmediate(resolve));
+  gc();
+  assert.equal(ref.deref(), undefined);
+  await waitUntil(() => server.events.length === 1, "the dropped client's queued events never arrived");
+  assert.equal(server.runs.length, 1);
 });

@@ -67,7 +67,8 @@ export class Delivery {
   constructor(
     readonly transport: HttpTransport,
     config: Partial<DeliveryConfig> = {},
-    private readonly onTick: (() => void) | null = null,
+    /** Called at each interval (overdue step_starts); false once its client is gone. */
+    private readonly onTick: (() => boolean) | null = null,
     private readonly log = new RateLimitedLog(),
   ) {
     this.config = { ...DEFAULT_DELIVERY, ...config };
@@ -170,10 +171,17 @@ export class Delivery {
 
   private startTicker(): void {
     this.ticker = setInterval(() => {
+      let owned = true;
       try {
-        this.onTick?.();
+        owned = this.onTick?.() ?? true;
       } catch (error) {
         this.log.warning("tick", `X-Ray delivery error: ${(error as Error)?.name}`);
+      }
+      if (!owned && this.queue.length - this.head + this.inflight === 0 && this.ticker !== null) {
+        // The client is gone and everything it queued has left: nothing will wake this timer's work.
+        clearInterval(this.ticker);
+        this.ticker = null;
+        return;
       }
       void this.pump();
     }, this.config.flushIntervalMs);
