@@ -348,12 +348,19 @@ export class Step {
   }
 }
 
+/** A count, or the size of a collection; anything else is left for the contract check to report. */
 function count(value: unknown): unknown {
   if (typeof value === "number") return value;
-  if (typeof value === "string" || Array.isArray(value)) return value.length;
-  if (value instanceof Map || value instanceof Set) return value.size;
-  if (value !== null && typeof value === "object" && typeof (value as { length?: unknown }).length === "number") {
-    return (value as { length: number }).length;
+  if (typeof value === "string") return value.length;
+  try {
+    if (Array.isArray(value)) return value.length; // a Proxy of an array may throw here
+    if (value instanceof Map || value instanceof Set) return value.size;
+    if (value !== null && typeof value === "object") {
+      const length = (value as { length?: unknown }).length; // a typed array, an array-like
+      if (typeof length === "number") return length;
+    }
+  } catch {
+    // a getter or a Proxy that throws: no count, which the contract check reports
   }
-  return value; // left for the contract check to report
+  return typeof value === "object" || typeof value === "function" ? null : value;
 }

@@ -135,6 +135,7 @@ test("best_effort survives hostile values", (t) => {
     s.metrics(null);
     s.keep(hostile);
     s.reject(cyclic, null);
+    s.candidates(new Proxy([], { get: () => { throw new Error("length"); } }), 0); // a count that cannot be read
   });
   const [end] = events();
   assert.equal(end.input.self, "<cycle>");
