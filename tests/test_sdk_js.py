@@ -1,6 +1,6 @@
 """The TypeScript SDK's own suite (xray-sdk-js/test/, Node's built-in test runner), run by the
-README's test command: built from a clean clone (`npm ci` when node_modules is missing, then
-tsc), against the real X-Ray under gunicorn that the Python tests use, and against small
+README's test command: built from a clean clone (`npm ci` when node_modules is missing or older
+than the lock file, then tsc), against the real X-Ray under gunicorn that the Python tests use, and against small
 misbehaving `node:http` servers of its own; and, as test_faults.py does for the Python SDK,
 PostgreSQL vanishing behind a real gunicorn while a Node pipeline sends. Skipped, saying why,
 where Node.js is not installed."""
@@ -44,10 +44,17 @@ pytestmark = pytest.mark.skipif(
 def built_package():
     """The package's dependencies installed from its lock file, and both builds compiled."""
     assert NODE is not None and NPM is not None
-    if not (PACKAGE / "node_modules").is_dir():
+    if _dependencies_stale():
         _run([NPM, "ci", "--no-audit", "--no-fund"], "npm ci")
     _run([NODE, "scripts/build.mjs"], "the build (tsc)")
     return PACKAGE
+
+
+def _dependencies_stale() -> bool:
+    """True when node_modules is missing, or older than the lock file (npm records what it
+    installed in node_modules/.package-lock.json)."""
+    installed = PACKAGE / "node_modules" / ".package-lock.json"
+    return not installed.exists() or installed.stat().st_mtime < (PACKAGE / "package-lock.json").stat().st_mtime
 
 
 def _run(command: list[str], what: str, env: dict[str, str] | None = None) -> str:
