@@ -18,6 +18,7 @@ from . import (
     explain_eval,
     export,
     ingest,
+    months,
     patterns,
     query,
     real_eval,
@@ -39,6 +40,7 @@ BENCHMARKS = {
     "explain_eval": explain_eval,
     "real_eval": real_eval,
     "export": export,
+    "months": months,
 }
 
 

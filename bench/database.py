@@ -37,3 +37,36 @@ def bench_database() -> Iterator[tuple[str, str]]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if embedded is not None:
             embedded.stop()
+
+
+def run_id_sql(seed: str, at: str) -> str:
+    """SQL for a run id that carries the UTC day of `at`, as the SDK's do (a version-8 UUID whose
+    second group is the day: xray_sdk/contract/run_ids.py); `seed`, a text expression, makes it
+    unique. Rows loaded by SQL then sit in the partition their id names, as ingested ones do."""
+    return (
+        f"(substr(md5({seed}), 1, 8) || '-' || lpad(to_hex({run_day_sql(at)} - date '1970-01-01'), 4, '0')"
+        f" || '-8' || substr(md5({seed}), 9, 3) || '-a' || substr(md5({seed}), 12, 3)"
+        f" || '-' || substr(md5({seed}), 15, 12))::uuid"
+    )
+
+
+def run_day_sql(at: str) -> str:
+    """SQL for the partition day of a run started at `at` (a timestamptz expression)."""
+    return f"(({at}) AT TIME ZONE 'UTC')::date"
+
+
+def partition_days_back(url: str, days: int) -> None:
+    """Daily partitions for the last `days` days of a new database, so that rows loaded with past
+    times sit in partitions of their day, as they would after that many days of ingest."""
+    from datetime import UTC, datetime, timedelta
+
+    from xray_server.storage.partitions import extend_back
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        extend_back(conn, datetime.now(UTC).date() - timedelta(days=days))
+
+
+def table_bytes_sql(table: str) -> str:
+    """SQL for the bytes of `table` with its indexes, every partition counted (a partitioned
+    parent holds none itself)."""
+    return f"(SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('{table}'))"

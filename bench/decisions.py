@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from .database import bench_database
+from .database import bench_database, table_bytes_sql
 
 ROUNDS = 15
 
@@ -72,19 +72,19 @@ def recording(candidates: int) -> dict[str, Any]:
 
 
 _LOAD_RUNS = """
-INSERT INTO runs (run_id, pipeline, entity, status, started_at)
-SELECT md5('r' || g)::uuid, 'bench', 'B' || g, 'ok', now() - random() * interval '30 days'
-FROM generate_series(1, %(steps)s) g
+INSERT INTO runs (run_id, run_day, pipeline, entity, status, started_at)
+SELECT md5('r' || g)::uuid, (t AT TIME ZONE 'UTC')::date, 'bench', 'B' || g, 'ok', t
+FROM (SELECT g, now() - random() * interval '30 days' AS t FROM generate_series(1, %(steps)s) g) x
 """
 _LOAD_STEPS = """
-INSERT INTO steps (run_id, step_id, seq, name, step_type, status, started_at, ended_at, candidates_in,
+INSERT INTO steps (run_id, run_day, step_id, seq, name, step_type, status, started_at, ended_at, candidates_in,
                    candidates_out, drop_ratio, why, end_event_id, rejections)
-SELECT r.run_id, md5('s' || r.run_id::text)::uuid, 2, 'compat_filter', 'filter', 'ok', r.started_at,
+SELECT r.run_id, r.run_day, md5('s' || r.run_id::text)::uuid, 2, 'compat_filter', 'filter', 'ok', r.started_at,
        r.started_at, 1000, k, 1 - k / 1000.0, 'kept same-category candidates', md5('e' || r.run_id::text)::uuid,
        CASE WHEN %(with_reasons)s THEN jsonb_build_object(
            CASE WHEN random() < 0.05 THEN 'category_not_compatible' ELSE 'price_out_of_band' END, 1000 - k - 10,
            'out_of_stock', 10) END
-FROM (SELECT run_id, started_at, 50 + (random() * 800)::int AS k FROM runs) r
+FROM (SELECT run_id, run_day, started_at, 50 + (random() * 800)::int AS k FROM runs) r
 """
 
 
@@ -102,7 +102,7 @@ def bytes_and_plan(url: str, steps: int) -> dict[str, Any]:
             conn.execute(_LOAD_RUNS, {"steps": steps})
             conn.execute(_LOAD_STEPS, {"with_reasons": with_reasons})
             conn.execute("VACUUM ANALYZE steps")
-            sizes[with_reasons] = conn.execute("SELECT pg_total_relation_size('steps')").fetchone()[0] / steps
+            sizes[with_reasons] = conn.execute(f"SELECT {table_bytes_sql('steps')}").fetchone()[0] / steps
     q = StepQuery(
         step_type=["filter"],
         reason="category_not_compatible",

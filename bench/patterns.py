@@ -28,7 +28,7 @@ from xray_server.query import StepQuery, step_query_sql
 from xray_server.runtime.local_server import LocalServer
 from xray_server.storage.migrations import migrate
 
-from .database import bench_database
+from .database import bench_database, partition_days_back, run_day_sql, run_id_sql
 from .query import _get
 from .stats import percentile
 
@@ -38,10 +38,10 @@ _CHUNK = 50_000
 PIPELINE = "checkout"
 
 # Runs g in [first, last] of a pipeline, started `age` ago at most (plus `offset`), and their 6 steps.
-_LOAD = """
+_LOAD = f"""
 WITH new_runs AS (
-    INSERT INTO runs (run_id, pipeline, entity, status, tags, metadata, started_at, ended_at)
-    SELECT md5(%(salt)s || g)::uuid, %(pipeline)s, 'E' || g, 'ok',
+    INSERT INTO runs (run_id, run_day, pipeline, entity, status, tags, metadata, started_at, ended_at)
+    SELECT {run_id_sql("%(salt)s || g", "t")}, {run_day_sql("t")}, %(pipeline)s, 'E' || g, 'ok',
            jsonb_build_object('app_version', (ARRAY['4.0','4.1','4.2','4.3','4.4'])[1 + (random() * 4.999)::int],
                               'market', (ARRAY['au','nz','uk','us'])[1 + (random() * 3.999)::int],
                               'shard', 's' || (random() * 7.999)::int),
@@ -50,15 +50,15 @@ WITH new_runs AS (
            t, t + interval '2 seconds'
     FROM (SELECT g, now() - %(offset)s::interval - random() * %(age)s::interval AS t
           FROM generate_series(%(first)s::int, %(last)s::int) g) x
-    RETURNING run_id, started_at, tags
+    RETURNING run_id, run_day, started_at, tags
 )
-INSERT INTO steps (run_id, step_id, seq, name, step_type, status, started_at, ended_at,
+INSERT INTO steps (run_id, run_day, step_id, seq, name, step_type, status, started_at, ended_at,
                    candidates_in, candidates_out, drop_ratio, model, start_ts, start_event_id, end_event_id)
-SELECT run_id, md5(run_id::text || seq)::uuid, seq, name, step_type, 'ok', at, at + interval '150 ms',
+SELECT run_id, run_day, md5(run_id::text || seq)::uuid, seq, name, step_type, 'ok', at, at + interval '150 ms',
        cin, cout, CASE WHEN cin IS NULL THEN NULL ELSE 1 - cout::float8 / cin END, model,
        at, md5('start' || run_id::text || seq)::uuid, md5('end' || run_id::text || seq)::uuid
 FROM (
-  SELECT r.run_id, s.seq,
+  SELECT r.run_id, r.run_day, s.seq,
          (ARRAY['generate_keywords','search_catalogue','compat_filter','rank_candidates','select_best','audit'])
              [s.seq + 1] AS name,
          (ARRAY['llm','search','filter','rank','select','custom'])[s.seq + 1] AS step_type,
@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["database"] = where
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
+        partition_days_back(url, 310)  # the 308 days the runs below span, a partition each
         env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_THREADS": "1", "XRAY_DB_PREPARED_STATEMENTS": "on"}
         started = time.perf_counter()
         _load(url, PIPELINE, "w", 1, args.runs, offset="1 minute", age="7 days")

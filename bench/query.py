@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import random
 import statistics
 import time
 from collections.abc import Callable
@@ -28,11 +27,12 @@ from urllib.parse import urlencode, urlsplit
 
 import psycopg
 
+from xray_sdk.contract.run_ids import day_of_run_id
 from xray_server.query.steps import StepQuery, step_query_sql
 from xray_server.runtime.local_server import LocalServer
 from xray_server.storage.migrations import migrate
 
-from .database import bench_database
+from .database import bench_database, partition_days_back, run_day_sql, run_id_sql, table_bytes_sql
 from .stats import percentile
 
 STEPS_PER_RUN = 10
@@ -40,25 +40,25 @@ _CHUNK_RUNS = 100_000
 
 # Runs g in [first, last], and their 10 steps each: llm, search, filter, filter, rank,
 # filter, search, rank, select, custom.
-_LOAD = """
+_LOAD = f"""
 WITH new_runs AS (
-    INSERT INTO runs (run_id, pipeline, entity, status, started_at, ended_at)
-    SELECT md5('run' || g)::uuid, 'pipeline_' || (g %% 5), 'B0' || lpad((g %% 5000)::text, 8, '0'), 'ok',
-           t, t + interval '2 seconds'
+    INSERT INTO runs (run_id, run_day, pipeline, entity, status, started_at, ended_at)
+    SELECT {run_id_sql("'run' || g", "t")}, {run_day_sql("t")}, 'pipeline_' || (g %% 5),
+           'B0' || lpad((g %% 5000)::text, 8, '0'), 'ok', t, t + interval '2 seconds'
     FROM (SELECT g, now() - random() * interval '30 days' AS t
           FROM generate_series(%(first)s::int, %(last)s::int) g) x
-    RETURNING run_id, started_at
+    RETURNING run_id, run_day, started_at
 )
-INSERT INTO steps (run_id, step_id, seq, name, step_type, status, started_at, ended_at,
+INSERT INTO steps (run_id, run_day, step_id, seq, name, step_type, status, started_at, ended_at,
                    candidates_in, candidates_out, drop_ratio, model, temperature, why,
                    start_ts, start_event_id, end_event_id)
-SELECT run_id, md5(run_id::text || seq)::uuid, seq, name, step_type, 'ok', at, at + interval '150 ms',
+SELECT run_id, run_day, md5(run_id::text || seq)::uuid, seq, name, step_type, 'ok', at, at + interval '150 ms',
        cin, cout, CASE WHEN cin IS NULL THEN NULL ELSE 1 - cout::float8 / cin END,
        CASE WHEN step_type = 'llm' THEN 'fake-llm-1' END, CASE WHEN step_type = 'llm' THEN 0.2 END,
        'kept candidates of the same category', at, md5('start' || run_id::text || seq)::uuid,
        md5('end' || run_id::text || seq)::uuid
 FROM (
-  SELECT r.run_id, s.seq, (ARRAY['generate_keywords','search_catalogue','compat_filter','price_filter',
+  SELECT r.run_id, r.run_day, s.seq, (ARRAY['generate_keywords','search_catalogue','compat_filter','price_filter',
             'rank_candidates','brand_filter','search_related','rerank','select_best','audit'])[s.seq + 1] AS name,
          (ARRAY['llm','search','filter','filter','rank','filter','search','rank','select','custom'])[s.seq + 1]
             AS step_type,
@@ -71,11 +71,11 @@ FROM (
 ) x
 """
 
-# What GET /api/v1/runs/<id> runs, as query.get_run does.
+# What GET /api/v1/runs/<id> runs, as query.get_run does: in the partition the run's id names.
 _RUN_STATEMENTS = (
-    "SELECT * FROM runs WHERE run_id = %s",
-    "SELECT * FROM steps WHERE run_id = %s ORDER BY seq, started_at, step_id",
-    "SELECT * FROM artifacts WHERE run_id = %s ORDER BY created_at, name",
+    "SELECT * FROM runs WHERE run_id = %s AND run_day = %s",
+    "SELECT * FROM steps WHERE run_id = %s AND run_day = %s ORDER BY seq, started_at, step_id",
+    "SELECT * FROM artifacts WHERE run_id = %s AND run_day = %s ORDER BY created_at, name",
 )
 
 
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result["database"] = where
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn)
+        partition_days_back(url, 31)
         loaded_runs = 0
         env = {"XRAY_DATABASE_URL": url, "XRAY_WORKERS": "1", "XRAY_THREADS": "1", "XRAY_DB_PREPARED_STATEMENTS": "on"}
         for size in sorted(sizes):
@@ -128,7 +129,7 @@ def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
     http_conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
     out: dict[str, Any] = {"queries": {}}
     with psycopg.connect(url, autocommit=True) as db:
-        size = db.execute("SELECT pg_total_relation_size('steps'), count(*) FROM steps").fetchone()
+        size = db.execute(f"SELECT {table_bytes_sql('steps')}, count(*) FROM steps").fetchone()
         out["steps_bytes_per_row"] = round(size[0] / size[1])
         for label, ratio in step_queries.items():
             statement, params = step_query_sql(StepQuery(step_type=["filter"], min_drop_ratio=ratio, since=since))
@@ -149,20 +150,19 @@ def _measure(url: str, base_url: str, runs: int, repeat: int) -> dict[str, Any]:
                 "index_served": "Seq Scan on steps" not in plan_text,
                 "plan": plan_text,
             }
-        picks = [f"{random.randint(1, runs)}" for _ in range(repeat + 5)]
-        ids = dict(
-            db.execute(
-                "SELECT g, md5('run' || g)::uuid::text FROM unnest(%s::int[]) g", ([int(p) for p in picks],)
-            ).fetchall()
-        )
-        chosen = [ids[int(p)] for p in picks]
+        sample = db.execute("SELECT run_id::text FROM runs ORDER BY random() LIMIT %s", (repeat + 5,)).fetchall()
+        chosen = [row[0] for row in sample]
         run_ids = iter(chosen * 2)
         steps_seen = len(json.loads(_get(http_conn, f"/api/v1/runs/{chosen[0]}"))["steps"])
         out["run"] = {
             "steps": steps_seen,
             **_interleaved(
                 lambda: _get(http_conn, f"/api/v1/runs/{next(run_ids)}"),
-                lambda: [db.execute(s, (rid,)).fetchall() for rid in [next(run_ids)] for s in _RUN_STATEMENTS],
+                lambda: [
+                    db.execute(s, (rid, day_of_run_id(rid))).fetchall()
+                    for rid in [next(run_ids)]
+                    for s in _RUN_STATEMENTS
+                ],
                 repeat,
             ),
         }

@@ -19,6 +19,7 @@ from . import (
     explain_eval,
     export,
     ingest,
+    months,
     patterns,
     query,
     real_eval,
@@ -41,6 +42,7 @@ SECTIONS: list[tuple[str, ModuleType]] = [
     ("explain_eval", explain_eval),
     ("real_eval", real_eval),
     ("export", export),
+    ("months", months),
 ]
 
 HEADER = """# X-Ray benchmarks

@@ -13,7 +13,6 @@ import argparse
 import json
 import statistics
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,8 @@ import psycopg
 from marshmallow import Schema, fields, validate
 from psycopg.types.json import Jsonb, set_json_dumps
 
+from xray_sdk.contract.run_ids import day_of_run_id
+from xray_sdk.ids import new_run_id
 from xray_server import jsonio
 from xray_server.ingest import batch as ingest
 from xray_server.ingest.merge import UPSERT_STEPS
@@ -44,8 +45,8 @@ class _BatchSchemaBefore(Schema):
 
 # The batch as it was applied before: five statements in a transaction.
 _ENSURE_RUN = """
-INSERT INTO runs AS r (run_id, implicit, started_at) VALUES (%s, true, %s)
-ON CONFLICT (run_id) DO UPDATE SET started_at = LEAST(r.started_at, EXCLUDED.started_at)
+INSERT INTO runs AS r (run_id, run_day, implicit, started_at) VALUES (%s, %s, true, %s)
+ON CONFLICT (run_id, run_day) DO UPDATE SET started_at = LEAST(r.started_at, EXCLUDED.started_at)
 WHERE r.implicit AND EXCLUDED.started_at < r.started_at
 """
 _LEDGER = """
@@ -56,11 +57,15 @@ ON CONFLICT DO NOTHING RETURNING event_id
 
 def _apply_before(conn: psycopg.Connection, run_id: str, prepared: list) -> None:
     with conn.transaction():
-        conn.execute(_ENSURE_RUN, (run_id, min(p.ts for p in prepared)))
+        conn.execute(_ENSURE_RUN, (run_id, day_of_run_id(run_id), min(p.ts for p in prepared)))
         new = {str(r["event_id"]) for r in conn.execute(_LEDGER, (run_id, sorted(p.event_id for p in prepared)))}
         conn.execute(
             UPSERT_STEPS,
-            {"run_id": run_id, "rows": Jsonb([p.step_row for p in prepared if p.step_row and p.event_id in new])},
+            {
+                "run_id": run_id,
+                "run_day": day_of_run_id(run_id),
+                "rows": Jsonb([p.step_row for p in prepared if p.step_row and p.event_id in new]),
+            },
         )
 
 
@@ -141,7 +146,7 @@ def _sql_stage(url: str, args: argparse.Namespace) -> dict[str, Any]:
             for name, (_, apply) in order:
                 work = []
                 for _ in range(args.batches):
-                    run_id = str(uuid.uuid4())
+                    run_id = new_run_id()  # it carries its day, as the SDK's do
                     events = enumerate(filter_step_ends(BATCH))
                     work.append((run_id, [prepare(run_id, i, load_event(e)) for i, e in events]))
                 started = time.perf_counter()

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import psycopg
+import pytest
+
+from tests.support.databases import throwaway_database
 from tests.support.events import competitor_run, new_id
 from xray_server import ingest
 from xray_server.ingest.ledger import prune_ledger
 from xray_server.runtime.background import Background, Job
+from xray_server.runtime.config import load_settings
+from xray_server.storage.migrations import migrate
+from xray_server.storage.partitions import partitions
+from xray_server.storage.pool import Database
 
 
 def stored(db, run_id):
@@ -24,34 +32,53 @@ def stored(db, run_id):
     return run, steps, artifacts, ledger
 
 
-def test_old_ledger_rows_are_pruned_and_recent_ones_kept(db, pipeline):
-    old, recent = new_id(), new_id()
-    for run_id in (old, recent):
-        ingest.create_run(db, {"run_id": run_id, "pipeline": pipeline, "entity": "e"})
-        ingest.ingest_events(db, run_id, {"events": competitor_run()})
-    with db.connection() as conn:
-        conn.execute("UPDATE ingested_events SET received_at = now() - interval '3 days' WHERE run_id = %s", (old,))
-    old_rows, recent_rows = stored(db, old)[3], stored(db, recent)[3]
-    assert old_rows > 2
-    # A batch of 2 at a time; other tests' runs in this database may be old enough too.
-    assert prune_ledger(db, timedelta(days=1), batch=2) >= old_rows
-    assert stored(db, old)[3] == 0 and stored(db, recent)[3] == recent_rows
+@pytest.fixture()
+def own_db(pg_server_url):
+    """A database of its own: pruning drops whole days of the ledger, every run's events of them."""
+    with throwaway_database(pg_server_url, "xray_ledger") as url:
+        if url is None:
+            pytest.skip("this PostgreSQL does not let the tests create a database")
+        with psycopg.connect(url) as conn:
+            migrate(conn)
+        database = Database(url, load_settings({}, database_url=url, pool_min_size=1, pool_max_size=2))
+        yield database
+        database.close()
 
 
-def test_a_replay_older_than_the_horizon_changes_nothing(db, pipeline):
+def test_the_ledger_drops_its_days_past_the_horizon_and_keeps_the_others(own_db):
+    run_id = new_id()
+    ingest.create_run(own_db, {"run_id": run_id, "pipeline": "p", "entity": "e"})
+    ingest.ingest_events(own_db, run_id, {"events": competitor_run()})
+    rows = stored(own_db, run_id)[3]
+    assert rows > 2
+    assert prune_ledger(own_db, timedelta(hours=24)) == []  # today's events are within the horizon
+    assert stored(own_db, run_id)[3] == rows
+    today = datetime.now(UTC).date()
+    dropped = prune_ledger(own_db, timedelta(hours=24), now=datetime.now(UTC) + timedelta(days=2))
+    assert f"ingested_events_p{today:%Y%m%d}" in dropped
+    assert stored(own_db, run_id)[3] == 0
+    with own_db.connection() as conn:
+        left = [p.name for p in partitions(conn, "ingested_events")]
+    assert left and all(name not in left for name in dropped)  # later days stay, ready for writes
+
+
+def test_a_replay_older_than_the_horizon_changes_nothing(own_db):
     run_id = new_id()
     events = competitor_run(drop_ratio_bad=True)
-    ingest.create_run(db, {"run_id": run_id, "pipeline": pipeline, "entity": "e"})
-    ingest.ingest_events(db, run_id, {"events": events})
-    before = stored(db, run_id)
-    with db.connection() as conn:
-        conn.execute("UPDATE ingested_events SET received_at = now() - interval '2 days' WHERE run_id = %s", (run_id,))
-    prune_ledger(db, timedelta(days=1))
-    assert stored(db, run_id)[3] == 0
+    ingest.create_run(own_db, {"run_id": run_id, "pipeline": "p", "entity": "e"})
+    ingest.ingest_events(own_db, run_id, {"events": events})
+    before = stored(own_db, run_id)
+    with own_db.connection() as conn:  # received three days ago: in the partition of older days
+        conn.execute(
+            "UPDATE ingested_events SET received_on = %s WHERE run_id = %s",
+            (datetime.now(UTC).date() - timedelta(days=3), run_id),
+        )
+    assert prune_ledger(own_db, timedelta(0)) == ["ingested_events_before"]
+    assert stored(own_db, run_id)[3] == 0
     # The SDK's retry, long after: every event is new to the ledger again, and is applied again.
-    replayed = ingest.ingest_events(db, run_id, {"events": list(reversed(events))})
+    replayed = ingest.ingest_events(own_db, run_id, {"events": list(reversed(events))})
     assert replayed.to_dict()["accepted"] == len(events)
-    after = stored(db, run_id)
+    after = stored(own_db, run_id)
     assert after[:3] == before[:3]  # the run, its steps and its artifacts: unchanged
 
 

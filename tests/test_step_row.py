@@ -21,7 +21,7 @@ def test_the_merge_columns_are_the_steps_table_with_its_types(db):
             row["name"]: row["type"]
             for row in cursor.execute(
                 "SELECT attname AS name, format_type(atttypid, atttypmod) AS type FROM pg_attribute "
-                "WHERE attrelid = 'steps'::regclass AND attnum > 0 AND NOT attisdropped AND attname <> 'run_id'"
+                "WHERE attrelid = 'steps'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT IN ('run_id', 'run_day')"
             ).fetchall()
         }
     merged = {name: _CANONICAL.get(sql_type, sql_type) for name, sql_type in STEP_COLUMNS}

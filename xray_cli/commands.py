@@ -9,7 +9,7 @@ import click
 from xray_cli.debugging import diff, explain, label, patterns, reasons, runs, show, steps, why_dropped
 from xray_cli.demo import demo
 from xray_cli.export import export
-from xray_cli.serving import gc, migrate, serve
+from xray_cli.serving import gc, migrate, retention, serve
 
 
 @click.group()
@@ -22,6 +22,7 @@ for command in (
     serve,
     migrate,
     gc,
+    retention,
     demo,
     runs,
     show,

@@ -59,7 +59,7 @@ def migrate() -> None:
         click.echo("XRAY_DATABASE_URL is not set; `xray serve` migrates its embedded database itself.", err=True)
         sys.exit(2)
     with psycopg.connect(settings.database_url, **connection_kwargs(settings)) as conn:
-        click.echo(f"schema at version {apply(conn)}")
+        click.echo(f"schema at version {apply(conn, partition_days=settings.partition_days)}")
 
 
 @click.command()
@@ -100,3 +100,45 @@ def gc(older_than: str, dry_run: bool) -> None:
         f"{verb} {result['deleted']} artifacts of runs started before {result['cutoff']}"
         f"; {result['failed']} could not be deleted now; {settled} pending rows settled"
     )
+
+
+@click.group()
+def retention() -> None:
+    """The hot tier's retention: whole partitions dropped past XRAY_RETENTION_DAYS."""
+
+
+@retention.command("apply")
+@click.option("--dry-run", is_flag=True, help="List the partitions that would be dropped; change nothing.")
+def retention_apply(dry_run: bool) -> None:
+    """Create the partitions due next, keep the judged runs, and drop the partitions (and their
+    artifacts) older than XRAY_RETENTION_DAYS, as the server's own job does every hour."""
+    require_server_extra("retention")
+    from xray_server.artifacts.stores import open_store
+    from xray_server.runtime.upkeep import partition_upkeep
+    from xray_server.storage.pool import Database
+
+    settings = load_settings()
+    if not settings.database_url:
+        click.echo("XRAY_DATABASE_URL is not set: point it at the server's PostgreSQL.", err=True)
+        sys.exit(2)
+    if settings.retention_days <= 0:
+        click.echo("XRAY_RETENTION_DAYS is not set: X-Ray keeps every run; set it to drop older days.", err=True)
+        sys.exit(2)
+    db = Database(settings.database_url, settings, open_wait=True)
+    try:
+        report = partition_upkeep(db, open_store(settings), settings, dry_run=dry_run)
+    finally:
+        db.close()
+    if report is None:  # the retention was unset, checked above
+        return
+    verb = "would drop" if dry_run else "dropped"
+    click.echo(
+        f"{verb} {len(report.dropped)} partitions of days before {report.cutoff}: {', '.join(report.dropped) or '-'}"
+    )
+    if not dry_run:
+        click.echo(
+            f"kept {report.runs_kept} judged runs; {report.kept_runs_expired} kept runs expired;"
+            f" {report.objects_deleted} artifacts deleted from the store"
+        )
+    if report.postponed:
+        click.echo(f"postponed (artifacts the store could not delete now): {', '.join(report.postponed)}", err=True)

@@ -21,7 +21,7 @@ from .contract.vocabulary import CAPTURE_LEVELS, CaptureLevel
 from .delivery.transport import HttpTransport
 from .delivery.worker import LABEL, RUN, Delivery, DeliveryConfig
 from .errors import XRayContractError, XRayDeliveryError
-from .ids import new_id
+from .ids import new_run_id
 from .ratelog import RateLimitedLog
 from .recorder import Recorder
 from .run import Run
@@ -187,7 +187,7 @@ class Client:
         """The id to send: a UUID, as the server requires. Any other id is a contract error, and
         is mapped to a UUID derived from it, so the same id always gives the same run."""
         if run_id is None:
-            return new_id()
+            return new_run_id()
         try:
             return str(uuid.UUID(str(run_id)))
         except ValueError:

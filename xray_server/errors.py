@@ -56,6 +56,14 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class RunOutsidePartitions(ApiError):
+    """A run dated a day the hot tier keeps no partition for: past the retention, or ahead of
+    the server's clock by more than the partitions made in advance. Retrying will not help."""
+
+    status = 422
+    code = "run_outside_partitions"
+
+
 class DatabaseUnavailable(ApiError):
     """PostgreSQL is unreachable: X-Ray is broken until it returns (contract), so say so fast."""
 

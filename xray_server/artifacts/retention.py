@@ -24,7 +24,7 @@ def collect(db: Database, store: ArtifactStore, older_than: timedelta, *, batch:
             rows = conn.execute(
                 """
                 SELECT a.run_id, a.artifact_id, a.event_id, a.store_key FROM artifacts a
-                JOIN runs r ON r.run_id = a.run_id
+                JOIN runs r ON r.run_id = a.run_id AND r.run_day = a.run_day
                 WHERE a.status = 'stored' AND r.started_at < %s AND (a.run_id, a.artifact_id) > (%s, %s)
                 ORDER BY a.run_id, a.artifact_id LIMIT %s
                 """,

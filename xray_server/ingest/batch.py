@@ -15,9 +15,10 @@ from __future__ import annotations
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
+import psycopg
 from marshmallow import ValidationError
 from psycopg.types.json import Jsonb
 
@@ -25,10 +26,12 @@ from xray_server.artifacts.writer import ArtifactWriter
 from xray_server.ids import parse_run_id
 from xray_server.ingest.bodies import as_field_errors, load_body
 from xray_server.ingest.merge import APPLY_BATCH, INSERT_ARTIFACTS, UPSERT_STEPS
+from xray_server.ingest.placement import is_missing_partition, outside_partitions, run_day
 from xray_server.ingest.rows import ArtifactPolicy, EventRejected, PreparedEvent, prepare
 from xray_server.schemas.events import BatchSchema, load_event
 from xray_server.schemas.responses import BatchResultSchema
 from xray_server.schemas.views import projector
+from xray_server.storage.partitions import carried_day
 from xray_server.storage.pool import Database
 
 _batch_schema = BatchSchema()
@@ -138,22 +141,33 @@ def _apply(conn, run_id: str, unique: list[PreparedEvent]) -> list[PreparedEvent
     """
     rounds = _rounds([p.step_row for p in unique if p.step_row])
     has_artifacts = any(p.artifact_rows for p in unique)
-    with conn.transaction() if len(rounds) > 1 or has_artifacts else nullcontext():
-        new_ids = _apply_first_round(conn, run_id, unique, rounds[0] if rounds else [])
-        fresh = [p for p in unique if p.event_id in new_ids]
-        fresh_rows = {id(p.step_row) for p in fresh if p.step_row}
-        for later in rounds[1:]:
-            _upsert_steps(conn, run_id, [row for row in later if id(row) in fresh_rows])
-        _insert_artifacts(conn, run_id, [a for p in fresh for a in p.artifact_rows])
+    # A run id that carries no day is placed by a lookup, under a lock held till the commit.
+    day = carried_day(conn, run_id)
+    try:
+        with conn.transaction() if len(rounds) > 1 or has_artifacts or day is None else nullcontext():
+            day = day or run_day(conn, run_id, min(p.ts for p in unique))
+            new_ids = _apply_first_round(conn, run_id, day, unique, rounds[0] if rounds else [])
+            fresh = [p for p in unique if p.event_id in new_ids]
+            fresh_rows = {id(p.step_row) for p in fresh if p.step_row}
+            for later in rounds[1:]:
+                _upsert_steps(conn, run_id, day, [row for row in later if id(row) in fresh_rows])
+            _insert_artifacts(conn, run_id, day, [a for p in fresh for a in p.artifact_rows])
+    except psycopg.errors.CheckViolation as exc:
+        if day is None or not is_missing_partition(exc):
+            raise
+        raise outside_partitions(conn, run_id, day) from None
     return fresh
 
 
-def _apply_first_round(conn, run_id: str, unique: list[PreparedEvent], rows: list[dict[str, Any]]) -> set[str]:
+def _apply_first_round(
+    conn, run_id: str, day: date, unique: list[PreparedEvent], rows: list[dict[str, Any]]
+) -> set[str]:
     finishes = [p for p in unique if p.finish]
     # Only the batch's latest run_finish can win against the stored one.
     finish = max(finishes, key=lambda p: (p.ts, uuid.UUID(p.event_id))) if finishes else None
     params = {
         "run_id": run_id,
+        "run_day": day,
         # Sorted so that concurrent batches lock ledger entries in the same order.
         "event_ids": sorted(p.event_id for p in unique),
         "earliest": min(p.ts for p in unique),
@@ -176,11 +190,11 @@ def _apply_first_round(conn, run_id: str, unique: list[PreparedEvent], rows: lis
     return {str(row["event_id"]) for row in conn.execute(APPLY_BATCH, params).fetchall()}
 
 
-def _upsert_steps(conn, run_id: str, rows: list[dict[str, Any]]) -> None:
+def _upsert_steps(conn, run_id: str, day: date, rows: list[dict[str, Any]]) -> None:
     """Merge step fragments. One statement cannot touch a row twice, so a batch holding
     several events of one step is applied in rounds: the n-th event of each step in round n."""
     for round_rows in _rounds(rows):
-        conn.execute(UPSERT_STEPS, {"run_id": run_id, "rows": Jsonb(round_rows)})
+        conn.execute(UPSERT_STEPS, {"run_id": run_id, "run_day": day, "rows": Jsonb(round_rows)})
 
 
 def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -195,12 +209,12 @@ def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     return rounds
 
 
-def _insert_artifacts(conn, run_id: str, rows: list[dict[str, Any]]) -> None:
+def _insert_artifacts(conn, run_id: str, day: date, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     conn.execute(
         INSERT_ARTIFACTS,
-        (run_id, Jsonb(_one_per_key(rows, "artifact_id"))),
+        (run_id, day, Jsonb(_one_per_key(rows, "artifact_id"))),
     )
 
 

@@ -78,12 +78,12 @@ def _steps_merge(where: str = "true") -> str:
     """The step merge over the fragments in %(rows)s that satisfy `where`."""
     return "\n".join(
         [
-            f"INSERT INTO steps AS s (run_id, {', '.join(c for c, _ in STEP_COLUMNS)})",
-            f"SELECT %(run_id)s, {', '.join('f.' + c for c, _ in STEP_COLUMNS)}",
+            f"INSERT INTO steps AS s (run_id, run_day, {', '.join(c for c, _ in STEP_COLUMNS)})",
+            f"SELECT %(run_id)s, %(run_day)s, {', '.join('f.' + c for c, _ in STEP_COLUMNS)}",
             f"FROM jsonb_to_recordset(%(rows)s) AS f({', '.join(f'{c} {t}' for c, t in STEP_COLUMNS)})",
             f"WHERE {where}",
             "ORDER BY f.step_id",
-            "ON CONFLICT (run_id, step_id) DO UPDATE SET",
+            "ON CONFLICT (run_id, step_id, run_day) DO UPDATE SET",
             "    started_at = LEAST(s.started_at, EXCLUDED.started_at),",
             ",\n".join(
                 [_pick(c, f"{_END_WINS} OR (s.end_event_id IS NULL AND {_START_WINS})") for c in _IDENTITY_COLUMNS]
@@ -106,10 +106,11 @@ _FINISH_WINS = (
 _EARLIER_START = "(r.implicit AND EXCLUDED.started_at < r.started_at)"
 _RUN_MERGE = "\n".join(
     [
-        "INSERT INTO runs AS r (run_id, implicit, started_at, status, outcome, error, ended_at, finish_event_id)",
-        "VALUES (%(run_id)s, true, %(earliest)s, coalesce(%(f_status)s, 'running'), %(f_outcome)s, %(f_error)s,",
+        "INSERT INTO runs AS r (run_id, run_day, implicit, started_at, status, outcome, error, ended_at,",
+        "                       finish_event_id)",
+        "VALUES (%(run_id)s, %(run_day)s, true, %(earliest)s, coalesce(%(f_status)s, 'running'), %(f_outcome)s, %(f_error)s,",
         "        %(f_ts)s, %(f_event_id)s)",
-        "ON CONFLICT (run_id) DO UPDATE SET",
+        "ON CONFLICT (run_id, run_day) DO UPDATE SET",
         f"    started_at = CASE WHEN {_EARLIER_START} THEN EXCLUDED.started_at ELSE r.started_at END,",
         ",\n".join(
             f"    {c} = CASE WHEN {_FINISH_WINS} THEN EXCLUDED.{c} ELSE r.{c} END"
@@ -141,15 +142,15 @@ APPLY_BATCH = "\n".join(
 
 # The latest step_end describing an artifact wins, as for the step itself.
 INSERT_ARTIFACTS = """
-INSERT INTO artifacts AS a (run_id, artifact_id, step_id, name, capture, content_type,
+INSERT INTO artifacts AS a (run_id, run_day, artifact_id, step_id, name, capture, content_type,
                        status, drop_reason, store_key, size_bytes, sha256, event_ts, event_id)
-SELECT %s, f.artifact_id, f.step_id, f.name, f.capture, f.content_type,
+SELECT %s, %s, f.artifact_id, f.step_id, f.name, f.capture, f.content_type,
        f.status, f.drop_reason, f.store_key, f.size_bytes, f.sha256, f.event_ts, f.event_id
 FROM jsonb_to_recordset(%s) AS f(artifact_id uuid, step_id uuid, name text, capture text,
      content_type text, status text, drop_reason text, store_key text, size_bytes bigint, sha256 text,
      event_ts timestamptz, event_id uuid)
 ORDER BY f.artifact_id
-ON CONFLICT (run_id, artifact_id) DO UPDATE SET
+ON CONFLICT (run_id, artifact_id, run_day) DO UPDATE SET
     capture = EXCLUDED.capture, content_type = EXCLUDED.content_type, status = EXCLUDED.status,
     drop_reason = EXCLUDED.drop_reason, store_key = EXCLUDED.store_key,
     size_bytes = EXCLUDED.size_bytes, sha256 = EXCLUDED.sha256,

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from xray_sdk.contract.bounds import bound_json
 from xray_sdk.contract.limits import DEFAULT_LIMITS
+from xray_sdk.contract.run_ids import with_day
 from xray_server.errors import Conflict
 from xray_server.ingest.bodies import load_body
+from xray_server.ingest.placement import is_missing_partition, outside_partitions, run_day
 from xray_server.schemas.runs import RunCreateSchema
+from xray_server.storage.partitions import carried_day
 from xray_server.storage.pool import Database
 
 _run_schema = RunCreateSchema()
 
 _CREATE_RUN = """
-INSERT INTO runs AS r (run_id, pipeline, entity, tags, metadata, started_at, implicit)
-VALUES (%(run_id)s, %(pipeline)s, %(entity)s, %(tags)s, %(metadata)s, %(started_at)s, false)
-ON CONFLICT (run_id) DO UPDATE SET
+INSERT INTO runs AS r (run_id, run_day, pipeline, entity, tags, metadata, started_at, implicit)
+VALUES (%(run_id)s, %(run_day)s, %(pipeline)s, %(entity)s, %(tags)s, %(metadata)s, %(started_at)s, false)
+ON CONFLICT (run_id, run_day) DO UPDATE SET
     pipeline = EXCLUDED.pipeline, entity = EXCLUDED.entity, tags = EXCLUDED.tags,
     metadata = EXCLUDED.metadata, implicit = false,
     started_at = LEAST(r.started_at, EXCLUDED.started_at)
@@ -36,7 +41,9 @@ def create_run(db: Database, payload: Any) -> tuple[str, bool]:
     request is harmless; the same id with a different pipeline, entity or tags is a 409.
     """
     data = load_body(_run_schema, payload)
-    run_id = str(data["run_id"] or uuid.uuid4())
+    started_at = data["started_at"] or datetime.now(UTC)
+    # A run id the server makes carries the run's day, as the SDK's do (contract/run_ids.py).
+    run_id = str(data["run_id"] or with_day(uuid.uuid4(), started_at))
     metadata, _ = (
         bound_json(data["metadata"], DEFAULT_LIMITS.max_metadata_bytes)
         if data["metadata"] is not None
@@ -48,12 +55,22 @@ def create_run(db: Database, payload: Any) -> tuple[str, bool]:
         "entity": data["entity"],
         "tags": Jsonb(data["tags"]),
         "metadata": Jsonb(metadata) if metadata is not None else None,
-        "started_at": data["started_at"] or datetime.now(UTC),
+        "started_at": started_at,
     }
     with db.connection() as conn:
-        if conn.execute(_CREATE_RUN, row).fetchone() is not None:
-            return run_id, True
-        existing = conn.execute("SELECT pipeline, entity, tags FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+        try:
+            # Only an id that carries no day needs the lookup, and its lock, in a transaction.
+            with conn.transaction() if carried_day(conn, run_id) is None else nullcontext():
+                row["run_day"] = run_day(conn, run_id, started_at)
+                if conn.execute(_CREATE_RUN, row).fetchone() is not None:
+                    return run_id, True
+        except psycopg.errors.CheckViolation as exc:
+            if "run_day" not in row or not is_missing_partition(exc):
+                raise
+            raise outside_partitions(conn, run_id, row["run_day"]) from None
+        existing = conn.execute(
+            "SELECT pipeline, entity, tags FROM runs WHERE run_id = %s AND run_day = %s", (run_id, row["run_day"])
+        ).fetchone()
     mismatched = [key for key in ("pipeline", "entity", "tags") if existing[key] != data[key]]
     if mismatched:
         raise Conflict(

@@ -8,11 +8,13 @@ from typing import Any
 
 from psycopg import sql
 
+from xray_server.query.days import RUN_SPAN
 from xray_server.query.steps import step_filters
 from xray_server.query.views import check_window, iso, merged_metrics
 from xray_server.schemas import responses
 from xray_server.schemas.queries import StepQuery, StepStatsQuery
 from xray_server.schemas.views import projector
+from xray_server.storage.partitions import KEPT_DAY
 from xray_server.storage.pool import Database
 
 BASELINE_WINDOW = timedelta(days=7)
@@ -39,7 +41,7 @@ def top_reasons(db: Database, q: StepStatsQuery) -> dict[str, Any]:
     where.append(sql.SQL("s.rejections IS NOT NULL"))
     statement = sql.SQL("""
         WITH chosen AS (
-            SELECT s.rejections, s.candidates_in FROM steps s JOIN runs r ON r.run_id = s.run_id WHERE {where}),
+            SELECT s.rejections, s.candidates_in FROM steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day WHERE {where}),
         reasons AS (SELECT DISTINCT jsonb_object_keys(rejections) AS reason FROM chosen)
         -- A step without the reason counts as a share of 0: "usual" means over every step.
         SELECT x.reason, count(*) FILTER (WHERE c.rejections ? x.reason) AS steps,
@@ -76,7 +78,7 @@ def step_stats(db: Database, q: StepStatsQuery) -> dict[str, Any]:
                percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (ORDER BY s.candidates_out) AS candidates_out,
                percentile_cont(%(quantiles)s::float8[]) WITHIN GROUP (
                    ORDER BY extract(epoch FROM s.ended_at - s.started_at) * 1000) AS duration_ms
-        FROM steps s JOIN runs r ON r.run_id = s.run_id
+        FROM steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day
         WHERE {where}
         GROUP BY r.pipeline, s.name, s.step_type
         ORDER BY r.pipeline NULLS LAST, s.name, s.step_type
@@ -112,10 +114,14 @@ _reason = projector(
 # later runs arrive), none judged bad, with their steps: a baseline whose cost is that of this many
 # runs whatever the size of the table or the window (`runs_pipeline_started_idx`, then each run's
 # steps by primary key).
-EARLIER_STEPS = """
+#
+# The runs are first looked for in the partitions of the last EARLIER_DAYS days before the run (and
+# the kept runs'), and only when those hold too few, in every partition.
+_EARLIER_STEPS = """
 WITH earlier AS (
-    SELECT r.run_id FROM runs r
+    SELECT r.run_id, r.run_day FROM runs r
     WHERE r.pipeline = %(pipeline)s AND (r.started_at, r.run_id) < (%(started_at)s, %(run_id)s::uuid)
+      AND r.run_day <= %(day_to)s {recent}
       AND NOT EXISTS (SELECT 1 FROM run_labels l WHERE l.run_id = r.run_id AND l.label = %(bad)s)
     ORDER BY r.started_at DESC, r.run_id DESC
     LIMIT %(runs)s
@@ -123,22 +129,34 @@ WITH earlier AS (
 SELECT s.run_id, s.step_id, s.parent_step_id, s.name, s.step_type, s.status, s.candidates_in, s.candidates_out,
        s.drop_ratio, s.model, s.temperature, s.metrics, s.rejections, s.contract_violations,
        extract(epoch FROM s.ended_at - s.started_at) * 1000 AS duration_ms
-FROM earlier JOIN steps s ON s.run_id = earlier.run_id
+FROM earlier JOIN steps s ON s.run_id = earlier.run_id AND s.run_day = earlier.run_day
 """
+EARLIER_DAYS = timedelta(days=7)
+# Two statements, not one with a NULL test: PostgreSQL prunes partitions of a prepared statement's
+# generic plan only on plain comparisons of the key.
+EARLIER_STEPS_RECENT = _EARLIER_STEPS.format(recent="AND (r.run_day >= %(day_from)s OR r.run_day = %(kept_day)s)")
+EARLIER_STEPS = _EARLIER_STEPS.format(recent="")
 
 
 def earlier_steps(db: Database, run: dict[str, Any], runs: int, bad_label: str) -> list[dict[str, Any]]:
     """The steps of the `runs` latest runs of `run`'s pipeline that started before it (ties broken by
     run id) and that no source labelled `bad_label`, each with its metrics merged as the API shows them."""
+    # The run as the API shows it: its start is an RFC 3339 string.
+    started = datetime.fromisoformat(run["started_at"]).astimezone(UTC)
     params = {
         "pipeline": run["pipeline"],
         "started_at": run["started_at"],
         "run_id": run["run_id"],
         "runs": runs,
         "bad": bad_label,
+        "day_from": (started - EARLIER_DAYS).date(),
+        "day_to": (started + RUN_SPAN).date(),
+        "kept_day": KEPT_DAY,
     }
     with db.connection() as conn:
-        rows = conn.execute(EARLIER_STEPS, params).fetchall()
+        rows = conn.execute(EARLIER_STEPS_RECENT, params).fetchall()
+        if len({row["run_id"] for row in rows}) < runs:
+            rows = conn.execute(EARLIER_STEPS, params).fetchall()
     for row in rows:
         row["run_id"] = str(row["run_id"])
         row["metrics"] = merged_metrics(row)

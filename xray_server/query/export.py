@@ -63,7 +63,10 @@ def steps_copy(q: StepExportQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """The `COPY` statement of a steps export, and its parameters."""
     where, params = step_filters(replace(q, cursor=None))
     select = sql.SQL(
-        "SELECT " + _STEP_COLUMNS + _LABELS.format(run="r") + " FROM steps s JOIN runs r ON r.run_id = s.run_id "
+        "SELECT "
+        + _STEP_COLUMNS
+        + _LABELS.format(run="r")
+        + " FROM steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day "
         "WHERE {} ORDER BY s.started_at DESC, s.run_id DESC, s.step_id DESC"
     ).format(sql.SQL(" AND ").join(where))
     return _copy_of(select, q.format), params

@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
 
+from xray_server.query.days import RUN_SPAN
 from xray_server.query.steps import LABELLED, add_json_filters, step_filters
 from xray_server.schemas.queries import PatternQuery, StepFilters, StepQuery
+from xray_server.storage.partitions import KEPT_DAY
 from xray_server.storage.pool import Database
 
 # Steps are read through the time index, within this margin of their run's window: a step
@@ -98,8 +100,12 @@ def step_predicate(q: PatternQuery) -> tuple[sql.Composable | None, dict[str, An
     where, params = step_filters(steps)
     if len(where) == 1:  # only `true`: no step filter given
         return None, {}
-    where.append(sql.SQL("s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s"))
-    return sql.SQL("EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND {})").format(
+    where.append(
+        sql.SQL(
+            "s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s AND (s.run_day >= %(day_from)s OR s.run_day = %(kept_day)s) AND s.run_day <= %(day_to)s"
+        )
+    )
+    return sql.SQL("EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND s.run_day = r.run_day AND {})").format(
         sql.SQL(" AND ").join(where)
     ), params
 
@@ -155,6 +161,10 @@ def window_params(q: PatternQuery, since: datetime, until: datetime) -> dict[str
         "until": until,
         "steps_since": since - CLOCK_SKEW,
         "steps_until": until + STEP_MARGIN,
+        # The partitions of the window (query/days.py): runs and steps alike, with the margins.
+        "day_from": (since - CLOCK_SKEW - RUN_SPAN).astimezone(UTC).date(),
+        "day_to": (until + STEP_MARGIN + RUN_SPAN).astimezone(UTC).date(),
+        "kept_day": KEPT_DAY,
     }
 
 
@@ -162,17 +172,20 @@ def window_params(q: PatternQuery, since: datetime, until: datetime) -> dict[str
 # of them. Values that no bad run has cannot explain anything and are never counted.
 _BAD_VALUES = """
 WITH b AS MATERIALIZED (
-    SELECT r.run_id, r.tags, r.metadata, r.status
+    SELECT r.run_id, r.run_day, r.tags, r.metadata, r.status
     FROM runs r
     WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s AND {bad}
+      AND (r.run_day >= %(day_from)s OR r.run_day = %(kept_day)s) AND r.run_day <= %(day_to)s
 ), judged AS MATERIALIZED (
     SELECT count(*) FILTER (WHERE {judged}) AS judged, count(*) AS runs
     FROM runs r WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s
+      AND (r.run_day >= %(day_from)s OR r.run_day = %(kept_day)s) AND r.run_day <= %(day_to)s
 ), bs AS MATERIALIZED (
     SELECT b.run_id, s.name, s.step_type, s.model, s.metrics
     FROM b CROSS JOIN LATERAL (
         SELECT name, step_type, model, metrics FROM steps s
-        WHERE s.run_id = b.run_id AND s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s
+        WHERE s.run_id = b.run_id AND s.run_day = b.run_day
+          AND s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s
           AND (s.model IS NOT NULL OR s.metrics IS NOT NULL)) s
 ), bad_values AS (
     SELECT b.run_id, 'tags' AS kind, '' AS step, t.key AS key, t.value AS value
@@ -216,10 +229,12 @@ WITH w AS (
            floor(extract(epoch FROM r.started_at) / %(bucket)s)::bigint AS bucket
     FROM runs r
     WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s AND r.started_at < %(until)s AND {judged}
+      AND (r.run_day >= %(day_from)s OR r.run_day = %(kept_day)s) AND r.run_day <= %(day_to)s
 ), step_masks AS (
     SELECT s.run_id, bit_or(({step_mask})::bigint) AS mask
     FROM steps s
     WHERE s.step_type = ANY (%(step_types)s) AND s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s
+      AND (s.run_day >= %(day_from)s OR s.run_day = %(kept_day)s) AND s.run_day <= %(day_to)s
       AND s.name = ANY (%(step_names)s)
     GROUP BY s.run_id
 ), sets AS MATERIALIZED (
@@ -353,8 +368,8 @@ def _has(attribute: Attribute, i: int, params: dict[str, Any]) -> sql.Composable
     if attribute[0] != "steps":
         return test
     return sql.SQL(
-        "EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND {} AND s.started_at >= "
-        "%(steps_since)s AND s.started_at < %(steps_until)s)"
+        "EXISTS (SELECT 1 FROM steps s WHERE s.run_id = r.run_id AND s.run_day = r.run_day AND {} AND s.started_at >= "
+        "%(steps_since)s AND s.started_at < %(steps_until)s AND (s.run_day >= %(day_from)s OR s.run_day = %(kept_day)s) AND s.run_day <= %(day_to)s)"
     ).format(test)
 
 
@@ -369,6 +384,6 @@ def last_good_before(
     has = sql.SQL(" AND ").join([_has(a, i, params) for i, a in enumerate(pattern)])
     statement = sql.SQL(
         "SELECT max(r.started_at) AS at FROM runs r WHERE r.pipeline = %(pipeline)s AND r.started_at >= %(since)s "
-        "AND r.started_at < %(until)s AND NOT coalesce({bad}, false) AND {judged} AND {has}"
+        "AND r.started_at < %(until)s AND (r.run_day >= %(day_from)s OR r.run_day = %(kept_day)s) AND r.run_day <= %(day_to)s AND NOT coalesce({bad}, false) AND {judged} AND {has}"
     ).format(bad=bad, judged=judged, has=has)
     return conn.execute(statement, params, prepare=False).fetchone()["at"]

@@ -10,6 +10,7 @@ from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
 from xray_server.errors import NotFound
 from xray_server.ids import parse_run_id
 from xray_server.query import cursor as cursors
+from xray_server.query.days import run_days, window_days
 from xray_server.query.steps import LABELLED, add_json_filters, add_tag_filters, bounded_count, total_view
 from xray_server.query.views import (
     artifact_view,
@@ -21,6 +22,7 @@ from xray_server.query.views import (
     step_detail,
 )
 from xray_server.schemas.queries import RunQuery
+from xray_server.storage.partitions import carried_day
 from xray_server.storage.pool import Database
 
 
@@ -33,6 +35,7 @@ def list_runs(db: Database, q: RunQuery) -> dict[str, Any]:
         at, run_id = cursors.decode(q.cursor, 1)
         conditions.append(sql.SQL("(r.started_at, r.run_id) < (%(c_at)s, %(c_run)s::uuid)"))
         params.update(c_at=at, c_run=run_id)
+        conditions.extend(window_days("r", params, None, at, name="c_day"))
     params["limit_plus_one"] = q.limit + 1
     # The labels are read for the page's runs only, after the page is chosen.
     statement = sql.SQL(
@@ -65,6 +68,7 @@ def run_filters(q: RunQuery, alias: str = "r") -> tuple[list[sql.Composable], di
     if q.until is not None:
         where.append(sql.SQL("{}.started_at < %(until)s").format(sql.Identifier(alias)))
         params["until"] = q.until
+    where.extend(window_days(alias, params, q.since, q.until))
     add_tag_filters(where, params, q.tag, alias)
     add_json_filters(where, params, "outcome", q.outcome, alias)
     add_json_filters(where, params, "metadata", q.metadata, alias)
@@ -84,7 +88,13 @@ _LABELS = """coalesce((
                                         'comment', l.comment, 'labeled_at', extract(epoch FROM l.labeled_at))
                      ORDER BY l.labeled_at DESC, l.source)
     FROM run_labels l WHERE l.run_id = {run}.run_id), '[]'::jsonb) AS labels"""
-_RUN_WITH_LABELS = f"SELECT r.*, {_LABELS.format(run='r')} FROM runs r WHERE r.run_id = %s"
+# `days`: the partitions the run's id places it in (`days.run_days`), or NULL for all of them.
+_RUN_WITH_LABELS = (
+    f"SELECT r.*, {_LABELS.format(run='r')} FROM runs r"
+    " WHERE r.run_id = %(run_id)s AND (%(days)s::date[] IS NULL OR r.run_day = ANY(%(days)s::date[]))"
+)
+_RUN_STEPS = "SELECT * FROM steps WHERE run_id = %(run_id)s AND run_day = %(run_day)s ORDER BY seq, started_at, step_id"
+_RUN_ARTIFACTS = "SELECT * FROM artifacts WHERE run_id = %(run_id)s AND run_day = %(run_day)s ORDER BY created_at, name"
 
 
 def get_run(db: Database, run_id: str) -> dict[str, Any]:
@@ -92,15 +102,15 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
     run_id = parse_run_id(run_id)
     with db.connection() as conn:
         # The run's labels come with it (no round trip of their own): its judgements, latest first.
-        run = conn.execute(_RUN_WITH_LABELS, (run_id,)).fetchone()
+        # Kept runs outlive their day's partition: a run found twice (kept, and its day not yet
+        # dropped) is read from its day's partition, which ingest still writes.
+        found = conn.execute(_RUN_WITH_LABELS, {"run_id": run_id, "days": run_days(carried_day(conn, run_id))})
+        run = max(found.fetchall(), key=lambda r: r["run_day"], default=None)
         if run is None:
             raise NotFound(f"no run {run_id}: check the id, or whether its events were sent", {"run_id": run_id})
-        steps = conn.execute(
-            "SELECT * FROM steps WHERE run_id = %s ORDER BY seq, started_at, step_id", (run_id,)
-        ).fetchall()
-        artifacts = conn.execute(
-            "SELECT * FROM artifacts WHERE run_id = %s ORDER BY created_at, name", (run_id,)
-        ).fetchall()
+        where = {"run_id": run_id, "run_day": run["run_day"]}
+        steps = conn.execute(_RUN_STEPS, where).fetchall()
+        artifacts = conn.execute(_RUN_ARTIFACTS, where).fetchall()
     by_step: dict[str, list[dict[str, Any]]] = {}
     for a in artifacts:
         by_step.setdefault(a["step_id"], []).append(artifact_view(a))

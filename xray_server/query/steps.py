@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 
 from xray_server.errors import ValidationFailed
 from xray_server.query import cursor as cursors
+from xray_server.query.days import window_days
 from xray_server.query.views import check_window, paginate, step_summary
 from xray_server.schemas.queries import TOTAL_BOUND, StepQuery
 from xray_server.storage.pool import Database
@@ -36,7 +37,9 @@ def find_steps(db: Database, q: StepQuery) -> dict[str, Any]:
 
 def _total(conn: Any, q: StepQuery) -> int:
     where, params = step_filters(replace(q, cursor=None))
-    return bounded_count(conn, sql.SQL("steps s JOIN runs r ON r.run_id = s.run_id"), where, params)
+    return bounded_count(
+        conn, sql.SQL("steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day"), where, params
+    )
 
 
 def bounded_count(conn: Any, source: sql.Composable, where: list[sql.Composable], params: dict[str, Any]) -> int:
@@ -66,7 +69,7 @@ def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """The statement `find_steps` runs for `q` (one more row than a page, to detect the next)."""
     where, params = step_filters(q)
     statement = sql.SQL(
-        "SELECT {columns}, r.pipeline, r.entity FROM steps s JOIN runs r ON r.run_id = s.run_id "
+        "SELECT {columns}, r.pipeline, r.entity FROM steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day "
         "WHERE {where} ORDER BY s.started_at DESC, s.run_id DESC, s.step_id DESC LIMIT %(limit_plus_one)s"
     ).format(columns=sql.SQL(_STEP_SUMMARY_COLUMNS), where=sql.SQL(" AND ").join(where))
     params["limit_plus_one"] = q.limit + 1
@@ -173,6 +176,9 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
     add_json_filters(where, params, "metadata", q.metadata, "r")
     if q.run_label is not None:
         add(LABELLED.format(run="s.run_id"), label=q.run_label)
+    # The run's side too: PostgreSQL carries the join's equality on run_day, not the bounds.
+    where.extend(window_days("s", params, q.since, q.until))
+    where.extend(window_days("r", params, q.since, q.until, name="run_day"))
     if q.cursor:
         at, run_id, step_id = cursors.decode(q.cursor, 2)
         add(
@@ -181,4 +187,6 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
             c_run=run_id,
             c_step=step_id,
         )
+        where.extend(window_days("s", params, None, at, name="c_day"))
+        where.extend(window_days("r", params, None, at, name="c_run_day"))
     return where, params

@@ -65,6 +65,17 @@ class Settings:
     minutes; a replay older than this is applied again and changes nothing; 0: forever)."""
     ledger_prune_seconds: float = 600.0
     """`XRAY_LEDGER_PRUNE_SECONDS`: how often a worker prunes the ledger (0: never)."""
+    partition_days: int = 1
+    """`XRAY_PARTITION_DAYS`: how many days one partition of runs, steps and artifact rows holds."""
+    retention_days: float = 0.0
+    """`XRAY_RETENTION_DAYS`: runs older than this are dropped, a whole partition at a time, with
+    their steps and artifacts (0: keep forever)."""
+    judged_retention_days: float = 365.0
+    """`XRAY_JUDGED_RETENTION_DAYS`: how long a run with a label is kept when the retention drops
+    its partition (copied into the kept partition first); not longer than the retention: none."""
+    partition_upkeep_seconds: float = 3600.0
+    """`XRAY_PARTITION_UPKEEP_SECONDS`: how often a worker creates the partitions due in the next
+    days and applies the retention (0: never; `xray retention apply` does it by hand)."""
     max_capture: str = "full"
     """`XRAY_MAX_CAPTURE`: the highest capture level kept; artifacts above it are dropped."""
     host: str = "127.0.0.1"
@@ -101,6 +112,10 @@ _FIELDS = {
     "XRAY_ARTIFACT_SWEEP_SECONDS": ("artifact_sweep_seconds", float),
     "XRAY_LEDGER_HOURS": ("ledger_hours", float),
     "XRAY_LEDGER_PRUNE_SECONDS": ("ledger_prune_seconds", float),
+    "XRAY_PARTITION_DAYS": ("partition_days", int),
+    "XRAY_RETENTION_DAYS": ("retention_days", float),
+    "XRAY_JUDGED_RETENTION_DAYS": ("judged_retention_days", float),
+    "XRAY_PARTITION_UPKEEP_SECONDS": ("partition_upkeep_seconds", float),
     "XRAY_MAX_CAPTURE": ("max_capture", str),
     "XRAY_HOST": ("host", str),
     "XRAY_PORT": ("port", int),

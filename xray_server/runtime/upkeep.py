@@ -1,16 +1,20 @@
 """What a worker does besides answering requests, as `Background` jobs: settle artifact rows a
-crash left pending, and prune the ingest ledger past its horizon."""
+crash left pending, prune the ingest ledger past its horizon, create the partitions due next and
+apply the retention."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
-from xray_server.artifacts.stores import ArtifactStore
+from xray_server.artifacts.stores import ArtifactStore, ObjectMissing
 from xray_server.artifacts.sweep import resolve_stale_pending
 from xray_server.ingest.ledger import prune_ledger
 from xray_server.runtime.background import Background, Job
 from xray_server.runtime.config import Settings
+from xray_server.storage.partitions import ensure_ahead
 from xray_server.storage.pool import Database
+from xray_server.storage.retention import RetentionReport, apply_retention
 
 
 def upkeep(db: Database, store: ArtifactStore, settings: Settings) -> Background:
@@ -19,4 +23,36 @@ def upkeep(db: Database, store: ArtifactStore, settings: Settings) -> Background
     if settings.ledger_hours > 0:
         horizon = timedelta(hours=settings.ledger_hours)
         jobs.append(Job("ledger prune", settings.ledger_prune_seconds, lambda: prune_ledger(db, horizon)))
+    jobs.append(Job("partitions", settings.partition_upkeep_seconds, lambda: partition_upkeep(db, store, settings)))
     return Background(jobs)
+
+
+def partition_upkeep(
+    db: Database, store: ArtifactStore | None, settings: Settings, *, dry_run: bool = False
+) -> RetentionReport | None:
+    """Create the partitions due in the next days, then apply the retention if one is set (its
+    report; None without one)."""
+    today = datetime.now(UTC).date()
+    if not dry_run:
+        with db.connection() as conn:
+            ensure_ahead(conn, today, settings.partition_days)
+    if settings.retention_days <= 0:
+        return None
+    return apply_retention(
+        db,
+        today=today,
+        keep_days=settings.retention_days,
+        judged_days=settings.judged_retention_days,
+        delete_object=_deleter(store) if store is not None else None,
+        dry_run=dry_run,
+    )
+
+
+def _deleter(store: ArtifactStore) -> Callable[[str], None]:
+    def delete(key: str) -> None:
+        try:
+            store.delete(key)
+        except ObjectMissing:
+            pass  # already gone: what the retention wanted
+
+    return delete

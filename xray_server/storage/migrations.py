@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+
+from xray_server.storage.partitions import ensure_ahead, partition_ledger, partition_tables
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +20,7 @@ _LOCK_KEY = 0x58524159  # "XRAY"
 
 # Version N is applied when the database is below N. Version 1 is schema.sql; later
 # changes go here as (version, sql) pairs, never as edits to what already shipped.
-MIGRATIONS: list[tuple[int, str]] = [
+MIGRATIONS: list[tuple[int, str | Callable[[psycopg.Connection], None]]] = [
     # Tag filters (`tag=key:value` on /runs and /steps) by containment, served by a GIN index.
     (2, "CREATE INDEX IF NOT EXISTS runs_tags_idx ON runs USING gin (tags jsonb_path_ops)"),
     # Run labels: judgements that arrive after a run, one per (run, source), the latest winning.
@@ -47,9 +51,14 @@ MIGRATIONS: list[tuple[int, str]] = [
     # The ledger is pruned by age: a BRIN index (rows arrive in time order) finds the old ones for
     # a few kilobytes, where a B-tree would add a tenth to the ledger's size.
     (6, "CREATE INDEX IF NOT EXISTS ingested_events_received_idx ON ingested_events USING brin (received_at)"),
+    # Runs, steps and artifact rows partitioned by the run's day, in place (storage/partitions.py).
+    (7, lambda conn: partition_tables(conn, datetime.now(UTC).date())),
+    # The ingest ledger partitioned by the day an event was received, pruned by dropping days.
+    (8, lambda conn: partition_ledger(conn, datetime.now(UTC).date())),
 ]
 
 LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])
+PARTITIONED_SINCE = 8
 
 
 def current_version(conn: psycopg.Connection) -> int:
@@ -61,8 +70,9 @@ def current_version(conn: psycopg.Connection) -> int:
     return int(_first(row))
 
 
-def migrate(conn: psycopg.Connection) -> int:
-    """Apply schema.sql and any later migration the database lacks; return the final version."""
+def migrate(conn: psycopg.Connection, *, partition_days: int = 1, up_to: int = LATEST_VERSION) -> int:
+    """Apply schema.sql and any later migration the database lacks (up to version `up_to`), and
+    create the partitions due in the next days (`partition_days` wide); return the final version."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
         version = current_version(conn)
@@ -71,11 +81,16 @@ def migrate(conn: psycopg.Connection) -> int:
             conn.execute(SCHEMA_PATH.read_text(encoding="utf-8"))
             version = 1
         for target, sql in MIGRATIONS:
-            if version < target:
+            if version < target <= up_to:
                 log.info("applying schema migration %d", target)
-                conn.execute(sql)
+                if callable(sql):
+                    sql(conn)
+                else:
+                    conn.execute(sql)
                 conn.execute("INSERT INTO xray_schema_version (version) VALUES (%s)", (target,))
                 version = target
+    if version >= PARTITIONED_SINCE:
+        ensure_ahead(conn, datetime.now(UTC).date(), partition_days)
     return version
 
 

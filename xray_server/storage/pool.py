@@ -126,6 +126,6 @@ def open_database(settings: Settings) -> Database:
         )
     if settings.migrate_on_start:
         with psycopg.connect(settings.database_url, **connection_kwargs(settings)) as conn:
-            version = migrate(conn)
+            version = migrate(conn, partition_days=settings.partition_days)
         log.info("schema at version %d", version)
     return Database(settings.database_url, settings)

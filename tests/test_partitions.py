@@ -1,0 +1,336 @@
+"""Time partitions of the hot tier: the upgrade of a populated database in place, where a run's
+rows go (by the day its id carries, or anchored where first seen), the answer for a run dated
+outside every partition, and the retention by whole partitions that keeps judged runs."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from tests.support.databases import throwaway_database
+from tests.support.events import step_end, step_start
+from xray_sdk.contract.run_ids import day_of_run_id, with_day
+from xray_sdk.ids import new_run_id
+from xray_server.artifacts.stores import LocalDirStore
+from xray_server.errors import RunOutsidePartitions
+from xray_server.ingest.batch import ingest_events
+from xray_server.ingest.runs import create_run
+from xray_server.query.baselines import EARLIER_STEPS_RECENT
+from xray_server.query.days import run_days
+from xray_server.query.runs import _RUN_WITH_LABELS, run_filters
+from xray_server.query.steps import step_query_sql
+from xray_server.runtime.config import load_settings
+from xray_server.schemas.queries import RunQuery, StepQuery
+from xray_server.storage.migrations import LATEST_VERSION, migrate
+from xray_server.storage.partitions import KEPT_DAY, carried_day, ensure_ahead, partitions
+from xray_server.storage.pool import Database
+from xray_server.storage.retention import apply_retention
+
+TODAY = datetime.now(UTC).date()
+
+
+@pytest.fixture()
+def fresh_url(pg_server_url):
+    with throwaway_database(pg_server_url, "xray_part") as url:
+        if url is None:
+            pytest.skip("this PostgreSQL does not let the tests create a database")
+        yield url
+
+
+@pytest.fixture()
+def fresh_db(fresh_url, tmp_path):
+    with psycopg.connect(fresh_url, row_factory=dict_row) as conn:
+        migrate(conn)
+    database = Database(fresh_url, load_settings({}, database_url=fresh_url, pool_min_size=1, pool_max_size=2))
+    yield database
+    database.close()
+
+
+def _run_at(day: date) -> str:
+    return str(with_day(uuid.uuid4(), day))
+
+
+def _events(at: datetime, steps: int = 2) -> dict:
+    events = []
+    for seq in range(steps):
+        step_id = str(uuid.uuid4())
+        start = (at + timedelta(seconds=seq)).isoformat()
+        events.append(step_start(step_id, seq, f"s{seq}", "filter", at=start))
+        events.append(step_end(step_id, seq, f"s{seq}", "filter", at=start))
+    return {"events": events}
+
+
+def _count(db: Database, sql: str, *args: object) -> int:
+    with db.connection() as conn:
+        return conn.execute(sql, args).fetchone()["n"]
+
+
+def test_a_run_id_carries_its_day_and_the_sdk_makes_such_ids():
+    started = datetime(2026, 3, 4, 23, 59, tzinfo=UTC)
+    assert day_of_run_id(new_run_id(started.timestamp())) == date(2026, 3, 4)
+    assert uuid.UUID(new_run_id()).version == 8
+    assert day_of_run_id(_run_at(date(2031, 1, 2))) == date(2031, 1, 2)
+    assert day_of_run_id(str(uuid.uuid4())) is None
+    # A UUIDv7 carries its time by the standard.
+    v7 = uuid.UUID(int=(1_700_000_000_000 << 80) | (7 << 76) | (2 << 62) | 1)
+    assert day_of_run_id(v7) == date(2023, 11, 14)
+
+
+def test_the_rows_of_a_run_go_to_the_partition_of_the_day_its_id_carries(fresh_db):
+    tomorrow = TODAY + timedelta(days=1)
+    run_id = _run_at(tomorrow)
+    create_run(fresh_db, {"run_id": run_id, "pipeline": "p", "entity": "e"})
+    ingest_events(fresh_db, run_id, _events(datetime.now(UTC)))
+    with fresh_db.connection() as conn:
+        where = conn.execute(
+            "SELECT tableoid::regclass::text AS part FROM steps WHERE run_id = %s UNION "
+            "SELECT tableoid::regclass::text FROM runs WHERE run_id = %s",
+            (run_id, run_id),
+        ).fetchall()
+    assert {row["part"] for row in where} == {f"steps_p{tomorrow:%Y%m%d}", f"runs_p{tomorrow:%Y%m%d}"}
+
+
+def test_a_run_whose_id_carries_no_day_stays_where_it_was_first_seen(fresh_db):
+    run_id = str(uuid.uuid4())
+    first = datetime.now(UTC) - timedelta(days=3)
+    ingest_events(fresh_db, run_id, _events(first))  # implicit, anchored three days ago
+    ingest_events(fresh_db, run_id, _events(datetime.now(UTC)))  # far from its anchor: found anyway
+    create_run(fresh_db, {"run_id": run_id, "pipeline": "p", "entity": "e"})
+    assert _count(fresh_db, "SELECT count(*) AS n FROM runs WHERE run_id = %s", run_id) == 1
+    assert _count(fresh_db, "SELECT count(*) AS n FROM steps WHERE run_id = %s", run_id) == 4
+    with fresh_db.connection() as conn:
+        row = conn.execute("SELECT run_day, pipeline, implicit FROM runs WHERE run_id = %s", (run_id,)).fetchone()
+    assert (row["run_day"], row["pipeline"], row["implicit"]) == (first.date(), "p", False)
+
+
+def test_a_run_dated_past_the_partitions_gets_a_clear_4xx_and_nothing_is_written(fresh_db):
+    run_id = _run_at(TODAY + timedelta(days=40))
+    with pytest.raises(RunOutsidePartitions) as raised:
+        ingest_events(fresh_db, run_id, _events(datetime.now(UTC)))
+    assert raised.value.status == 422 and "clock" in raised.value.message
+    with pytest.raises(RunOutsidePartitions):
+        create_run(fresh_db, {"run_id": run_id, "pipeline": "p", "entity": "e"})
+    assert _count(fresh_db, "SELECT count(*) AS n FROM ingested_events WHERE run_id = %s", run_id) == 0
+
+
+def test_an_http_client_gets_the_422_with_its_reason(app):
+    run_id = _run_at(TODAY + timedelta(days=40))
+    answer = app.test_client().post(f"/api/v1/runs/{run_id}/events", json=_events(datetime.now(UTC)))
+    assert answer.status_code == 422
+    assert answer.get_json()["error"]["code"] == "run_outside_partitions"
+
+
+def test_partitions_are_made_ahead_and_making_them_again_changes_nothing(fresh_url):
+    with psycopg.connect(fresh_url, row_factory=dict_row) as conn:
+        migrate(conn)
+        before = partitions(conn, "steps")
+        migrate(conn)
+        again = partitions(conn, "steps")
+        migrate(conn, partition_days=2)  # a new size applies to the partitions made from now on
+        wider = partitions(conn, "steps")
+    assert again == before
+    assert before[-1].upper > TODAY + timedelta(days=3)
+    assert wider[: len(before)] == before and {p.upper - p.lower for p in wider[len(before) :]} == {timedelta(days=2)}
+    assert [p.lower for p in wider[1:]] == [p.upper for p in wider[:-1]]  # no gap, no overlap
+
+
+def _populate_version_6(url: str, runs: int, steps_per_run: int) -> None:
+    with psycopg.connect(url) as conn:
+        assert migrate(conn, up_to=6) == 6
+        conn.execute(
+            "INSERT INTO runs (run_id, pipeline, entity, started_at, status, outcome) "
+            "SELECT md5(i::text)::uuid, 'p', 'e' || i, now() - i * interval '1 minute', 'ok', "
+            "jsonb_build_object('i', i) FROM generate_series(1, %s) i",
+            (runs,),
+        )
+        conn.execute(
+            "INSERT INTO steps (run_id, step_id, seq, name, step_type, status, started_at, candidates_in, "
+            "candidates_out, drop_ratio, why) "
+            "SELECT md5(i::text)::uuid, md5(i::text || '/' || j)::uuid, j, 's' || j, 'filter', 'ok', now(), 10, j, "
+            "1 - j / 10.0, 'kept ' || j FROM generate_series(1, %s) i, generate_series(0, %s) j",
+            (runs, steps_per_run - 1),
+        )
+        conn.execute(
+            "INSERT INTO artifacts (run_id, artifact_id, step_id, name, capture, status, event_ts, event_id) "
+            "SELECT md5(i::text)::uuid, md5('a' || i)::uuid, md5(i::text || '/0')::uuid, 'sample', 'sample', "
+            "'dropped', now(), md5('e' || i)::uuid FROM generate_series(1, %s) i",
+            (runs,),
+        )
+        conn.execute(
+            "INSERT INTO ingested_events (run_id, event_id) "
+            "SELECT md5(i::text)::uuid, md5(i::text || 'ev' || j)::uuid FROM generate_series(1, %s) i, "
+            "generate_series(1, %s) j",
+            (runs, steps_per_run),
+        )
+
+
+def _checksums(conn: psycopg.Connection) -> dict[str, tuple[int, str]]:
+    sums = {}
+    for table, columns in {
+        "runs": "run_id, pipeline, entity, started_at, status, outcome",
+        "steps": "run_id, step_id, seq, name, candidates_in, candidates_out, drop_ratio, why",
+        "artifacts": "run_id, artifact_id, step_id, name, status",
+        "ingested_events": "run_id, event_id, received_at",
+    }.items():
+        row = conn.execute(
+            f"SELECT count(*) AS n, md5(string_agg(row({columns})::text, '|' ORDER BY row({columns})::text)) AS sum "
+            f"FROM {table}"
+        ).fetchone()
+        sums[table] = (row["n"], row["sum"])
+    return sums
+
+
+def test_a_populated_database_is_partitioned_in_place_with_nothing_lost(fresh_url):
+    _populate_version_6(fresh_url, runs=300, steps_per_run=5)
+    with psycopg.connect(fresh_url, row_factory=dict_row) as conn:
+        before = _checksums(conn)
+        assert migrate(conn) == LATEST_VERSION
+        after = _checksums(conn)
+        kinds = conn.execute(
+            "SELECT relname, relkind FROM pg_class"
+            " WHERE relname IN ('runs', 'steps', 'artifacts', 'ingested_events', 'steps_before')"
+        ).fetchall()
+        old_days = conn.execute("SELECT DISTINCT run_day FROM steps").fetchall()
+    assert after == before and before["steps"][0] == 1500
+    assert {row["relname"]: row["relkind"] for row in kinds} == {
+        "runs": "p",
+        "steps": "p",
+        "artifacts": "p",
+        "ingested_events": "p",
+        "steps_before": "r",
+    }
+    assert [row["run_day"] for row in old_days] == [TODAY]
+    # A late event of an old run (an id that carries no day) joins its run, not a new one.
+    database = Database(fresh_url, load_settings({}, database_url=fresh_url, pool_min_size=1, pool_max_size=2))
+    try:
+        old_run = str(uuid.UUID(bytes=bytes.fromhex("c4ca4238a0b923820dcc509a6f75849b")))  # md5('1')
+        ingest_events(database, old_run, _events(datetime.now(UTC), steps=1))
+        assert _count(database, "SELECT count(*) AS n FROM runs WHERE run_id = %s", old_run) == 1
+        assert _count(database, "SELECT count(*) AS n FROM steps WHERE run_id = %s", old_run) == 6
+    finally:
+        database.close()
+
+
+def _seed_day(db: Database, store: LocalDirStore, day: date, *, judged: bool) -> str:
+    run_id = _run_at(day)
+    create_run(db, {"run_id": run_id, "pipeline": "p", "entity": "e"})
+    ingest_events(db, run_id, _events(datetime.now(UTC)))
+    key = f"objects/{run_id}"
+    store.put(key, b"evidence", "text/plain")
+    with db.connection() as conn:
+        conn.execute(
+            "INSERT INTO artifacts (run_id, run_day, artifact_id, step_id, name, capture, status, store_key, "
+            "event_ts, event_id) VALUES (%s, %s, %s, %s, 'sample', 'sample', 'stored', %s, now(), %s)",
+            (run_id, day, uuid.uuid4(), uuid.uuid4(), key, uuid.uuid4()),
+        )
+        if judged:
+            conn.execute(
+                "INSERT INTO run_labels (run_id, label, labeled_at) VALUES (%s, 'bad', now())",
+                (run_id,),
+            )
+    return run_id
+
+
+def test_retention_drops_whole_partitions_and_keeps_judged_runs(fresh_db, tmp_path):
+    store = LocalDirStore(tmp_path / "store")
+    day1, day2 = TODAY + timedelta(days=1), TODAY + timedelta(days=2)
+    plain = _seed_day(fresh_db, store, day1, judged=False)
+    judged = _seed_day(fresh_db, store, day1, judged=True)
+    recent = _seed_day(fresh_db, store, day2, judged=False)
+
+    report = apply_retention(
+        fresh_db, today=day2 + timedelta(days=1), keep_days=1, judged_days=30, delete_object=store.delete
+    )
+
+    assert report.dropped == ["runs_before", f"runs_p{TODAY:%Y%m%d}", f"runs_p{day1:%Y%m%d}"]
+    assert report.postponed == []
+    assert report.runs_kept == 1
+    with fresh_db.connection() as conn:
+        tables = {row["t"] for row in conn.execute("SELECT relname AS t FROM pg_class WHERE relkind = 'r'").fetchall()}
+        kept = conn.execute("SELECT run_id, run_day FROM runs WHERE run_id = %s", (judged,)).fetchall()
+    assert f"steps_p{day1:%Y%m%d}" not in tables and f"steps_p{day2:%Y%m%d}" in tables
+    assert [(str(r["run_id"]), r["run_day"]) for r in kept] == [(judged, KEPT_DAY)]
+    assert _count(fresh_db, "SELECT count(*) AS n FROM steps WHERE run_id = %s", judged) == 2
+    assert _count(fresh_db, "SELECT count(*) AS n FROM runs WHERE run_id = %s", plain) == 0
+    assert _count(fresh_db, "SELECT count(*) AS n FROM steps WHERE run_id = %s", recent) == 2
+    assert not store.exists(f"objects/{plain}")
+    assert store.exists(f"objects/{judged}") and store.exists(f"objects/{recent}")
+
+    # A late event for the dropped day is refused with its reason, never a 5xx.
+    with pytest.raises(RunOutsidePartitions) as raised:
+        ingest_events(fresh_db, plain, _events(datetime.now(UTC)))
+    assert "retention" in raised.value.message
+
+    # Past the second window, the kept run goes too, with its evidence.
+    later = apply_retention(
+        fresh_db, today=day2 + timedelta(days=400), keep_days=1, judged_days=30, delete_object=store.delete
+    )
+    assert later.kept_runs_expired == 1
+    assert _count(fresh_db, "SELECT count(*) AS n FROM runs WHERE run_id = %s", judged) == 0
+    assert not store.exists(f"objects/{judged}")
+
+
+def test_retention_postpones_a_drop_when_the_store_cannot_delete(fresh_db, tmp_path):
+    store = LocalDirStore(tmp_path / "store")
+    day1 = TODAY + timedelta(days=1)
+    run_id = _seed_day(fresh_db, store, day1, judged=False)
+
+    def unavailable(key: str) -> None:
+        raise OSError("store down")
+
+    report = apply_retention(fresh_db, today=day1 + timedelta(days=2), keep_days=1, delete_object=unavailable)
+    assert f"runs_p{day1:%Y%m%d}" in report.postponed
+    assert _count(fresh_db, "SELECT count(*) AS n FROM runs WHERE run_id = %s", run_id) == 1
+    assert store.exists(f"objects/{run_id}")
+
+
+def _scanned(conn: psycopg.Connection, statement, params: dict) -> set[str]:
+    """The partitions a statement's plan reads (its custom plan, as for the first executions)."""
+    body = sql.SQL(statement) if isinstance(statement, str) else statement
+    plan = conn.execute(sql.SQL("EXPLAIN (COSTS OFF) ") + body, params).fetchall()
+    text = "\n".join(row["QUERY PLAN"] for row in plan)
+    return set(re.findall(r" on ((?:runs|steps|artifacts)_\w+)", text))
+
+
+def test_reads_touch_only_the_partitions_of_their_window_or_their_run(fresh_db):
+    far = TODAY + timedelta(days=15)
+    at = datetime.combine(far, datetime.min.time(), UTC)
+    with fresh_db.connection() as conn:
+        ensure_ahead(conn, TODAY + timedelta(days=20), 1)
+        days = {f"p{far + timedelta(days=d):%Y%m%d}" for d in (-1, 0, 1)}
+
+        def only(names: set[str], table: str, allowed: set[str]) -> None:
+            mine = {n for n in names if n.startswith(table + "_")}
+            assert mine and mine <= {f"{table}_{d}" for d in allowed} | {f"{table}_kept"}, mine
+
+        statement, params = step_query_sql(StepQuery(step_type=["filter"], since=at, until=at + timedelta(hours=1)))
+        scanned = _scanned(conn, statement, params)
+        only(scanned, "steps", days)
+        only(scanned, "runs", days)
+
+        where, params = run_filters(RunQuery(since=at, until=at + timedelta(hours=1)))
+        runs_sql = sql.SQL("SELECT * FROM runs r WHERE {}").format(sql.SQL(" AND ").join(where))
+        only(_scanned(conn, runs_sql, params), "runs", days)
+
+        run_id = _run_at(far)
+        by_id = {"run_id": run_id, "days": run_days(carried_day(conn, run_id))}
+        only(_scanned(conn, _RUN_WITH_LABELS, by_id), "runs", {f"p{far:%Y%m%d}"})
+
+        earlier = {
+            "pipeline": "p",
+            "started_at": at,
+            "run_id": run_id,
+            "runs": 200,
+            "bad": "bad",
+            "day_from": far - timedelta(days=7),
+            "day_to": far + timedelta(days=1),
+            "kept_day": KEPT_DAY,
+        }
+        week = {f"p{far - timedelta(days=d):%Y%m%d}" for d in range(-1, 8)}
+        only(_scanned(conn, EARLIER_STEPS_RECENT, earlier), "runs", week)
