@@ -206,7 +206,7 @@ export class Client {
    * mapped to a UUID derived from it (version 5, as the Python SDK), so the same id always gives
    * the same run. */
   private runId(runId: unknown): string {
-    if (runId === undefined || runId === null) return stamps.newId();
+    if (runId === undefined || runId === null) return stamps.newRunId();
     const text = String(runId);
     if (UUID.test(text)) return text.toLowerCase();
     this.recorder.contractError(`run_id ${JSON.stringify(bounded(runId, 64))} is not a UUID`);

@@ -3,7 +3,7 @@
  * that the testing entry point (`xray-decisions-sdk/testing`) can fix both and the shared test
  * vectors can compare events exactly; nothing else replaces them.
  */
-import { newId } from "./ids.js";
+import { newId, newRunId } from "./ids.js";
 
 let second = -1;
 let secondText = "";
@@ -42,7 +42,9 @@ export function now(): Timestamp {
 export interface Stamps {
   now: () => Timestamp;
   newId: () => string;
+  /** A run's id, carrying the day the run starts (ids.ts). */
+  newRunId: () => string;
 }
 
 /** The sources in use; `testing.fixClockAndIds()` swaps them. */
-export const stamps: Stamps = { now, newId };
+export const stamps: Stamps = { now, newId, newRunId: () => newRunId() };

@@ -14,9 +14,11 @@ export interface FixedStamps {
   tickMicros: number;
 }
 
-/** From now on, timestamps are `start`, `start + tick`, ... and ids are
- * 00000000-0000-4000-8000-000000000001, ...002, ... in the order asked (as the Python SDK's
- * `xray_sdk.testing.fixed_clock_and_ids`). Returns the function that restores the real ones. */
+/** From now on, timestamps are `start`, `start + tick`, ...; ids are
+ * 00000000-0000-4000-8000-000000000001, ...002, ... in the order asked, and a run's id is
+ * 00000000-DDDD-8000-8000-00000000000N, DDDD the day it carries (that of the next timestamp), as
+ * the Python SDK's `xray_sdk.testing.fixed_clock_and_ids` makes them. Returns the function that
+ * restores the real ones. */
 export function fixClockAndIds(fixed: FixedStamps): () => void {
   const saved: Stamps = { ...stamps };
   const base = Date.parse(fixed.start + "Z") * 1000; // microseconds
@@ -24,6 +26,10 @@ export function fixClockAndIds(fixed: FixedStamps): () => void {
   let ids = 0;
   stamps.now = () => new Timestamp(base + ticks++ * fixed.tickMicros);
   stamps.newId = () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`;
+  stamps.newRunId = () => {
+    const day = Math.floor((base + ticks * fixed.tickMicros) / 86_400_000_000);
+    return `00000000-${day.toString(16).padStart(4, "0")}-8000-8000-${String(++ids).padStart(12, "0")}`;
+  };
   return () => Object.assign(stamps, saved);
 }
 

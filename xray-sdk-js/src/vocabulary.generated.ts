@@ -20,6 +20,8 @@ export const TRUNCATION_MARKER: string = "\u2026[truncated {dropped} chars]";
 export const DROP_RATIO_TOLERANCE: number = 0.001;
 export const NOT_APPLICABLE_DROP_RATIO: string = "not_applicable:drop_ratio";
 export const UNKNOWN_STEP_TYPE: string = "unknown_step_type";
+export const RUN_ID_MAX_DAY_NUMBER: number = 65535;
+export const RUN_ID_VERSION: number = 8;
 
 // The vocabulary's enums, by member name (`DropReason.LOAD_SHED`).
 export const StepType = { LLM: "llm", SEARCH: "search", FILTER: "filter", RANK: "rank", SELECT: "select", CUSTOM: "custom" } as const;

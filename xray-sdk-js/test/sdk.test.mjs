@@ -234,3 +234,14 @@ test("a client that is dropped is freed (its delivery's timer does not hold it) 
   await waitUntil(() => server.events.length === 1, "the dropped client's queued events never arrived");
   assert.equal(server.runs.length, 1);
 });
+
+test("a run id is a version-8 UUID that carries the day the run started, as the Python SDK's", (t) => {
+  const { xray } = capturing(t);
+  const ids = [xray.startRun("p", "e").runId, xray.startRun("p", "e").runId];
+  const today = Math.floor(Date.now() / 86_400_000);
+  for (const id of ids) {
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.ok([today - 1, today].includes(parseInt(id.slice(9, 13), 16)), id); // the day may turn between the two reads
+  }
+  assert.notEqual(ids[0].slice(0, 8), ids[1].slice(0, 8)); // neighbours differ from their first digits
+});
