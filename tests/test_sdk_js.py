@@ -15,8 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from tests.test_faults import proxied, stored_counts
+from xray_cli import main
 from xray_server.runtime.local_server import LocalServer
 
 PACKAGE = Path(__file__).resolve().parent.parent / "xray-sdk-js"
@@ -128,3 +130,31 @@ def test_postgres_vanishing_under_typescript_sdk_load_loses_nothing_acknowledged
     runs, events = stored_counts(db, pipeline)
     # Exactly what the SDK reports as sent: a create, 25 steps and a finish per run.
     assert runs + events == stats["sent"] == report["runs"] * 27
+
+
+def test_a_node_pipelines_run_reads_in_the_xray_command_as_a_python_ones_does(built_package, xray_server, pipeline):
+    assert NODE is not None
+    env = {**os.environ, "XRAY_ENDPOINT": xray_server.base_url, "PIPELINE": pipeline}
+    made = subprocess.run(
+        [NODE, str(PACKAGE / "test" / "support" / "one_run.mjs")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    run_id = made.stdout.strip()
+    cli = CliRunner()
+    url = ["--url", xray_server.base_url]
+
+    shown = cli.invoke(main, ["show", *url, run_id])
+    assert shown.exit_code == 0, shown.output
+    for text in ("generate_keywords", "gpt-x", "unknown_step_type:fitler", "compat_filter", "category_mismatch"):
+        assert text in shown.output, (text, shown.output)
+
+    dropped = cli.invoke(main, ["why-dropped", *url, run_id, "S3"])
+    assert dropped.exit_code == 0 and "compat_filter" in dropped.output and "category_mismatch" in dropped.output
+    explained = cli.invoke(main, ["explain", *url, run_id])
+    assert explained.exit_code == 0 and "fitler" in explained.output, explained.output
+    listed = cli.invoke(main, ["steps", *url, "--pipeline", pipeline, "--violation", "unknown_step_type"])
+    assert listed.exit_code == 0 and "skills" in listed.output, listed.output
+    patterns = cli.invoke(
+        main, ["patterns", *url, "--pipeline", pipeline, "--type", "filter", "--min-drop-ratio", "0.9"]
+    )
+    assert patterns.exit_code == 0, patterns.output
