@@ -30,7 +30,7 @@ export class Recorder {
   internalErrors = 0;
   artifactsKept = 0;
   readonly artifactsDropped: Record<string, number> = {};
-  /** Where encoded items go; the client's delivery (a test may swap it to capture them). */
+  /** Where queued items go: the client's delivery (a test may swap it to capture them). */
   deliver: (item: Item) => boolean;
   readonly pressure: () => number;
   private readonly log: RateLimitedLog;
