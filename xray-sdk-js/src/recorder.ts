@@ -9,6 +9,10 @@ import type { RateLimitedLog } from "./ratelog.js";
 import type { Step } from "./step.js";
 import type { Limits } from "./vocabulary.generated.js";
 
+// Steps begun since the timer last looked, kept in a list before being settled: a bound on the
+// memory that list holds when steps are many and the timer slow.
+const RECENT_STEPS = 4096;
+
 // The `once` keys already warned in this process (every client shares them: one warning a mistake).
 const warned = new Set<string>();
 
@@ -34,8 +38,11 @@ export class Recorder {
   deliver: (item: Item) => boolean;
   readonly pressure: () => number;
   private readonly log: RateLimitedLog;
-  // Keyed by the step itself: an object's identity hashes for less than a fresh id string.
+  // Open steps in two tiers, because nearly every step ends long before the timer looks: those
+  // begun since the last look are only appended (`recent`, bounded); at each look the ones still
+  // open move to `open`, and the ended ones are forgotten without ever having been hashed.
   private readonly open = new Set<Step>();
+  private recent: Step[] = [];
 
   constructor(options: RecorderOptions) {
     this.deliver = options.deliver;
@@ -90,19 +97,27 @@ export class Recorder {
 
   /** Track `step` as open, so that it sends a step_start if it runs long. */
   openStep(step: Step): void {
-    this.open.add(step);
+    if (this.recent.push(step) >= RECENT_STEPS) this.settleRecent();
   }
 
+  /** `step` has ended (it knows it too: `recent` is settled by asking it). */
   closeStep(step: Step): void {
-    this.open.delete(step);
+    if (this.open.size !== 0) this.open.delete(step);
   }
 
   /** Send a step_start for each open step that started before `threshold` (microseconds on the
    * SDK's clock) and has not sent one; the step decides, so it sends at most one. */
   sendOverdueStarts(threshold: number): void {
+    this.settleRecent();
     for (const step of Array.from(this.open)) {
       const event = step.startEventIfDue(threshold);
       if (event !== null) this.submit(step.run.runId, "event", event);
     }
+  }
+
+  /** Move the steps of `recent` still open into `open`; forget the others. */
+  private settleRecent(): void {
+    for (const step of this.recent) if (step.isOpen) this.open.add(step);
+    this.recent = [];
   }
 }

@@ -233,6 +233,11 @@ export class Step {
     }
   }
 
+  /** True from `open()` until `end()`. */
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
   /** The step_start event, once, if the step is still open and began before `threshold` (a
    * time in microseconds on the SDK's clock, `stamps`); else null. The delivery timer asks. */
   startEventIfDue(threshold: number): Event | null {

@@ -245,3 +245,13 @@ test("a run id is a version-8 UUID that carries the day the run started, as the 
   }
   assert.notEqual(ids[0].slice(0, 8), ids[1].slice(0, 8)); // neighbours differ from their first digits
 });
+
+test("too many metrics keep the standard ones first, and say how many there were", async () => {
+  const { evaluateMetrics, DEFAULT_LIMITS } = await import("../dist/esm/index.js");
+  const many = Object.fromEntries(Array.from({ length: 70 }, (_, i) => [`m${i}`, i]));
+  const verdict = evaluateMetrics("filter", { ...many, candidates_in: 10, candidates_out: 1 }, DEFAULT_LIMITS);
+  assert.equal(Object.keys(verdict.metrics).length, 65); // 64 kept, and the derived drop_ratio
+  assert.equal(verdict.metrics.candidates_in, 10);
+  assert.equal(verdict.metrics.drop_ratio, 0.9);
+  assert.match(verdict.errors.metrics, /has 72 entries; only the first 64/);
+});

@@ -52,19 +52,20 @@ export function evaluateMetrics(stepType: string, metrics: Record<string, unknow
     verdict.errors["metrics"] = "must be an object of metric name to number, string or boolean";
     return verdict;
   }
-  let items: Array<[string, unknown]> | null = null;
   let count = 0;
-  for (const name in metrics) if (hasOwn(metrics, name)) count++;
-  if (count <= limits.maxMetrics) {
-    // The common case: each metric read in place, its name and value checked in one look.
-    for (const name in metrics) {
-      if (!hasOwn(metrics, name)) continue;
-      const value = (metrics as Record<string, unknown>)[name];
-      if (plainlyValid(name, value, limits)) verdict.metrics[name] = value as MetricValue;
-      else keep(verdict, name, value, limits);
-    }
-  } else {
-    items = Object.entries(metrics);
+  // The common case, in one pass: each metric read in place, its name and value checked in one
+  // look. Past the bound, the pass is abandoned and the metrics are taken again, ranked.
+  for (const name in metrics) {
+    if (!hasOwn(metrics, name)) continue;
+    if (++count > limits.maxMetrics) break;
+    const value = (metrics as Record<string, unknown>)[name];
+    if (plainlyValid(name, value, limits)) verdict.metrics[name] = value as MetricValue;
+    else keep(verdict, name, value, limits);
+  }
+  if (count > limits.maxMetrics) {
+    verdict.metrics = {};
+    verdict.errors = {};
+    let items = Object.entries(metrics);
     // Keep the standard metrics and the first others: they are what cross-run queries use.
     items.sort((a, b) => Number(!hasOwn(STANDARD_METRICS, a[0])) - Number(!hasOwn(STANDARD_METRICS, b[0])));
     verdict.errors["metrics"] = `has ${items.length} entries; only the first ${limits.maxMetrics} (standard metrics first) are kept`;
