@@ -18,6 +18,8 @@ const VALUE_BYTES = 24;
 
 export class Item {
   attempts = 0;
+  /** Its place among the items its queue accepted (1, 2, ...): what a flush waits up to. */
+  order = 0;
   /** About the bytes of the encoded body (text counted as one byte a character): what the
    * queue's byte bound counts, without encoding on the step's path. */
   readonly size: number;

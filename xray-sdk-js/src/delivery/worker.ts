@@ -36,7 +36,10 @@ interface Unit {
 }
 
 interface Waiter {
+  /** The last item (by `Item.order`) the flush waits for. */
   target: number;
+  /** Items up to `target` not yet sent or dropped. */
+  remaining: number;
   done: () => void;
 }
 
@@ -53,8 +56,7 @@ export class Delivery {
   private sent = 0;
   private requests = 0;
   private retries = 0;
-  private accepted = 0; // items that entered the queue
-  private resolved = 0; // items that left it for good (sent or dropped)
+  private accepted = 0; // items that entered the queue; the last one's `order`
   private readonly dropped: Record<string, number> = {};
   private closed = false;
   private pumping = false;
@@ -94,7 +96,7 @@ export class Delivery {
     }
     this.queue.push(item);
     this.queuedBytes += item.size;
-    this.accepted++;
+    item.order = ++this.accepted;
     if (this.ticker === null) this.startTicker();
     if (this.wake === null && (this.queue.length - this.head >= c.batchMaxItems || this.queuedBytes >= c.batchMaxBytes)) {
       this.wakeIn(0);
@@ -111,12 +113,12 @@ export class Delivery {
   /** Wait up to `timeoutMs` until everything queued before this call is delivered or dropped;
    * false on timeout. The wait's own timer keeps the process alive: the caller asked to wait. */
   flush(timeoutMs: number): Promise<boolean> {
-    // Items are resolved in queue order (a retry goes back to the head), so when this many have
-    // been resolved, everything queued before the call has been.
-    const target = this.accepted;
-    if (this.resolved >= target) return Promise.resolve(true);
+    // Everything pending now was queued before the call; each is counted off as it is settled,
+    // whatever the order (a batch sends a run's create before older events of another run).
+    const remaining = this.queue.length - this.head + this.inflight;
+    if (remaining === 0) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
-      const waiter: Waiter = { target, done: () => finish(true) };
+      const waiter: Waiter = { target: this.accepted, remaining, done: () => finish(true) };
       const timer = setTimeout(() => finish(false), Math.max(0, timeoutMs));
       const finish = (ok: boolean) => {
         clearTimeout(timer);
@@ -133,13 +135,13 @@ export class Delivery {
     if (this.closed) return this.queue.length - this.head === 0 && this.inflight === 0;
     const delivered = await this.flush(timeoutMs);
     this.closed = true;
-    const left = this.queue.length - this.head;
+    const leftItems = this.queue.slice(this.head);
+    const left = leftItems.length;
     this.queue = [];
     this.head = 0;
     this.queuedBytes = 0;
     if (left) this.count("shutdown", left);
-    this.resolved += left;
-    this.notifyWaiters();
+    this.settle(leftItems);
     for (const timer of [this.ticker, this.wake]) if (timer !== null) clearTimeout(timer);
     this.ticker = this.wake = null;
     this.transport.close(); // a request still in flight fails now, and its items are settled as shutdown
@@ -263,7 +265,7 @@ export class Delivery {
         failure = await this.send(unit);
       } catch (error) {
         // a bug or a bizarre answer: never leave items in flight
-        this.resolve(unit.items.length, 0, { internal_error: unit.items.length });
+        this.resolve(unit.items, 0, { internal_error: unit.items.length });
         this.log.warning("send", `X-Ray delivery error, ${unit.items.length} events dropped: ${(error as Error)?.name}`);
         continue;
       }
@@ -291,13 +293,13 @@ export class Delivery {
     const n = unit.items.length;
     const answer = response.body as { rejected?: unknown } | null;
     if (status === 200 || status === 201) {
-      this.resolve(n, n, null);
+      this.resolve(unit.items, n, null);
     } else if (status === 207 && answer !== null && typeof answer === "object" && Array.isArray(answer.rejected)) {
       const rejected = Math.min(n, answer.rejected.length);
-      this.resolve(n, n - rejected, { rejected_by_server: rejected });
+      this.resolve(unit.items, n - rejected, { rejected_by_server: rejected });
       this.log.warning("rejected", `X-Ray rejected ${rejected} of ${n} events: ${firstError(answer)}`);
     } else {
-      this.resolve(n, 0, { rejected_by_server: n });
+      this.resolve(unit.items, 0, { rejected_by_server: n });
       this.log.warning(`http_${status}`, `X-Ray answered ${status} to ${unit.path.split("/").pop()}: ${errorCode(answer)}`);
     }
     return null;
@@ -326,12 +328,12 @@ export class Delivery {
     for (const unit of rest) retry.push(...unit.items);
     if (this.closed) {
       // close() already gave up on the queue: these go the same way
-      this.resolve(retry.length, 0, { shutdown: retry.length });
+      this.resolve(retry, 0, { shutdown: retry.length });
     } else {
       this.retries++;
       this.putBack(retry);
     }
-    if (exhausted.length) this.resolve(exhausted.length, 0, { retries_exhausted: exhausted.length });
+    if (exhausted.length) this.resolve(exhausted, 0, { retries_exhausted: exhausted.length });
   }
 
   /** Return `items` to the head of the queue, in their order. */
@@ -348,19 +350,21 @@ export class Delivery {
     this.inflight -= items.length;
   }
 
-  /** Settle `count` items in flight: `sent` of them delivered, the rest dropped by reason. */
-  private resolve(count: number, sent: number, dropped: Record<string, number> | null): void {
-    this.inflight -= count;
-    this.resolved += count;
+  /** Settle `items` in flight: `sent` of them delivered, the rest dropped by reason. */
+  private resolve(items: Item[], sent: number, dropped: Record<string, number> | null): void {
+    this.inflight -= items.length;
     this.sent += sent;
     for (const [reason, n] of Object.entries(dropped ?? {})) if (n) this.count(reason, n);
-    this.notifyWaiters();
+    this.settle(items);
   }
 
-  private notifyWaiters(): void {
-    if (this.waiters.length) {
-      for (const waiter of this.waiters.filter((w) => this.resolved >= w.target)) waiter.done();
+  /** Count `items` off the flushes waiting for them, and end those with none left. */
+  private settle(items: Item[]): void {
+    if (this.waiters.length === 0) return;
+    for (const waiter of this.waiters) {
+      for (const item of items) if (item.order <= waiter.target) waiter.remaining--;
     }
+    for (const waiter of this.waiters.filter((w) => w.remaining <= 0)) waiter.done();
   }
 
   private count(reason: string, n: number): void {
