@@ -3,7 +3,7 @@ retention beside the bulk DELETE of another, the last day's reads at one day and
 stored, the hot tier's bytes per step, and the upgrade of a version-6 database in place.
 
 Steps are loaded with SQL (10 a run, run ids that carry their day, as the SDK's do) into the
-partitions of their days: first the last 24 hours, when the reads are timed over HTTP (gunicorn,
+partitions of their days, in the order of their times, as ingest writes them: first the last 24 hours, when the reads are timed over HTTP (gunicorn,
 one worker, one thread, prepared statements on) with that one day stored; then the 89 days
 before, the oldest two with `--big-day-steps` each, and the same reads are timed again. Then an
 ingest load runs at a fixed rate (batches of 10 step ends of a new run, over HTTP) while, in
@@ -55,6 +55,7 @@ WITH new_runs AS (
            t + interval '2 seconds', jsonb_build_object('feed', (ARRAY['A','B'])[1 + (g %% 2)])
     FROM (SELECT g, %(lo)s::timestamptz + random() * %(span)s::interval AS t
           FROM generate_series(%(first)s::int, %(last)s::int) g) x
+    ORDER BY t
     RETURNING run_id, run_day, started_at
 )
 INSERT INTO steps (run_id, run_day, step_id, seq, name, step_type, status, started_at, ended_at,
@@ -75,6 +76,7 @@ FROM (
          END AS cout
   FROM new_runs r CROSS JOIN generate_series(0, 9) AS s(seq)
 ) x
+ORDER BY at
 """
 # The ledger the SDK's events leave: one event a step, received the day it was sent; only the
 # last day's is kept (the ledger holds one to two days).

@@ -10,11 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
+from click.testing import CliRunner
 from psycopg import sql
 from psycopg.rows import dict_row
 
 from tests.support.databases import throwaway_database
 from tests.support.events import step_end, step_start
+from xray_cli.commands import main
 from xray_sdk.contract.run_ids import day_of_run_id, with_day
 from xray_sdk.ids import new_run_id
 from xray_server.artifacts.stores import LocalDirStore
@@ -26,9 +28,10 @@ from xray_server.query.days import run_days
 from xray_server.query.runs import _RUN_WITH_LABELS, run_filters
 from xray_server.query.steps import step_query_sql
 from xray_server.runtime.config import load_settings
+from xray_server.runtime.upkeep import partition_upkeep
 from xray_server.schemas.queries import RunQuery, StepQuery
 from xray_server.storage.migrations import LATEST_VERSION, migrate
-from xray_server.storage.partitions import KEPT_DAY, carried_day, ensure_ahead, partitions
+from xray_server.storage.partitions import KEPT_DAY, carried_day, ensure_ahead, extend_back, partitions
 from xray_server.storage.pool import Database
 from xray_server.storage.retention import apply_retention
 
@@ -334,3 +337,35 @@ def test_reads_touch_only_the_partitions_of_their_window_or_their_run(fresh_db):
         }
         week = {f"p{far - timedelta(days=d):%Y%m%d}" for d in range(-1, 8)}
         only(_scanned(conn, EARLIER_STEPS_RECENT, earlier), "runs", week)
+
+
+def test_xray_retention_apply_drops_past_days_and_its_dry_run_changes_nothing(fresh_url, fresh_db, tmp_path):
+    with fresh_db.connection() as conn:
+        extend_back(conn, TODAY - timedelta(days=5))
+    old = _run_at(TODAY - timedelta(days=4))
+    ingest_events(fresh_db, old, _events(datetime.now(UTC)))
+    env = {"XRAY_DATABASE_URL": fresh_url, "XRAY_RETENTION_DAYS": "2", "XRAY_ARTIFACTS_DIR": str(tmp_path / "a")}
+    dry = CliRunner().invoke(main, ["retention", "apply", "--dry-run"], env=env)
+    assert dry.exit_code == 0, dry.output
+    assert f"would drop 4 partitions of days before {TODAY - timedelta(days=2)}" in dry.output
+    assert _count(fresh_db, "SELECT count(*) AS n FROM runs WHERE run_id = %s", old) == 1
+    done = CliRunner().invoke(main, ["retention", "apply"], env=env)
+    assert done.exit_code == 0, done.output
+    assert f"runs_p{TODAY - timedelta(days=4):%Y%m%d}" in done.output
+    assert _count(fresh_db, "SELECT count(*) AS n FROM runs WHERE run_id = %s", old) == 0
+    unset = CliRunner().invoke(main, ["retention", "apply"], env={**env, "XRAY_RETENTION_DAYS": "0"})
+    assert unset.exit_code == 2 and "XRAY_RETENTION_DAYS is not set" in unset.output
+
+
+def test_the_upkeep_job_makes_partitions_ahead_and_applies_the_retention(fresh_url, fresh_db, tmp_path):
+    with fresh_db.connection() as conn:
+        extend_back(conn, TODAY - timedelta(days=5))
+        ahead = partitions(conn, "steps")[-1].upper
+    old = _run_at(TODAY - timedelta(days=4))
+    ingest_events(fresh_db, old, _events(datetime.now(UTC)))
+    settings = load_settings({}, database_url=fresh_url, retention_days=2, partition_days=2)
+    report = partition_upkeep(fresh_db, LocalDirStore(tmp_path / "a"), settings)
+    assert report is not None and f"runs_p{TODAY - timedelta(days=4):%Y%m%d}" in report.dropped
+    with fresh_db.connection() as conn:
+        assert partitions(conn, "steps")[-1].upper > ahead  # two-day partitions now made ahead
+    assert partition_upkeep(fresh_db, None, load_settings({}, database_url=fresh_url)) is None  # no retention
