@@ -23,6 +23,7 @@ from . import (
     query,
     real_eval,
     report,
+    sdk_js,
     sdk_overhead,
     server_path,
 )
@@ -32,6 +33,7 @@ BENCHMARKS = {
     "server_path": server_path,
     "query": query,
     "sdk_overhead": sdk_overhead,
+    "sdk_js": sdk_js,
     "artifacts": artifacts,
     "decisions": decisions,
     "patterns": patterns,

@@ -23,6 +23,7 @@ from . import (
     patterns,
     query,
     real_eval,
+    sdk_js,
     sdk_overhead,
     server_path,
 )
@@ -34,6 +35,7 @@ SECTIONS: list[tuple[str, ModuleType]] = [
     ("server_path", server_path),
     ("query", query),
     ("sdk_overhead", sdk_overhead),
+    ("sdk_js", sdk_js),
     ("artifacts", artifacts),
     ("decisions", decisions),
     ("patterns", patterns),
@@ -224,6 +226,8 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
         )
     if "real_eval" in results:
         rows += real_eval.goal_rows(results["real_eval"])
+    if "sdk_js" in results:
+        rows += sdk_js.goal_rows(results["sdk_js"])
     lines = ["## The goals at a glance", "", "| goal | measured | verdict |", "|---|---|---|"]
     lines += [f"| {goal} | {measured} | {verdict} |" for goal, measured, verdict in rows]
     return "\n".join(lines)

@@ -1,0 +1,31 @@
+/** Bounds and timings of delivery (xray_sdk/delivery/worker.py's DeliveryConfig, in ms). */
+export interface DeliveryConfig {
+  maxQueueItems: number;
+  maxQueueBytes: number;
+  batchMaxItems: number;
+  batchMaxBytes: number;
+  flushIntervalMs: number;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  retryAfterMaxMs: number;
+  breakerThreshold: number;
+  breakerCooldownMs: number;
+  breakerCooldownMaxMs: number;
+}
+
+/** The defaults suit a pipeline on one machine. */
+export const DEFAULT_DELIVERY: Readonly<DeliveryConfig> = Object.freeze({
+  maxQueueItems: 20_000,
+  maxQueueBytes: 32 * 1024 * 1024,
+  batchMaxItems: 500,
+  batchMaxBytes: 1024 * 1024,
+  flushIntervalMs: 500,
+  maxAttempts: 5,
+  backoffBaseMs: 250,
+  backoffMaxMs: 8000,
+  retryAfterMaxMs: 60_000,
+  breakerThreshold: 3,
+  breakerCooldownMs: 2000,
+  breakerCooldownMaxMs: 30_000,
+});
