@@ -59,6 +59,28 @@ def test_flush_waits_only_for_what_was_queued_before_it(server, sdk_client):
     assert any(r["pipeline"] == "mine" for r in server.runs)
 
 
+def test_flush_waits_for_an_older_run_still_retried_while_newer_runs_are_delivered(server, sdk_client):
+    """A batch sends run creations first and a failed request's events go back to wait: counting
+    resolved items let runs created after flush() stand in for an older run's events."""
+    client = sdk_client(server.url)
+    old = client.start_run("old", "B0")
+    old.step("s", "search", lambda step: None)
+    server.failing_events[old.run_id] = 2  # retried twice, delivered the third time
+    seen_at_return: list[list[str]] = []
+
+    def flush() -> None:
+        assert client.flush(10)
+        seen_at_return.append([e["name"] for e in server.events])
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    for i in range(40):  # newer runs, created while the old run's events wait for their retry
+        client.start_run("new", f"B{i}")
+        time.sleep(0.005)
+    flusher.join()
+    assert seen_at_return == [["s"]]
+
+
 def test_bare_decorator_keeps_the_functions_result(server, sdk_client):
     @xray_sdk.step
     def rank(x):

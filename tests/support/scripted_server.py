@@ -17,6 +17,8 @@ class ScriptedServer:
         self.events: list[dict] = []
         self.runs: list[dict] = []
         self.requests = 0
+        # run id -> how many more times its events are answered 503 (the rest of the server is fine)
+        self.failing_events: dict[str, int] = {}
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -64,6 +66,10 @@ def _handler(server: ScriptedServer):
                 self.close_connection = True
                 return
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            failing = next((r for r in server.failing_events if self.path == f"/api/v1/runs/{r}/events"), None)
+            if failing is not None and server.failing_events[failing] > 0:
+                server.failing_events[failing] -= 1
+                return self._answer(503, {"error": {"code": "database_unavailable", "message": "scripted"}})
             if mode == "error500":
                 return self._answer(500, {"error": {"code": "internal_error", "message": "scripted"}})
             if mode == "weird207":  # a body no X-Ray would send

@@ -41,13 +41,14 @@ _instances: weakref.WeakSet[Delivery] = weakref.WeakSet()
 class Item:
     """One request body fragment: a run create, or one event of a run."""
 
-    __slots__ = ("run_id", "kind", "data", "attempts")
+    __slots__ = ("run_id", "kind", "data", "attempts", "order")
 
     def __init__(self, run_id: str, kind: str, data: bytes) -> None:
         self.run_id = run_id
         self.kind = kind
         self.data = data
         self.attempts = 0
+        self.order = 0  # its place among the items the queue accepted, for flush()
 
 
 @dataclass
@@ -104,6 +105,7 @@ class Delivery:
                 self._dropped["queue_full"] += 1
                 full = True
             else:
+                item.order = self._accepted
                 self._queue.append(item)
                 self._queued_bytes += len(item.data)
                 self._accepted += 1
@@ -128,10 +130,10 @@ class Delivery:
         meanwhile by other threads are not waited for); False on timeout."""
         deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
-            # Queued items are resolved in queue order (a retry goes back to the head), so when
-            # this many have been resolved, everything queued before the call has been.
+            # Items are not resolved in the order they were queued (a batch sends run creations
+            # first, and a failed request's items go back to wait): wait for those queued before.
             target = self._accepted
-            while self._resolved < target:
+            while self._waiting_before(target):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._thread is None:
                     return False
@@ -150,7 +152,6 @@ class Delivery:
             self._queue.clear()
             self._queued_bytes = 0
             self._dropped["shutdown"] += left
-            self._resolved += left
         self._stop.set()
         self._wake.set()
         thread = self._thread
@@ -168,7 +169,7 @@ class Delivery:
                 "sent": self._sent,
                 "dropped": dropped,
                 "dropped_total": sum(dropped.values()),
-                "pending": len(self._queue) + self._inflight,
+                "pending": len(self._queue) + len(self._inflight),
                 "queue_bytes": self._queued_bytes,
                 "requests": self._requests,
                 "retries": self._retries,
@@ -186,9 +187,9 @@ class Delivery:
         self._stop = threading.Event()
         self._queue: deque[Item] = deque()
         self._queued_bytes = 0
-        self._inflight = 0
+        self._inflight: set[int] = set()  # the orders of the items being sent
         self._enqueued = self._sent = self._requests = self._retries = 0
-        self._accepted = self._resolved = 0  # items that entered the queue / left it for good
+        self._accepted = 0  # items that entered the queue
         self._dropped: Counter[str] = Counter()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -235,7 +236,7 @@ class Delivery:
                 taken.append(item)
                 size += len(item.data)
             self._queued_bytes -= size
-            self._inflight += len(taken)
+            self._inflight.update(i.order for i in taken)
         creates = [_Unit("/api/v1/runs", [i]) for i in taken if i.kind == RUN]
         by_run: dict[str, _Unit] = {}
         for item in taken:
@@ -250,7 +251,7 @@ class Delivery:
             try:
                 outcome = self._send(unit)
             except Exception as exc:  # a bug or a bizarre answer: never leave items in flight
-                self._resolve(len(unit.items), dropped={"internal_error": len(unit.items)})
+                self._resolve(unit.items, dropped={"internal_error": len(unit.items)})
                 self.log.warning(
                     "send", "X-Ray delivery error, %d events dropped: %s", len(unit.items), type(exc).__name__
                 )
@@ -278,13 +279,13 @@ class Delivery:
         self._breaker.record_success()
         n = len(unit.items)
         if status in (200, 201):
-            self._resolve(n, sent=n)
+            self._resolve(unit.items, sent=n)
         elif status == 207 and isinstance(response.body, dict) and isinstance(response.body.get("rejected"), list):
             rejected = min(n, len(response.body["rejected"]))
-            self._resolve(n, sent=n - rejected, dropped={"rejected_by_server": rejected})
+            self._resolve(unit.items, sent=n - rejected, dropped={"rejected_by_server": rejected})
             self.log.warning("rejected", "X-Ray rejected %d of %d events: %s", rejected, n, _first_error(response.body))
         else:
-            self._resolve(n, dropped={"rejected_by_server": n})
+            self._resolve(unit.items, dropped={"rejected_by_server": n})
             self.log.warning(
                 f"http_{status}",
                 "X-Ray answered %d to %s: %s",
@@ -319,16 +320,19 @@ class Delivery:
                 self._retries += 1
                 self._queue.extendleft(reversed(retry))
                 self._queued_bytes += sum(len(i.data) for i in retry)
-                self._inflight -= len(retry)
+                self._inflight.difference_update(i.order for i in retry)
         if closed:  # close() already gave up on the queue: these go the same way
-            self._resolve(len(retry), dropped={"shutdown": len(retry)})
+            self._resolve(retry, dropped={"shutdown": len(retry)})
         if exhausted:
-            self._resolve(len(exhausted), dropped={"retries_exhausted": len(exhausted)})
+            self._resolve(exhausted, dropped={"retries_exhausted": len(exhausted)})
 
-    def _resolve(self, count: int, *, sent: int = 0, dropped: dict[str, int] | None = None) -> None:
+    def _waiting_before(self, order: int) -> bool:
+        """Whether an item queued before `order` is still queued or being sent (under the lock)."""
+        return any(o < order for o in self._inflight) or any(i.order < order for i in self._queue)
+
+    def _resolve(self, items: list[Item], *, sent: int = 0, dropped: dict[str, int] | None = None) -> None:
         with self._lock:
-            self._inflight -= count
-            self._resolved += count
+            self._inflight.difference_update(i.order for i in items)
             self._sent += sent
             for reason, n in (dropped or {}).items():
                 if n:
