@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -154,3 +155,31 @@ def test_the_shared_vocabulary_imports_nothing_else_of_the_sdk():
         for path in modules("xray_sdk/contract")
     }
     assert {k: v for k, v in outside.items() if v} == {}
+
+
+def test_importing_the_contract_runs_nothing_else_of_the_sdk():
+    """`import xray_sdk.contract...` runs the package's `__init__` first: it must load nothing
+    (no client, no delivery thread, no exit hook in every gunicorn worker), and the SDK's public
+    names still answer when used, the decorator `step` among them."""
+    code = (
+        "import atexit, sys\n"
+        "hooks = []\n"
+        "atexit.register = lambda f, *a, **k: hooks.append(f)\n"
+        "import xray_sdk.contract.vocabulary, xray_sdk.contract.limits, xray_sdk.contract.metrics\n"
+        "loaded, hooked = sorted(m for m in sys.modules if m.startswith('xray_sdk')), len(hooks)\n"
+        "import xray_sdk, xray_sdk.steps\n"
+        "print(loaded, hooked, callable(xray_sdk.step), xray_sdk.Client.__name__, len(hooks) > hooked)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.split("] ")[0] + "]" == str(
+        [
+            "xray_sdk",
+            "xray_sdk.contract",
+            "xray_sdk.contract.bounds",
+            "xray_sdk.contract.limits",
+            "xray_sdk.contract.metrics",
+            "xray_sdk.contract.vocabulary",
+        ]
+    )
+    # No exit hook from the contract; the client's own, once it is used.
+    assert out.split("] ")[1].split() == ["0", "True", "Client", "True"]

@@ -14,30 +14,78 @@ levels, limits); the server imports it from here.
 
 from __future__ import annotations
 
+import importlib
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .client import Client
-from .context import current_run, current_step
-from .contract.limits import DEFAULT_LIMITS, Limits
-from .contract.metrics import MetricsVerdict, derive_drop_ratio, evaluate_metrics
-from .contract.vocabulary import (
-    CAPTURE_LEVELS,
-    EVENT_TYPES,
-    REQUIRED_METRICS,
-    STANDARD_METRICS,
-    STEP_TYPES,
-    CaptureLevel,
-    EventType,
-    RunStatus,
-    StepStatus,
-    StepType,
-)
-from .delivery.worker import DeliveryConfig
-from .errors import XRayContractError, XRayContractWarning, XRayDeliveryError, XRayError
-from .run import Run, step
-from .step import Step
-from .summarize import sample, summarize
+if TYPE_CHECKING:
+    from .client import Client
+    from .context import current_run, current_step
+    from .contract.limits import DEFAULT_LIMITS, Limits
+    from .contract.metrics import MetricsVerdict, derive_drop_ratio, evaluate_metrics
+    from .contract.vocabulary import (
+        CAPTURE_LEVELS,
+        EVENT_TYPES,
+        REQUIRED_METRICS,
+        STANDARD_METRICS,
+        STEP_TYPES,
+        CaptureLevel,
+        EventType,
+        RunStatus,
+        StepStatus,
+        StepType,
+    )
+    from .delivery.worker import DeliveryConfig
+    from .errors import XRayContractError, XRayContractWarning, XRayDeliveryError, XRayError
+    from .run import Run, step
+    from .steps import Step
+    from .summarize import sample, summarize
+
+# Each public name and the module it lives in, imported when first used: importing the shared
+# vocabulary (`xray_sdk.contract`) from the server, or from the TypeScript generator, then loads
+# the contract alone, and not the delivery thread and its exit hook.
+_LAZY = {
+    "Client": ".client",
+    "current_run": ".context",
+    "current_step": ".context",
+    "DEFAULT_LIMITS": ".contract.limits",
+    "Limits": ".contract.limits",
+    "MetricsVerdict": ".contract.metrics",
+    "derive_drop_ratio": ".contract.metrics",
+    "evaluate_metrics": ".contract.metrics",
+    **dict.fromkeys(
+        (
+            "CAPTURE_LEVELS",
+            "EVENT_TYPES",
+            "REQUIRED_METRICS",
+            "STANDARD_METRICS",
+            "STEP_TYPES",
+            "CaptureLevel",
+            "EventType",
+            "RunStatus",
+            "StepStatus",
+            "StepType",
+        ),
+        ".contract.vocabulary",
+    ),
+    "DeliveryConfig": ".delivery.worker",
+    **dict.fromkeys(("XRayContractError", "XRayContractWarning", "XRayDeliveryError", "XRayError"), ".errors"),
+    "Run": ".run",
+    "step": ".run",
+    "Step": ".steps",
+    "sample": ".summarize",
+    "summarize": ".summarize",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'xray_sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
 
 _default: Client | None = None
 _default_lock = threading.Lock()
@@ -46,6 +94,8 @@ _default_lock = threading.Lock()
 def configure(endpoint: str | None = None, **options: Any) -> Client:
     """Make the module-level default client (replacing and closing any earlier one)."""
     global _default
+    from .client import Client
+
     with _default_lock:
         previous, _default = _default, Client(endpoint, **options)
     if previous is not None:
@@ -56,6 +106,8 @@ def configure(endpoint: str | None = None, **options: Any) -> Client:
 def get_client() -> Client:
     """The module-level default client, made from the environment on first use."""
     global _default
+    from .client import Client
+
     with _default_lock:
         if _default is None:
             _default = Client()

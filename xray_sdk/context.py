@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .run import Run
-    from .step import Step
+    from .steps import Step
 
 current_run_var: contextvars.ContextVar[Run | None] = contextvars.ContextVar("xray_run", default=None)
 current_step_var: contextvars.ContextVar[Step | None] = contextvars.ContextVar("xray_step", default=None)

@@ -18,7 +18,7 @@ from .ratelog import RateLimitedLog
 from .serialize import dumps, encode
 
 if TYPE_CHECKING:
-    from .step import Step
+    from .steps import Step
 
 
 # The `once` keys already warned in this process (every client shares them: one warning a mistake).

@@ -14,7 +14,7 @@ from .contract.vocabulary import RunStatus, StepType
 from .delivery.worker import EVENT
 from .errors import XRayContractError
 from .ids import new_id
-from .step import Step
+from .steps import Step
 from .values import bounded_summary, error_info, now_iso
 
 if TYPE_CHECKING:

@@ -20,9 +20,8 @@ from .client import Client
 from .contract.run_ids import day_number
 from .delivery.worker import Item
 
-# The modules that stamp events (by name: the package's `step` is the decorator, not the module);
-# each imports some of `now_iso`, `new_id` and `new_run_id` by name, and those names are replaced.
-_STAMPED = tuple(importlib.import_module(f"xray_sdk.{name}") for name in ("client", "run", "step"))
+# The modules that stamp events: each imports some of `now_iso`, `new_id` and `new_run_id` by name, and those names are replaced.
+_STAMPED = tuple(importlib.import_module(f"xray_sdk.{name}") for name in ("client", "run", "steps"))
 _NAMES = ("now_iso", "new_id", "new_run_id")
 
 

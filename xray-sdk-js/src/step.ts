@@ -1,6 +1,6 @@
 /**
  * A step: what it records (metrics, why, input, output, artifacts, decisions) and the events it
- * sends (as xray_sdk/step.py). A short step sends one event, its `step_end`, which carries
+ * sends (as xray_sdk/steps.py). A short step sends one event, its `step_end`, which carries
  * everything including when it started; a step still open after the client's `startDelayMs`
  * also sends a `step_start` (from the delivery timer), so that it shows as running.
  */
