@@ -231,14 +231,20 @@ def _scored_lower(step: dict[str, Any], base: StepBaseline | None) -> bool:
 
 def _lower(step: dict[str, Any], base: StepBaseline | None) -> Reading | None:
     """The reading of the first of a search's own numbers that are not counts that fell by a mild
-    distance or more, with the minimum effect; or None."""
+    distance or more, and by a share's gap or a quarter of its usual size; or None. Not by its
+    p10-p90 range, as a finding must: a bug in a tenth or more of the earlier runs is that p10, and
+    a later step's fall already says the change mattered."""
     if base is None or not base.trusted:
         return None
     for feature, (value, _) in numeric_features(step).items():
-        if feature in (*COUNTS, LIMIT_METRIC, "duration_ms") or base.scales.get(feature) == "log":
+        scale = base.scales.get(feature)
+        if feature in (*COUNTS, LIMIT_METRIC, "duration_ms") or scale == "log":
             continue
-        reading = base.read(feature, value, t.MILD_Z)
-        if reading is not None and reading.lower:
+        reading = base.read(feature, value, t.MILD_Z, large=True)
+        if reading is None or not reading.lower:
+            continue
+        gap = t.SHARE_GAP if scale == "ratio" else t.CUSTOM_SHARE_OF_USUAL * abs(reading.usual)
+        if reading.usual - value >= gap:
             return reading
     return None
 
