@@ -5,8 +5,9 @@ searches), with the shapes real metrics take: counts that spread by factors and 
 input (a third of the runs return three times the results), searches truncated at the limit they
 record, a search's best similarity tied at 100 with a filled lower tail (typos), a rank's best
 score piled near its bound with a filled lower tail (hard inputs), a reason that is absent from
-most runs (zero-inflated), a final select that chooses from one or two, heavy-tailed durations. In each pipeline a share of the runs (10 to 30%) shares one bug,
-injected at one step, of one kind:
+most runs (zero-inflated), a final select that chooses from one or two, heavy-tailed durations.
+In each pipeline a share of the runs (10 to 30%) shares one bug, injected at one step, of one
+kind:
 
 - `starved_search`: a search returns a handful of results (every later step is starved);
 - `model_fallback`: an llm falls back to a weaker model that produces one poor keyword;
