@@ -9,7 +9,7 @@ filter that kept nothing, a select that chose nothing). Three readings name the 
   that scored lower too supplied them;
 - **it found worse matches** (`worse_matches`), for a symptom nothing at or before it explains:
   the latest search before the symptom whose own best score fell far down its tail, rarer than
-  hard inputs make it or apart from them, and by more than its usual range;
+  hard inputs make it, or only lower than usual with a rank or select after it that fell so;
 - **it was truncated** at the `limit` it records (`truncation_recall`), when the earlier runs say
   its truncation leads to this end, and say it with few enough runs that would have ended so
   anyway to keep the rule's own false accusations within budget.
