@@ -3,10 +3,11 @@
 A generator builds pipelines of 4 to 8 steps of all six types (a retrieval step nests its
 searches), with the shapes real metrics take: counts that spread by factors and two segments of
 input (a third of the runs return three times the results), searches truncated at the limit they
-record, a rank's best score piled near its bound with a filled lower tail (hard inputs), a
-reason that is absent from most runs (zero-inflated), a final select that chooses from one or
-two, heavy-tailed durations. In each pipeline a share of the runs (10 to 30%) shares one bug,
-injected at one step, of one kind:
+record, a search's best similarity tied at 100 with a filled lower tail (typos), a rank's best
+score piled near its bound with a filled lower tail (hard inputs), a reason that is absent from
+most runs (zero-inflated), a final select that chooses from one or two, heavy-tailed durations.
+In each pipeline a share of the runs (10 to 30%) shares one bug, injected at one step, of one
+kind:
 
 - `starved_search`: a search returns a handful of results (every later step is starved);
 - `model_fallback`: an llm falls back to a weaker model that produces one poor keyword;
@@ -14,6 +15,8 @@ injected at one step, of one kind:
 - `score_collapse`: a rank step's `score_max` collapses under a new scorer (its `scorer` metric);
 - `new_reason`: a filter rejects most candidates for a reason it rarely gives;
 - `recall_loss`: a search returns its usual, truncated count, without its best candidates;
+- `lost_match`: a search returns its usual count, but its best match is a look-alike (its
+  similarity, `score_top`, falls into and below the tail that typos fill);
 - `error`: a step raises;
 - `empty_output`: a filter keeps nothing;
 - `missing_metrics`: a filter records no counts;
@@ -53,7 +56,7 @@ from xray_server.storage.migrations import migrate
 from .database import bench_database
 
 TITLE = "Explain: the right step, on synthetic pipelines with known faults"
-FAULTS = (
+FIRST_FAULTS = (
     "starved_search",
     "model_fallback",
     "over_filter",
@@ -65,6 +68,10 @@ FAULTS = (
     "missing_metrics",
     "slow_step",
 )
+# Kinds added after the first ten draw their pipelines from a random stream of their own (seed and
+# kind), so that adding one leaves the earlier kinds' pipelines, and their figures, as they were.
+ADDED_FAULTS = ("lost_match",)
+FAULTS = FIRST_FAULTS + ADDED_FAULTS
 # Runs of each pipeline before its bug is deployed: explain judges no step with a history shorter
 # than `thresholds.MIN_BASELINE`.
 WARM_UP = MIN_BASELINE + 10
@@ -78,6 +85,7 @@ FAULT_STEP = {
     "score_collapse": "rank",
     "new_reason": "filter",
     "recall_loss": "search",
+    "lost_match": "search",
     "error": "any",
     "empty_output": "filter",
     "missing_metrics": "filter",
@@ -139,6 +147,9 @@ class Runner:
 
     def __init__(self, spec: PipelineSpec, rng: random.Random) -> None:
         self.spec, self.rng = spec, rng
+        # The searches' similarities come from a stream of their own: the other draws stay as they
+        # were before searches recorded one.
+        self.similarity = random.Random(spec.name)
 
     def run(self, client: xray_sdk.Client, bad: bool) -> str:
         rng = self.rng
@@ -196,7 +207,14 @@ class Runner:
         if self._faulty(spec, bad, "recall_loss"):
             results = limit  # truncated, its usual count, and its best candidates cut
             state["damaged"] = True
-        step.candidates(state["keywords"], results).metrics(limit=limit)
+        # Its best match's similarity (0 to 100): exact for most inputs; a typo or a variant spelling
+        # puts one input in eight anywhere from 65 to 99 (a filled tail: hard inputs, not a fault).
+        top = 100.0 if self.similarity.random() >= 0.12 else round(self.similarity.uniform(65, 99), 1)
+        if self._faulty(spec, bad, "lost_match"):
+            # The right entry is not in what it searched: its best is a look-alike, as many as usual.
+            top = round(self.similarity.uniform(40, 72), 1)
+            state["damaged"] = True
+        step.candidates(state["keywords"], results).metrics(limit=limit, score_top=top)
         state["last_out"] = state["candidates"] = results
 
     def _filter(self, step: Any, spec: StepSpec, state: dict[str, Any], bad: bool) -> None:
@@ -268,12 +286,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def evaluate(base_url: str, runs: int, pipelines: int, good_sample: int, seed: int) -> dict[str, Any]:
     """Record the pipelines, explain their runs and score the answers."""
-    rng = random.Random(seed)
+    shared = random.Random(seed)
+    plan = [(FIRST_FAULTS[i % len(FIRST_FAULTS)], shared) for i in range(pipelines * len(FIRST_FAULTS))]
+    for fault in ADDED_FAULTS:
+        own = random.Random(f"{seed}:{fault}")
+        plan += [(fault, own)] * pipelines
     client = xray_sdk.Client(base_url, capture="sample", delivery=xray_sdk.DeliveryConfig(max_attempts=1000))
     recorded: list[tuple[PipelineSpec, list[tuple[str, bool]]]] = []
     try:
-        for index in range(pipelines * len(FAULTS)):
-            fault = FAULTS[index % len(FAULTS)]
+        for index, (fault, rng) in enumerate(plan):
             spec = make_pipeline(rng, seed, index, fault, rng.choice((0.1, 0.2, 0.3)))
             runner = Runner(spec, rng)
             # A history before the bug (as a bug is deployed into a pipeline that ran before it):

@@ -277,7 +277,8 @@ def gap_needed(points: list[float], point: float, edge: float) -> float:
     gap is about ln(k + 1) / (k + 1) of the stretch, so a sparse legitimate tail has wide gaps by
     chance."""
     low, high = min(point, edge), max(point, edge)
-    k = bisect.bisect_left(points, high) - bisect.bisect_right(points, low)
+    # No value lies strictly between a point and an edge it equals (ties would make k negative).
+    k = max(0, bisect.bisect_left(points, high) - bisect.bisect_right(points, low))
     return max(t.GAP_SHARE, t.GAP_CHANCE * math.log(k + 1) / (k + 1))
 
 

@@ -15,10 +15,13 @@ decision, volume, time; `findings.py`). Then, in this order:
    input or less: what it did follows), its input was unusual (its volumes follow), or, for an
    empty output, earlier runs given the same kind of input came out empty too (a filter that
    received nothing that could pass did its job).
-3. **Upstream recall**: a rank or select whose score fell with no change of its own (no new model,
-   as many candidates as usual) ranked worse candidates than usual. When the nearest search before
-   it was truncated at the `limit` it records, that search is named (what it cut is what the rank
-   missed); when it was not, the fall is no cause (an entity with no match scores low too).
+3. **Upstream recall** (`explain_recall.py`): a rank or select whose score fell with no change of
+   its own (no new model, as many candidates as usual) ranked worse candidates than usual, and an
+   empty output after a search or rank whose best fell far had nothing good to work with. The
+   latest search before it is named when its own best score fell with them, or fell far on its
+   own; or when it was truncated at the `limit` it records and the earlier runs say its cap leads
+   there, with few enough runs that would have ended so anyway (the rule's own false accusations,
+   at most 1% of the runs); otherwise the fall is no cause (an entity with no match scores low too).
 4. **Or nothing**: "the symptom is here, and nothing upstream shows why".
 
 Served at `GET /api/v1/runs/<run_id>/explain`. Deterministic: the same run and the same earlier

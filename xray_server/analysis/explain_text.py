@@ -97,6 +97,14 @@ def recall(source: dict[str, Any], seen: Finding) -> str:
     )
 
 
+def worse_matches(source: dict[str, Any], seen_at: str, e: dict[str, Any]) -> str:
+    return (
+        f"{source['name']} found worse matches than usual ({e['feature']}={_number(e['value'])} where it usually has "
+        f"{_number(e['usual'])}; {e['tail_share']:.0%} of earlier runs were as low): what {seen_at} got had "
+        "nothing better in it"
+    )
+
+
 def segment(f: Finding, end: str, feature: str, e: dict[str, Any]) -> str:
     return (
         f"{f.step.name} ran with {f.feature}={f.evidence.get('value')!r}, a minority value; "

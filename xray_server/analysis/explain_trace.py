@@ -1,32 +1,32 @@
 """From a run's symptom to its cause: what went wrong (`symptom_of`), and which step's own
-behaviour changed to make it so (`trace`), reading a fallen score as a recall loss where a search
-shows it lost candidates. The rules are `explain.py`'s docstring; the numbers `thresholds.py`'s."""
+behaviour changed to make it so (`trace`), reading a fallen score or an output that had nothing
+good to work with as a recall loss where a search shows it supplied worse candidates
+(`explain_recall.py`). The rules are `explain.py`'s docstring; the numbers `thresholds.py`'s."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from xray_sdk.contract.vocabulary import StepType
-from xray_server.analysis import explain_text as describe
-from xray_server.analysis import thresholds as t
 from xray_server.analysis.baseline import COUNTS, StepBaseline, numeric_features
-from xray_server.analysis.explain_tie import EarlierRun, tie
-from xray_server.analysis.findings import Finding, FindingClass, StepRef, Strength, Symptom, SymptomKind
+from xray_server.analysis.explain_recall import (
+    SCORERS,
+    Ends,
+    fell_far,
+    is_score,
+    truncation_recall,
+    upstream_recall,
+    worse_matches,
+)
+from xray_server.analysis.findings import Finding, FindingClass, Strength, Symptom, SymptomKind
 
 # The candidate counts: a step's volumes.
 VOLUMES = COUNTS
-# The steps that supply candidates: a recall loss is theirs.
-SOURCES = (StepType.SEARCH.value,)
-# The metric a search records its result limit in: a count at the limit was truncated.
-LIMIT_METRIC = "limit"
 # Within a step, what says most about its own behaviour comes first: a changed model or setting,
 # then its reasons and ratio, its scores, its output count (which follows from them), its input,
 # its duration.
 FEATURE_ORDER = {"drop_ratio": 2, "candidates_out": 4, "candidates_in": 5, "duration_ms": 6}
 SYMPTOM_ORDER = list(SymptomKind)
-# Whether an earlier run (its steps by name) ended like the run explained.
-Ends = Callable[[EarlierRun], bool]
 
 
 def symptom_of(findings: list[Finding], steps: list[dict[str, Any]]) -> Symptom | None:
@@ -74,11 +74,14 @@ def trace(
     """The cause of `symptom`: a fault, else the earliest own finding at or before it (a time
     symptom is its own cause); a weak finding when corroborated; the innermost of nested steps;
     a score that fell with nothing else changed at its step, traced to the search that supplied it;
-    else a search truncated at its limit, when earlier runs show its truncation led to the symptom."""
+    else, for a symptom nothing at or before it explains, a search that found far worse matches
+    than usual, or one truncated at its limit when earlier runs show its truncation led there."""
     ends = _ends_like(symptom, findings)
     cause = _own_cause(symptom, findings, steps, baselines, ends, earlier_runs)
     if cause is None and symptom.kind in (SymptomKind.EMPTY, SymptomKind.WORSE_END):
-        cause = _truncation_recall(symptom, steps, symptom.step.seq, ends, earlier_runs)
+        cause = worse_matches(symptom, steps, baselines) or truncation_recall(
+            symptom, steps, symptom.step.seq, ends, earlier_runs
+        )
     return cause
 
 
@@ -111,9 +114,14 @@ def _own_cause(
         and (f.corroborated or any(g.step.seq > f.step.seq and g.strength is Strength.STRONG for g in findings))
         and (first_strong is None or f.step.seq < first_strong)
     ]
-    # A step that output nothing after a rank scored everything far lower than usual was given
-    # nothing that could pass: its emptiness follows.
-    scored_low = min((f.step.seq for f in strong if _is_score(f) and f.worse), default=None)
+    # A step that output nothing after a rank scored everything far lower than usual, or after a
+    # search or rank whose best fell far down its tail, was given nothing that could pass: its
+    # emptiness follows (a select that chose none of worse candidates did its job).
+    scored_low = min(
+        [f.step.seq for f in strong if is_score(f) and f.worse]
+        + [s["seq"] for s in steps if s["step_type"] in SCORERS and fell_far(s, baselines.get(s["name"]))],
+        default=None,
+    )
     kept = [
         f
         for f in strong + weak
@@ -127,7 +135,7 @@ def _own_cause(
     chosen = sorted(faults or kept, key=_cause_order)
     for found in chosen:
         inner = [f for f in chosen if descends(f, found.step.step_id, by_id)]
-        cause = _upstream_recall(
+        cause = upstream_recall(
             min(inner, key=_cause_order) if inner else found, findings, steps, baselines, ends, earlier_runs
         )
         if cause is not None:
@@ -139,118 +147,6 @@ def _can_cause(f: Finding) -> bool:
     """A count can cause a worse outcome by falling, not by rising: a search that returned more than
     usual is most often a kind of input, and what the next step made of it is that step's own."""
     return f.feature not in VOLUMES or f.kind == "empty" or f.worse
-
-
-def _upstream_recall(
-    cause: Finding,
-    findings: list[Finding],
-    steps: list[dict[str, Any]],
-    baselines: dict[str, StepBaseline],
-    ends: Ends | None,
-    earlier_runs: dict[str, dict[str, dict[str, Any]]],
-) -> Finding | None:
-    """A rank's or select's score that fell while nothing else of the step changed (no new model or
-    setting, as many candidates as usual) says the candidates it was given were worse. The latest
-    search before it that shows it lost some is the cause: one whose own best score fell with the
-    rank's, or one truncated at its recorded `limit` when earlier runs show its truncation leads
-    to this end (`_truncation_recall`). When none does, nothing says the best candidate was ever
-    there to find (an entity with no match scores low too): the fall is no cause. Any other
-    finding is returned as it is."""
-    if not _is_score(cause) or not cause.worse:
-        return cause
-    if any(f.step.step_id == cause.step.step_id and f.kind == "changed" for f in findings):
-        return cause
-    # The latest search before it that shows it lost candidates (of several, the nearest).
-    sources = [
-        s
-        for s in steps
-        if s["seq"] < cause.step.seq and s["step_type"] in SOURCES and _scored_lower(s, baselines.get(s["name"]))
-    ]
-    if not sources:
-        return _truncation_recall(cause, steps, cause.step.seq, ends, earlier_runs)
-    source = max(sources, key=lambda s: s["seq"])
-    ref = StepRef.of(source)
-    return Finding(
-        "recall",
-        FindingClass.DECISION,
-        Strength.STRONG,
-        True,
-        cause.score,
-        ref,
-        describe.recall(source, cause),
-        source["why"],
-        cause.feature,
-        True,
-        False,
-        {**cause.evidence, "seen_at": cause.step.name},
-    )
-
-
-def _truncation_recall(
-    seen: Finding | Symptom,
-    steps: list[dict[str, Any]],
-    before: int,
-    ends: Ends | None,
-    earlier_runs: dict[str, dict[str, dict[str, Any]]],
-) -> Finding | None:
-    """The latest search before step `before` that was truncated at its recorded limit, when the
-    earlier runs whose same search was truncated ended like this run (`ends`) significantly more
-    often than the runs whose search was not: a cap that cuts what a later step needed. A
-    truncation that leads nowhere in particular (an entity with no match is truncated as often as
-    any other) is no cause, however bad this run's end. When almost none of the earlier runs whose
-    search returned less than its limit ended like this one (none may have, yet: a bug's first
-    runs), and there are enough of them to say so, the end is no usual thing without the cap, and
-    the cap is named: nothing says an uncut search gets here."""
-    if ends is None:
-        return None
-    sources = [s for s in steps if s["seq"] <= before and s["step_type"] in SOURCES and _truncated(s)]
-    for source in sorted(sources, key=lambda s: -s["seq"]):
-        table = tie(earlier_runs, _truncated_in(source["name"]), ends)
-        if table is None:
-            continue
-        only_when_cut = table.other_share <= t.RARE_END_SHARE and table.other_runs >= t.MIN_UNCUT_RUNS
-        if not (only_when_cut or table.significant):
-            continue
-        ref = StepRef.of(source)
-        p = table.p_value
-        evidence = {
-            "limit": source["metrics"].get(LIMIT_METRIC),
-            "truncated_runs": table.with_runs,
-            "truncated_share": round(table.with_share, 3),
-            "other_runs": table.other_runs,
-            "other_share": round(table.other_share, 3),
-            "p_value": p,
-            "only_when_cut": only_when_cut and not table.significant,
-            "seen_at": seen.step.name,
-        }
-        return Finding(
-            "recall",
-            FindingClass.DECISION,
-            Strength.STRONG,
-            True,
-            round(1 - p, 4),
-            ref,
-            describe.truncation(source, seen.step.name, evidence),
-            source["why"],
-            "candidates_out",
-            True,
-            False,
-            evidence,
-        )
-    return None
-
-
-def _truncated_in(name: str) -> Callable[[EarlierRun], bool | None]:
-    """Whether an earlier run's step `name` was truncated at its limit (None: it has no such step
-    with a count)."""
-
-    def truncated(run: EarlierRun) -> bool | None:
-        earlier = run.get(name)
-        if earlier is None or not isinstance(earlier["metrics"].get("candidates_out"), int):
-            return None
-        return _truncated(earlier)
-
-    return truncated
 
 
 def _ends_like(symptom: Symptom, findings: list[Finding]) -> Ends | None:
@@ -277,33 +173,6 @@ def _ends_like(symptom: Symptom, findings: list[Finding]) -> Ends | None:
         return earlier is not None and (earlier[0] <= value if lower else earlier[0] >= value)
 
     return ended_worse
-
-
-def _is_score(f: Finding) -> bool:
-    """A rank's or select's own number (a best score, a gap): what it made of its candidates."""
-    ranking = f.step.step_type in (StepType.RANK.value, StepType.SELECT.value)
-    plain = f.feature is not None and f.feature not in (*VOLUMES, "drop_ratio", "duration_ms")
-    return ranking and plain and f.kind != "changed" and not (f.feature or "").startswith("reason:")
-
-
-def _scored_lower(step: dict[str, Any], base: StepBaseline | None) -> bool:
-    """Whether one of a search's own numbers that are not counts (a best score) fell by a mild
-    distance or more, with the minimum effect: it found worse matches than usual, too."""
-    if base is None or not base.trusted:
-        return False
-    return any(
-        base.scales.get(feature) != "log"
-        and value < (base.usual(feature) or 0.0)
-        and base.moved(feature, value, t.MILD_Z)
-        for feature, (value, _) in numeric_features(step).items()
-        if feature not in (*VOLUMES, LIMIT_METRIC, "duration_ms")
-    )
-
-
-def _truncated(step: dict[str, Any]) -> bool:
-    """A search whose result count reached the limit it recorded returned all it was allowed to."""
-    out, limit = step["metrics"].get("candidates_out"), step["metrics"].get(LIMIT_METRIC)
-    return isinstance(out, int) and isinstance(limit, (int, float)) and limit > 0 and out >= limit
 
 
 def _cause_order(f: Finding) -> tuple[int, int, float]:

@@ -135,3 +135,21 @@ MIN_UNCUT_RUNS = 20
 # The truncated earlier runs that ended like this one must be at least this many: two runs are an
 # anecdote, whatever the test says of them.
 MIN_RECALL_RUNS = 3
+# A search truncated at its limit is named on the earlier runs alone: nothing of the step is unusual
+# in the run. The runs it would name wrongly are the truncated runs that end so anyway (an entity
+# with no match), as often as the uncut runs do: the share of truncated runs times the uncut runs'
+# rate of ending so, of every earlier run. That share must be at most this: the goal's budget of
+# correct runs accused (1%). A pipeline whose correct runs often end so (the record-linkage
+# pipeline: a tenth of entities have no match, a fifth of blocks are truncated, 2% of its runs)
+# gets no named cap; one whose uncut runs almost never end so does.
+RECALL_WRONG_SHARE = 0.01
+
+# --- Recall lost to a search that found worse matches -----------------------------------------
+
+# A search's or a rank's own best score (a similarity, not a count) fell far enough down its tail
+# to be why a later step had nothing good to work with when, besides the decisions' distance, at
+# most this share of the earlier runs were as low: a rare category's share. Hard inputs (typos)
+# put a search lower than usual in one run in ten, never this rarely; "apart" is not enough here,
+# since a legitimate segment (typos score 80 to 96 where the core ties at 100) is a cluster apart
+# too. Only read for a run with a symptom that nothing at or before it explains.
+FELL_RARE_SHARE = RARE_CATEGORY_SHARE
