@@ -416,20 +416,60 @@ def reading(result: dict[str, Any]) -> str:
         [
             f"- **Goal: dropping a day of at least 1,000,000 steps in under 1 s**: {r['drop_steps']:,} steps in "
             f"{r['drop_seconds']} s: {_verdict(r['drop_steps'] >= 1_000_000 and r['drop_seconds'] < 1)}; the bulk "
-            f"`DELETE` of {r['delete_steps']:,} steps took {r['delete_seconds']} s.",
+            f"`DELETE` of {r['delete_steps']:,} steps took {r['delete_seconds']} s, and leaves its rows to VACUUM"
+            " and its table as large as before, where the drop returns the partition's space at once.",
             f"- **Goal: ingest p99 during the drop at most 1.5x its p99 without**: x{drop_ratio}: "
             f"{_verdict(drop_ratio <= 1.5)}; during the `DELETE`: "
             f"x{round(i['during_delete']['p99_ms'] / i['baseline']['p99_ms'], 2)}.",
             f"- **Goal: the last day's reads at {result['days']} days stored at most 1.2x their p95 at one day**: "
             + ", ".join(f"{k} x{v}" for k, v in ratios.items())
-            + f": {_verdict(worst <= 1.2)}.",
+            + f": {_verdict(worst <= 1.2)}."
+            + (
+                " A ratio well under 1 is this shared machine's noise (the one-day reads ran while other"
+                " work loaded it): what the ratio shows is that 89 more days stored add nothing a read of the"
+                " last day pays for."
+                if min(ratios.values()) < 0.8
+                else ""
+            ),
             f"- **Goal: at most 500 hot-tier bytes per stored step**: {result['size']['bytes_per_step']}: "
-            f"{_verdict(result['size']['bytes_per_step'] <= 500)}.",
+            f"{_verdict(result['size']['bytes_per_step'] <= 500)}: "
+            + ", ".join(f"`{t}` {round(b / result['size']['steps'])}" for t, b in result["size"]["bytes"].items())
+            + " a step. The ledger, which was 155 of 630, now holds a day or two; the time indexes are "
+            "ascending, so ingest's appends fill their pages. The rest is the step row (about 210 bytes, a "
+            "fifth of it the merge's bookkeeping) and five indexes; what would take it under 500 next: the "
+            "GIN indexes on `rejections`, `outcome` and `metadata` made partial (`WHERE ... IS NOT NULL`, which "
+            "their containment tests imply), so that the steps without rejections cost them nothing.",
             f"- **The upgrade in place**: nothing lost ({result['migration']['identical']}); ingest waits at most "
             f"{result['migration']['seconds']} s, the one transaction that renames the tables and builds the new "
             "primary keys.",
         ]
     )
+
+
+def goal_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The months-of-data goals, for the table of goals at a glance."""
+    r, i = result["retention"], result["retention"]["ingest"]
+    drop_ratio = round(i["during_drop"]["p99_ms"] / i["baseline"]["p99_ms"], 2)
+    one, all_ = result["one_day"], result["all_days"]
+    worst = max(round(all_[k]["p95_ms"] / one[k]["p95_ms"], 2) for k in ("steps", "run", "explain", "patterns"))
+    return [
+        (
+            "Dropping a day of at least 1,000,000 steps: under 1 s",
+            f"{r['drop_steps']:,} steps in {r['drop_seconds']} s",
+            _verdict(r["drop_steps"] >= 1_000_000 and r["drop_seconds"] < 1),
+        ),
+        ("Ingest p99 during the drop: at most 1.5x without", f"x{drop_ratio}", _verdict(drop_ratio <= 1.5)),
+        (
+            f"The last day's reads at {result['days']} days stored: p95 at most 1.2x at one day",
+            f"worst x{worst}",
+            _verdict(worst <= 1.2),
+        ),
+        (
+            "Hot-tier bytes per stored step: at most 500",
+            str(result["size"]["bytes_per_step"]),
+            _verdict(result["size"]["bytes_per_step"] <= 500),
+        ),
+    ]
 
 
 def _verdict(ok: bool) -> str:

@@ -228,6 +228,8 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
         rows += real_eval.goal_rows(results["real_eval"])
     if "sdk_js" in results:
         rows += sdk_js.goal_rows(results["sdk_js"])
+    if "months" in results:
+        rows += months.goal_rows(results["months"])
     lines = ["## The goals at a glance", "", "| goal | measured | verdict |", "|---|---|---|"]
     lines += [f"| {goal} | {measured} | {verdict} |" for goal, measured, verdict in rows]
     return "\n".join(lines)

@@ -389,3 +389,29 @@ def test_new_partitions_index_time_ascending_so_that_ingest_appends(fresh_db):
         ]
     timed = [d for d in definitions if "started_at" in d]
     assert len(timed) == 6 and not any("DESC" in d for d in timed), timed
+
+
+def test_sparse_json_indexes_hold_only_rows_with_a_value_and_still_serve_their_tests(fresh_db):
+    """A step without rejections, a run without an outcome or metadata costs those GIN indexes
+    nothing, and `rejections ? reason` or `outcome @> {...}` still reads them (strict operators
+    imply the NOT NULL)."""
+    with fresh_db.connection() as conn:
+        definitions = {
+            row["name"]: row["d"]
+            for row in conn.execute(
+                "SELECT c.relname AS name, pg_get_indexdef(x.indexrelid) AS d FROM pg_index x"
+                " JOIN pg_class c ON c.oid = x.indexrelid"
+                " WHERE c.relname IN ('steps_rejections_idx', 'runs_outcome_idx', 'runs_metadata_idx')"
+            ).fetchall()
+        }
+        conn.execute("SET enable_seqscan = off")
+        plans = [
+            "\n".join(r["QUERY PLAN"] for r in conn.execute("EXPLAIN (COSTS OFF) " + q, (v,)).fetchall())
+            for q, v in (
+                ("SELECT 1 FROM steps WHERE rejections ? %s", "category_mismatch"),
+                ("SELECT 1 FROM runs WHERE outcome @> %s::jsonb", '{"correct": false}'),
+            )
+        ]
+        conn.execute("RESET enable_seqscan")
+    assert len(definitions) == 3 and all(d.endswith("IS NOT NULL)") for d in definitions.values()), definitions
+    assert "rejections_idx" in plans[0] and "outcome_idx" in plans[1]

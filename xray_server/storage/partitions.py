@@ -198,7 +198,9 @@ def _partition_in_place(
         # index of the upgraded rows to it as it is (both orders serve both directions).
         ascending = definition.replace(" DESC", "")
         conn.execute(
-            sql.SQL(f"CREATE INDEX {{}} ON {{}} {ascending}").format(sql.Identifier(name), sql.Identifier(table))
+            sql.SQL(f"CREATE INDEX {{}} ON {{}} {_only_set(ascending)}").format(
+                sql.Identifier(name), sql.Identifier(table)
+            )
         )  # type: ignore[arg-type]
     # A partition has the parent's key (with the partition column) or none: the old one goes, and
     # the attach builds the new one (the only index built; the table stays locked meanwhile).
@@ -212,6 +214,15 @@ def _partition_in_place(
             sql.Identifier(table), sql.Identifier(before), sql.Literal(FIRST_DAY), sql.Literal(first_day)
         )
     )
+    # An old index the parent's does not match (a GIN index now partial: the attach built the
+    # partial one, over the rows that have a value) would only cost writes and space: it goes.
+    unattached = conn.execute(
+        "SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+        " WHERE x.indrelid = to_regclass(%s) AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)",
+        (before,),
+    ).fetchall()
+    for row in unattached:
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(_fields(row, "relname")[0])))
 
 
 def extend_back(conn: psycopg.Connection, since: date) -> list[str]:
@@ -242,6 +253,19 @@ def extend_back(conn: psycopg.Connection, since: date) -> list[str]:
                 day += timedelta(days=1)
     _partitioned_since.clear()
     return created
+
+
+# The JSON columns searched by containment or key (`rejections ? r`, `outcome @> {...}`), often
+# NULL: a step without rejections, a run without an outcome. Their GIN indexes hold only the rows
+# that have a value, which every such test implies (the operators are strict), so the planner still
+# uses them; a NULL costs nothing to store.
+_SPARSE_GIN = re.compile(r"^USING gin \((rejections|outcome|metadata)\b[^)]*\)$")
+
+
+def _only_set(definition: str) -> str:
+    """`definition`, made partial to the rows with a value when it indexes a sparse JSON column."""
+    match = _SPARSE_GIN.match(definition)
+    return f"{definition} WHERE ({match.group(1)} IS NOT NULL)" if match else definition
 
 
 def drop_partition(conn: psycopg.Connection, table: str, name: str) -> None:
