@@ -24,8 +24,7 @@ from xray_server.errors import RunOutsidePartitions
 from xray_server.ingest.batch import ingest_events
 from xray_server.ingest.runs import create_run
 from xray_server.query.baselines import EARLIER_STEPS_RECENT
-from xray_server.query.days import run_days
-from xray_server.query.runs import _RUN_WITH_LABELS, run_filters
+from xray_server.query.runs import RUN_ON_DAYS, run_filters
 from xray_server.query.steps import step_query_sql
 from xray_server.runtime.config import load_settings
 from xray_server.runtime.upkeep import partition_upkeep
@@ -325,8 +324,8 @@ def test_reads_touch_only_the_partitions_of_their_window_or_their_run(fresh_db):
         only(_scanned(conn, runs_sql, params), "runs", days)
 
         run_id = _run_at(far)
-        by_id = {"run_id": run_id, "days": run_days(carried_day(conn, run_id))}
-        only(_scanned(conn, _RUN_WITH_LABELS, by_id), "runs", {f"p{far:%Y%m%d}"})
+        by_id = {"run_id": run_id, "day": carried_day(conn, run_id), "kept_day": KEPT_DAY}
+        only(_scanned(conn, RUN_ON_DAYS, by_id), "runs", {f"p{far:%Y%m%d}"})
 
         earlier = {
             "pipeline": "p",

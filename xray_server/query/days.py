@@ -35,11 +35,5 @@ def window_days(
     return clauses
 
 
-def run_days(carried: date | None) -> list[date] | None:
-    """The days a run may be stored under: the one its id places it on, or (kept) the kept
-    runs' day; None when its id places it nowhere (every partition is looked in)."""
-    return None if carried is None else [carried, KEPT_DAY]
-
-
 def _day(at: datetime) -> date:
     return at.astimezone(UTC).date() if at.tzinfo else at.date()

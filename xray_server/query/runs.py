@@ -10,7 +10,7 @@ from xray_sdk.contract.vocabulary import ArtifactStatus, StepStatus
 from xray_server.errors import NotFound
 from xray_server.ids import parse_run_id
 from xray_server.query import cursor as cursors
-from xray_server.query.days import run_days, window_days
+from xray_server.query.days import window_days
 from xray_server.query.steps import LABELLED, add_json_filters, add_tag_filters, bounded_count, total_view
 from xray_server.query.views import (
     artifact_view,
@@ -22,7 +22,7 @@ from xray_server.query.views import (
     step_detail,
 )
 from xray_server.schemas.queries import RunQuery
-from xray_server.storage.partitions import carried_day
+from xray_server.storage.partitions import KEPT_DAY, carried_day
 from xray_server.storage.pool import Database
 
 
@@ -88,11 +88,11 @@ _LABELS = """coalesce((
                                         'comment', l.comment, 'labeled_at', extract(epoch FROM l.labeled_at))
                      ORDER BY l.labeled_at DESC, l.source)
     FROM run_labels l WHERE l.run_id = {run}.run_id), '[]'::jsonb) AS labels"""
-# `days`: the partitions the run's id places it in (`days.run_days`), or NULL for all of them.
-_RUN_WITH_LABELS = (
-    f"SELECT r.*, {_LABELS.format(run='r')} FROM runs r"
-    " WHERE r.run_id = %(run_id)s AND (%(days)s::date[] IS NULL OR r.run_day = ANY(%(days)s::date[]))"
-)
+# A run by id: in the partition its id places it in (and the kept runs'), or in all of them. Two
+# statements, not one with a NULL test: PostgreSQL prunes partitions of a prepared statement's
+# generic plan only on plain comparisons of the key.
+_RUN_BY_ID = f"SELECT r.*, {_LABELS.format(run='r')} FROM runs r WHERE r.run_id = %(run_id)s"
+RUN_ON_DAYS = _RUN_BY_ID + " AND (r.run_day = %(day)s OR r.run_day = %(kept_day)s)"
 _RUN_STEPS = "SELECT * FROM steps WHERE run_id = %(run_id)s AND run_day = %(run_day)s ORDER BY seq, started_at, step_id"
 _RUN_ARTIFACTS = "SELECT * FROM artifacts WHERE run_id = %(run_id)s AND run_day = %(run_day)s ORDER BY created_at, name"
 
@@ -104,7 +104,10 @@ def get_run(db: Database, run_id: str) -> dict[str, Any]:
         # The run's labels come with it (no round trip of their own): its judgements, latest first.
         # Kept runs outlive their day's partition: a run found twice (kept, and its day not yet
         # dropped) is read from its day's partition, which ingest still writes.
-        found = conn.execute(_RUN_WITH_LABELS, {"run_id": run_id, "days": run_days(carried_day(conn, run_id))})
+        day = carried_day(conn, run_id)
+        found = conn.execute(
+            _RUN_BY_ID if day is None else RUN_ON_DAYS, {"run_id": run_id, "day": day, "kept_day": KEPT_DAY}
+        )
         run = max(found.fetchall(), key=lambda r: r["run_day"], default=None)
         if run is None:
             raise NotFound(f"no run {run_id}: check the id, or whether its events were sent", {"run_id": run_id})
