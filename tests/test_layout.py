@@ -183,3 +183,13 @@ def test_importing_the_contract_runs_nothing_else_of_the_sdk():
     )
     # No exit hook from the contract; the client's own, once it is used.
     assert out.split("] ")[1].split() == ["0", "True", "Client", "True"]
+
+
+def test_no_public_name_of_the_sdk_is_also_one_of_its_modules():
+    """Importing a submodule sets the package's attribute of that name: a module `summarize.py`
+    would replace the function `xray_sdk.summarize` as soon as anything imported it."""
+    import xray_sdk
+
+    clashes = [name for name in xray_sdk.__all__ if (ROOT / "xray_sdk" / f"{name}.py").exists()]
+    clashes += [name for name in xray_sdk.__all__ if (ROOT / "xray_sdk" / name).is_dir()]
+    assert clashes == []

@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 
 from xray_sdk.serialize import RawJson, dumps, encode, to_json_safe
-from xray_sdk.summarize import sample, summarize
+from xray_sdk.summaries import sample, summarize
 
 
 class Colour(enum.Enum):

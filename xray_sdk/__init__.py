@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .errors import XRayContractError, XRayContractWarning, XRayDeliveryError, XRayError
     from .run import Run, step
     from .steps import Step
-    from .summarize import sample, summarize
+    from .summaries import sample, summarize
 
 # Each public name and the module it lives in, imported when first used: importing the shared
 # vocabulary (`xray_sdk.contract`) from the server, or from the TypeScript generator, then loads
@@ -73,8 +73,8 @@ _LAZY = {
     "Run": ".run",
     "step": ".run",
     "Step": ".steps",
-    "sample": ".summarize",
-    "summarize": ".summarize",
+    "sample": ".summaries",
+    "summarize": ".summaries",
 }
 
 

@@ -1,5 +1,5 @@
 /** Summaries and samples of candidate lists: what the contract's capture levels keep (as
- * xray_sdk/summarize.py). */
+ * xray_sdk/summaries.py). */
 import { toJsonSafe } from "./serialize.js";
 
 /** `item[name]` for an object or a Map, null when absent. */
