@@ -159,7 +159,9 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
         if len(r["sizes"]) >= 2:
             a, b = r["sizes"][-2], r["sizes"][-1]
             growth = b["queries"][label]["api_ms_p95"] / a["queries"][label]["api_ms_p95"]
-            served = all(s["queries"][label]["index_served"] for s in r["sizes"])
+            # At the two sizes the goal names (a table of 100,000 steps over 31 daily partitions is
+            # read by sequential scans of its small partitions, rightly).
+            served = all(s["queries"][label]["index_served"] for s in (a, b))
             rows.append(
                 (
                     f"Nearly flat from {a['steps']:,} to {b['steps']:,} steps, index-served",
