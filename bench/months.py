@@ -38,7 +38,7 @@ from xray_server.storage.retention import apply_retention
 
 from .database import bench_database, partition_days_back, run_day_sql, run_id_sql, table_bytes_sql
 from .events import filter_step_ends
-from .query import _get
+from .query import TEN_STEPS, _get
 from .stats import percentile
 
 TITLE = "Months of data: 90 days of partitions, a day dropped beside a bulk DELETE, reads at one day and at 90"
@@ -64,18 +64,7 @@ SELECT run_id, run_day, md5(run_id::text || seq)::uuid, seq, name, step_type, 'o
        cin, cout, CASE WHEN cin IS NULL THEN NULL ELSE 1 - cout::float8 / cin END,
        CASE WHEN step_type = 'llm' THEN 'fake-llm-1' END, 'kept candidates of the same category',
        at, md5('start' || run_id::text || seq)::uuid, md5('end' || run_id::text || seq)::uuid
-FROM (
-  SELECT r.run_id, r.run_day, s.seq, (ARRAY['generate_keywords','search_catalogue','compat_filter','price_filter',
-            'rank_candidates','brand_filter','search_related','rerank','select_best','audit'])[s.seq + 1] AS name,
-         (ARRAY['llm','search','filter','filter','rank','filter','search','rank','select','custom'])[s.seq + 1]
-            AS step_type,
-         r.started_at + s.seq * interval '200 ms' AS at,
-         CASE WHEN s.seq IN (2, 3, 4, 5, 7) THEN 2000 END AS cin,
-         CASE WHEN s.seq IN (2, 3, 4, 5, 7) THEN
-              CASE WHEN random() < 0.05 THEN (random() * 190)::int ELSE 200 + (random() * 1700)::int END
-         END AS cout
-  FROM new_runs r CROSS JOIN generate_series(0, 9) AS s(seq)
-) x
+FROM {TEN_STEPS}
 ORDER BY at
 """
 # The ledger the SDK's events leave: one event a step, received the day it was sent; only the
