@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -117,12 +118,18 @@ def _delete_objects(
             " AND NOT EXISTS (SELECT 1 FROM artifacts_kept k WHERE k.store_key = a.store_key)"
         ).format(sql.Identifier(table))
     ).fetchall()
+    return _delete_each(rows, delete_object)
+
+
+def _delete_each(rows: list[Any], delete_object: Callable[[str], None]) -> tuple[int, int]:
+    """Delete the object each row's `store_key` names; (deleted, failed). A store's own error is
+    counted, never raised: the caller decides what a failure holds back."""
     deleted = failed = 0
     for row in rows:
         try:
             delete_object(row["store_key"] if isinstance(row, dict) else row[0])
             deleted += 1
-        except Exception as exc:  # the store's own errors: counted, the drop waits
+        except Exception as exc:  # the store's own errors, whatever the store
             log.debug("retention: delete failed: %s", type(exc).__name__)
             failed += 1
     return deleted, failed
@@ -151,14 +158,8 @@ def _expire_kept(
             "SELECT store_key FROM artifacts_kept WHERE status = 'stored' AND store_key IS NOT NULL"
             " AND run_id IN (SELECT run_id FROM xray_expired)"
         ).fetchall()
-        deleted = 0
-        for row in rows:
-            if delete_object is not None:
-                try:
-                    delete_object(row["store_key"] if isinstance(row, dict) else row[0])
-                    deleted += 1
-                except Exception as exc:  # kept rows go anyway: a stray object is gc's to find
-                    log.debug("retention: delete failed: %s", type(exc).__name__)
+        # Kept rows go even when an object could not be deleted: a stray object is gc's to find.
+        deleted = _delete_each(rows, delete_object)[0] if delete_object is not None else 0
         for table in DROP_ORDER:
             conn.execute(
                 sql.SQL("DELETE FROM {} WHERE run_id IN (SELECT run_id FROM xray_expired)").format(
