@@ -29,6 +29,7 @@ from xray_server.query.steps import step_query_sql
 from xray_server.runtime.config import load_settings
 from xray_server.runtime.upkeep import partition_upkeep
 from xray_server.schemas.queries import RunQuery, StepQuery
+from xray_server.storage.compaction import CLAIM_HOURS, compact_closed
 from xray_server.storage.migrations import LATEST_VERSION, migrate
 from xray_server.storage.partitions import KEPT_DAY, carried_day, ensure_ahead, extend_back, partitions
 from xray_server.storage.pool import Database
@@ -414,3 +415,58 @@ def test_sparse_json_indexes_hold_only_rows_with_a_value_and_still_serve_their_t
         conn.execute("RESET enable_seqscan")
     assert len(definitions) == 3 and all(d.endswith("IS NOT NULL)") for d in definitions.values()), definitions
     assert "rejections_idx" in plans[0] and "outcome_idx" in plans[1]
+
+
+def test_closed_days_have_their_indexes_packed_once_and_still_attached(fresh_db):
+    """A day over for longer than SETTLE gets its indexes rebuilt packed: the primary key, filled
+    by random run ids, shrinks; the rows read the same; the rebuilt indexes are valid and still
+    partitions of the parents' indexes; a second pass does nothing; the open days are left."""
+    closed, open_day = TODAY - timedelta(days=3), TODAY - timedelta(days=1)
+    with fresh_db.connection() as conn:
+        extend_back(conn, TODAY - timedelta(days=4))
+        for day in (closed, open_day):
+            conn.execute(
+                "INSERT INTO steps (run_id, run_day, step_id, seq, name, step_type, started_at)"
+                " SELECT gen_random_uuid(), %s, gen_random_uuid(), 0, 'f', 'filter', %s + g * interval '1 s'"
+                " FROM generate_series(1, 20000) g",
+                (day, datetime.combine(day, datetime.min.time(), UTC)),
+            )
+    name = f"steps_p{closed:%Y%m%d}"
+
+    def state(conn: psycopg.Connection) -> tuple[int, str, list]:
+        size = conn.execute("SELECT pg_relation_size(%s) AS n", (f"{name}_pkey",)).fetchone()["n"]
+        digest = conn.execute(f"SELECT md5(string_agg(step_id::text, ',' ORDER BY step_id)) AS d FROM {name}")
+        indexes = conn.execute(
+            "SELECT x.indisvalid AS valid, p.inhparent::regclass::text AS parent FROM pg_index x"
+            " LEFT JOIN pg_inherits p ON p.inhrelid = x.indexrelid WHERE x.indrelid = %s::regclass ORDER BY 2",
+            (name,),
+        ).fetchall()
+        return size, digest.fetchone()["d"], indexes
+
+    with fresh_db.connection() as conn:
+        size_before, digest_before, indexes_before = state(conn)
+    compacted = compact_closed(fresh_db, TODAY)
+    assert name in compacted and f"runs_p{closed:%Y%m%d}" in compacted
+    assert not any(f"{open_day:%Y%m%d}" in n or f"{TODAY:%Y%m%d}" in n for n in compacted), compacted
+    with fresh_db.connection() as conn:
+        size_after, digest_after, indexes_after = state(conn)
+    assert digest_after == digest_before and indexes_after == indexes_before, (indexes_before, indexes_after)
+    assert all(i["valid"] and i["parent"] for i in indexes_after) and len(indexes_after) == 5
+    assert size_after < 0.85 * size_before, (size_before, size_after)
+    assert compact_closed(fresh_db, TODAY) == []
+
+
+def test_a_compaction_claimed_by_another_worker_is_left_until_its_claim_is_stale(fresh_db):
+    day = TODAY - timedelta(days=3)
+    with fresh_db.connection() as conn:
+        extend_back(conn, TODAY - timedelta(days=4))
+    name = f"steps_p{day:%Y%m%d}"
+    for age_hours, taken in ((1, False), (CLAIM_HOURS + 1, True)):
+        since = datetime.now(UTC) - timedelta(hours=age_hours)
+        with fresh_db.connection() as conn:
+            conn.execute(
+                sql.SQL("COMMENT ON TABLE {} IS {}").format(
+                    sql.Identifier(name), sql.Literal(f"xray: compacting since {since.isoformat()}")
+                )
+            )
+        assert (name in compact_closed(fresh_db, TODAY)) is taken
