@@ -131,5 +131,9 @@ def test_the_cli_labels_many_runs_from_standard_input_and_runs_shows_the_labels(
     listed = CliRunner().invoke(main, ["runs", "--url", url, "--pipeline", pipeline])
     # The labels column alone: a random pipeline name may itself contain "bad".
     header = listed.output.splitlines()[0].split()
-    labels = {cols[0]: cols[header.index("labels")] for cols in map(str.split, listed.output.splitlines()) if cols and cols[0] in run_ids}
+    labels = {
+        cols[0]: cols[header.index("labels")]
+        for cols in map(str.split, listed.output.splitlines())
+        if cols and cols[0] in run_ids
+    }
     assert labels == {run_ids[0]: "bad=1", run_ids[1]: "bad=1", run_ids[2]: "-"}, listed.output
