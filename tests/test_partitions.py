@@ -293,12 +293,44 @@ def test_retention_postpones_a_drop_when_the_store_cannot_delete(fresh_db, tmp_p
     assert store.exists(f"objects/{run_id}")
 
 
+_PARTITION = re.compile(r" on ((?:runs|steps|artifacts)_\w+)")
+
+
 def _scanned(conn: psycopg.Connection, statement, params: dict) -> set[str]:
-    """The partitions a statement's plan reads (its custom plan, as for the first executions)."""
+    """The partitions a statement reads: by its custom plan (the first executions), and by its
+    generic plan as it runs (a prepared statement's, once PostgreSQL settles on one), where pruning
+    happens at execution and a pruned partition is either left out or never executed."""
     body = sql.SQL(statement) if isinstance(statement, str) else statement
     plan = conn.execute(sql.SQL("EXPLAIN (COSTS OFF) ") + body, params).fetchall()
-    text = "\n".join(row["QUERY PLAN"] for row in plan)
-    return set(re.findall(r" on ((?:runs|steps|artifacts)_\w+)", text))
+    custom = set(_PARTITION.findall("\n".join(row["QUERY PLAN"] for row in plan)))
+    return custom | _scanned_generic(conn, body.as_string(conn), params)
+
+
+def _scanned_generic(conn: psycopg.Connection, text: str, params: dict) -> set[str]:
+    names: list[str] = []
+
+    def placeholder(match: re.Match) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    numbered = re.sub(r"%\((\w+)\)s", placeholder, text).replace("%%", "%")
+    values = sql.SQL(", ").join(sql.Literal(params[n]) for n in names)
+    with conn.transaction():
+        conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        conn.execute(sql.SQL("PREPARE xray_generic AS ") + sql.SQL(numbered))  # type: ignore[arg-type]
+        try:
+            plan = conn.execute(
+                sql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE xray_generic ({})").format(
+                    values
+                )
+            ).fetchall()
+        finally:
+            conn.execute("DEALLOCATE xray_generic")
+    lines = [row["QUERY PLAN"] for row in plan]
+    # Pruned as it ran, not when planned (a generic plan knows no values).
+    assert any("Subplans Removed" in line or "never executed" in line for line in lines), lines
+    return {name for line in lines if "never executed" not in line for name in _PARTITION.findall(line)}
 
 
 def test_reads_touch_only_the_partitions_of_their_window_or_their_run(fresh_db):
@@ -315,7 +347,9 @@ def test_reads_touch_only_the_partitions_of_their_window_or_their_run(fresh_db):
         window = {"step_type": ["filter"], "since": at, "until": at + timedelta(hours=1)}
         # The page's steps look up their runs one by one (pruned as each runs); joined, when a
         # filter is on the run, both sides are pruned when planned.
-        only(_scanned(conn, *step_query_sql(StepQuery(**window))), "steps", days)
+        page = _scanned(conn, *step_query_sql(StepQuery(**window)))
+        only(page, "steps", days)
+        only(page, "runs", days)  # inside the lateral lookup too: planned over the window's days only
         joined = _scanned(conn, *step_query_sql(StepQuery(**window, pipeline="p")))
         only(joined, "steps", days)
         only(joined, "runs", days)
@@ -339,7 +373,9 @@ def test_reads_touch_only_the_partitions_of_their_window_or_their_run(fresh_db):
             "kept_day": KEPT_DAY,
         }
         week = {f"p{far - timedelta(days=d):%Y%m%d}" for d in range(-1, 8)}
-        only(_scanned(conn, EARLIER_STEPS_RECENT, earlier), "runs", week)
+        baseline = _scanned(conn, EARLIER_STEPS_RECENT, earlier)
+        only(baseline, "runs", week)
+        only(baseline, "steps", week)
 
 
 def test_xray_retention_apply_drops_past_days_and_its_dry_run_changes_nothing(fresh_url, fresh_db, tmp_path):

@@ -132,14 +132,18 @@ SELECT s.run_id, s.step_id, s.parent_step_id, s.name, s.step_type, s.status, s.c
 FROM earlier CROSS JOIN LATERAL (
     -- Each earlier run's steps by its key, in its own partition (a fence: joined, PostgreSQL hashes
     -- every step of every partition against the few runs, 500 ms where this takes a few).
-    SELECT * FROM steps s WHERE s.run_id = earlier.run_id AND s.run_day = earlier.run_day OFFSET 0
+    -- The days go inside too, or the subquery is planned over every partition of `steps`.
+    SELECT * FROM steps s WHERE s.run_id = earlier.run_id AND s.run_day = earlier.run_day {recent_steps} OFFSET 0
 ) s
 """
 EARLIER_DAYS = timedelta(days=7)
 # Two statements, not one with a NULL test: PostgreSQL prunes partitions of a prepared statement's
 # generic plan only on plain comparisons of the key.
-EARLIER_STEPS_RECENT = _EARLIER_STEPS.format(recent="AND (r.run_day >= %(day_from)s OR r.run_day = %(kept_day)s)")
-EARLIER_STEPS = _EARLIER_STEPS.format(recent="")
+_RECENT = "AND ({a}.run_day >= %(day_from)s OR {a}.run_day = %(kept_day)s)"
+EARLIER_STEPS_RECENT = _EARLIER_STEPS.format(
+    recent=_RECENT.format(a="r"), recent_steps=_RECENT.format(a="s") + " AND s.run_day <= %(day_to)s"
+)
+EARLIER_STEPS = _EARLIER_STEPS.format(recent="", recent_steps="")
 
 
 def earlier_steps(db: Database, run: dict[str, Any], runs: int, bad_label: str) -> list[dict[str, Any]]:

@@ -189,6 +189,7 @@ WITH b AS MATERIALIZED (
         SELECT name, step_type, model, metrics FROM steps s
         WHERE s.run_id = b.run_id AND s.run_day = b.run_day
           AND s.started_at >= %(steps_since)s AND s.started_at < %(steps_until)s
+          AND (s.run_day >= %(day_from)s OR s.run_day = %(kept_day)s) AND s.run_day <= %(day_to)s
           AND (s.model IS NOT NULL OR s.metrics IS NOT NULL)) s
 ), bad_values AS (
     SELECT b.run_id, 'tags' AS kind, '' AS step, t.key AS key, t.value AS value

@@ -68,9 +68,11 @@ def check_step_filters(q: Any) -> None:
 # through the partitions' indexes, and the walk stops at the page. Joined, the planner weighs the
 # whole window's runs against the matches it expects, and over partitions it picks a hash join of
 # every run and step of the window: 25 times slower for the usual page (BENCHMARKS.md, "Months").
+# The window's days go inside the fence too: outside it, the subquery is planned over every
+# partition of `runs`, and its cost grows with the days stored (5 ms to plan at 97 partitions).
 _PAGE_RUNS = (
     "steps s CROSS JOIN LATERAL (SELECT r.pipeline, r.entity, r.run_day FROM runs r"
-    " WHERE r.run_id = s.run_id AND r.run_day = s.run_day OFFSET 0) r"
+    " WHERE r.run_id = s.run_id AND r.run_day = s.run_day{run_days} OFFSET 0) r"
 )
 _JOINED_RUNS = "steps s JOIN runs r ON r.run_id = s.run_id AND r.run_day = s.run_day"
 
@@ -79,12 +81,15 @@ def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """The statement `find_steps` runs for `q` (one more row than a page, to detect the next)."""
     where, params = step_filters(q)
     on_runs = q.pipeline is not None or bool(q.tag) or bool(q.outcome) or bool(q.metadata)
+    page_runs = sql.SQL(_PAGE_RUNS).format(
+        run_days=sql.SQL("").join(sql.SQL(" AND ") + c for c in _run_days(q, params))
+    )
     statement = sql.SQL(
         "SELECT {columns}, r.pipeline, r.entity FROM {source} "
         "WHERE {where} ORDER BY s.started_at DESC, s.run_id DESC, s.step_id DESC LIMIT %(limit_plus_one)s"
     ).format(
         columns=sql.SQL(_STEP_SUMMARY_COLUMNS),
-        source=sql.SQL(_JOINED_RUNS if on_runs else _PAGE_RUNS),
+        source=sql.SQL(_JOINED_RUNS) if on_runs else page_runs,
         where=sql.SQL(" AND ").join(where),
     )
     params["limit_plus_one"] = q.limit + 1
@@ -193,7 +198,7 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
         add(LABELLED.format(run="s.run_id"), label=q.run_label)
     # The run's side too: PostgreSQL carries the join's equality on run_day, not the bounds.
     where.extend(window_days("s", params, q.since, q.until))
-    where.extend(window_days("r", params, q.since, q.until, name="run_day"))
+    where.extend(_run_days(q, params))
     if q.cursor:
         at, run_id, step_id = cursors.decode(q.cursor, 2)
         add(
@@ -203,5 +208,13 @@ def step_filters(q: StepQuery) -> tuple[list[sql.Composable], dict[str, Any]]:
             c_step=step_id,
         )
         where.extend(window_days("s", params, None, at, name="c_day"))
-        where.extend(window_days("r", params, None, at, name="c_run_day"))
     return where, params
+
+
+def _run_days(q: StepQuery, params: dict[str, Any]) -> list[sql.Composable]:
+    """The days of the runs (alias `r`) of the window and before the cursor: on the run's side too,
+    since PostgreSQL carries the join's equality on run_day, not the bounds."""
+    days = window_days("r", params, q.since, q.until, name="run_day")
+    if q.cursor:
+        days += window_days("r", params, None, cursors.decode(q.cursor, 2)[0], name="c_run_day")
+    return days
