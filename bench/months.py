@@ -447,9 +447,9 @@ def reading(result: dict[str, Any]) -> str:
             "at the end of each type's range, not the index's last page) half to two-thirds full. The rest is "
             "the step row (about 210 bytes, a fifth of it the merge's bookkeeping) and its three B-trees.",
             "- **Before, with the same command** (2026-12-02, earlier the same day): 509 bytes a step with no "
-            "compaction, and the last day's run view and explain at x1.64 and x1.37 of one day, from lateral "
-            'lookups planned over all 97 partitions of their table (ARCHITECTURE.md, "Plans that partitions '
-            'change").',
+            "compaction, and the last day's run view and explain at x1.64 and x1.37 of one day, before a run by "
+            "id read only its own day's partition and before each lateral lookup was bounded to the window's "
+            'days (ARCHITECTURE.md, "Plans that partitions change").',
             f"- **The upgrade in place**: nothing lost ({result['migration']['identical']}); ingest waits at most "
             f"{result['migration']['seconds']} s, the one transaction that renames the tables and builds the new "
             "primary keys.",
