@@ -254,6 +254,7 @@ def test_retention_drops_whole_partitions_and_keeps_judged_runs(fresh_db, tmp_pa
     assert report.dropped == ["runs_before", f"runs_p{TODAY:%Y%m%d}", f"runs_p{day1:%Y%m%d}"]
     assert report.postponed == []
     assert report.runs_kept == 1
+    assert _count(fresh_db, "SELECT count(*) AS n FROM run_labels WHERE run_id = %s", judged) == 1  # kept, labelled
     with fresh_db.connection() as conn:
         tables = {row["t"] for row in conn.execute("SELECT relname AS t FROM pg_class WHERE relkind = 'r'").fetchall()}
         kept = conn.execute("SELECT run_id, run_day FROM runs WHERE run_id = %s", (judged,)).fetchall()
@@ -276,6 +277,7 @@ def test_retention_drops_whole_partitions_and_keeps_judged_runs(fresh_db, tmp_pa
     )
     assert later.kept_runs_expired == 1
     assert _count(fresh_db, "SELECT count(*) AS n FROM runs WHERE run_id = %s", judged) == 0
+    assert _count(fresh_db, "SELECT count(*) AS n FROM run_labels WHERE run_id = %s", judged) == 0  # no orphan
     assert not store.exists(f"objects/{judged}")
 
 
@@ -506,3 +508,16 @@ def test_a_compaction_claimed_by_another_worker_is_left_until_its_claim_is_stale
                 )
             )
         assert (name in compact_closed(fresh_db, TODAY)) is taken
+
+
+def test_labels_leave_with_their_runs_when_no_window_keeps_them(fresh_db, tmp_path):
+    """`run_labels` is not partitioned: a dropped day takes the labels of its runs with it, unless
+    the run was kept (there is no judged window here, so none is)."""
+    store = LocalDirStore(tmp_path / "store")
+    day1 = TODAY + timedelta(days=1)
+    judged = _seed_day(fresh_db, store, day1, judged=True)
+    other = _seed_day(fresh_db, store, day1 + timedelta(days=1), judged=True)
+    report = apply_retention(fresh_db, today=day1 + timedelta(days=2), keep_days=1, delete_object=store.delete)
+    assert f"runs_p{day1:%Y%m%d}" in report.dropped and report.runs_kept == 0
+    assert _count(fresh_db, "SELECT count(*) AS n FROM run_labels WHERE run_id = %s", judged) == 0
+    assert _count(fresh_db, "SELECT count(*) AS n FROM run_labels WHERE run_id = %s", other) == 1

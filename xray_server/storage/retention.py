@@ -136,7 +136,14 @@ def _delete_each(rows: list[Any], delete_object: Callable[[str], None]) -> tuple
 
 
 def _drop(conn: psycopg.Connection, suffix: str) -> None:
-    """Detach and drop one day's partitions, children first."""
+    """Detach and drop one day's partitions, children first, and the labels of their runs that
+    were not kept (`run_labels` is not partitioned: it holds a row per judged run, few)."""
+    conn.execute(
+        sql.SQL(
+            "DELETE FROM run_labels l USING {} r WHERE l.run_id = r.run_id"
+            " AND NOT EXISTS (SELECT 1 FROM runs_kept k WHERE k.run_id = l.run_id)"
+        ).format(sql.Identifier(f"runs{suffix}"))
+    )
     for table in DROP_ORDER:
         drop_partition(conn, table, f"{table}{suffix}")
 
@@ -160,10 +167,10 @@ def _expire_kept(
         ).fetchall()
         # Kept rows go even when an object could not be deleted: a stray object is gc's to find.
         deleted = _delete_each(rows, delete_object)[0] if delete_object is not None else 0
-        for table in DROP_ORDER:
+        for table in (*(f"{t}_kept" for t in DROP_ORDER), "run_labels"):
             conn.execute(
                 sql.SQL("DELETE FROM {} WHERE run_id IN (SELECT run_id FROM xray_expired)").format(
-                    sql.Identifier(f"{table}_kept")
+                    sql.Identifier(table)
                 )
             )
     return int(count), deleted
