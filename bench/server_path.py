@@ -203,9 +203,13 @@ def reading(result: dict[str, Any]) -> str:
         [
             f"- **Validation** was the largest cost: marshmallow took {validate['before_us']} µs an event. The plain "
             f"loader (`xray_server/schemas/plain.py`) applies the same fields, validators and defaults, built from "
-            f"the same schemas, in {validate['after_us']} µs; anything it is not sure of goes to marshmallow, which "
-            "then gives the result or the field errors. A property test (`tests/test_plain_loader.py`) checks that "
-            "what it accepts, marshmallow accepts with an identical result.",
+            f"the same schemas, in {validate['after_us']} µs: each schema becomes a msgspec Struct, whose keys, "
+            "types, lengths, ranges and choices are checked in compiled code, and Python checks only what msgspec "
+            "cannot state (a time's zone and window, storable text, a JSON value's depth). Anything it is not sure "
+            "of goes to marshmallow, which then gives the result or the field errors. A property test "
+            "(`tests/test_plain_loader.py`) checks that what it accepts, marshmallow accepts with an identical "
+            "result. Before msgspec (2026-11-25, same command), the hand-written loader took 29.67 µs against "
+            "marshmallow's 155.45 (x0.191).",
             f"- **All the CPU stages** together: {round(before, 1)} → {round(after, 1)} µs an event "
             f"(x{round(after / before, 2)}). orjson reads and writes JSON only where it gives exactly what `json` "
             "would (an integer of 19 digits or more, a lone surrogate or invalid JSON goes to `json`, tested in "

@@ -96,6 +96,10 @@ class Tags(fields.Dict):
         )
 
 
+_MAX_SKEW = timedelta(seconds=DEFAULT_LIMITS.max_clock_skew_seconds)
+_MAX_AGE = timedelta(days=DEFAULT_LIMITS.max_event_age_days)
+
+
 class EventTime(fields.AwareDateTime):
     """An RFC 3339 timestamp with a zone, not absurdly far from the server's clock."""
 
@@ -110,9 +114,9 @@ class EventTime(fields.AwareDateTime):
         if moment.tzinfo is None or moment.tzinfo.utcoffset(moment) is None:
             raise self.make_error("invalid_awareness", awareness=self.AWARENESS, obj_type=self.OBJ_TYPE)
         now = datetime.now(UTC)
-        if moment > now + timedelta(seconds=DEFAULT_LIMITS.max_clock_skew_seconds):
+        if moment > now + _MAX_SKEW:
             raise ValidationError("is more than a day in the future: check the client's clock")
-        if moment < now - timedelta(days=DEFAULT_LIMITS.max_event_age_days):
+        if moment < now - _MAX_AGE:
             raise ValidationError(f"is more than {DEFAULT_LIMITS.max_event_age_days} days in the past")
         return moment
 
