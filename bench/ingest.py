@@ -29,6 +29,7 @@ import psutil
 import psycopg
 from psycopg.types.json import Jsonb
 
+from xray_sdk.contract.run_ids import day_of_run_id
 from xray_sdk.delivery.transport import HttpTransport
 from xray_sdk.ids import new_run_id
 from xray_server.ingest.merge import STEP_COLUMNS
@@ -209,10 +210,12 @@ def _count_steps(url: str) -> int:
 
 
 def _copy_rows(count: int) -> list[list[Any]]:
-    """The `steps` rows the SDK clients' steps become, through the server's own `prepare`."""
+    """The `steps` rows the SDK clients' steps become, through the server's own `prepare`, each
+    with its run's partition day last (the day a run id made now carries)."""
     rows = []
     for _ in range(count // STEPS_PER_RUN):
-        run_id = str(uuid.uuid4())
+        run_id = new_run_id()
+        day = day_of_run_id(run_id)
         for i, event in enumerate(filter_step_ends(STEPS_PER_RUN)):
             row = prepare(run_id, i, load_event(event)).step_row
             rows.append(
@@ -221,6 +224,7 @@ def _copy_rows(count: int) -> list[list[Any]]:
                     Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c)
                     for c, kind in STEP_COLUMNS
                 ]
+                + [day]
             )
     return rows
 
@@ -229,7 +233,7 @@ def _copy_round(url: str, rows: list[list[Any]]) -> float:
     """COPY the rows into copy_baseline.steps with fresh ids; rows per second, commit included."""
     for row in rows:
         row[1] = uuid.uuid4()  # a new step id, so that every round inserts new rows
-    columns = ", ".join(["run_id"] + [c for c, _ in STEP_COLUMNS])
+    columns = ", ".join(["run_id"] + [c for c, _ in STEP_COLUMNS] + ["run_day"])
     with psycopg.connect(url) as conn:
         started = time.perf_counter()
         with conn.cursor().copy(f"COPY copy_baseline.steps ({columns}) FROM STDIN") as copy:

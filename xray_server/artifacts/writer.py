@@ -39,6 +39,7 @@ class PendingArtifact:
     data: bytes | None  # None: a client's reference, only checked for existence
     index: int = 0
     name: str = ""
+    run_id: str = ""  # the run's, when a settle covers the artifacts of many runs
 
 
 class ArtifactWriter:
@@ -59,8 +60,10 @@ class ArtifactWriter:
         self.pool = ThreadPoolExecutor(max_workers=parallel_writes, thread_name_prefix="xray-artifacts")
         self.breaker = CircuitBreaker(threshold=3, cooldown=2.0, ceiling=30.0)
 
-    def settle(self, db: Database, run_id: str, pending: list[PendingArtifact]) -> list[dict[str, Any]]:
-        """Write what the budget allows, record each outcome, and return the outcomes."""
+    def settle(self, db: Database, run_id: str | None, pending: list[PendingArtifact]) -> list[dict[str, Any]]:
+        """Write what the budget allows, record each outcome, and return the outcomes. The
+        artifacts are of `run_id`, or, when it is None, each of its own (a multi-run batch:
+        one budget for the request, whatever the number of its runs)."""
         if not pending:
             return []
         deadline = time.monotonic() + self.budget_ms / 1000
@@ -70,7 +73,8 @@ class ArtifactWriter:
         finally:
             if acquired:
                 self.slots.release()
-        outcomes = [{"artifact_id": item.artifact_id, "event_id": item.event_id, "status": status,
+        outcomes = [{"run_id": item.run_id or run_id, "artifact_id": item.artifact_id,
+                     "event_id": item.event_id, "status": status,
                      "drop_reason": reason, "index": item.index, "name": item.name}
                     for item, (status, reason) in zip(pending, results)]
         record_outcomes(db, run_id, [o for o in outcomes if o["status"] != "pending"])
@@ -123,20 +127,23 @@ class ArtifactWriter:
         return STORED, None
 
 
-def record_outcomes(db: Database, run_id: str, outcomes: list[dict[str, Any]], *,
+def record_outcomes(db: Database, run_id: str | None, outcomes: list[dict[str, Any]], *,
                     from_status: str = "pending") -> None:
     """Move rows still in `from_status` to their outcome; a row a newer step_end has since
-    replaced (another event_id) is left to that one."""
+    replaced (another event_id) is left to that one. The rows are of `run_id`, or of the run
+    each outcome names."""
     if not outcomes:
         return
     with db.connection() as conn:
         conn.execute(
             """
             UPDATE artifacts a SET status = f.status, drop_reason = f.drop_reason
-            FROM jsonb_to_recordset(%s) AS f(artifact_id uuid, event_id uuid, status text, drop_reason text)
-            WHERE a.run_id = %s AND a.artifact_id = f.artifact_id AND a.event_id = f.event_id
+            FROM jsonb_to_recordset(%s)
+                 AS f(run_id uuid, artifact_id uuid, event_id uuid, status text, drop_reason text)
+            WHERE a.run_id = f.run_id AND a.artifact_id = f.artifact_id AND a.event_id = f.event_id
               AND a.status = %s
             """,
-            (Jsonb([{k: o[k] for k in ("artifact_id", "event_id", "status", "drop_reason")} for o in outcomes]),
-             run_id, from_status),
+            (Jsonb([{"run_id": o.get("run_id") or run_id,
+                     **{k: o[k] for k in ("artifact_id", "event_id", "status", "drop_reason")}} for o in outcomes]),
+             from_status),
         )

@@ -13,9 +13,11 @@ Rules this module owns:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Hashable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -71,13 +73,22 @@ def ingest_events(
     prepared = _prepare_all(run_id, raw_events, result, policy)
     if not prepared:
         return result
-    unique = _first_of_each_event_id(prepared)
+    unique = first_of_each_event(prepared)
     result.duplicates += len(prepared) - len(unique)
     with db.connection() as conn:
         fresh = _apply(conn, run_id, unique)
     result.accepted = len(fresh)
     result.duplicates += len(unique) - len(fresh)
-    _report(fresh, result)
+    report(fresh, result)
+    settle_artifacts(db, writer, run_id, fresh, result)
+    return result
+
+
+def settle_artifacts(
+    db: Database, writer: ArtifactWriter | None, run_id: str | None, fresh: list[PreparedEvent], result: BatchResult
+) -> None:
+    """After the commit, write the applied events' pending artifacts within the writer's budget
+    (of `run_id`, or each of its own when None), and answer each artifact's outcome."""
     settled = {}
     if writer is not None:
         settled = {o["artifact_id"]: o for o in writer.settle(db, run_id, [a for p in fresh for a in p.pending])}
@@ -93,7 +104,6 @@ def ingest_events(
                     "drop_reason": outcome["drop_reason"],
                 }
             )
-    return result
 
 
 def _prepare_all(
@@ -102,27 +112,36 @@ def _prepare_all(
     prepared = []
     for index, raw in enumerate(raw_events):
         try:
-            prepared.append(prepare(run_id, index, load_event(raw), policy=policy))
-        except ValidationError as exc:
-            result.rejected.append(_rejection(index, raw, as_field_errors(exc.messages)))
+            prepared.append(prepare_event(run_id, index, raw, policy))
         except EventRejected as exc:
-            result.rejected.append(_rejection(index, raw, exc.fields))
+            result.rejected.append(rejection(index, raw, exc.fields))
     return prepared
 
 
-def _rejection(index: int, raw: Any, errors: dict[str, Any]) -> dict[str, Any]:
+def prepare_event(run_id: str, index: int, raw: Any, policy: ArtifactPolicy) -> PreparedEvent:
+    """One event of `run_id` validated and bounded; `EventRejected` naming its fields if not valid."""
+    try:
+        return prepare(run_id, index, load_event(raw), policy=policy)
+    except ValidationError as exc:
+        raise EventRejected(as_field_errors(exc.messages)) from None
+
+
+def rejection(index: int, raw: Any, errors: dict[str, Any]) -> dict[str, Any]:
+    """How a refused event is answered: its index, its id when it has one, and its field errors."""
     event_id = raw.get("event_id") if isinstance(raw, dict) else None
     return {"index": index, "event_id": event_id if isinstance(event_id, str) else None, "errors": errors}
 
 
-def _first_of_each_event_id(prepared: list[PreparedEvent]) -> list[PreparedEvent]:
-    seen: dict[str, PreparedEvent] = {}
+def first_of_each_event(prepared: list[PreparedEvent]) -> list[PreparedEvent]:
+    """The first of each event a batch holds twice (an event is its run and id)."""
+    seen: dict[tuple[str, str], PreparedEvent] = {}
     for p in prepared:
-        seen.setdefault(p.event_id, p)
+        seen.setdefault((p.run_id, p.event_id), p)
     return list(seen.values())
 
 
-def _report(fresh: list[PreparedEvent], result: BatchResult) -> None:
+def report(fresh: list[PreparedEvent], result: BatchResult) -> None:
+    """Add the applied events' contract violations and truncations to `result`."""
     for p in fresh:
         if p.violations:
             result.contract_violations.append(
@@ -139,7 +158,7 @@ def _apply(conn, run_id: str, unique: list[PreparedEvent]) -> list[PreparedEvent
     ledger, the run and the steps in one round trip. A step appearing several times, or
     artifact rows, add statements, and then the whole is one transaction.
     """
-    rounds = _rounds([p.step_row for p in unique if p.step_row])
+    rounds = step_rounds([p.step_row for p in unique if p.step_row])
     has_artifacts = any(p.artifact_rows for p in unique)
     # A run id that carries no day is placed by a lookup, under a lock held till the commit.
     day = carried_day(conn, run_id)
@@ -162,47 +181,54 @@ def _apply(conn, run_id: str, unique: list[PreparedEvent]) -> list[PreparedEvent
 def _apply_first_round(
     conn, run_id: str, day: date, unique: list[PreparedEvent], rows: list[dict[str, Any]]
 ) -> set[str]:
-    finishes = [p for p in unique if p.finish]
-    # Only the batch's latest run_finish can win against the stored one.
-    finish = max(finishes, key=lambda p: (p.ts, uuid.UUID(p.event_id))) if finishes else None
-    params = {
-        "run_id": run_id,
-        "run_day": day,
+    params = run_fragment(unique)
+    params.update(
+        run_id=run_id,
+        run_day=day,
         # Sorted so that concurrent batches lock ledger entries in the same order.
-        "event_ids": sorted(p.event_id for p in unique),
-        "earliest": min(p.ts for p in unique),
-        "rows": Jsonb(rows),
-        "f_status": None,
-        "f_outcome": None,
-        "f_error": None,
-        "f_ts": None,
-        "f_event_id": None,
-    }
-    if finish is not None:
-        outcome, error = finish.finish["outcome"], finish.finish["error"]
-        params.update(
-            f_status=finish.finish["status"],
-            f_ts=finish.ts,
-            f_event_id=finish.event_id,
-            f_outcome=None if outcome is None else Jsonb(outcome),
-            f_error=None if error is None else Jsonb(error),
-        )
+        event_ids=sorted(p.event_id for p in unique),
+        rows=Jsonb(rows),
+        f_outcome=None if params["f_outcome"] is None else Jsonb(params["f_outcome"]),
+        f_error=None if params["f_error"] is None else Jsonb(params["f_error"]),
+    )
     return {str(row["event_id"]) for row in conn.execute(APPLY_BATCH, params).fetchall()}
+
+
+def run_fragment(events: list[PreparedEvent]) -> dict[str, Any]:
+    """What a run's events in a batch say of the run: its earliest event (an implicit run's
+    start), and its latest run_finish (`f_*`, None without one), the only one that can win."""
+    finishes = [p for p in events if p.finish]
+    finish = max(finishes, key=lambda p: (p.ts, uuid.UUID(p.event_id))) if finishes else None
+    fragment: dict[str, Any] = {"earliest": min(p.ts for p in events)}
+    if finish is None:
+        return fragment | dict.fromkeys(("f_status", "f_outcome", "f_error", "f_ts", "f_event_id"))
+    return fragment | {
+        "f_status": finish.finish["status"],
+        "f_outcome": finish.finish["outcome"],
+        "f_error": finish.finish["error"],
+        "f_ts": finish.ts,
+        "f_event_id": finish.event_id,
+    }
 
 
 def _upsert_steps(conn, run_id: str, day: date, rows: list[dict[str, Any]]) -> None:
     """Merge step fragments. One statement cannot touch a row twice, so a batch holding
     several events of one step is applied in rounds: the n-th event of each step in round n."""
-    for round_rows in _rounds(rows):
+    for round_rows in step_rounds(rows):
         conn.execute(UPSERT_STEPS, {"run_id": run_id, "run_day": day, "rows": Jsonb(round_rows)})
 
 
-def _rounds(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+def step_rounds(
+    rows: list[dict[str, Any]], key: Callable[[dict[str, Any]], Hashable] = itemgetter("step_id")
+) -> list[list[dict[str, Any]]]:
+    """The step fragments in rounds that each touch a step once: the n-th fragment of each step
+    (by `key`) in round n, since one statement may not touch a row twice."""
     rounds: list[list[dict[str, Any]]] = []
-    seen: dict[str, int] = {}
+    seen: dict[Hashable, int] = {}
     for row in rows:
-        n = seen.get(row["step_id"], 0)
-        seen[row["step_id"]] = n + 1
+        k = key(row)
+        n = seen.get(k, 0)
+        seen[k] = n + 1
         if n == len(rounds):
             rounds.append([])
         rounds[n].append(row)
@@ -214,11 +240,11 @@ def _insert_artifacts(conn, run_id: str, day: date, rows: list[dict[str, Any]]) 
         return
     conn.execute(
         INSERT_ARTIFACTS,
-        (run_id, day, Jsonb(_one_per_key(rows, "artifact_id"))),
+        (run_id, day, Jsonb(latest_per_key(rows, "artifact_id"))),
     )
 
 
-def _one_per_key(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+def latest_per_key(rows: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
     """The latest row per key: one statement may not touch a row twice."""
 
     def rank(row: dict[str, Any]) -> tuple[datetime, uuid.UUID]:

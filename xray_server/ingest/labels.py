@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from marshmallow import ValidationError
 
 from xray_server.ids import parse_run_id
@@ -65,20 +66,32 @@ def record_label(db: Database, run_id: str, payload: Any) -> dict[str, Any]:
 def record_labels(db: Database, payload: Any) -> tuple[dict[str, Any], int]:
     """Record many judgements in one transaction: the valid ones are kept, each refused one is
     answered with its index and fields. 200 when all were recorded, 207 when some were refused."""
-    items = load_body(_batch_schema, payload)["labels"]
-    now = datetime.now(UTC)
-    rows, errors = [], []
+    rows, refused = load_labels(load_body(_batch_schema, payload)["labels"], datetime.now(UTC))
+    if rows:
+        with db.connection() as conn, conn.transaction():
+            write_labels(conn, rows)
+    errors = [{"index": index, "fields": fields} for index, fields in refused]
+    return {"recorded": len(rows), "refused": len(errors), "errors": errors}, 207 if errors else 200
+
+
+def load_labels(items: list[Any], now: datetime) -> tuple[list[dict[str, Any]], list[tuple[int, dict[str, Any]]]]:
+    """Each judgement of `items` checked on its own: the rows of the valid ones (received `now`),
+    and the index and field errors of each refused one."""
+    rows, refused = [], []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            errors.append({"index": index, "fields": {"body": ["must be a JSON object"]}})
+            refused.append((index, {"body": ["must be a JSON object"]}))
             continue
         try:
             data = _run_label_schema.load(item)
         except ValidationError as exc:
-            errors.append({"index": index, "fields": as_field_errors(exc.messages)})
+            refused.append((index, as_field_errors(exc.messages)))
             continue
         rows.append(_row(str(data["run_id"]), data, now))
-    if rows:
-        with db.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-            cursor.executemany(_RECORD_LABEL, rows)
-    return {"recorded": len(rows), "refused": len(errors), "errors": errors}, 207 if errors else 200
+    return rows, refused
+
+
+def write_labels(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Record the rows of `load_labels` in the caller's transaction."""
+    with conn.cursor() as cursor:
+        cursor.executemany(_RECORD_LABEL, rows)

@@ -52,6 +52,7 @@ class PreparedEvent:
     violations: list[str] = field(default_factory=list)
     truncated: list[str] = field(default_factory=list)
     pending: list[PendingArtifact] = field(default_factory=list)
+    run_id: str = ""
 
 
 def artifact_id(run_id: str, step_id: str, name: str) -> str:
@@ -75,7 +76,9 @@ def prepare(
     policy: ArtifactPolicy = ArtifactPolicy(),
 ) -> PreparedEvent:
     """Bound a schema-valid event's text and apply the metric contract to it."""
-    prepared = PreparedEvent(index=index, event_id=str(event["event_id"]), type=event["type"], ts=event["ts"])
+    prepared = PreparedEvent(
+        index=index, event_id=str(event["event_id"]), type=event["type"], ts=event["ts"], run_id=run_id
+    )
     if event["type"] == EventType.STEP_START.value:
         prepared.step_row = _start_row(event, prepared, limits)
     elif event["type"] == EventType.STEP_END.value:
@@ -189,7 +192,9 @@ def _artifact_row(
             status, reason = ArtifactStatus.PENDING.value, None
     if status == ArtifactStatus.PENDING.value:
         prepared.pending.append(
-            PendingArtifact(art_id, prepared.event_id, key, content_type, data, prepared.index, artifact["name"])
+            PendingArtifact(
+                art_id, prepared.event_id, key, content_type, data, prepared.index, artifact["name"], run_id
+            )
         )
     return {
         "artifact_id": art_id,

@@ -22,9 +22,8 @@ from xray_server.storage.pool import Database
 
 _run_schema = RunCreateSchema()
 
-_CREATE_RUN = """
-INSERT INTO runs AS r (run_id, run_day, pipeline, entity, tags, metadata, started_at, implicit)
-VALUES (%(run_id)s, %(run_day)s, %(pipeline)s, %(entity)s, %(tags)s, %(metadata)s, %(started_at)s, false)
+# Fills in a run that events made implicitly; changes nothing of a run already created.
+_CREATE_MERGE = """
 ON CONFLICT (run_id, run_day) DO UPDATE SET
     pipeline = EXCLUDED.pipeline, entity = EXCLUDED.entity, tags = EXCLUDED.tags,
     metadata = EXCLUDED.metadata, implicit = false,
@@ -32,6 +31,51 @@ ON CONFLICT (run_id, run_day) DO UPDATE SET
 WHERE r.implicit
 RETURNING run_id
 """
+_CREATE_RUN = (
+    """
+INSERT INTO runs AS r (run_id, run_day, pipeline, entity, tags, metadata, started_at, implicit)
+VALUES (%(run_id)s, %(run_day)s, %(pipeline)s, %(entity)s, %(tags)s, %(metadata)s, %(started_at)s, false)"""
+    + _CREATE_MERGE
+)
+# The creations of a multi-run batch in one statement, one row each in %(runs)s.
+CREATE_RUNS = (
+    """
+INSERT INTO runs AS r (run_id, run_day, pipeline, entity, tags, metadata, started_at, implicit)
+SELECT f.run_id, f.run_day, f.pipeline, f.entity, f.tags, f.metadata, f.started_at, false
+FROM jsonb_to_recordset(%(runs)s) AS f(run_id uuid, run_day date, pipeline text, entity text, tags jsonb,
+     metadata jsonb, started_at timestamptz)
+ORDER BY f.run_id"""
+    + _CREATE_MERGE
+)
+
+
+def run_values(data: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """What a validated creation writes, but its day: the id (made, carrying its day, when the
+    client gave none), the bounded metadata, and the start (`now` when not given)."""
+    started_at = data["started_at"] or now
+    metadata = data["metadata"]
+    if metadata is not None:
+        metadata, _ = bound_json(metadata, DEFAULT_LIMITS.max_metadata_bytes)
+    return {
+        # A run id the server makes carries the run's day, as the SDK's do (contract/run_ids.py).
+        "run_id": str(data["run_id"] or with_day(uuid.uuid4(), started_at)),
+        "pipeline": data["pipeline"],
+        "entity": data["entity"],
+        "tags": data["tags"],
+        "metadata": metadata,
+        "started_at": started_at,
+    }
+
+
+def conflict(run_id: str, existing: dict[str, Any], data: dict[str, Any]) -> Conflict | None:
+    """The 409 for a creation whose id names a run with another pipeline, entity or tags."""
+    mismatched = [key for key in ("pipeline", "entity", "tags") if existing[key] != data[key]]
+    if not mismatched:
+        return None
+    return Conflict(
+        f"run {run_id} already exists with a different {', '.join(mismatched)}; use a new run_id for a new run",
+        {"run_id": run_id, "fields": mismatched},
+    )
 
 
 def create_run(db: Database, payload: Any) -> tuple[str, bool]:
@@ -41,22 +85,10 @@ def create_run(db: Database, payload: Any) -> tuple[str, bool]:
     request is harmless; the same id with a different pipeline, entity or tags is a 409.
     """
     data = load_body(_run_schema, payload)
-    started_at = data["started_at"] or datetime.now(UTC)
-    # A run id the server makes carries the run's day, as the SDK's do (contract/run_ids.py).
-    run_id = str(data["run_id"] or with_day(uuid.uuid4(), started_at))
-    metadata, _ = (
-        bound_json(data["metadata"], DEFAULT_LIMITS.max_metadata_bytes)
-        if data["metadata"] is not None
-        else (None, False)
-    )
-    row = {
-        "run_id": run_id,
-        "pipeline": data["pipeline"],
-        "entity": data["entity"],
-        "tags": Jsonb(data["tags"]),
-        "metadata": Jsonb(metadata) if metadata is not None else None,
-        "started_at": started_at,
-    }
+    values = run_values(data, datetime.now(UTC))
+    run_id, started_at = values["run_id"], values["started_at"]
+    row = {**values, "tags": Jsonb(values["tags"])}
+    row["metadata"] = Jsonb(values["metadata"]) if values["metadata"] is not None else None
     with db.connection() as conn:
         try:
             # Only an id that carries no day needs the lookup, and its lock, in a transaction.
@@ -71,10 +103,7 @@ def create_run(db: Database, payload: Any) -> tuple[str, bool]:
         existing = conn.execute(
             "SELECT pipeline, entity, tags FROM runs WHERE run_id = %s AND run_day = %s", (run_id, row["run_day"])
         ).fetchone()
-    mismatched = [key for key in ("pipeline", "entity", "tags") if existing[key] != data[key]]
-    if mismatched:
-        raise Conflict(
-            f"run {run_id} already exists with a different {', '.join(mismatched)}; use a new run_id for a new run",
-            {"run_id": run_id, "fields": mismatched},
-        )
+    error = conflict(run_id, existing, data)
+    if error is not None:
+        raise error
     return run_id, False

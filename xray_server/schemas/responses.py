@@ -56,6 +56,55 @@ class BatchResultSchema(Schema):
     artifacts = fields.List(fields.Nested(ArtifactOutcomeSchema), required=True)
 
 
+# Why an item of a multi-run batch was refused.
+REFUSAL_CODES = ("validation_error", "conflict", "run_outside_partitions")
+
+
+class RefusedItemSchema(Schema):
+    """An item of `POST /api/v1/batch` that was not applied: its index in its list, its run (when
+    it named one), and why: `code` is `validation_error` (the fields in `errors`), `conflict` (a
+    creation whose id names another run) or `run_outside_partitions` (its run is dated a day X-Ray
+    keeps no partition for); `errors` names the field. The batch's other items were applied."""
+
+    index = fields.Integer(required=True)
+    run_id = fields.String(allow_none=True)
+    code = fields.String(required=True, validate=validate.OneOf(REFUSAL_CODES))
+    errors = fields.Dict(required=True)
+
+
+class RefusedEventSchema(RefusedItemSchema):
+    event_id = fields.String(allow_none=True)
+
+
+class RunsOutcomeSchema(Schema):
+    """The batch's run creations: new or completed (an implicit run filled in), already there
+    with the same values, or refused."""
+
+    created = fields.Integer(required=True)
+    existing = fields.Integer(required=True)
+    rejected = fields.List(fields.Nested(RefusedItemSchema), required=True)
+
+
+class EventsOutcomeSchema(BatchResultSchema):
+    """The batch's events, as `POST /api/v1/runs/<run_id>/events` answers them; each refused
+    one also names its run and why."""
+
+    rejected = fields.List(fields.Nested(RefusedEventSchema), required=True)
+
+
+class LabelsOutcomeSchema(Schema):
+    recorded = fields.Integer(required=True)
+    rejected = fields.List(fields.Nested(RefusedItemSchema), required=True)
+
+
+class RunsBatchResultSchema(Schema):
+    """The answer of `POST /api/v1/batch`: 200, or 207 when any item was refused."""
+
+    runs = fields.Nested(RunsOutcomeSchema, required=True)
+    events = fields.Nested(EventsOutcomeSchema, required=True)
+    labels = fields.Nested(LabelsOutcomeSchema, required=True)
+
+
 class ArtifactViewSchema(Schema):
     artifact_id = fields.UUID(required=True)
     name = fields.String(required=True)

@@ -11,6 +11,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from xray_sdk.contract.limits import DEFAULT_LIMITS
 from xray_server.schemas import responses as r
+from xray_server.schemas.batch import BatchRunFinishSchema, BatchRunSchema, BatchStepEndSchema, BatchStepStartSchema
 from xray_server.schemas.events import RunFinishSchema, StepEndSchema, StepStartSchema
 from xray_server.schemas.fields import JsonValue, TimeBound
 from xray_server.schemas.labels import LabelBatchSchema, LabelSchema, RunLabelSchema
@@ -75,10 +76,55 @@ def build_spec() -> dict[str, Any]:
         "LabelBatch": LabelBatchSchema,
         "LabelsRecorded": r.LabelsRecordedSchema,
         "Patterns": r.PatternsSchema,
+        "BatchRun": BatchRunSchema,
+        "BatchStepStart": BatchStepStartSchema,
+        "BatchStepEnd": BatchStepEndSchema,
+        "BatchRunFinish": BatchRunFinishSchema,
+        "RunsBatchResult": r.RunsBatchResultSchema,
     }.items():
         spec.components.schema(name, schema=schema)
     _paths(spec)
     return spec.to_dict()
+
+
+def _batch_path(spec: APISpec) -> None:
+    """`POST /api/v1/batch`: the bodies of the other write endpoints, each naming its run."""
+    limit = DEFAULT_LIMITS.max_events_per_batch
+    event = {
+        "oneOf": [{"$ref": f"#/components/schemas/{n}"} for n in ("BatchStepStart", "BatchStepEnd", "BatchRunFinish")],
+        "discriminator": {"propertyName": "type"},
+    }
+    body = {
+        "type": "object",
+        "additionalProperties": False,
+        "description": f"At least one item, at most {limit} in all (runs, events and labels together)",
+        "properties": {
+            "runs": {"type": "array", "maxItems": limit, "items": {"$ref": "#/components/schemas/BatchRun"}},
+            "events": {"type": "array", "maxItems": limit, "items": event},
+            "labels": {"type": "array", "maxItems": limit, "items": {"$ref": "#/components/schemas/RunLabel"}},
+        },
+    }
+    spec.path(
+        "/api/v1/batch",
+        operations={
+            "post": {
+                "summary": "Create runs, apply their events and record labels, of many runs, in one transaction: "
+                "each item is checked on its own, and the valid ones are applied beside a refused one",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                "responses": {
+                    "200": _json("RunsBatchResult", "Every item applied, or already seen"),
+                    "207": _json(
+                        "RunsBatchResult",
+                        "Some items refused, each with its index, its `code` (`validation_error`, `conflict`, "
+                        "`run_outside_partitions`) and the fields; the others applied",
+                    ),
+                    "413": _json("Error", "Body too large (`details.limit_bytes`)"),
+                    "415": _json("Error", "Not JSON"),
+                    **_ERRORS,
+                },
+            }
+        },
+    )
 
 
 def _paths(spec: APISpec) -> None:
@@ -131,6 +177,7 @@ def _paths(spec: APISpec) -> None:
             }
         },
     )
+    _batch_path(spec)
     spec.path(
         "/api/v1/runs/{run_id}",
         operations={

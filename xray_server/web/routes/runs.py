@@ -1,4 +1,5 @@
-"""Runs: create, receive event batches, list, and the one-run debugging view."""
+"""Runs: create, receive event batches (of one run, or of many with their creations and labels), list,
+and the one-run debugging view."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def create_run():
 def post_events(run_id: str):
     """Apply a batch of events; 207 when some were rejected."""
     result = ingest.ingest_events(get_db(), run_id, read_json_body(request), get_writer(), get_settings().max_capture)
+    return result.to_dict(), result.http_status
+
+
+@bp.post("/batch")
+def post_batch():
+    """Apply the run creations, events and labels of many runs in one transaction; 207 when some were refused."""
+    result = ingest.ingest_batch(get_db(), read_json_body(request), get_writer(), get_settings().max_capture)
     return result.to_dict(), result.http_status
 
 
