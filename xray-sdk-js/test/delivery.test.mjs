@@ -91,7 +91,7 @@ test("4xx answers are not retried and are counted as rejected", async (t) => {
   const stats = xray.stats();
   assert.equal(stats.dropped.rejected_by_server, 5);
   assert.equal(stats.retries, 0);
-  assert.equal(server.requests, 2); // the create and one batch of events, each tried once
+  assert.equal(server.requests, 1); // one batch (the create and the events), tried once
 });
 
 test("a 207 counts the rejected events and the rest as sent", async (t) => {
@@ -104,14 +104,35 @@ test("a 207 counts the rejected events and the rest as sent", async (t) => {
   assert.equal(stats.sent, 4);
 });
 
-test("the run create goes before its events, and labels after them", async (t) => {
+test("everything a batch holds, of many runs, goes in one POST /api/v1/batch", async (t) => {
   const server = await scriptedServer(t);
+  const xray = client(t, server.url);
+  const runs = [runPipeline(xray, 2), runPipeline(xray, 3)];
+  xray.label(runs[0].runId, "bad", { source: "review" });
+  assert.equal(await xray.flush(5000), true);
+  assert.deepEqual(server.paths, ["/api/v1/batch"]);
+  assert.deepEqual(server.runs.map((r) => r.run_id), runs.map((r) => r.runId));
+  assert.equal(server.events.length, xray.stats().sent - 3); // two creates and a label besides
+  assert.equal(server.labels[0].label, "bad");
+  assert.equal(server.labels[0].run_id, runs[0].runId);
+});
+
+test("a server without /api/v1/batch gets the contract's endpoints: the create, its events, then labels", async (t) => {
+  const server = await scriptedServer(t, "nobatch");
   const xray = client(t, server.url);
   const run = runPipeline(xray, 2);
   xray.label(run.runId, "bad", { source: "review" });
   assert.equal(await xray.flush(5000), true);
-  assert.deepEqual(server.paths, ["/api/v1/runs", `/api/v1/runs/${run.runId}/events`, `/api/v1/runs/${run.runId}/labels`]);
+  const after = ["/api/v1/runs", `/api/v1/runs/${run.runId}/events`, `/api/v1/runs/${run.runId}/labels`];
+  assert.deepEqual(server.paths, ["/api/v1/batch", ...after]);
   assert.equal(server.labels[0].label, "bad");
+  const stats = xray.stats();
+  assert.equal(stats.droppedTotal, 0);
+  assert.equal(stats.retries, 0); // a 404 to the batch is no failure of the items
+  // Later batches go straight to the old endpoints.
+  const again = runPipeline(xray, 1);
+  assert.equal(await xray.flush(5000), true);
+  assert.deepEqual(server.paths.slice(4), ["/api/v1/runs", `/api/v1/runs/${again.runId}/events`]);
 });
 
 test("a long step is visible as running before it ends", async (t) => {

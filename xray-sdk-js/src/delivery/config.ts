@@ -12,6 +12,9 @@ export interface DeliveryConfig {
   breakerThreshold: number;
   breakerCooldownMs: number;
   breakerCooldownMaxMs: number;
+  /** Everything a batch holds in one `POST /api/v1/batch` (true), or a request per run and kind,
+   * the contract's endpoints (false; also what a server answering 404 to the batch gets). */
+  multiRunBatch: boolean;
 }
 
 /** The defaults suit a pipeline on one machine. */
@@ -28,4 +31,5 @@ export const DEFAULT_DELIVERY: Readonly<DeliveryConfig> = Object.freeze({
   breakerThreshold: 3,
   breakerCooldownMs: 2000,
   breakerCooldownMaxMs: 30_000,
+  multiRunBatch: true,
 });

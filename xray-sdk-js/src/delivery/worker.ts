@@ -3,7 +3,8 @@
  * and retries (as xray_sdk/delivery/worker.py, with the event loop in place of a thread).
  * - `submit()` never waits; it returns whether the item was taken.
  * - Memory is bounded by item count and bytes; beyond the bound, items are dropped and counted.
- * - Batches go out by count, by bytes and by interval; a run's create goes before its events.
+ * - Batches go out by count, by bytes and by interval, everything a batch holds in one request
+ *   (`POST /api/v1/batch`; a request per run on a server without it); a run's create goes first.
  * - Only what can succeed later is retried (network errors, 408, 429, 5xx), a bounded number of
  *   times, with exponential backoff and jitter, honouring Retry-After; a 4xx never is.
  * - Repeated failures open a circuit breaker: nothing is sent during a cool-down.
@@ -14,7 +15,7 @@ import { RateLimitedLog } from "../ratelog.js";
 import { CircuitBreaker } from "./breaker.js";
 import { DEFAULT_DELIVERY, type DeliveryConfig } from "./config.js";
 import { watchAtExit } from "./exit.js";
-import type { Item } from "./item.js";
+import type { Item, ItemKind } from "./item.js";
 import { TransportError, type HttpTransport, type Response } from "./transport.js";
 
 /** Delivery counters; `enqueued == sent + droppedTotal + pending` at every moment. */
@@ -34,6 +35,9 @@ interface Unit {
   path: string;
   items: Item[];
 }
+
+/** Where everything a take holds goes at once: the run creations, events and labels of many runs. */
+export const BATCH_PATH = "/api/v1/batch";
 
 interface Waiter {
   /** The last item (by `Item.order`) the flush waits for. */
@@ -65,6 +69,9 @@ export class Delivery {
   private wake: NodeJS.Timeout | null = null;
   private waiters: Waiter[] = [];
   private readonly breaker: CircuitBreaker;
+  // One request a take (`POST /api/v1/batch`) until a server answers 404 to it (an X-Ray older
+  // than it): then a request per run and kind, the contract's own endpoints, for this delivery's life.
+  private multiRun: boolean;
 
   constructor(
     readonly transport: HttpTransport,
@@ -76,6 +83,7 @@ export class Delivery {
     this.config = { ...DEFAULT_DELIVERY, ...config };
     const c = this.config;
     this.breaker = new CircuitBreaker(c.breakerThreshold, c.breakerCooldownMs, c.breakerCooldownMaxMs);
+    this.multiRun = c.multiRunBatch;
     watchAtExit(this);
   }
 
@@ -241,19 +249,7 @@ export class Delivery {
     }
     this.queuedBytes -= size;
     this.inflight += taken.length;
-    const creates: Unit[] = [];
-    const events = new Map<string, Unit>();
-    const labels: Unit[] = [];
-    for (const item of taken) {
-      if (item.kind === "run") creates.push({ path: "/api/v1/runs", items: [item] });
-      else if (item.kind === "label") labels.push({ path: `/api/v1/runs/${item.runId}/labels`, items: [item] });
-      else {
-        let unit = events.get(item.runId);
-        if (unit === undefined) events.set(item.runId, (unit = { path: `/api/v1/runs/${item.runId}/events`, items: [] }));
-        unit.items.push(item);
-      }
-    }
-    return [...creates, ...events.values(), ...labels];
+    return this.multiRun ? [{ path: BATCH_PATH, items: taken }] : perRun(taken);
   }
 
   /** Send units in order; on a retryable failure, put it and the rest back and back off. */
@@ -278,7 +274,9 @@ export class Delivery {
 
   /** Send one unit; resolve its items unless the failure is worth retrying (returned). */
   private async send(unit: Unit): Promise<Response | TransportError | null> {
-    const body = unit.items[0]!.kind === "event" ? `{"events":[${unit.items.map((i) => i.data).join(",")}]}` : unit.items[0]!.data;
+    const batch = unit.path === BATCH_PATH;
+    const first = unit.items[0]!;
+    const body = batch ? batchBody(unit.items) : first.kind === "event" ? `{"events":[${unit.items.map((i) => i.data).join(",")}]}` : first.data;
     this.requests++;
     let response: Response;
     try {
@@ -290,17 +288,25 @@ export class Delivery {
     const status = response.status;
     if (status === 408 || status === 429 || status >= 500) return response;
     this.breaker.recordSuccess();
+    if (batch && status === 404) {
+      // An X-Ray without the multi-run batch: the same items go again, by the contract's endpoints
+      // (not an attempt: nothing was refused).
+      this.multiRun = false;
+      this.log.warning("no_batch", "X-Ray has no /api/v1/batch (an older server): sending a request per run");
+      this.putBack(unit.items);
+      return null;
+    }
     const n = unit.items.length;
-    const answer = response.body as { rejected?: unknown } | null;
+    const rejected = status === 207 ? rejectedCount(response.body, batch) : null;
     if (status === 200 || status === 201) {
       this.resolve(unit.items, n, null);
-    } else if (status === 207 && answer !== null && typeof answer === "object" && Array.isArray(answer.rejected)) {
-      const rejected = Math.min(n, answer.rejected.length);
-      this.resolve(unit.items, n - rejected, { rejected_by_server: rejected });
-      this.log.warning("rejected", `X-Ray rejected ${rejected} of ${n} events: ${firstError(answer)}`);
+    } else if (rejected !== null) {
+      const refused = Math.min(n, rejected);
+      this.resolve(unit.items, n - refused, { rejected_by_server: refused });
+      this.log.warning("rejected", `X-Ray rejected ${refused} of ${n} items: ${firstError(response.body, batch)}`);
     } else {
       this.resolve(unit.items, 0, { rejected_by_server: n });
-      this.log.warning(`http_${status}`, `X-Ray answered ${status} to ${unit.path.split("/").pop()}: ${errorCode(answer)}`);
+      this.log.warning(`http_${status}`, `X-Ray answered ${status} to ${unit.path.split("/").pop()}: ${errorCode(response.body)}`);
     }
     return null;
   }
@@ -372,15 +378,59 @@ export class Delivery {
   }
 }
 
+/** A request per kind and run, the contract's endpoints: each run's create, its events, its labels. */
+function perRun(items: Item[]): Unit[] {
+  const creates: Unit[] = [];
+  const events = new Map<string, Unit>();
+  const labels: Unit[] = [];
+  for (const item of items) {
+    if (item.kind === "run") creates.push({ path: "/api/v1/runs", items: [item] });
+    else if (item.kind === "label") labels.push({ path: `/api/v1/runs/${item.runId}/labels`, items: [item] });
+    else {
+      let unit = events.get(item.runId);
+      if (unit === undefined) events.set(item.runId, (unit = { path: `/api/v1/runs/${item.runId}/events`, items: [] }));
+      unit.items.push(item);
+    }
+  }
+  return [...creates, ...events.values(), ...labels];
+}
+
+/** The body of `POST /api/v1/batch`: each item as its own endpoint takes it, an event or a label
+ * naming its run (a create already does). The items' JSON is spliced, never parsed again. */
+function batchBody(items: Item[]): string {
+  const lists: Record<ItemKind, string[]> = { run: [], event: [], label: [] };
+  for (const item of items) {
+    const data = item.data;
+    if (item.kind === "run") lists.run.push(data);
+    else lists[item.kind].push(`{"run_id":${JSON.stringify(item.runId)}${data === "{}" ? "}" : `,${data.slice(1)}`}`);
+  }
+  return `{"runs":[${lists.run.join(",")}],"events":[${lists.event.join(",")}],"labels":[${lists.label.join(",")}]}`;
+}
+
+/** How many items a 207 refused, or null for a 207 that says nothing usable. */
+function rejectedCount(body: unknown, batch: boolean): number | null {
+  const lists = batch ? ["runs", "events", "labels"].map((k) => (body as Record<string, { rejected?: unknown }> | null)?.[k]) : [body];
+  let total = 0;
+  for (const list of lists) {
+    const rejected = (list as { rejected?: unknown } | null | undefined)?.rejected;
+    if (rejected === undefined && batch) continue; // a list the request did not have
+    if (!Array.isArray(rejected)) return null;
+    total += rejected.length;
+  }
+  return total;
+}
+
 function errorCode(body: unknown): string {
   const code = (body as { error?: { code?: unknown } } | null)?.error?.code;
   return code === undefined ? "no error body" : String(code);
 }
 
-function firstError(body: unknown): string {
+function firstError(body: unknown, batch: boolean): string {
   try {
-    const first = (body as { rejected: Array<{ index: number; errors: Record<string, unknown> }> }).rejected[0]!;
-    return `event ${first.index}: fields ${JSON.stringify(Object.keys(first.errors).sort())}`;
+    type Rejected = { rejected: Array<{ index: number; errors: Record<string, unknown> }> };
+    const where = batch ? (["runs", "events", "labels"] as const).find((k) => (body as Record<string, Rejected>)[k]?.rejected?.length) : undefined;
+    const first = (where ? (body as Record<string, Rejected>)[where]! : (body as Rejected)).rejected[0]!;
+    return `${where ? `${where} item` : "event"} ${first.index}: fields ${JSON.stringify(Object.keys(first.errors).sort())}`;
   } catch {
     return "no details";
   }

@@ -4,7 +4,7 @@
 import { createServer } from "node:http";
 import { gunzipSync } from "node:zlib";
 
-export const MODES = ["ok", "error500", "throttle429", "reject400", "weird207", "close", "blackhole", "slow"];
+export const MODES = ["ok", "error500", "throttle429", "reject400", "weird207", "close", "blackhole", "slow", "nobatch"];
 
 export class ScriptedServer {
   constructor(mode = "ok") {
@@ -60,6 +60,11 @@ export class ScriptedServer {
 
   record(path, body, response, mode) {
     this.paths.push(path);
+    if (path === "/api/v1/batch") {
+      // An X-Ray older than the multi-run batch answers 404, as Flask does for an unknown path.
+      if (mode === "nobatch") return this.answer(response, 404, { error: { code: "not_found" } });
+      return this.recordBatch(body, response, mode);
+    }
     if (path.endsWith("/events")) {
       if (mode === "weird207") {
         this.events.push(...body.events.slice(1));
@@ -75,6 +80,21 @@ export class ScriptedServer {
     }
     this.runs.push(body);
     return this.answer(response, 201, { run_id: body.run_id });
+  }
+
+  recordBatch(body, response, mode) {
+    const events = body.events.map(({ run_id, ...event }) => event); // as a run's own batch holds them
+    const refused = mode === "weird207" && events.length ? 1 : 0;
+    this.runs.push(...body.runs);
+    this.events.push(...events.slice(refused));
+    this.labels.push(...body.labels.map((label) => ({ path: `/api/v1/runs/${label.run_id}/labels`, ...label })));
+    const rejected = refused ? [{ index: 0, run_id: body.events[0].run_id, code: "validation_error", errors: { ts: ["bad"] } }] : [];
+    const answer = {
+      runs: { created: body.runs.length, existing: 0, rejected: [] },
+      events: { accepted: events.length - refused, duplicates: 0, rejected },
+      labels: { recorded: body.labels.length, rejected: [] },
+    };
+    return this.answer(response, refused ? 207 : 200, answer);
   }
 
   answer(response, status, body, headers = {}) {
