@@ -108,7 +108,14 @@ def test_the_run_create_goes_before_its_events(server, sdk_client):
         run.step("s", "search", lambda step: None)
     assert client.flush(5)
     assert server.runs[0]["run_id"] == run.run_id
-    assert server.requests == 2  # one create, then one batch of events
+    # One request: the server applies a batch's creations before its events.
+    assert server.paths == ["/api/v1/batch"]
+    server.batch = False  # an older server: first the create, then the run's events
+    client = sdk_client(server.url, **PATIENT)
+    with client.start_run("ordering", "B0X") as run:
+        run.step("s", "search", lambda step: None)
+    assert client.flush(5)
+    assert server.paths[1:] == ["/api/v1/batch", "/api/v1/runs", f"/api/v1/runs/{run.run_id}/events"]
 
 
 def test_a_long_step_is_visible_as_running_before_it_ends(server, sdk_client):

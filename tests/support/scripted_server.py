@@ -10,12 +10,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ScriptedServer:
-    """Modes: ok, error500, throttle429, reject400, weird207, close, blackhole. Switch with `mode = ...` at any time."""
+    """Modes: ok, error500, throttle429, reject400, weird207, close, blackhole. Switch with `mode = ...` at any time.
+    `batch = False` makes it a server older than `POST /api/v1/batch` (a 404 for it)."""
 
-    def __init__(self, mode: str = "ok") -> None:
+    def __init__(self, mode: str = "ok", *, batch: bool = True) -> None:
         self.mode = mode
+        self.batch = batch
         self.events: list[dict] = []
         self.runs: list[dict] = []
+        self.labels: list[dict] = []
+        self.paths: list[str] = []  # each request's path, in the order they came
         self.requests = 0
         # run id -> how many more times its events are answered 503 (the rest of the server is fine)
         self.failing_events: dict[str, int] = {}
@@ -40,6 +44,11 @@ class ScriptedServer:
 
     def record(self, path: str, body: dict) -> int:
         with self._lock:
+            if path == BATCH:
+                self.runs.extend(body["runs"])
+                self.events.extend(body["events"])
+                self.labels.extend(body["labels"])
+                return len(body["events"])
             if path.endswith("/events"):
                 self.events.extend(body["events"])
                 return len(body["events"])
@@ -56,6 +65,7 @@ def _handler(server: ScriptedServer):
 
         def do_POST(self) -> None:
             server.requests += 1
+            server.paths.append(self.path)
             mode = server.mode
             if mode == "blackhole":
                 server._release.wait(60)  # hold the request until the test ends
@@ -66,7 +76,11 @@ def _handler(server: ScriptedServer):
                 self.close_connection = True
                 return
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            failing = next((r for r in server.failing_events if self.path == f"/api/v1/runs/{r}/events"), None)
+            if self.path == BATCH and not server.batch:
+                return self._answer(404, {"error": {"code": "not_found", "message": "scripted"}})
+            if self.headers.get("Content-Encoding") == "gzip":
+                raw = gzip.decompress(raw)
+            failing = next((r for r in server.failing_events if _names_run(self.path, raw, r)), None)
             if failing is not None and server.failing_events[failing] > 0:
                 server.failing_events[failing] -= 1
                 return self._answer(503, {"error": {"code": "database_unavailable", "message": "scripted"}})
@@ -78,9 +92,9 @@ def _handler(server: ScriptedServer):
                 return self._answer(400, {"error": {"code": "validation_error", "message": "scripted"}})
             if mode == "throttle429":
                 return self._answer(429, {"error": {"code": "throttled", "message": "scripted"}}, {"Retry-After": "1"})
-            if self.headers.get("Content-Encoding") == "gzip":
-                raw = gzip.decompress(raw)
             count = server.record(self.path, json.loads(raw))
+            if self.path == BATCH:
+                return self._answer(200, _batch_answer(json.loads(raw)))
             if self.path.endswith("/events"):
                 return self._answer(
                     200,
@@ -99,3 +113,22 @@ def _handler(server: ScriptedServer):
             self.wfile.write(data)
 
     return Handler
+
+
+BATCH = "/api/v1/batch"
+
+
+def _names_run(path: str, raw: bytes, run_id: str) -> bool:
+    """Whether a request carries events of `run_id` (a batch fails whole: it is one transaction)."""
+    if path == BATCH:
+        return any(event.get("run_id") == run_id for event in json.loads(raw)["events"])
+    return path == f"/api/v1/runs/{run_id}/events"
+
+
+def _batch_answer(body: dict) -> dict:
+    events = {"accepted": len(body["events"]), "duplicates": 0, "rejected": [], "contract_violations": []}
+    return {
+        "runs": {"created": len(body["runs"]), "existing": 0, "rejected": []},
+        "events": {**events, "truncated": [], "artifacts": []},
+        "labels": {"recorded": len(body["labels"]), "rejected": []},
+    }

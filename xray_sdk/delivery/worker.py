@@ -4,7 +4,9 @@ The contract with the pipeline (after sentry-python's worker and OpenTelemetry's
 BatchSpanProcessor, and better than both on these points):
 - `submit()` never blocks and never waits on I/O; it returns whether the item was taken.
 - Memory is bounded by item count and bytes; beyond the bound, items are dropped and counted.
-- Batches go out by count, by bytes and by interval; a run's create goes before its events.
+- Batches go out by count, by bytes and by interval, each in one request (`POST /api/v1/batch`,
+  whatever the number of runs in it; the server applies a run's create before its events), or,
+  on a server too old to have it (404), as before: a run's create, then each run's events.
 - Only what can succeed later is retried (network errors, 408, 429, 5xx), a bounded number of
   times, with exponential backoff and jitter, honouring Retry-After; a 4xx never is.
 - Repeated failures open a circuit breaker: nothing is sent during a cool-down, the queue keeps
@@ -34,6 +36,8 @@ RUN = "run"
 EVENT = "event"
 # A judgement of a run, sent on its own (`POST /api/v1/runs/<run_id>/labels`).
 LABEL = "label"
+# Everything queued in one request: the run creations, events and labels of many runs.
+BATCH_PATH = "/api/v1/batch"
 
 _instances: weakref.WeakSet[Delivery] = weakref.WeakSet()
 
@@ -196,6 +200,7 @@ class Delivery:
         c = self.config
         self._breaker = CircuitBreaker(c.breaker_threshold, c.breaker_cooldown, c.breaker_cooldown_max)
         self._retry_at = 0.0  # no request before this (monotonic): backoff, Retry-After or the breaker
+        self._one_request = True  # until the server answers 404 for BATCH_PATH (a server older than it)
 
     def _start_thread(self) -> None:
         with self._lock:
@@ -237,13 +242,9 @@ class Delivery:
                 size += len(item.data)
             self._queued_bytes -= size
             self._inflight.update(i.order for i in taken)
-        creates = [_Unit("/api/v1/runs", [i]) for i in taken if i.kind == RUN]
-        by_run: dict[str, _Unit] = {}
-        for item in taken:
-            if item.kind == EVENT:
-                by_run.setdefault(item.run_id, _Unit(f"/api/v1/runs/{item.run_id}/events")).items.append(item)
-        labels = [_Unit(f"/api/v1/runs/{i.run_id}/labels", [i]) for i in taken if i.kind == LABEL]
-        return creates + list(by_run.values()) + labels
+        if not taken:
+            return []
+        return [_Unit(BATCH_PATH, taken)] if self._one_request else _per_run_units(taken)
 
     def _deliver(self, units: list[_Unit]) -> bool:
         """Send units in order; on a retryable failure, put it and the rest back and back off."""
@@ -256,18 +257,18 @@ class Delivery:
                     "send", "X-Ray delivery error, %d events dropped: %s", len(unit.items), type(exc).__name__
                 )
                 continue
+            if isinstance(outcome, _OlderServer):
+                # Not a failure: the same items, at once, the way this server takes them.
+                return self._deliver(_per_run_units(unit.items) + units[index + 1 :])
             if outcome is not None:
                 self._back_off(units[index:], outcome)
                 return False
         return True
 
-    def _send(self, unit: _Unit) -> Response | TransportError | None:
-        """Send one unit; resolve its items unless the failure is worth retrying (returned)."""
-        body = (
-            b'{"events":[' + b",".join(i.data for i in unit.items) + b"]}"
-            if unit.items[0].kind == EVENT
-            else unit.items[0].data
-        )
+    def _send(self, unit: _Unit) -> Response | TransportError | _OlderServer | None:
+        """Send one unit; resolve its items unless the failure is worth retrying (returned), or
+        the server has no batch endpoint (`_OLDER_SERVER`: nothing is resolved)."""
+        body = _body(unit)
         self._requests += 1
         try:
             response = self.transport.post(unit.path, body)
@@ -277,13 +278,18 @@ class Delivery:
         if status in (408, 429) or status >= 500:
             return response
         self._breaker.record_success()
+        if status == 404 and unit.path == BATCH_PATH:
+            self._one_request = False
+            self.log.warning("older_server", "X-Ray has no %s (an older server): sending each run's own", BATCH_PATH)
+            return _OLDER_SERVER
         n = len(unit.items)
+        rejected = _rejected(response.body, batch=unit.path == BATCH_PATH) if status == 207 else None
         if status in (200, 201):
             self._resolve(unit.items, sent=n)
-        elif status == 207 and isinstance(response.body, dict) and isinstance(response.body.get("rejected"), list):
-            rejected = min(n, len(response.body["rejected"]))
+        elif rejected is not None:
+            rejected = min(n, rejected)
             self._resolve(unit.items, sent=n - rejected, dropped={"rejected_by_server": rejected})
-            self.log.warning("rejected", "X-Ray rejected %d of %d events: %s", rejected, n, _first_error(response.body))
+            self.log.warning("rejected", "X-Ray rejected %d of %d items: %s", rejected, n, _first_error(response.body))
         else:
             self._resolve(unit.items, dropped={"rejected_by_server": n})
             self.log.warning(
@@ -349,10 +355,66 @@ def _error_code(body: Any) -> str:
 
 def _first_error(body: Any) -> str:
     try:
+        if "rejected" not in body:  # a multi-run batch's answer: the first list with a refusal
+            kind = next(k for k in _BATCH_LISTS if body[k]["rejected"])
+            first = body[kind]["rejected"][0]
+            return f"{kind[:-1]} {first['index']}: {first['code']}, fields {sorted(first['errors'])}"
         first = body["rejected"][0]
         return f"event {first['index']}: fields {sorted(first['errors'])}"
     except Exception:
         return "no details"
+
+
+class _OlderServer:
+    """What `_send` returns when the server has no batch endpoint."""
+
+
+_OLDER_SERVER = _OlderServer()
+_BATCH_LISTS = ("runs", "events", "labels")
+
+
+def _per_run_units(items: list[Item]) -> list[_Unit]:
+    """The requests of a server without the batch endpoint: each create, each run's events, each label."""
+    creates = [_Unit("/api/v1/runs", [i]) for i in items if i.kind == RUN]
+    by_run: dict[str, _Unit] = {}
+    for item in items:
+        if item.kind == EVENT:
+            by_run.setdefault(item.run_id, _Unit(f"/api/v1/runs/{item.run_id}/events")).items.append(item)
+    labels = [_Unit(f"/api/v1/runs/{i.run_id}/labels", [i]) for i in items if i.kind == LABEL]
+    return creates + list(by_run.values()) + labels
+
+
+def _body(unit: _Unit) -> bytes:
+    """A unit's request body, from the items' encoded JSON without decoding it: a batch's events and
+    labels name their run by a key spliced in before their first."""
+    if unit.path == BATCH_PATH:
+        lists: dict[str, list[bytes]] = {RUN: [], EVENT: [], LABEL: []}
+        for item in unit.items:
+            lists[item.kind].append(item.data if item.kind == RUN else _naming_run(item))
+        return b'{"runs":[%b],"events":[%b],"labels":[%b]}' % tuple(b",".join(lists[k]) for k in (RUN, EVENT, LABEL))
+    if unit.items[0].kind == EVENT:
+        return b'{"events":[' + b",".join(i.data for i in unit.items) + b"]}"
+    return unit.items[0].data
+
+
+def _naming_run(item: Item) -> bytes:
+    key = b'{"run_id":"' + item.run_id.encode() + b'"'
+    return key + (b"}" if item.data == b"{}" else b"," + item.data[1:])
+
+
+def _rejected(body: Any, *, batch: bool) -> int | None:
+    """How many items a 207 refused, or None when the answer is not one X-Ray gives."""
+    if not isinstance(body, dict):
+        return None
+    if not batch:
+        return len(body["rejected"]) if isinstance(body.get("rejected"), list) else None
+    total = 0
+    for key in _BATCH_LISTS:
+        part = body.get(key)
+        if not isinstance(part, dict) or not isinstance(part.get("rejected"), list):
+            return None
+        total += len(part["rejected"])
+    return total
 
 
 def _after_fork_in_child() -> None:
