@@ -129,12 +129,30 @@ def goals(results: dict[str, dict[str, Any]]) -> str:
                 _verdict(best["ratio_to_copy"] >= 0.3),
             )
         )
+        cpu = best["cpu_us_per_step"]
+        server, postgres = cpu["X-Ray server (gunicorn)"], cpu["PostgreSQL"]
+        rows.append(
+            (
+                "X-Ray server CPU per stored step: at most PostgreSQL's, and at most 50 µs",
+                f"{server} µs against PostgreSQL's {postgres}",
+                _verdict(server <= postgres and server <= 50),
+            )
+        )
+        copy_cpu = r.get("copy_postgres_cpu_us_per_row")
+        if copy_cpu:
+            rows.append(
+                (
+                    "PostgreSQL CPU per stored step: at most 2x COPY's per row",
+                    f"{postgres} µs against {copy_cpu} (x{round(postgres / copy_cpu, 2)})",
+                    _verdict(postgres <= 2 * copy_cpu),
+                )
+            )
         lat = r["latency"]
         rows.append(
             (
-                "Latency per batch of 100 events at half the peak: reported",
+                "Latency per batch of 100 events at half the peak: p99 at most 30 ms",
                 f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms",
-                "reported",
+                _verdict(lat["p99_ms"] <= 30),
             )
         )
         rows.append(

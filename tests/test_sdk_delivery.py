@@ -87,7 +87,9 @@ def test_a_burst_of_100000_steps_is_delivered_or_accounted_for(server, sdk_clien
     client.flush(60)
     stats = client.stats()
     assert reconciles(stats)
-    assert stats["sent"] == len(server.event_ids()) + len(server.runs)
+    # Unique ids: under load a batch the server took can time out at the client and be sent again
+    # (X-Ray's ledger makes that harmless; this scripted server records it twice).
+    assert stats["sent"] == len(set(server.event_ids())) + len({r["run_id"] for r in server.runs})
     assert stats["sent"] + stats["dropped"].get("queue_full", 0) == 100_002  # create, steps, finish
 
 
