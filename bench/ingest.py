@@ -385,8 +385,9 @@ def reading(result: dict[str, Any]) -> str:
     return "\n".join(
         [
             f"- **Throughput**: the best setting ({best_label}) stored {best['median_steps_per_second']:,} steps/s, "
-            f"{best['ratio_to_copy']} of COPY's {copy:,} rows/s. Both goals (10,000 steps/s and 0.3 of COPY) are "
-            f"{'met' if best['median_steps_per_second'] >= 10_000 and best['ratio_to_copy'] >= 0.3 else '**not met**'}. "
+            f"{best['ratio_to_copy']} of COPY's {copy:,} rows/s. Goal 10,000 steps/s: "
+            f"{'met' if best['median_steps_per_second'] >= 10_000 else '**not met**'}; goal 0.3 of COPY: "
+            f"{'met' if best['ratio_to_copy'] >= 0.3 else '**not met**'}. "
             f"{'No step sent was lost.' if lost == 0 else f'{lost} steps sent were not stored: a bug to chase.'}",
             f"- **Why, in CPU**: a stored step costs {total} µs of CPU on this machine, all processes together: "
             f"{clients} in the SDK client processes, {server} in the X-Ray server and {postgres} in PostgreSQL. Two "
