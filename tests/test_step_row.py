@@ -4,11 +4,15 @@ agree, since a misspelt key becomes a silent NULL in `jsonb_to_recordset`."""
 
 from __future__ import annotations
 
+import uuid
+
+from hypothesis import given
+from hypothesis import strategies as st
 from psycopg.rows import dict_row
 
 from tests.support.events import new_id, step_end
 from xray_server.ingest.merge import STEP_COLUMNS
-from xray_server.ingest.rows import prepare
+from xray_server.ingest.rows import prepare, uuid_text
 from xray_server.schemas.events import load_event
 
 # PostgreSQL's names for the short type names the merge uses.
@@ -38,3 +42,9 @@ def test_the_row_builders_write_only_merge_columns_and_between_them_every_one():
     columns = {name for name, _ in STEP_COLUMNS}
     assert all(row is not None and set(row) <= columns for row in rows), [sorted(set(r or {}) - columns) for r in rows]
     assert set(rows[0]) | set(rows[1]) == columns
+
+
+@given(st.uuids(allow_nil=True) | st.just(uuid.UUID(int=2**128 - 1)))
+def test_the_fast_uuid_text_is_the_canonical_text(value):
+    """The row builders write ids with `uuid_text`: it must be exactly what `str()` writes."""
+    assert uuid_text(value) == str(value)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from xray_sdk.contract.bounds import bound_json, truncate_text
 from xray_sdk.contract.limits import DEFAULT_LIMITS, Limits
 from xray_sdk.contract.metrics import check_rejections, evaluate_metrics, unknown_step_type
@@ -68,6 +70,15 @@ class ArtifactPolicy:
     max_capture: str = "full"
 
 
+_encode_json = msgspec.json.encode
+
+
+def uuid_text(value: uuid.UUID) -> str:
+    """`str(value)`, the canonical text, in a fifth of the time: msgspec writes it in C, where
+    `UUID.__str__` formats a 128-bit integer in Python (three a step, on the ingest path)."""
+    return _encode_json(value)[1:-1].decode()
+
+
 def prepare(
     run_id: str,
     index: int,
@@ -77,7 +88,7 @@ def prepare(
 ) -> PreparedEvent:
     """Bound a schema-valid event's text and apply the metric contract to it."""
     prepared = PreparedEvent(
-        index=index, event_id=str(event["event_id"]), type=event["type"], ts=event["ts"], run_id=run_id
+        index=index, event_id=uuid_text(event["event_id"]), type=event["type"], ts=event["ts"], run_id=run_id
     )
     if event["type"] == EventType.STEP_START.value:
         prepared.step_row = _start_row(event, prepared, limits)
@@ -95,8 +106,8 @@ def prepare(
 
 def _identity(event: dict[str, Any]) -> dict[str, Any]:
     return {
-        "step_id": str(event["step_id"]),
-        "parent_step_id": str(event["parent_step_id"]) if event["parent_step_id"] else None,
+        "step_id": uuid_text(event["step_id"]),
+        "parent_step_id": uuid_text(event["parent_step_id"]) if event["parent_step_id"] else None,
         "seq": event["seq"],
         "name": event["name"],
         "step_type": event["step_type"],
@@ -170,7 +181,7 @@ def _artifact_row(
 ) -> dict[str, Any]:
     """The artifact's row. A payload or a reference is `pending` until the store settles it
     after commit; without a store, or over a limit, it is `dropped` now, with the reason."""
-    step_id = str(event["step_id"])
+    step_id = uuid_text(event["step_id"])
     art_id = artifact_id(run_id, step_id, artifact["name"])
     ref = artifact["ref"] or {}
     content_type = artifact["content_type"] or "application/json"
