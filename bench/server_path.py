@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import psycopg
 from marshmallow import Schema, fields, validate
 from psycopg.types.json import Jsonb, set_json_dumps
@@ -24,7 +25,7 @@ from xray_sdk.contract.run_ids import day_of_run_id
 from xray_sdk.ids import new_run_id
 from xray_server import jsonio
 from xray_server.ingest import batch as ingest
-from xray_server.ingest.merge import UPSERT_STEPS
+from xray_server.ingest.merge import STEP_COLUMNS, UPSERT_STEPS
 from xray_server.ingest.rows import prepare
 from xray_server.runtime.config import load_settings
 from xray_server.schemas.events import EVENT_SCHEMAS, BatchSchema, load_event
@@ -119,7 +120,67 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with bench_database() as (url, where):
         result["database"] = where
         result["sql"] = _sql_stage(url, args)
+        result["postgres_cpu"] = _postgres_share(url, args)
     return result
+
+
+def _copy_steps(conn: psycopg.Connection, run_id: str, prepared: list) -> None:
+    """The batch's step rows by COPY into `steps`: the database's own floor for them."""
+    columns = ["run_id", "run_day", *(c for c, _ in STEP_COLUMNS)]
+    day = day_of_run_id(run_id)
+    with conn.cursor().copy(f"COPY steps ({', '.join(columns)}) FROM STDIN") as copy:
+        for p in prepared:
+            row = p.step_row
+            copy.write_row(
+                [run_id, day]
+                + [
+                    Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c)
+                    for c, kind in STEP_COLUMNS
+                ]
+            )
+
+
+def _postgres_share(url: str, args: argparse.Namespace) -> dict[str, float]:
+    """PostgreSQL's CPU (its backend's own times) per step for the apply statement and for its
+    parts alone, beside COPY of the same rows: where the database's share of a step goes."""
+    variants: dict[str, Callable[[psycopg.Connection, str, list], Any]] = {
+        "the apply statement (ledger, run, steps merged)": lambda c, r, p: ingest._apply(c, r, p),
+        "the steps' merge alone": lambda c, r, p: c.execute(
+            UPSERT_STEPS, {"run_id": r, "run_day": day_of_run_id(r), "rows": Jsonb([x.step_row for x in p])}
+        ),
+        "the ledger alone": lambda c, r, p: c.execute(
+            "INSERT INTO ingested_events (run_id, event_id) SELECT %s, e FROM unnest(%s::uuid[]) e ON CONFLICT DO NOTHING",
+            (r, [x.event_id for x in p]),
+        ),
+        "COPY of the same step rows": _copy_steps,
+    }
+    kwargs = connection_kwargs(load_settings({}, database_url=url, prepared_statements=True))
+    spent: dict[str, list[float]] = {name: [] for name in variants}
+    connections = {name: psycopg.connect(url, **kwargs) for name in variants}
+    try:
+        for conn in connections.values():
+            set_json_dumps(jsonio.dumps, conn)
+        for round_ in range(args.rounds + 1):
+            for name, apply in variants.items():
+                conn = connections[name]
+                backend = psutil.Process(conn.info.backend_pid)
+                work = []
+                for _ in range(args.batches):
+                    run_id = new_run_id()
+                    work.append(
+                        (run_id, [prepare(run_id, i, load_event(e)) for i, e in enumerate(filter_step_ends(BATCH))])
+                    )
+                before = sum(backend.cpu_times()[:2])
+                for run_id, prepared in work:
+                    apply(conn, run_id, prepared)
+                if round_:  # the first round warms caches and prepares statements
+                    spent[name].append(sum(backend.cpu_times()[:2]) - before)
+    finally:
+        for conn in connections.values():
+            conn.close()
+    # Summed over the rounds: the kernel counts a process's CPU in ticks (10 ms), too coarse for one.
+    steps = args.rounds * args.batches * BATCH
+    return {name: round(sum(t) / steps * 1e6, 1) for name, t in spent.items()}
 
 
 def _sql_stage(url: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -187,6 +248,16 @@ def report(result: dict[str, Any]) -> str:
     ]
     for name, t in result["sql"].items():
         lines.append(f"| {name} | {t['ms_per_batch']} | {t['ratio']} |")
+    if "postgres_cpu" in result:
+        lines += [
+            "",
+            "PostgreSQL's CPU per step (its backend's own times, summed over the rounds), for the apply statement, "
+            "for its parts alone, and for COPY of the same rows:",
+            "",
+            "| what PostgreSQL does | µs of CPU a step |",
+            "|---|---|",
+        ]
+        lines += [f"| {name} | {us} |" for name, us in result["postgres_cpu"].items()]
     return "\n".join(lines)
 
 
@@ -222,5 +293,19 @@ def reading(result: dict[str, Any]) -> str:
             "(pgbouncer, Supabase) break them.",
             "- Not measured here but in the other benchmarks: responses encoded by orjson, uuid columns read as "
             "text, and no pool check for a connection used within the last second (a round trip saved per request).",
+            *_postgres_reading(result.get("postgres_cpu")),
         ]
     )
+
+
+def _postgres_reading(pg: dict[str, float] | None) -> list[str]:
+    if not pg:
+        return []
+    apply, merge, ledger, copy = pg.values()
+    return [
+        f"- **PostgreSQL's share of a step**: the apply statement costs its backend {apply} µs a step, "
+        f"x{round(apply / copy, 1)} of COPY's {copy} for the same rows. Alone, the steps' merge "
+        f"(`jsonb_to_recordset`, then `INSERT ... ON CONFLICT` with the merge rules) is {merge} "
+        f"(x{round(merge / copy, 1)} of COPY) and the ledger's row per event {ledger}: the ledger is the "
+        "first thing between X-Ray and twice COPY, then the JSON the rows travel in."
+    ]
