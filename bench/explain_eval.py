@@ -449,12 +449,17 @@ def worst(result: dict[str, Any]) -> tuple[tuple[float, str, str], tuple[float, 
 
 def reading(result: dict[str, Any]) -> str:
     (named, named_kind, named_seed), (accused, accused_kind, accused_seed) = worst(result)
+    cells = [(seed, f, s) for seed, per_fault in (result.get("per_seed") or {}).items() for f, s in per_fault.items()]
+    missed = [f"`{f}` on seed {seed}" for seed, f, s in cells if s["bad"] and _rates(s)[0] < 0.95]
+    accusing = [f"`{f}` on seed {seed}" for seed, f, s in cells if s["good"] and _rates(s)[1] > 0.01]
     return "\n".join(
         [
             f"- **Goal: at least 95% of bad runs name the injected step, for each fault kind** (on each seed): the "
-            f"worst is `{named_kind}` on seed {named_seed} at {named:.0%}: {'met' if named >= 0.95 else '**not met**'}.",
+            f"worst is `{named_kind}` on seed {named_seed} at {named:.0%}: {'met' if named >= 0.95 else '**not met**'}"
+            + (f" (under 95%: {', '.join(missed)})." if missed else "."),
             f"- **Goal: at most 1% of good runs name any cause** (for each fault kind's pipelines, on each seed): the "
             f"worst is `{accused_kind}` on seed {accused_seed} at {accused:.1%}: "
-            f"{'met' if accused <= 0.01 else '**not met**'}.",
+            f"{'met' if accused <= 0.01 else '**not met**'}"
+            + (f" (over 1%: {', '.join(accusing)})." if accusing else "."),
         ]
     )
