@@ -201,17 +201,27 @@ def goal_rows(result: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"`explain` on {line['pipeline']} / `{line['bug']}` (seed {line['seed']}): at least 90% of bug runs "
                 "named, at most 1% of correct runs accused",
-                f"{named:.0%} named ({of_symptom:.0%} of those with a symptom); {accused:.1%} accused",
+                f"{named:.0%} named; {_symptom_share(line):.0%} show a symptom, {of_symptom:.0%} of those named; "
+                f"{accused:.1%} accused",
                 "met" if met else "**not met**",
             )
         )
     return rows
 
 
+def _symptom_share(line: dict[str, Any]) -> float:
+    """The share of the bug's runs that show a symptom at all."""
+    c = line["counts"]
+    return c["symptom"] / c["bug"] if c["bug"] else 0.0
+
+
 def reading(result: dict[str, Any]) -> str:
     met = [line for line in result["lines"] if _rates(line)[3]]
     missed = [
-        f"{line['pipeline']} / `{line['bug']}` (seed {line['seed']})" for line in result["lines"] if not _rates(line)[3]
+        f"{line['pipeline']} / `{line['bug']}` (seed {line['seed']}: {line['counts']['symptom']} of "
+        f"{line['counts']['bug']} bug runs show a symptom, {line['counts']['named_with_symptom']} of those named)"
+        for line in result["lines"]
+        if not _rates(line)[3]
     ]
     return (
         f"- {len(met)} of {len(result['lines'])} lines meet both goals (at least 90% of the bug's runs name its step, "

@@ -167,6 +167,14 @@ def test_a_minority_model_that_earlier_runs_tie_to_a_low_end_is_the_cause():
     assert explain(segment_run("m-small", 0.95), segment_baseline())["cause"] is None
 
 
+def test_the_lowest_run_of_a_minority_models_low_cluster_is_tied_to_it_too():
+    # 0.04 is below every earlier run, the small model's included: "at least this low" would find
+    # none of them, though each of them ended far down its tail as this one did.
+    result = explain(segment_run("m-small", 0.04), segment_baseline())
+    assert result["symptom"]["kind"] == "worse_end" and result["cause"]["step"] == "ask", result["verdict"]
+    assert explain(segment_run("m-large", 0.04), segment_baseline())["cause"] is None
+
+
 def test_a_minority_model_whose_runs_end_as_the_others_do_is_no_cause():
     result = explain(segment_run("m-small", 0.1), segment_baseline(small_scores_low=False))
     assert result["cause"] is None, result["verdict"]

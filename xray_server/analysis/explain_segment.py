@@ -5,8 +5,8 @@ A final score far down in its tail is no symptom by itself when legitimate hard 
 tail (the rule "apart" of `baseline.py`). A step that ran with a minority model or scorer is no
 cause by itself either: a router that sends one request in twenty to a small model is doing its
 job (a weak finding). Together they can be a bug's signature, and the earlier runs can say
-whether they are: if the runs that had the same minority value ended at least this low
-significantly more often than the others (one-sided Fisher, at least twice as often, at least a
+whether they are: if the runs that had the same minority value ended as low (at least this low,
+or far and rare on the lower side as this run is) significantly more often than the others (one-sided Fisher, at least twice as often, at least a
 few runs), that value leads there, and the run's low end is its symptom and the value its cause.
 A segment that legitimately scores lower (short inputs sent to the small model) is named too:
 the rule cannot tell a deliberate segment from a broken one, and says which value it was.
@@ -19,7 +19,7 @@ from typing import Any
 
 from xray_server.analysis import explain_text as describe
 from xray_server.analysis import thresholds as t
-from xray_server.analysis.baseline import COUNTS, StepBaseline, categorical_features, numeric_features
+from xray_server.analysis.baseline import COUNTS, Reading, StepBaseline, categorical_features, numeric_features
 from xray_server.analysis.explain_tie import EarlierRun, tie
 from xray_server.analysis.findings import Finding, FindingClass, StepRef, Strength, Symptom, SymptomKind
 
@@ -39,11 +39,12 @@ def segment_symptom(
     for step in steps:
         if step["step_id"] not in end or step["name"] not in baselines:
             continue
-        for feature, value, reading_message in _low_ends(step, baselines[step["name"]]):
+        base = baselines[step["name"]]
+        for feature, value, reading_message in _low_ends(step, base):
             for f in sorted(weak, key=lambda f: f.step.seq):
                 if f.step.seq > step["seq"] or f.feature is None:
                     continue
-                evidence = _leads_there(f, step["name"], feature, value, earlier_runs)
+                evidence = _leads_there(f, step["name"], feature, value, base, earlier_runs)
                 if evidence is not None:
                     symptom = Symptom(SymptomKind.WORSE_END, StepRef.of(step), reading_message)
                     cause = replace(
@@ -63,17 +64,31 @@ def _low_ends(step: dict[str, Any], base: StepBaseline) -> list[tuple[str, float
     for feature, (value, _) in numeric_features(step).items():
         if feature in (*COUNTS, "drop_ratio", "duration_ms") or base.scales.get(feature) == "log":
             continue
-        reading = base.read(feature, value, t.MIN_Z[FindingClass.DECISION.value])
-        if reading is not None and reading.lower and reading.tail <= t.MAX_TAIL_SHARE:
+        reading = _low_end(base, feature, value)
+        if reading is not None:
             out.append((feature, value, describe.numeric(step, reading)))
     return out
 
 
+def _low_end(base: StepBaseline, feature: str, value: float) -> Reading | None:
+    """The reading of `value` when it is far and rare on the lower side (apart or not), else None."""
+    reading = base.read(feature, value, t.MIN_Z[FindingClass.DECISION.value])
+    return reading if reading is not None and reading.lower and reading.tail <= t.MAX_TAIL_SHARE else None
+
+
 def _leads_there(
-    f: Finding, end_name: str, feature: str, value: float, earlier_runs: dict[str, dict[str, dict[str, Any]]]
+    f: Finding,
+    end_name: str,
+    feature: str,
+    value: float,
+    base: StepBaseline,
+    earlier_runs: dict[str, dict[str, dict[str, Any]]],
 ) -> dict[str, Any] | None:
-    """The counts that say the earlier runs with `f`'s value ended at least this low significantly
-    more often than the others, or None."""
+    """The counts that say the earlier runs with `f`'s value ended as low as this run significantly
+    more often than the others, or None. An earlier run ended as low when its number was at least
+    this low, or a low end by the same reading as this run's (far and rare on the lower side): not
+    only "at least this low", which the lowest runs of a bug's cluster could never show, since the
+    further out a run is, the fewer earlier runs are beyond it."""
 
     def low_end(run: EarlierRun) -> float | None:
         end = run.get(end_name)
@@ -88,7 +103,7 @@ def _leads_there(
 
     def ended_as_low(run: EarlierRun) -> bool:
         number = low_end(run)
-        return number is not None and number <= value
+        return number is not None and (number <= value or _low_end(base, feature, number) is not None)
 
     table = tie(earlier_runs, had, ended_as_low)
     if table is None or not table.significant:
