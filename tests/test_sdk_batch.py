@@ -51,6 +51,15 @@ def test_a_batch_of_many_runs_is_bounded_by_the_item_bound(server, sdk_client):
     assert client.stats()["sent"] == 13
 
 
+def test_a_batch_never_holds_more_items_than_the_server_takes(server, sdk_client):
+    """A setting above the server's 1,000 items a request would get the whole batch refused."""
+    client = sdk_client(server.url, **UNTIL_FLUSH, batch_max_items=5000)
+    record_runs(client, runs=1, steps=1499)  # 1,502 items
+    assert client.flush(10)
+    assert server.paths == [BATCH, BATCH]
+    assert client.stats()["sent"] == 1502
+
+
 def test_an_older_server_gets_each_runs_own_requests_and_nothing_is_lost(sdk_client):
     from tests.support.scripted_server import ScriptedServer
 

@@ -117,6 +117,15 @@ test("everything a batch holds, of many runs, goes in one POST /api/v1/batch", a
   assert.equal(server.labels[0].run_id, runs[0].runId);
 });
 
+test("a batch never holds more items than the server takes, whatever the setting", async (t) => {
+  const server = await scriptedServer(t);
+  const xray = client(t, server.url, { batchMaxItems: 5000, maxQueueItems: 5000, flushIntervalMs: 60_000 });
+  runPipeline(xray, 1499); // a create, 1,499 steps and a finish: 1,501 items
+  assert.equal(await xray.flush(10_000), true);
+  assert.deepEqual(server.paths, ["/api/v1/batch", "/api/v1/batch"]);
+  assert.equal(xray.stats().sent, 1501);
+});
+
 test("a server without /api/v1/batch gets the contract's endpoints: the create, its events, then labels", async (t) => {
   const server = await scriptedServer(t, "nobatch");
   const xray = client(t, server.url);

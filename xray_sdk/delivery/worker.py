@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contract.limits import DEFAULT_LIMITS
 from ..ratelog import RateLimitedLog
 from .breaker import CircuitBreaker
 from .transport import HttpTransport, Response, TransportError
@@ -236,7 +237,9 @@ class Delivery:
         taken: list[Item] = []
         size = 0
         with self._lock:
-            while self._queue and len(taken) < c.batch_max_items and (not taken or size < c.batch_max_bytes):
+            # Never more items than the server takes in one request, whatever the setting says.
+            most = min(c.batch_max_items, DEFAULT_LIMITS.max_events_per_batch)
+            while self._queue and len(taken) < most and (not taken or size < c.batch_max_bytes):
                 item = self._queue.popleft()
                 taken.append(item)
                 size += len(item.data)

@@ -12,6 +12,7 @@
  * - `stats()` reconciles exactly: enqueued == sent + droppedTotal + pending.
  */
 import { RateLimitedLog } from "../ratelog.js";
+import { DEFAULT_LIMITS } from "../vocabulary.generated.js";
 import { CircuitBreaker } from "./breaker.js";
 import { DEFAULT_DELIVERY, type DeliveryConfig } from "./config.js";
 import { watchAtExit } from "./exit.js";
@@ -234,7 +235,9 @@ export class Delivery {
     const c = this.config;
     const taken: Item[] = [];
     let size = 0;
-    while (this.head < this.queue.length && taken.length < c.batchMaxItems && (taken.length === 0 || size < c.batchMaxBytes)) {
+    // Never more items than the server takes in one request, whatever the setting says.
+    const most = Math.min(c.batchMaxItems, DEFAULT_LIMITS.maxEventsPerBatch);
+    while (this.head < this.queue.length && taken.length < most && (taken.length === 0 || size < c.batchMaxBytes)) {
       const item = this.queue[this.head]!;
       this.queue[this.head++] = undefined as unknown as Item; // let it be collected once sent
       taken.push(item);
