@@ -1,7 +1,8 @@
 """The fast JSON paths decode and encode exactly what the standard library does, or hand over."""
 
 import json
-from datetime import UTC, timedelta, timezone
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
@@ -69,3 +70,15 @@ def test_iso_utc_writes_what_isoformat_writes_in_utc(moment):
 def test_a_lone_surrogate_echoed_in_an_error_is_still_encoded():
     value = {"\ud800": ["Unknown field."], "event_id": "\udfff"}
     assert json.loads(dumps(value)) == value
+
+
+def test_a_number_past_64_bits_beside_a_time_and_an_id_is_written_as_orjson_would():
+    """orjson refuses the number, `json` takes over and must still write the time and the id (a
+    run row of a multi-run batch, with its start and a client's huge metadata number, was a 500)."""
+    at, some_id = datetime(2026, 12, 2, 13, 46, 52, 610912, tzinfo=UTC), uuid.uuid4()
+    assert json.loads(dumps({"at": at, "id": some_id, "n": 2**70})) == {
+        "at": at.isoformat(),
+        "id": str(some_id),
+        "n": 2**70,
+    }
+    assert json.loads(dumps({"at": at, "id": some_id})) == {"at": at.isoformat(), "id": str(some_id)}  # orjson's own

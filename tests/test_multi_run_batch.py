@@ -434,3 +434,13 @@ def test_a_batch_costs_the_same_statements_whatever_its_number_of_runs(db, setti
         assert statements(1) == statements(40) == 2
     finally:
         counting.close()
+
+
+def test_a_creation_with_a_number_past_64_bits_is_stored_not_a_500(xray_server, pipeline):
+    """The run rows travel as JSON with their start time: a metadata number orjson cannot write
+    sent them to `json`, which could not write the time (found by schemathesis)."""
+    run_id = new_run_id()
+    status, answer = post_batch(
+        xray_server.base_url, {"runs": [{**creation(run_id, pipeline), "metadata": {"n": 2**70}}]}
+    )
+    assert status == 200 and answer["runs"]["created"] == 1, answer

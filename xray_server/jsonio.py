@@ -9,8 +9,9 @@ otherwise hands the value to `json`, so switching library changed no result (tes
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import orjson
@@ -44,7 +45,24 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
         return orjson.dumps(value, default=default)
     except (orjson.JSONEncodeError, TypeError):  # past 64 bits, a non-string key, a lone surrogate
         # ASCII with escapes: a lone surrogate (a client's key echoed in an error) cannot be UTF-8.
-        return json.dumps(value, separators=(",", ":"), default=default).encode("ascii")
+        return json.dumps(value, separators=(",", ":"), default=_as_orjson(default)).encode("ascii")
+
+
+def _as_orjson(default: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """What orjson writes by itself and `json` does not (a time, a UUID), then `default`: the same
+    value, whichever encoder writes it (a run row with a time and a number past 64 bits went to
+    `json`, which could not write the time: a 500)."""
+
+    def convert(obj: Any) -> Any:
+        if isinstance(obj, datetime | date | time):
+            return obj.isoformat()
+        if isinstance(obj, uuid.UUID):
+            return str(obj)
+        if default is not None:
+            return default(obj)
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+    return convert
 
 
 def iso_utc(moment: datetime) -> str:
