@@ -9,10 +9,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import conninfo
+from psycopg.types.json import Jsonb
 
+from xray_server.ingest.merge import STEP_COLUMNS
 from xray_server.storage.embedded_pg import EmbeddedPostgres
 
 
@@ -70,3 +73,9 @@ def table_bytes_sql(table: str) -> str:
     """SQL for the bytes of `table` with its indexes, every partition counted (a partitioned
     parent holds none itself)."""
     return f"(SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('{table}'))"
+
+
+def step_copy_values(row: dict[str, Any]) -> list[Any]:
+    """A prepared step row's values in `STEP_COLUMNS` order, as COPY writes them (the JSON
+    columns wrapped for psycopg): the COPY baselines' rows, the same the merge would write."""
+    return [Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c) for c, kind in STEP_COLUMNS]

@@ -27,7 +27,6 @@ from typing import Any
 
 import psutil
 import psycopg
-from psycopg.types.json import Jsonb
 
 from xray_sdk.contract.run_ids import day_of_run_id
 from xray_sdk.delivery.transport import HttpTransport
@@ -38,7 +37,7 @@ from xray_server.runtime.local_server import LocalServer
 from xray_server.schemas.events import load_event
 from xray_server.storage.migrations import migrate
 
-from .database import bench_database
+from .database import bench_database, step_copy_values
 from .events import filter_step_ends
 from .stats import percentile
 
@@ -229,14 +228,7 @@ def _copy_rows(count: int) -> list[list[Any]]:
         day = day_of_run_id(run_id)
         for i, event in enumerate(filter_step_ends(STEPS_PER_RUN)):
             row = prepare(run_id, i, load_event(event)).step_row
-            rows.append(
-                [run_id]
-                + [
-                    Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c)
-                    for c, kind in STEP_COLUMNS
-                ]
-                + [day]
-            )
+            rows.append([run_id, *step_copy_values(row), day])
     return rows
 
 

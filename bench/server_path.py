@@ -32,7 +32,7 @@ from xray_server.schemas.events import EVENT_SCHEMAS, BatchSchema, load_event
 from xray_server.storage.migrations import migrate
 from xray_server.storage.pool import connection_kwargs
 
-from .database import bench_database
+from .database import bench_database, step_copy_values
 from .events import filter_step_ends
 
 BATCH = 100
@@ -130,14 +130,7 @@ def _copy_steps(conn: psycopg.Connection, run_id: str, prepared: list) -> None:
     day = day_of_run_id(run_id)
     with conn.cursor().copy(f"COPY steps ({', '.join(columns)}) FROM STDIN") as copy:
         for p in prepared:
-            row = p.step_row
-            copy.write_row(
-                [run_id, day]
-                + [
-                    Jsonb(row[c]) if kind == "jsonb" and row.get(c) is not None else row.get(c)
-                    for c, kind in STEP_COLUMNS
-                ]
-            )
+            copy.write_row([run_id, day, *step_copy_values(p.step_row)])
 
 
 def _postgres_share(url: str, args: argparse.Namespace) -> dict[str, float]:

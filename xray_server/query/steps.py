@@ -81,15 +81,18 @@ def step_query_sql(q: StepQuery) -> tuple[sql.Composed, dict[str, Any]]:
     """The statement `find_steps` runs for `q` (one more row than a page, to detect the next)."""
     where, params = step_filters(q)
     on_runs = q.pipeline is not None or bool(q.tag) or bool(q.outcome) or bool(q.metadata)
-    page_runs = sql.SQL(_PAGE_RUNS).format(
-        run_days=sql.SQL("").join(sql.SQL(" AND ") + c for c in _run_days(q, params))
-    )
+    if on_runs:
+        source: sql.Composable = sql.SQL(_JOINED_RUNS)
+    else:  # the run days step_filters bounded outside, repeated inside the fence
+        source = sql.SQL(_PAGE_RUNS).format(
+            run_days=sql.SQL("").join(sql.SQL(" AND ") + c for c in _run_days(q, params))
+        )
     statement = sql.SQL(
         "SELECT {columns}, r.pipeline, r.entity FROM {source} "
         "WHERE {where} ORDER BY s.started_at DESC, s.run_id DESC, s.step_id DESC LIMIT %(limit_plus_one)s"
     ).format(
         columns=sql.SQL(_STEP_SUMMARY_COLUMNS),
-        source=sql.SQL(_JOINED_RUNS) if on_runs else page_runs,
+        source=source,
         where=sql.SQL(" AND ").join(where),
     )
     params["limit_plus_one"] = q.limit + 1

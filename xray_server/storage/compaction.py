@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from xray_server.storage.partitions import PARTITIONED, partitions
+from xray_server.storage.partitions import PARTITIONED, partitions, row_fields
 from xray_server.storage.pool import Database
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,8 @@ def _claim(conn: psycopg.Connection, name: str) -> bool:
     """Mark `name` as being compacted by this caller; False when it is done or another holds it."""
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
-        comment = _value(conn.execute("SELECT obj_description(to_regclass(%s), 'pg_class') AS v", (name,)).fetchone())
+        row = conn.execute("SELECT obj_description(to_regclass(%s), 'pg_class') AS v", (name,)).fetchone()
+        comment = row_fields(row, "v")[0]
         if comment is not None and comment.startswith(_DONE):
             return False
         if comment is not None and comment.startswith(_CLAIMED):
@@ -78,7 +79,7 @@ def _rebuild(conn: psycopg.Connection, name: str) -> None:
         " WHERE x.indrelid = to_regclass(%s) AND NOT x.indisvalid AND i.relname LIKE '%%\\_ccnew%%'",
         (name,),
     ).fetchall():
-        leftover = _value(row)
+        leftover = row_fields(row, "v")[0]
         conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(leftover)))
     conn.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(sql.Identifier(name)))
     _comment(conn, name, f"{_DONE} {datetime.now(UTC):%Y-%m-%d}")
@@ -87,9 +88,3 @@ def _rebuild(conn: psycopg.Connection, name: str) -> None:
 
 def _comment(conn: psycopg.Connection, name: str, text: str) -> None:
     conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(sql.Identifier(name), sql.Literal(text)))
-
-
-def _value(row: object) -> str | None:
-    if row is None:
-        return None
-    return row["v"] if isinstance(row, dict) else row[0]  # type: ignore[index]

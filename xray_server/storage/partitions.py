@@ -62,7 +62,7 @@ def partitions(conn: psycopg.Connection, table: str) -> list[Partition]:
     ).fetchall()
     found = []
     for row in rows:
-        name, bound = _fields(row, "name", "bound")
+        name, bound = row_fields(row, "name", "bound")
         match = _BOUND.search(bound)
         if match is None:
             raise RuntimeError(f"partition {name} of {table} has a bound X-Ray did not make: {bound}")
@@ -156,7 +156,7 @@ def _first_day(conn: psycopg.Connection, table: str, today: date) -> date:
     """The first day of the partitions made ahead: today when `table` holds nothing yet (its rows
     are placed by their day from the first one), else tomorrow (today's go with the old rows)."""
     empty = conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {}) AS empty").format(sql.Identifier(table)))
-    return today if _fields(empty.fetchone(), "empty")[0] else today + timedelta(days=1)
+    return today if row_fields(empty.fetchone(), "empty")[0] else today + timedelta(days=1)
 
 
 def _partition_in_place(
@@ -222,7 +222,7 @@ def _partition_in_place(
         (before,),
     ).fetchall()
     for row in unattached:
-        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(_fields(row, "relname")[0])))
+        conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(row_fields(row, "relname")[0])))
 
 
 def extend_back(conn: psycopg.Connection, since: date) -> list[str]:
@@ -237,7 +237,7 @@ def extend_back(conn: psycopg.Connection, since: date) -> list[str]:
             if since >= before.upper:
                 continue
             held = conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}) AS held").format(sql.Identifier(before.name)))
-            if _fields(held.fetchone(), "held")[0]:
+            if row_fields(held.fetchone(), "held")[0]:
                 raise RuntimeError(f"{before.name} holds rows: its days cannot be split into partitions")
             conn.execute(
                 sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(sql.Identifier(table), sql.Identifier(before.name))
@@ -293,7 +293,7 @@ def _secondary_indexes(conn: psycopg.Connection, table: str) -> dict[str, str]:
     ).fetchall()
     found = {}
     for row in rows:
-        name, definition = _fields(row, "name", "definition")
+        name, definition = row_fields(row, "name", "definition")
         match = _INDEX_DEF.match(definition)
         if match is None:
             raise RuntimeError(f"index {name} on {table} is not one X-Ray made: {definition}")
@@ -301,7 +301,8 @@ def _secondary_indexes(conn: psycopg.Connection, table: str) -> dict[str, str]:
     return found
 
 
-def _fields(row: object, *names: str) -> tuple:
+def row_fields(row: object, *names: str) -> tuple:
+    """`names` of `row`, whichever row factory the caller's connection has (dict or tuple)."""
     if isinstance(row, dict):
         return tuple(row[n] for n in names)
     return tuple(row)  # type: ignore[arg-type]

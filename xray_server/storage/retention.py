@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from xray_server.storage.partitions import DROP_ORDER, KEPT_DAY, PARTITIONED, drop_partition, partitions
+from xray_server.storage.partitions import DROP_ORDER, KEPT_DAY, PARTITIONED, drop_partition, partitions, row_fields
 from xray_server.storage.pool import Database
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def _delete_each(rows: list[Any], delete_object: Callable[[str], None]) -> tuple
     deleted = failed = 0
     for row in rows:
         try:
-            delete_object(row["store_key"] if isinstance(row, dict) else row[0])
+            delete_object(row_fields(row, "store_key")[0])
             deleted += 1
         except Exception as exc:  # the store's own errors, whatever the store
             log.debug("retention: delete failed: %s", type(exc).__name__)
@@ -157,8 +157,7 @@ def _expire_kept(
             "CREATE TEMPORARY TABLE xray_expired ON COMMIT DROP AS SELECT run_id FROM runs_kept WHERE started_at < %s",
             (cutoff,),
         )
-        expired = conn.execute("SELECT count(*) AS n FROM xray_expired").fetchone()
-        count = expired["n"] if isinstance(expired, dict) else expired[0]  # type: ignore[index]
+        count = row_fields(conn.execute("SELECT count(*) AS n FROM xray_expired").fetchone(), "n")[0]
         if not count:
             return 0, 0
         rows = conn.execute(
@@ -182,4 +181,4 @@ def _columns(conn: psycopg.Connection, table: str) -> list[str]:
         " ORDER BY attnum",
         (table,),
     ).fetchall()
-    return [row["attname"] if isinstance(row, dict) else row[0] for row in rows]
+    return [row_fields(row, "attname")[0] for row in rows]
