@@ -31,16 +31,17 @@ ON CONFLICT (run_id, run_day) DO UPDATE SET
 WHERE r.implicit
 RETURNING run_id
 """
+_INSERT_RUN = "\nINSERT INTO runs AS r (run_id, run_day, pipeline, entity, tags, metadata, started_at, implicit)"
 _CREATE_RUN = (
-    """
-INSERT INTO runs AS r (run_id, run_day, pipeline, entity, tags, metadata, started_at, implicit)
+    _INSERT_RUN
+    + """
 VALUES (%(run_id)s, %(run_day)s, %(pipeline)s, %(entity)s, %(tags)s, %(metadata)s, %(started_at)s, false)"""
     + _CREATE_MERGE
 )
 # The creations of a multi-run batch in one statement, one row each in %(runs)s.
 CREATE_RUNS = (
-    """
-INSERT INTO runs AS r (run_id, run_day, pipeline, entity, tags, metadata, started_at, implicit)
+    _INSERT_RUN
+    + """
 SELECT f.run_id, f.run_day, f.pipeline, f.entity, f.tags, f.metadata, f.started_at, false
 FROM jsonb_to_recordset(%(runs)s) AS f(run_id uuid, run_day date, pipeline text, entity text, tags jsonb,
      metadata jsonb, started_at timestamptz)
