@@ -29,7 +29,7 @@ from xray_server.ids import parse_run_id
 from xray_server.ingest.bodies import as_field_errors, load_body
 from xray_server.ingest.merge import APPLY_BATCH, INSERT_ARTIFACTS, UPSERT_STEPS
 from xray_server.ingest.placement import is_missing_partition, outside_partitions, run_day
-from xray_server.ingest.rows import ArtifactPolicy, EventRejected, PreparedEvent, prepare
+from xray_server.ingest.rows import ArtifactPolicy, EventRejected, PreparedEvent, prepare, uuid_array
 from xray_server.schemas.events import BatchSchema, load_event
 from xray_server.schemas.responses import BatchResultSchema
 from xray_server.schemas.views import projector
@@ -186,7 +186,7 @@ def _apply_first_round(
         run_id=run_id,
         run_day=day,
         # Sorted so that concurrent batches lock ledger entries in the same order.
-        event_ids=sorted(p.event_id for p in unique),
+        event_ids=uuid_array(sorted(p.event_id for p in unique)),
         rows=Jsonb(rows),
         f_outcome=None if params["f_outcome"] is None else Jsonb(params["f_outcome"]),
         f_error=None if params["f_error"] is None else Jsonb(params["f_error"]),

@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 
 from xray_server.artifacts.writer import ArtifactWriter
 from xray_server.errors import Conflict, RunOutsidePartitions, ValidationFailed
+from xray_server.ids import canonical_uuid
 from xray_server.ingest.batch import (
     BatchResult,
     first_of_each_event,
@@ -40,7 +41,7 @@ from xray_server.ingest.bodies import as_field_errors, load_body
 from xray_server.ingest.labels import load_labels, write_labels
 from xray_server.ingest.merge import APPLY_RUNS_BATCH, INSERT_ARTIFACTS_OF_RUNS, UPSERT_STEPS_OF_RUNS
 from xray_server.ingest.placement import is_missing_partition, outside_partitions, run_day
-from xray_server.ingest.rows import ArtifactPolicy, EventRejected, PreparedEvent
+from xray_server.ingest.rows import ArtifactPolicy, EventRejected, PreparedEvent, uuid_array
 from xray_server.ingest.runs import CREATE_RUNS, conflict, run_values
 from xray_server.schemas.batch import BatchRunSchema, RunsBatchSchema
 from xray_server.storage.partitions import KEPT_DAY, PARTITIONED, partitions
@@ -177,7 +178,7 @@ def _run_id(value: Any, problems: dict[str, Any]) -> str | None:
         problems["run_id"] = ["Missing data for required field."]
         return None
     try:
-        return str(uuid.UUID(value))
+        return canonical_uuid(value)
     except (ValueError, TypeError, AttributeError):
         problems["run_id"] = ["Not a valid UUID."]
         return None
@@ -292,8 +293,8 @@ def _apply_events(conn: psycopg.Connection, events: list[PreparedEvent], days: d
     # Sorted, so that concurrent batches lock ledger entries and rows in the same order.
     keys = sorted((p.run_id, p.event_id) for p in events)
     params = {
-        "run_ids": [run_id for run_id, _ in keys],
-        "event_ids": [event_id for _, event_id in keys],
+        "run_ids": uuid_array([run_id for run_id, _ in keys]),
+        "event_ids": uuid_array([event_id for _, event_id in keys]),
         "runs": Jsonb([{"run_id": r, "run_day": days[r], **run_fragment(by_run[r])} for r in sorted(by_run)]),
         "rows": Jsonb(rounds[0] if rounds else []),
     }

@@ -79,6 +79,13 @@ def uuid_text(value: uuid.UUID) -> str:
     return _encode_json(value)[1:-1].decode()
 
 
+def uuid_array(ids: list[str]) -> str:
+    """Canonical UUID texts as one PostgreSQL array literal, for a `%s::uuid[]` parameter.
+    psycopg's list dumper walks a list element by element in Python (7% of a worker's CPU on
+    the ingest path, by py-spy); canonical UUID text needs no quoting."""
+    return "{" + ",".join(ids) + "}"
+
+
 def prepare(
     run_id: str,
     index: int,
