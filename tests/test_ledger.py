@@ -99,3 +99,65 @@ def test_the_upkeep_runs_its_jobs_and_stops_when_asked():
     settled = len(calls)
     time.sleep(0.05)
     assert len(calls) == settled  # nothing runs after stop
+
+
+def _persistence_of(conn) -> list[str]:
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'ingested_events'::regclass"
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _persistence(conn) -> dict[str, str]:
+    rows = conn.execute(
+        "SELECT c.relname AS name, c.relpersistence AS p FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'ingested_events'::regclass"
+    ).fetchall()
+    return {row["name"]: row["p"] for row in rows}
+
+
+def test_the_ledgers_days_are_unlogged_and_the_other_tables_are_not(own_db):
+    with own_db.connection() as conn:
+        ledger = _persistence(conn)
+        steps = conn.execute(
+            "SELECT DISTINCT c.relpersistence AS p FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = 'steps'::regclass"
+        ).fetchall()
+    # A fresh database's ledger is empty: every day of it, the upgraded one included, is unlogged.
+    assert len(ledger) > 2 and set(ledger.values()) == {"u"}
+    assert [row["p"] for row in steps] == ["p"]  # what was decided is durable
+
+
+def test_the_upgrade_unlogs_only_the_ledgers_empty_days(pg_server_url):
+    """Migration 9 on a database at version 8 with events in the ledger: the day holding them stays
+    logged (rewriting it would lock out ingest), the empty days ahead become unlogged."""
+    with throwaway_database(pg_server_url, "xray_ledger_up") as url:
+        if url is None:
+            pytest.skip("this PostgreSQL does not let the tests create a database")
+        with psycopg.connect(url, autocommit=True) as conn:
+            migrate(conn, up_to=8)
+            for name in _persistence_of(conn):  # as the release before this one made them
+                conn.execute(f'ALTER TABLE "{name}" SET LOGGED')
+        database = Database(url, load_settings({}, database_url=url, pool_min_size=1, pool_max_size=2))
+        try:
+            run_id, events = new_id(), competitor_run()
+            ingest.create_run(database, {"run_id": run_id, "pipeline": "p", "entity": "e"})
+            ingest.ingest_events(database, run_id, {"events": events})
+            with database.connection() as conn:
+                before = _persistence(conn)
+            assert set(before.values()) == {"p"}
+            with psycopg.connect(url, row_factory=psycopg.rows.dict_row) as conn:
+                assert migrate(conn) == 9
+                after = _persistence(conn)
+                held = conn.execute(
+                    "SELECT DISTINCT tableoid::regclass::text AS name FROM ingested_events WHERE run_id = %s", (run_id,)
+                ).fetchall()
+            today = f"ingested_events_p{datetime.now(UTC).date():%Y%m%d}"
+            assert [row["name"] for row in held] == [today] and after[today] == "p"
+            assert {name for name, p in after.items() if p == "u"} == set(after) - {today}
+            # And a replay of those events is still recognised as one.
+            replayed = ingest.ingest_events(database, run_id, {"events": events}).to_dict()
+            assert (replayed["accepted"], replayed["duplicates"]) == (0, len(events))
+        finally:
+            database.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 
-from xray_server.storage.partitions import ensure_ahead, partition_ledger, partition_tables
+from xray_server.storage.partitions import ensure_ahead, partition_ledger, partition_tables, unlog_ledger
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ MIGRATIONS: list[tuple[int, str | Callable[[psycopg.Connection], None]]] = [
     (7, lambda conn: partition_tables(conn, datetime.now(UTC).date())),
     # The ingest ledger partitioned by the day an event was received, pruned by dropping days.
     (8, lambda conn: partition_ledger(conn, datetime.now(UTC).date())),
+    # The ledger's rows need no WAL: a replay after a crash is applied again and changes nothing.
+    (9, unlog_ledger),
 ]
 
 LATEST_VERSION = max([1, *(version for version, _ in MIGRATIONS)])

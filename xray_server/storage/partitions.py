@@ -115,8 +115,8 @@ def ensure_ahead(conn: psycopg.Connection, today: date, size_days: int, ahead: i
 def _create(conn: psycopg.Connection, table: str, lower: date, upper: date) -> str:
     name = f"{table}_p{lower:%Y%m%d}"
     conn.execute(
-        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING STORAGE)").format(
-            sql.Identifier(name), sql.Identifier(table)
+        sql.SQL("CREATE {} TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING STORAGE)").format(
+            sql.SQL("UNLOGGED" if table == LEDGER else ""), sql.Identifier(name), sql.Identifier(table)
         )
     )
     conn.execute(
@@ -150,6 +150,25 @@ def partition_ledger(conn: psycopg.Connection, today: date) -> None:
             sql.Identifier(LEDGER)
         )
     )
+
+
+def unlog_ledger(conn: psycopg.Connection) -> list[str]:
+    """Make the ledger's empty partitions UNLOGGED (those made from now on are born so); their
+    names. The ledger only answers "was this event applied?" for an SDK's retries, and a lost
+    answer costs nothing: a replay is applied again and changes nothing (every merge rule is
+    order-free and keyed by its event). So its rows need no WAL: PostgreSQL empties an UNLOGGED
+    table after a crash, and the ledger's row per event costs about half the CPU (BENCHMARKS.md,
+    the server's ingest path). Partitions holding rows keep them logged until they are dropped, a
+    day or two later: rewriting one would lock out ingest while it runs."""
+    unlogged = []
+    for p in partitions(conn, LEDGER):
+        name = sql.Identifier(p.name)
+        if row_fields(
+            conn.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {}) AS empty").format(name)).fetchone(), "empty"
+        )[0]:
+            conn.execute(sql.SQL("ALTER TABLE {} SET UNLOGGED").format(name))
+            unlogged.append(p.name)
+    return unlogged
 
 
 def _first_day(conn: psycopg.Connection, table: str, today: date) -> date:
