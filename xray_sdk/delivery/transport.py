@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import ipaddress
 import json
 import threading
 import urllib.parse
@@ -29,7 +30,7 @@ class Response:
 class HttpTransport:
     """POSTs JSON to the X-Ray API over a kept-alive connection, with short timeouts."""
 
-    def __init__(self, endpoint: str, *, timeout: float = 3.0, gzip_min_bytes: int = 1024) -> None:
+    def __init__(self, endpoint: str, *, timeout: float = 3.0, gzip_min_bytes: int | None = None) -> None:
         parsed = urllib.parse.urlsplit(endpoint.rstrip("/"))
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"XRAY_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, not {endpoint!r}")
@@ -39,13 +40,17 @@ class HttpTransport:
         self._port = parsed.port
         self._prefix = parsed.path
         self.timeout = timeout
-        self.gzip_min_bytes = gzip_min_bytes
+        # gzip a body of at least this many bytes; None: never. By default, bodies to another
+        # machine are compressed and those to this one are not: gzip at level 1 saves ~90% of a
+        # batch's bytes, which pays on any link slower than ~140 MB/s, but on loopback it costs
+        # four times the CPU of sending the plain body (BENCHMARKS.md, the SDK's delivery thread).
+        self.gzip_min_bytes = gzip_min_bytes if gzip_min_bytes is not None else _default_gzip_min_bytes(self._host)
         self._local = threading.local()
 
     def post(self, path: str, body: bytes) -> Response:
         """Send `body` (JSON bytes); raise TransportError if no answer came back."""
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        if len(body) >= self.gzip_min_bytes:
+        if self.gzip_min_bytes is not None and len(body) >= self.gzip_min_bytes:
             body = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         conn = self._connection()
@@ -80,6 +85,23 @@ class HttpTransport:
                 conn.close()
             except Exception:
                 pass
+
+
+GZIP_MIN_BYTES = 1024
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine: `localhost`, or an address in 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_gzip_min_bytes(host: str) -> int | None:
+    return None if is_loopback(host) else GZIP_MIN_BYTES
 
 
 def _json_or_none(raw: bytes) -> Any:

@@ -8,12 +8,23 @@
  */
 import * as http from "node:http";
 import * as https from "node:https";
+import { isIPv4 } from "node:net";
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
 
 const gzipAsync = promisify(gzip);
 
 export const USER_AGENT = "xray-sdk-js/0.1";
+
+/** Bodies of at least this many bytes are compressed, when they go to another machine. */
+export const GZIP_MIN_BYTES = 1024;
+
+/** Whether `hostname` (as `URL` writes it) names this machine: `localhost`, 127.0.0.0/8 or ::1. */
+export function isLoopback(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  if (host === "localhost" || host === "::1") return true;
+  return isIPv4(host) && host.startsWith("127.");
+}
 
 /** The request did not complete: connection refused, reset, timed out. Retryable. */
 export class TransportError extends Error {
@@ -34,11 +45,18 @@ export class HttpTransport {
   private readonly url: URL;
   private readonly agent: http.Agent;
   private readonly client: typeof http | typeof https;
+  /**
+   * Compress a body of at least this many bytes; null: never. By default, bodies to another
+   * machine are compressed and those to this one are not: gzip at level 1 saves ~90% of a batch's
+   * bytes, which pays on any link slower than ~140 MB/s, but on loopback it costs four times the
+   * CPU of sending the plain body (BENCHMARKS.md, the SDK's delivery thread).
+   */
+  readonly gzipMinBytes: number | null;
 
   constructor(
     endpoint: string,
     readonly timeoutMs = 3000,
-    readonly gzipMinBytes = 1024,
+    gzipMinBytes: number | null = null,
   ) {
     let url: URL | null = null;
     try {
@@ -50,6 +68,7 @@ export class HttpTransport {
       throw new TypeError(`XRAY_ENDPOINT must be an http(s) URL such as http://127.0.0.1:8000, not ${JSON.stringify(endpoint)}`);
     }
     this.url = url;
+    this.gzipMinBytes = gzipMinBytes ?? (isLoopback(url.hostname) ? null : GZIP_MIN_BYTES);
     this.endpoint = endpoint.replace(/\/+$/, "");
     this.client = url.protocol === "https:" ? https : http;
     this.agent = new this.client.Agent({ keepAlive: true, maxSockets: 2 });
@@ -59,7 +78,7 @@ export class HttpTransport {
   async post(path: string, body: string): Promise<Response> {
     let payload: Buffer = Buffer.from(body, "utf8");
     const headers: Record<string, string> = { "Content-Type": "application/json", "User-Agent": USER_AGENT };
-    if (payload.length >= this.gzipMinBytes) {
+    if (this.gzipMinBytes !== null && payload.length >= this.gzipMinBytes) {
       payload = await gzipAsync(payload, { level: 1 });
       headers["Content-Encoding"] = "gzip";
     }

@@ -15,6 +15,7 @@ export class ScriptedServer {
     this.labels = [];
     this.paths = [];
     this.requests = 0;
+    this.encodings = []; // each request's Content-Encoding, "identity" without one
     this.held = new Set();
     this.server = createServer((request, response) => this.handle(request, response));
   }
@@ -37,6 +38,7 @@ export class ScriptedServer {
 
   handle(request, response) {
     this.requests++;
+    this.encodings.push(request.headers["content-encoding"] ?? "identity");
     const chunks = [];
     request.on("data", (chunk) => chunks.push(chunk));
     request.on("end", () => {
