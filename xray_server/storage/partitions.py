@@ -157,7 +157,7 @@ def unlog_ledger(conn: psycopg.Connection) -> list[str]:
     names. The ledger only answers "was this event applied?" for an SDK's retries, and a lost
     answer costs nothing: a replay is applied again and changes nothing (every merge rule is
     order-free and keyed by its event). So its rows need no WAL: PostgreSQL empties an UNLOGGED
-    table after a crash, and the ledger's row per event costs about half the CPU (BENCHMARKS.md,
+    table after a crash, and the ledger's row per event costs about a quarter less CPU (BENCHMARKS.md,
     the server's ingest path). Partitions holding rows keep them logged until they are dropped, a
     day or two later: rewriting one would lock out ingest while it runs."""
     unlogged = []
