@@ -27,11 +27,13 @@ from . import (
     sdk_js,
     sdk_overhead,
     server_path,
+    server_profile,
 )
 
 BENCHMARKS = {
     "ingest": ingest,
     "server_path": server_path,
+    "server_profile": server_profile,
     "query": query,
     "sdk_overhead": sdk_overhead,
     "sdk_js": sdk_js,

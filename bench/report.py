@@ -27,6 +27,7 @@ from . import (
     sdk_js,
     sdk_overhead,
     server_path,
+    server_profile,
 )
 
 RESULTS = Path(__file__).parent / "results"
@@ -34,6 +35,7 @@ CHART_NAME = "query_latency.png"
 SECTIONS: list[tuple[str, ModuleType]] = [
     ("ingest", ingest),
     ("server_path", server_path),
+    ("server_profile", server_profile),
     ("query", query),
     ("sdk_overhead", sdk_overhead),
     ("sdk_js", sdk_js),
