@@ -62,3 +62,11 @@ def test_the_server_stores_a_body_sent_plain_or_compressed(xray_server, db, gzip
     with db.connection() as conn:
         row = conn.execute("SELECT why FROM steps WHERE run_id = %s", (run_id,)).fetchone()
     assert row["why"] == json.loads(body)["events"][0]["why"]
+
+
+def test_a_client_chooses_gzip_by_its_endpoint_unless_told(sdk_client):
+    assert sdk_client("http://127.0.0.1:9")._delivery.transport.gzip_min_bytes is None
+    assert sdk_client("http://10.0.0.7:9")._delivery.transport.gzip_min_bytes == GZIP_MIN_BYTES
+    # A loopback address that is a tunnel to another machine: the setting wins.
+    tunnel = sdk_client("http://127.0.0.1:9", gzip_min_bytes=GZIP_MIN_BYTES)
+    assert tunnel._delivery.transport.gzip_min_bytes == GZIP_MIN_BYTES

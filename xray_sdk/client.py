@@ -74,8 +74,9 @@ class Client:
         # everything); only longer steps also send a step_start, so they show as running.
         self.start_delay = start_delay
         self._reported_lost = 0
+        gzip_min_bytes = delivery.gzip_min_bytes if delivery is not None else None
         try:
-            transport = HttpTransport(self.endpoint, timeout=timeout)
+            transport = HttpTransport(self.endpoint, timeout=timeout, gzip_min_bytes=gzip_min_bytes)
         except ValueError as exc:
             self.log.warning("endpoint", "X-Ray disabled: %s", exc)
             off = True

@@ -95,7 +95,7 @@ export class Client {
     this.startDelayMs = options.startDelayMs ?? 1000;
     let transport: HttpTransport;
     try {
-      transport = new HttpTransport(this.endpoint, options.timeoutMs ?? 3000);
+      transport = new HttpTransport(this.endpoint, options.timeoutMs ?? 3000, options.delivery?.gzipMinBytes ?? null);
     } catch (error) {
       this.log.warning("endpoint", `X-Ray disabled: ${(error as Error).message}`);
       off = true;

@@ -39,3 +39,18 @@ test("a body goes plain to a loopback server by default, compressed when asked, 
     assert.equal(server.events.at(-1).why, "x".repeat(2 * GZIP_MIN_BYTES));
   }
 });
+
+test("a client's delivery.gzipMinBytes wins over the endpoint's choice (a loopback tunnel)", async (t) => {
+  const { Client } = await import("../dist/esm/index.js");
+  const { fast } = await import("./support/scripted_server.mjs");
+  const server = await scriptedServer(t);
+  for (const [gzipMinBytes, encoding] of [[null, "identity"], [1, "gzip"]]) {
+    const xray = new Client(server.url, fast({ gzipMinBytes }));
+    const run = xray.startRun("gzip_test", "B0X");
+    run.step("keep_ten", "filter", (step) => step.candidates(100, 10).why("kept ten"));
+    run.finish();
+    assert.equal(await xray.flush(5000), true);
+    await xray.close(0);
+    assert.equal(server.encodings.at(-1), encoding);
+  }
+});

@@ -72,6 +72,10 @@ class DeliveryConfig:
     breaker_threshold: int = 3
     breaker_cooldown: float = 2.0
     breaker_cooldown_max: float = 30.0
+    # gzip a body of at least this many bytes. None: 1 KiB to another machine, never to this one
+    # (on loopback gzip costs more CPU than it saves); set it for a loopback address that is a
+    # tunnel to another machine, or to a very large number for never.
+    gzip_min_bytes: int | None = None
 
 
 @dataclass

@@ -15,6 +15,10 @@ export interface DeliveryConfig {
   /** Everything a batch holds in one `POST /api/v1/batch` (true), or a request per run and kind,
    * the contract's endpoints (false; also what a server answering 404 to the batch gets). */
   multiRunBatch: boolean;
+  /** gzip a body of at least this many bytes. null: 1 KiB to another machine, never to this one
+   * (on loopback gzip costs more CPU than it saves); set it for a loopback address that is a
+   * tunnel to another machine, or to a very large number for never. */
+  gzipMinBytes: number | null;
 }
 
 /** The defaults suit a pipeline on one machine. */
@@ -32,4 +36,5 @@ export const DEFAULT_DELIVERY: Readonly<DeliveryConfig> = Object.freeze({
   breakerCooldownMs: 2000,
   breakerCooldownMaxMs: 30_000,
   multiRunBatch: true,
+  gzipMinBytes: null,
 });
