@@ -59,6 +59,7 @@ PIPELINES = {
     "records": ("bench.real.records", "RecordsPipeline"),
     "places": ("bench.real.places", "PlacesPipeline"),
     "triage": ("bench.real.triage", "DigitTriage"),
+    "hubs": ("bench.real.hubs", "HubsPipeline"),
 }
 
 
