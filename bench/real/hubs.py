@@ -302,17 +302,20 @@ class HubsPipeline:
 
     def _request(self, rng: random.Random, i: int) -> Request:
         cat = _catalogue()
+        client = _weighted(rng, _CLIENTS)
         near = rng.choices(range(len(cat.ids)), cum_weights=cat.cum_weights)[0]
-        low, high = _weighted(rng, _SETTINGS)
+        # Cars stay on land, near towns; phones and browsers go anywhere, ferries and cruises included.
+        low, high = _weighted(rng, _SETTINGS[:2] if client == "car" else _SETTINGS)
         lat, lon = _destination(
             float(cat.lat[near]), float(cat.lon[near]), rng.uniform(low, high), rng.uniform(0, 2 * math.pi)
         )
         lat, lon = round(lat, 5), round(lon, 5)
-        network = str(cat.countries[near])
+        # The phone is on the network of the country it is in: that of the nearest city, at sea too.
+        network = str(cat.countries[int(np.argmin(_km(lat, lon, cat.lat, cat.lon)))])
         profile = network
         if rng.random() < _ROAMING:
             profile = str(cat.countries[rng.choices(range(len(cat.ids)), cum_weights=cat.cum_weights)[0]])
-        need, domestic, client = _weighted(rng, _NEEDS), rng.random() < _DOMESTIC, _weighted(rng, _CLIENTS)
+        need, domestic = _weighted(rng, _NEEDS), rng.random() < _DOMESTIC
         expected = expected_hub(lat, lon, need, network if domestic else None)
         return Request(
             f"req-{rng.getrandbits(32):08x}-{i}",
