@@ -402,6 +402,13 @@ def reading(result: dict[str, Any]) -> str:
             "every run, in one `POST /api/v1/batch` applied set-wise in one transaction (a run was a `POST /runs` "
             "and a batch of its own before), and the plain loader checks events with msgspec Structs made from "
             "the marshmallow schemas (`server_path` below).",
+            "- **Earlier the same day** (2026-12-02, same command, on a machine whose COPY ran at 129,374 rows/s, "
+            "three times this one's): 21,406 steps/s, 0.165 of COPY, CPU a step 20 / 36 / 27 µs, PostgreSQL x3.8 of "
+            "COPY's 7.1 µs a row, latency p99 93.4 ms. Since then: the ledger is UNLOGGED, the SDKs send plain JSON "
+            "to a loopback address (gzip there cost four times the plain body's CPU: `sdk_delivery` below), and ids "
+            "reach PostgreSQL as one array literal. Compare the ratios: x0.196 of COPY against x0.165, the server "
+            "x1.39 of PostgreSQL against x1.33, PostgreSQL x3.2 of COPY against x3.8. `server_profile` below says "
+            "where the server's CPU goes now.",
             f"- **Worker settings**: {_settings_verdict(result)} The default stays 2 workers x 4 threads: threads "
             "let a worker overlap a slow client or a slow artifact store, which this benchmark does not show.",
             f"- **Latency** at half the peak ({lat['target_steps_per_second']:,} steps/s, half the SDK clients' median "
